@@ -1,0 +1,155 @@
+// Connections to real mail servers: TCP or TLS connect, line reading with byte bounds,
+// STARTTLS upgrade that refuses injected bytes (Exim CVE-2021-38371), and a hard deadline.
+import { readFileSync } from 'node:fs';
+import net, { type Socket } from 'node:net';
+import tls from 'node:tls';
+import type { BackendConfig } from '../config/schema.js';
+import { MailgateError } from '../errors.js';
+import { BACKEND_MAX_PRELOGIN_BYTES } from '../protocols/bounds.js';
+
+function tlsOptions(cfg: BackendConfig): tls.ConnectionOptions {
+  const servername = cfg.servername ?? (net.isIP(cfg.host) ? undefined : cfg.host);
+  return {
+    rejectUnauthorized: cfg.tlsVerify,
+    ...(servername ? { servername } : {}),
+    ...(cfg.ca ? { ca: readFileSync(cfg.ca) } : {}),
+    // Without a servername, verify the certificate against the address itself.
+    checkServerIdentity: (host, cert) => tls.checkServerIdentity(cfg.servername ?? cfg.host ?? host, cert),
+  };
+}
+
+/** A backend conversation before the splice: line-oriented, bounded, with one deadline. */
+export class BackendConn {
+  private buf: Buffer = Buffer.alloc(0);
+  private received = 0;
+  private failure: Error | null = null;
+  private wake: (() => void) | null = null;
+  private readonly timer: NodeJS.Timeout;
+
+  private constructor(
+    public socket: Socket,
+    private readonly cfg: BackendConfig,
+  ) {
+    this.attach(socket);
+    this.timer = setTimeout(
+      () => this.fail(new MailgateError('MG_BACKEND_TIMEOUT', `backend did not finish the login within ${cfg.loginTimeout} ms`)),
+      cfg.loginTimeout,
+    );
+  }
+
+  static async open(cfg: BackendConfig): Promise<BackendConn> {
+    const socket = await new Promise<Socket>((resolve, reject) => {
+      const s =
+        cfg.tls === 'implicit'
+          ? tls.connect({ host: cfg.host, port: cfg.port, ...tlsOptions(cfg) })
+          : net.connect({ host: cfg.host, port: cfg.port });
+      const timer = setTimeout(() => {
+        s.destroy();
+        reject(new MailgateError('MG_BACKEND_TIMEOUT', `connect to ${cfg.host}:${cfg.port} timed out after ${cfg.connectTimeout} ms`));
+      }, cfg.connectTimeout);
+      s.once(cfg.tls === 'implicit' ? 'secureConnect' : 'connect', () => {
+        clearTimeout(timer);
+        s.removeAllListeners('error');
+        resolve(s);
+      });
+      s.once('error', (err) => {
+        clearTimeout(timer);
+        s.destroy();
+        reject(new MailgateError(cfg.tls === 'implicit' ? 'MG_BACKEND_TLS' : 'MG_BACKEND_CONNECT', `${cfg.host}:${cfg.port}: ${err.message}`));
+      });
+    });
+    socket.setNoDelay(true);
+    return new BackendConn(socket, cfg);
+  }
+
+  private attach(s: Socket): void {
+    s.on('data', (d: Buffer) => {
+      this.received += d.length;
+      if (this.received > BACKEND_MAX_PRELOGIN_BYTES) {
+        this.fail(new MailgateError('MG_BACKEND_PROTOCOL', 'backend sent too much before the login reply'));
+        return;
+      }
+      this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
+      this.notify();
+    });
+    s.on('error', (err) => this.fail(new MailgateError('MG_BACKEND_CONNECT', err.message)));
+    s.on('close', () => this.fail(new MailgateError('MG_BACKEND_PROTOCOL', 'backend closed the connection during login')));
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  private fail(err: Error): void {
+    if (this.failure) return;
+    this.failure = err;
+    this.socket.destroy();
+    this.notify();
+  }
+
+  /** The next line, without CRLF. Rejects on deadline, close or error. */
+  async readLine(): Promise<string> {
+    for (;;) {
+      const nl = this.buf.indexOf(0x0a);
+      if (nl >= 0) {
+        const end = nl > 0 && this.buf[nl - 1] === 0x0d ? nl - 1 : nl;
+        const line = this.buf.subarray(0, end).toString('latin1');
+        this.buf = this.buf.subarray(nl + 1);
+        return line;
+      }
+      if (this.failure) throw this.failure;
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+  }
+
+  write(data: string | Buffer): void {
+    if (!this.failure) this.socket.write(data);
+  }
+
+  /** Upgrade after the server's STARTTLS OK. Any byte already buffered was sent before the
+   *  handshake and could be an injected response: abort. */
+  async startTls(): Promise<void> {
+    if (this.buf.length > 0) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend sent data after its STARTTLS reply');
+    const plain = this.socket;
+    plain.removeAllListeners('data');
+    plain.removeAllListeners('close');
+    plain.removeAllListeners('error');
+    const secure = await new Promise<tls.TLSSocket>((resolve, reject) => {
+      const s = tls.connect({ socket: plain, ...tlsOptions(this.cfg) });
+      s.once('secureConnect', () => {
+        s.removeAllListeners('error');
+        resolve(s);
+      });
+      s.once('error', (err) => reject(new MailgateError('MG_BACKEND_TLS', err.message)));
+      plain.once('close', () => reject(new MailgateError('MG_BACKEND_TLS', 'backend closed during TLS handshake')));
+    }).catch((err: Error) => {
+      this.fail(err);
+      throw err;
+    });
+    this.socket = secure;
+    this.attach(secure);
+  }
+
+  /** End the login phase: stop reading, hand over the socket and any bytes after the reply. */
+  release(): { socket: Socket; leftover: Buffer } {
+    clearTimeout(this.timer);
+    this.socket.removeAllListeners('data');
+    this.socket.removeAllListeners('close');
+    this.socket.removeAllListeners('error');
+    this.socket.pause();
+    const leftover = this.buf;
+    this.buf = Buffer.alloc(0);
+    return { socket: this.socket, leftover };
+  }
+
+  /** Abandon the connection (after a failed login or an error). */
+  close(goodbye?: string): void {
+    clearTimeout(this.timer);
+    if (!this.failure && goodbye) this.socket.end(goodbye);
+    else this.socket.destroy();
+    this.failure ??= new MailgateError('MG_BACKEND_PROTOCOL', 'closed');
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+}

@@ -1,0 +1,67 @@
+// Joins client and backend byte for byte after the login: backpressure both ways,
+// half-close passed on, one idle deadline for the pair, and which side ended it.
+// Never parses what it forwards.
+import type { Socket } from 'node:net';
+
+export interface SpliceStats {
+  /** Bytes from the client to the backend. */
+  bytesIn: number;
+  /** Bytes from the backend to the client. */
+  bytesOut: number;
+  /** Who ended the session. */
+  endedBy: 'client' | 'backend' | 'idle' | 'client-error' | 'backend-error' | 'shutdown';
+}
+
+export interface Splice {
+  /** End both sides (shutdown). */
+  destroy(): void;
+  readonly done: Promise<SpliceStats>;
+}
+
+export function splice(client: Socket, backend: Socket, idleMs: number): Splice {
+  const stats: SpliceStats = { bytesIn: 0, bytesOut: 0, endedBy: 'client' };
+  let finished = false;
+  let resolveDone!: (s: SpliceStats) => void;
+  const done = new Promise<SpliceStats>((r) => (resolveDone = r));
+  let lastActivity = Date.now();
+
+  const finish = (endedBy: SpliceStats['endedBy']) => {
+    if (finished) return;
+    finished = true;
+    stats.endedBy = endedBy;
+    clearInterval(idleTimer);
+    client.destroy();
+    backend.destroy();
+    resolveDone(stats);
+  };
+
+  const pump = (from: Socket, to: Socket, count: (n: number) => void, side: 'client' | 'backend') => {
+    from.on('data', (chunk: Buffer) => {
+      count(chunk.length);
+      lastActivity = Date.now();
+      // A reader that stops reading pauses the writer: memory stays bounded (nodejs/node#5469).
+      if (!to.write(chunk)) from.pause();
+    });
+    to.on('drain', () => from.resume());
+    // Half-close: pass the FIN on; the session ends when both directions are done.
+    from.on('end', () => {
+      if (!to.destroyed) to.end();
+      if (from.writableEnded || from.writableFinished) finish(side);
+    });
+    from.on('error', () => finish(`${side}-error`));
+    from.on('close', () => finish(side));
+  };
+
+  pump(client, backend, (n) => (stats.bytesIn += n), 'client');
+  pump(backend, client, (n) => (stats.bytesOut += n), 'backend');
+
+  // One coarse timer per session instead of re-arming a timer on every chunk.
+  const idleTimer = setInterval(() => {
+    if (Date.now() - lastActivity >= idleMs) finish('idle');
+  }, Math.min(idleMs, 60_000));
+  idleTimer.unref();
+
+  client.resume();
+  backend.resume();
+  return { destroy: () => finish('shutdown'), done };
+}

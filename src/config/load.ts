@@ -1,0 +1,40 @@
+// Reads and validates the config file. Errors name the key path and what was expected;
+// the caller exits 2 on any of them, before anything listens.
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { MailgateError } from '../errors.js';
+import { configSchema, type Config } from './schema.js';
+
+export function formatIssues(issues: z.core.$ZodIssue[]): string {
+  return issues
+    .map((issue) => {
+      const path = issue.path.map(String);
+      if (issue.code === 'unrecognized_keys') {
+        return issue.keys.map((k) => `${[...path, k].join('.')}: unknown key`).join('\n');
+      }
+      return `${path.join('.') || '(top level)'}: ${issue.message}`;
+    })
+    .join('\n');
+}
+
+/** Validates an already-parsed document. */
+export function parseConfig(doc: unknown): Config {
+  const result = configSchema.safeParse(doc);
+  if (!result.success) throw new MailgateError('MG_CONFIG_INVALID', formatIssues(result.error.issues));
+  return Object.freeze(result.data) as Config;
+}
+
+export function loadConfig(file: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new MailgateError('MG_CONFIG_READ', `cannot read ${file}: ${(err as Error).message}`);
+  }
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new MailgateError('MG_CONFIG_INVALID', doc.errors.map((e) => `${file}: ${e.message}`).join('\n'));
+  }
+  return parseConfig(doc.toJS());
+}

@@ -1,0 +1,146 @@
+// The one config schema: types, defaults, validation and the docs of every key.
+// Pure: parsing of values only; reading files is load.ts.
+import { z } from 'zod';
+import { isLoopbackHost, isValidCidr, parseHostPort } from './address.js';
+import { parseDuration } from './duration.js';
+import {
+  DEFAULT_BACKEND_LOGIN_TIMEOUT_MS,
+  DEFAULT_MAX_AUTH_ATTEMPTS,
+  DEFAULT_MAX_BAD_COMMANDS,
+  DEFAULT_PREAUTH_TIMEOUT_MS,
+  DEFAULT_SPLICE_IDLE_MS,
+  DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
+} from '../protocols/bounds.js';
+
+/** A duration in the file ("90s", "10m", "1h", "7d", "250ms" or integer seconds) → milliseconds. */
+const duration = (doc: string) =>
+  z
+    .union([z.string(), z.number()])
+    .transform((v, ctx) => {
+      const ms = parseDuration(v);
+      if (ms === null) {
+        ctx.addIssue({ code: 'custom', message: `expected a duration like 90s, 10m, 1h, 7d or integer seconds, got ${JSON.stringify(v)}` });
+        return z.NEVER;
+      }
+      return ms;
+    })
+    .describe(doc);
+
+const hostPort = z.string().refine((s) => parseHostPort(s) !== null, {
+  message: 'expected host:port (use [::]:port for IPv6)',
+});
+
+export const PROTOCOLS = ['imap', 'pop3', 'smtp'] as const;
+export const TLS_MODES = ['none', 'starttls', 'implicit'] as const;
+const protocol = z.enum(PROTOCOLS);
+const tlsMode = z.enum(TLS_MODES);
+const cidr = z.string().refine(isValidCidr, { message: 'expected an IP address or CIDR like 10.0.0.0/8' });
+
+const listener = z
+  .strictObject({
+    name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).describe('Name used in logs and metrics.'),
+    protocol: protocol.describe('imap | pop3 | smtp'),
+    listen: hostPort.describe('Address to listen on, host:port; [::]:port for IPv6.'),
+    tls: tlsMode.describe('none | starttls | implicit'),
+    requireTls: z.boolean().optional().describe('Refuse logins before TLS. Default true unless tls is none.'),
+    backend: z.string().describe('A key of backends.'),
+  })
+  .transform((l) => ({ ...l, requireTls: l.requireTls ?? l.tls !== 'none' }));
+
+const backend = z.strictObject({
+  host: z.string().min(1).describe('Backend host name or address.'),
+  port: z.number().int().min(1).max(65535).describe('Backend port.'),
+  tls: tlsMode.default('none').describe('How mailgate talks TLS to the backend: none | starttls | implicit.'),
+  tlsVerify: z.boolean().default(true).describe('Verify the backend certificate (never fall back to plaintext).'),
+  ca: z.string().optional().describe('PEM file with the CA that signed the backend certificate (default: system CAs).'),
+  servername: z.string().optional().describe('TLS server name to verify (default: host).'),
+  connectTimeout: duration('TCP/TLS connect timeout.').default(10),
+  loginTimeout: duration('Whole backend login (greeting to tagged reply) deadline.').default(
+    DEFAULT_BACKEND_LOGIN_TIMEOUT_MS / 1000,
+  ),
+});
+
+export const RULE_KEYS = ['ip', 'user', 'ip+user'] as const;
+const rule = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).describe('Rule name, used in logs, metrics and replies.'),
+  key: z.enum(RULE_KEYS).describe('What is counted: ip | user | ip+user.'),
+  count: z.enum(['attempts', 'failures']).describe('attempts: every login that passed the check; failures: logins the backend rejected.'),
+  limit: z.number().int().min(1).describe('Refuse once the count reaches this within the window.'),
+  window: duration('Counter lifetime, started by the first hit.'),
+  block: duration('Refuse the key for this long from the moment the limit is reached (default: until the window ends).').optional(),
+  protocols: z.array(protocol).min(1).optional().describe('Protocols the rule applies to (default: all).'),
+});
+
+const limits = z
+  .strictObject({
+    trustedNetworks: z.array(cidr).default([]).describe('CIDRs never throttled.'),
+    ipv6Prefix: z.number().int().min(1).max(128).default(64).describe('IPv6 clients are grouped by this prefix length.'),
+    maxAuthAttempts: z.number().int().min(1).max(100).default(DEFAULT_MAX_AUTH_ATTEMPTS).describe('Failed logins on one connection before it is closed.'),
+    maxBadCommands: z.number().int().min(1).max(1000).default(DEFAULT_MAX_BAD_COMMANDS).describe('Bad commands before login, then goodbye and close.'),
+    rules: z.array(rule).default([]).describe('Checked in order, ip rules before user rules.'),
+  })
+  .default({ trustedNetworks: [], ipv6Prefix: 64, maxAuthAttempts: DEFAULT_MAX_AUTH_ATTEMPTS, maxBadCommands: DEFAULT_MAX_BAD_COMMANDS, rules: [] });
+
+const timeouts = z
+  .strictObject({
+    preauth: duration('Absolute deadline from connect to login; not reset by traffic.').default(DEFAULT_PREAUTH_TIMEOUT_MS / 1000),
+    tlsHandshake: duration('TLS handshake deadline.').default(DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS / 1000),
+    idle: duration('Idle timeout of a spliced session (RFC 9051 forbids less than 30m for IMAP).').default(DEFAULT_SPLICE_IDLE_MS / 1000),
+  })
+  .default({ preauth: DEFAULT_PREAUTH_TIMEOUT_MS, tlsHandshake: DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS, idle: DEFAULT_SPLICE_IDLE_MS });
+
+export const configSchema = z
+  .strictObject({
+    listeners: z.array(listener).min(1).describe('Where mail clients connect.'),
+    tls: z
+      .strictObject({
+        cert: z.string().describe('PEM certificate (chain) for starttls/implicit listeners.'),
+        key: z.string().describe('PEM private key.'),
+        devCertificate: z
+          .boolean()
+          .default(false)
+          .describe('Generate a self-signed development certificate at cert/key when both are missing. Never for production.'),
+      })
+      .optional(),
+    backends: z.record(z.string(), backend).describe('Real mail servers, by name.'),
+    store: z.strictObject({ type: z.enum(['memory']).describe('memory (redis: planned)') }).default({ type: 'memory' }),
+    limits,
+    timeouts,
+    log: z
+      .strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
+      .default({ level: 'info' }),
+  })
+  .superRefine((cfg, ctx) => {
+    const names = new Set<string>();
+    const addrs = new Set<string>();
+    cfg.listeners.forEach((l, i) => {
+      if (names.has(l.name)) ctx.addIssue({ code: 'custom', path: ['listeners', i, 'name'], message: `duplicate listener name "${l.name}"` });
+      names.add(l.name);
+      if (addrs.has(l.listen)) ctx.addIssue({ code: 'custom', path: ['listeners', i, 'listen'], message: `address ${l.listen} used twice` });
+      addrs.add(l.listen);
+      if (!(l.backend in cfg.backends)) {
+        ctx.addIssue({ code: 'custom', path: ['listeners', i, 'backend'], message: `no backend named "${l.backend}" (have: ${Object.keys(cfg.backends).join(', ') || 'none'})` });
+      }
+      if (l.tls !== 'none' && !cfg.tls) {
+        ctx.addIssue({ code: 'custom', path: ['listeners', i, 'tls'], message: `tls: ${l.tls} needs the top-level tls: {cert, key} section` });
+      }
+      if (l.tls === 'none' && l.requireTls) {
+        ctx.addIssue({ code: 'custom', path: ['listeners', i, 'requireTls'], message: 'requireTls: true needs tls: starttls or implicit' });
+      }
+    });
+    const ruleNames = new Set<string>();
+    cfg.limits.rules.forEach((r, i) => {
+      if (ruleNames.has(r.name)) ctx.addIssue({ code: 'custom', path: ['limits', 'rules', i, 'name'], message: `duplicate rule name "${r.name}"` });
+      ruleNames.add(r.name);
+    });
+  });
+
+export type Config = z.output<typeof configSchema>;
+export type ListenerConfig = Config['listeners'][number];
+export type BackendConfig = Config['backends'][string];
+export type RuleConfig = Config['limits']['rules'][number];
+export type LimitsConfig = Config['limits'];
+export type ProtocolName = (typeof PROTOCOLS)[number];
+export type TlsMode = (typeof TLS_MODES)[number];
+
+export { isLoopbackHost };

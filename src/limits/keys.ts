@@ -1,0 +1,41 @@
+// Every counter key is built here and only here: client address grouping, user hashing.
+// Pure apart from the HMAC. User names enter keys only as keyed hashes, never in clear.
+import { createHmac, randomBytes } from 'node:crypto';
+import ipaddr from 'ipaddr.js';
+import type { RuleConfig } from '../config/schema.js';
+
+/** Normalise a socket address: IPv4-mapped IPv6 → IPv4; IPv6 grouped by prefix (/64 by
+ *  default, since one host usually owns a whole /64). Unparseable input is returned as is. */
+export function clientKey(address: string, ipv6Prefix: number): string {
+  if (!ipaddr.isValid(address)) return address;
+  const addr = ipaddr.process(address);
+  if (addr.kind() === 'ipv4') return addr.toString();
+  const bytes = (addr as ipaddr.IPv6).toByteArray();
+  for (let bit = ipv6Prefix; bit < 128; bit++) bytes[bit >> 3]! &= ~(0x80 >> (bit & 7));
+  return `${ipaddr.fromByteArray(bytes).toString()}/${ipv6Prefix}`;
+}
+
+export class KeyBuilder {
+  private readonly secret: Buffer;
+
+  /** secret: HMAC key for user names; random per process when not configured. */
+  constructor(secret?: string) {
+    this.secret = secret ? Buffer.from(secret, 'utf8') : randomBytes(32);
+  }
+
+  userHash(canonicalUser: string): string {
+    return createHmac('sha256', this.secret).update(canonicalUser, 'utf8').digest('base64url').slice(0, 22);
+  }
+
+  /** The counter key of one rule for one attempt. */
+  ruleKey(rule: Pick<RuleConfig, 'name' | 'key'>, ip: string, canonicalUser: string): string {
+    switch (rule.key) {
+      case 'ip':
+        return `r:${rule.name}:ip:${ip}`;
+      case 'user':
+        return `r:${rule.name}:u:${this.userHash(canonicalUser)}`;
+      case 'ip+user':
+        return `r:${rule.name}:iu:${ip}:${this.userHash(canonicalUser)}`;
+    }
+  }
+}

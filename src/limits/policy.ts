@@ -1,0 +1,96 @@
+// The limit rules: which apply to an attempt, in what order, and what the store says.
+// Protocol-blind: sees only {protocol, ip, user}. A Decision is data, never an exception.
+import ipaddr from 'ipaddr.js';
+import type { LimitsConfig, ProtocolName, RuleConfig } from '../config/schema.js';
+import type { CounterSpec, LimitStore } from '../stores/store.js';
+import { clientKey, KeyBuilder } from './keys.js';
+
+export interface Attempt {
+  protocol: ProtocolName;
+  /** Socket address of the client (any form). */
+  ip: string;
+  /** Canonical user name (identity.ts). */
+  user: string;
+}
+
+export type Decision =
+  | { kind: 'allow'; specs: readonly CounterSpec[]; trusted: boolean }
+  | { kind: 'refuse'; rule: string; retryAfterSec: number; count: number; blocked: boolean };
+
+export type Outcome = 'ok' | 'fail' | 'unavailable';
+
+const KEY_ORDER: Record<RuleConfig['key'], number> = { ip: 0, 'ip+user': 1, user: 2 };
+
+type Range = [ipaddr.IPv4 | ipaddr.IPv6, number];
+
+export class Policy {
+  private readonly rules: readonly RuleConfig[];
+  private readonly trusted: readonly Range[];
+
+  constructor(
+    private readonly cfg: LimitsConfig,
+    private readonly store: LimitStore,
+    private readonly keys: KeyBuilder,
+  ) {
+    // IP rules before user rules, otherwise in file order (stable sort).
+    this.rules = [...cfg.rules].sort((a, b) => KEY_ORDER[a.key] - KEY_ORDER[b.key]);
+    this.trusted = cfg.trustedNetworks.map(parseRange);
+  }
+
+  isTrusted(address: string): boolean {
+    if (!ipaddr.isValid(address)) return false;
+    const addr = ipaddr.process(address);
+    return this.trusted.some(([net, bits]) => net.kind() === addr.kind() && addr.match(net, bits));
+  }
+
+  specsFor(a: Attempt): { rule: RuleConfig; spec: CounterSpec }[] {
+    const ip = clientKey(a.ip, this.cfg.ipv6Prefix);
+    return this.rules
+      .filter((r) => !r.protocols || r.protocols.includes(a.protocol))
+      .map((rule) => ({
+        rule,
+        spec: {
+          key: this.keys.ruleKey(rule, ip, a.user),
+          kind: rule.count,
+          limit: rule.limit,
+          windowMs: rule.window,
+          blockMs: rule.block ?? null,
+        },
+      }));
+  }
+
+  async check(a: Attempt): Promise<Decision> {
+    if (this.isTrusted(a.ip)) return { kind: 'allow', specs: [], trusted: true };
+    const pairs = this.specsFor(a);
+    const specs = pairs.map((p) => p.spec);
+    if (specs.length === 0) return { kind: 'allow', specs, trusted: false };
+    const r = await this.store.hit(specs);
+    if (r.ok) return { kind: 'allow', specs, trusted: false };
+    return {
+      kind: 'refuse',
+      rule: pairs[r.index]!.rule.name,
+      retryAfterSec: Math.max(1, Math.ceil(r.retryAfterMs / 1000)),
+      count: r.count,
+      blocked: r.blocked,
+    };
+  }
+
+  /** Settle what check reserved. A backend that could not be reached is not the user's failure. */
+  async record(decision: Decision, outcome: Outcome): Promise<void> {
+    if (decision.kind !== 'allow' || !decision.specs.some((s) => s.kind === 'failures')) return;
+    await this.store.settle(decision.specs, outcome === 'fail');
+  }
+}
+
+function parseRange(cidr: string): Range {
+  if (cidr.includes('/')) {
+    const [net, bits] = ipaddr.parseCIDR(cidr);
+    // IPv4-mapped ranges match as IPv4, like the addresses they are compared with.
+    if (net.kind() === 'ipv6' && (net as ipaddr.IPv6).isIPv4MappedAddress() && bits >= 96) {
+      return [(net as ipaddr.IPv6).toIPv4Address(), bits - 96];
+    }
+    return [net, bits];
+  }
+  const addr = ipaddr.process(cidr);
+  return [addr, addr.kind() === 'ipv4' ? 32 : 128];
+}

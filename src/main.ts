@@ -1,0 +1,67 @@
+// Composition root: config in, logger, store, policy and listeners out. No logic of its own.
+import tls from 'node:tls';
+import { systemClock, type Clock } from './clock.js';
+import type { Config } from './config/schema.js';
+import { KeyBuilder } from './limits/keys.js';
+import { Policy } from './limits/policy.js';
+import { createLogger, type Logger } from './logging/logger.js';
+import { protocolFor } from './protocols/registry.js';
+import { Listener } from './server/listener.js';
+import type { SessionEnv } from './server/session.js';
+import { loadServerTls } from './server/tls.js';
+import { MemoryStore } from './stores/memory.js';
+import type { LimitStore } from './stores/store.js';
+
+export interface Proxy {
+  listeners: Listener[];
+  /** Bound addresses by listener name (useful with port 0 in tests). */
+  addresses: Record<string, { host: string; port: number }>;
+  store: LimitStore;
+  stop(): Promise<void>;
+}
+
+export async function startProxy(cfg: Config, opts: { log?: Logger; clock?: Clock } = {}): Promise<Proxy> {
+  const log = opts.log ?? createLogger(cfg.log.level);
+  const clock = opts.clock ?? systemClock;
+  const store = new MemoryStore(clock);
+  const policy = new Policy(cfg.limits, store, new KeyBuilder());
+  const tlsOpts = await loadServerTls(cfg.tls, log);
+  const env: SessionEnv = {
+    policy,
+    clock,
+    tls: tlsOpts ? tls.createSecureContext(tlsOpts) : null,
+    maxBadCommands: cfg.limits.maxBadCommands,
+    maxAuthAttempts: cfg.limits.maxAuthAttempts,
+    timeouts: cfg.timeouts,
+  };
+  const listeners: Listener[] = [];
+  const addresses: Proxy['addresses'] = {};
+  try {
+    for (const l of cfg.listeners) {
+      const protocol = protocolFor(l.protocol);
+      if (!protocol) throw new Error(`listeners.${l.name}: protocol ${l.protocol} is not implemented yet`);
+      const listener = new Listener(l, protocol, () => cfg.backends[l.backend]!, () => env, log);
+      const addr = await listener.listen();
+      addresses[l.name] = { host: addr.address, port: addr.port };
+      listeners.push(listener);
+    }
+  } catch (err) {
+    await Promise.all(listeners.map((l) => l.close()));
+    throw err;
+  }
+  log.info({ event: 'proxy.start', listeners: listeners.length, store: cfg.store.type }, 'mailgate started');
+  return {
+    listeners,
+    addresses,
+    store,
+    async stop() {
+      const closing = Promise.all(listeners.map((l) => l.close()));
+      for (const l of listeners) {
+        l.shutdownSessions();
+      }
+      await closing;
+      await store.close();
+      log.info({ event: 'proxy.stop' }, 'mailgate stopped');
+    },
+  };
+}

@@ -1,0 +1,51 @@
+// Every byte and time bound that protects pre-auth code, in one place.
+// Pure constants: each says why it exists; SECURITY.md lists them for operators.
+
+/** IMAP pre-auth command line (per line segment between literals). Dovecot uses 8 KiB too;
+ *  anything longer before login is an attack or a broken client. */
+export const IMAP_MAX_LINE_BYTES = 8 * 1024;
+
+/** One IMAP literal before login. Usernames and passwords are far smaller; ID values are
+ *  at most 1024 octets (RFC 2971 §3.3). Larger literals are refused without sending "+". */
+export const IMAP_MAX_LITERAL_BYTES = 8 * 1024;
+
+/** Whole IMAP pre-auth command (line segments plus literals), so many small literals
+ *  cannot add up to an unbounded buffer. */
+export const IMAP_MAX_COMMAND_BYTES = 32 * 1024;
+
+/** Digits accepted in a literal length: more would overflow before the size check
+ *  could refuse it ({99999999999999999999} must not wrap). */
+export const IMAP_MAX_LITERAL_DIGITS = 10;
+
+/** Parenthesis nesting before login (only ID takes a list, depth 1). Bounded so nesting
+ *  cannot blow up the parser (Dovecot CVE-2026-27857). */
+export const IMAP_MAX_LIST_DEPTH = 4;
+
+/** Decoded SASL credentials (authzid/authcid/password each). RFC 4616 §2 caps each at 255
+ *  octets of UTF-8; we allow more for long tokens but bound it. */
+export const SASL_MAX_FIELD_BYTES = 1024;
+
+/** Encoded SASL response line (RFC 4954 §4 uses 12,288 octets for SMTP). */
+export const SASL_MAX_TOKEN_BYTES = 12_288;
+
+/** Bad commands before the session is closed (nginx max_errors, Dovecot 3–10). */
+export const DEFAULT_MAX_BAD_COMMANDS = 10;
+
+/** Failed logins on one connection before it is closed. */
+export const DEFAULT_MAX_AUTH_ATTEMPTS = 3;
+
+/** Absolute pre-auth deadline: not reset by traffic, so slow-drip clients cannot hold a
+ *  connection open with a byte every few seconds. */
+export const DEFAULT_PREAUTH_TIMEOUT_MS = 60_000;
+
+/** TLS handshake deadline; Node's default (120 s) lets idle handshakes pile up. */
+export const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS = 15_000;
+
+/** Idle timeout of a spliced session. RFC 9051 §5.4 forbids an IMAP autologout under 30 min. */
+export const DEFAULT_SPLICE_IDLE_MS = 30 * 60_000;
+
+/** A whole backend login (connect, greeting, STARTTLS, LOGIN reply) must finish within this. */
+export const DEFAULT_BACKEND_LOGIN_TIMEOUT_MS = 30_000;
+
+/** Bytes we accept from a backend before its login reply; a server that talks more is broken. */
+export const BACKEND_MAX_PRELOGIN_BYTES = 64 * 1024;

@@ -1,0 +1,212 @@
+// Incremental IMAP pre-auth command parser (RFC 9051 §2.2, §4.3; LITERAL+ RFC 7888).
+// Pure: push(bytes), then pull events with next(). No sockets, no timers.
+// Bytes after the last complete command stay raw and untouched (takeBuffered()), so commands
+// pipelined behind LOGIN can be handed to the backend exactly as sent.
+import {
+  IMAP_MAX_COMMAND_BYTES,
+  IMAP_MAX_LINE_BYTES,
+  IMAP_MAX_LIST_DEPTH,
+  IMAP_MAX_LITERAL_BYTES,
+  IMAP_MAX_LITERAL_DIGITS,
+} from '../bounds.js';
+
+export type ImapArg =
+  | { kind: 'atom'; value: string }
+  | { kind: 'string'; value: Buffer }
+  | { kind: 'list'; items: ImapArg[] };
+
+export type ImapEvent =
+  | { type: 'command'; tag: string; verb: string; args: ImapArg[] }
+  /** A synchronizing literal was accepted: the server must now send "+ ...". */
+  | { type: 'continue' }
+  /** Malformed input; fatal means the connection must be closed (the stream is out of sync). */
+  | { type: 'bad'; tag: string; text: string; fatal: boolean }
+  /** A raw response line (SASL continuation), after expectLine(). */
+  | { type: 'line'; text: string };
+
+interface Pending {
+  stack: ImapArg[][];
+  bytes: number;
+  literal: number | null; // bytes of literal still to read
+  afterLiteral: boolean;
+}
+
+const TAG_RE = /^[\x21-\x7e]+$/;
+const LITERAL_RE = /^\{(\d+)(\+)?\}$/;
+const SP = 0x20;
+
+export class ImapParser {
+  private buf: Buffer = Buffer.alloc(0);
+  private pending: Pending | null = null;
+  private lineMode = false;
+  private dead = false;
+
+  push(chunk: Buffer): void {
+    if (this.dead) return;
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+  }
+
+  /** The next line is a SASL response, not a command. */
+  expectLine(): void {
+    this.lineMode = true;
+  }
+
+  /** Raw bytes not yet parsed (only meaningful between commands). */
+  takeBuffered(): Buffer {
+    const b = this.buf;
+    this.buf = Buffer.alloc(0);
+    return b;
+  }
+
+  /** Forget everything buffered (STARTTLS: plaintext after the command must never run). */
+  discard(): void {
+    this.buf = Buffer.alloc(0);
+    this.pending = null;
+    this.lineMode = false;
+  }
+
+  get bufferedBytes(): number {
+    return this.buf.length;
+  }
+
+  next(): ImapEvent | null {
+    while (!this.dead) {
+      const p = this.pending;
+      if (p && p.literal !== null) {
+        if (this.buf.length < p.literal) return null;
+        const value = Buffer.from(this.buf.subarray(0, p.literal));
+        this.buf = this.buf.subarray(p.literal);
+        p.stack[p.stack.length - 1]!.push({ kind: 'string', value });
+        p.literal = null;
+        p.afterLiteral = true;
+        continue;
+      }
+      const nl = this.buf.indexOf(0x0a);
+      if (nl < 0) {
+        if (this.buf.length > IMAP_MAX_LINE_BYTES) return this.fatal(this.currentTag(), 'Line too long');
+        return null;
+      }
+      if (nl > IMAP_MAX_LINE_BYTES) return this.fatal(this.currentTag(), 'Line too long');
+      const end = nl > 0 && this.buf[nl - 1] === 0x0d ? nl - 1 : nl;
+      const line = this.buf.subarray(0, end);
+      this.buf = this.buf.subarray(nl + 1);
+      if (this.lineMode) {
+        this.lineMode = false;
+        return { type: 'line', text: line.toString('latin1') };
+      }
+      const ev = this.segment(line, nl + 1);
+      if (ev) return ev;
+    }
+    return null;
+  }
+
+  private currentTag(): string {
+    const first = this.pending?.stack[0]?.[0];
+    return first && first.kind === 'atom' ? first.value : '*';
+  }
+
+  private fatal(tag: string, text: string): ImapEvent {
+    this.dead = true;
+    this.buf = Buffer.alloc(0);
+    this.pending = null;
+    return { type: 'bad', tag, text, fatal: true };
+  }
+
+  private bad(text: string): ImapEvent {
+    const tag = this.currentTag();
+    this.pending = null;
+    return { type: 'bad', tag, text, fatal: false };
+  }
+
+  /** Tokenise one CRLF-terminated segment of the current command. */
+  private segment(line: Buffer, consumed: number): ImapEvent | null {
+    if (!this.pending) {
+      if (line.length === 0) return null; // empty lines between commands are ignored
+      this.pending = { stack: [[]], bytes: 0, literal: null, afterLiteral: false };
+    }
+    const p = this.pending;
+    p.bytes += consumed;
+    if (p.bytes > IMAP_MAX_COMMAND_BYTES) return this.fatal(this.currentTag(), 'Command too long');
+    let i = 0;
+    if (p.afterLiteral) {
+      p.afterLiteral = false;
+      if (line.length > 0 && line[0] !== SP && line[0] !== 0x29) return this.bad('Expected SP or CRLF after literal');
+    }
+    while (i < line.length) {
+      const c = line[i]!;
+      const top = p.stack[p.stack.length - 1]!;
+      if (c === SP) {
+        i++;
+      } else if (c === 0x28 /* ( */) {
+        if (p.stack.length > IMAP_MAX_LIST_DEPTH) return this.bad('Lists nested too deeply');
+        const items: ImapArg[] = [];
+        top.push({ kind: 'list', items });
+        p.stack.push(items);
+        i++;
+      } else if (c === 0x29 /* ) */) {
+        if (p.stack.length === 1) return this.bad('Unexpected )');
+        p.stack.pop();
+        i++;
+      } else if (c === 0x22 /* " */) {
+        const q = readQuoted(line, i);
+        if (!q) return this.bad('Invalid quoted string');
+        top.push({ kind: 'string', value: q.value });
+        i = q.end;
+      } else if (c === 0x7b /* { */) {
+        const m = LITERAL_RE.exec(line.subarray(i).toString('latin1'));
+        if (!m) return this.bad('Invalid literal');
+        const sync = m[2] === undefined;
+        if (m[1]!.length > IMAP_MAX_LITERAL_DIGITS || Number(m[1]) > IMAP_MAX_LITERAL_BYTES ||
+            p.bytes + Number(m[1]) > IMAP_MAX_COMMAND_BYTES) {
+          // Without "+" a well-behaved client never sends the data; a non-synchronizing one
+          // already is, so the stream cannot be resynchronised: close.
+          return sync ? this.bad('Literal too big') : this.fatal(this.currentTag(), 'Literal too big');
+        }
+        p.literal = Number(m[1]);
+        p.bytes += p.literal;
+        return sync ? { type: 'continue' } : this.next();
+      } else {
+        const start = i;
+        while (i < line.length && line[i] !== SP && line[i] !== 0x28 && line[i] !== 0x29) {
+          const b = line[i]!;
+          if (b < 0x20 || b === 0x7f || b === 0x22 || b === 0x7b) return this.bad('Invalid character in atom');
+          i++;
+        }
+        top.push({ kind: 'atom', value: line.subarray(start, i).toString('latin1') });
+      }
+    }
+    // End of the command.
+    this.pending = null;
+    if (p.stack.length !== 1) return { type: 'bad', tag: tagOf(p), text: 'Unclosed list', fatal: false };
+    const [tag, verb, ...args] = p.stack[0]!;
+    if (!tag || tag.kind !== 'atom' || !TAG_RE.test(tag.value) || tag.value.includes('+')) {
+      return { type: 'bad', tag: '*', text: 'Invalid tag', fatal: false };
+    }
+    if (!verb || verb.kind !== 'atom') return { type: 'bad', tag: tag.value, text: 'Missing command', fatal: false };
+    return { type: 'command', tag: tag.value, verb: verb.value.toUpperCase(), args };
+  }
+}
+
+function tagOf(p: Pending): string {
+  const t = p.stack[0]?.[0];
+  return t && t.kind === 'atom' ? t.value : '*';
+}
+
+/** A quoted string starting at line[start] === '"'. Only \\ and \" escapes (RFC 9051 §4.3). */
+function readQuoted(line: Buffer, start: number): { value: Buffer; end: number } | null {
+  const out: number[] = [];
+  for (let i = start + 1; i < line.length; i++) {
+    const b = line[i]!;
+    if (b === 0x22) return { value: Buffer.from(out), end: i + 1 };
+    if (b === 0x5c) {
+      const n = line[++i];
+      if (n !== 0x22 && n !== 0x5c) return null;
+      out.push(n);
+    } else if (b === 0x00 || b === 0x0d || b === 0x0a) {
+      return null;
+    } else {
+      out.push(b);
+    }
+  }
+  return null;
+}

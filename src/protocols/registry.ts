@@ -1,0 +1,10 @@
+// Protocol descriptors by name: the only place that knows which protocols exist.
+import type { ProtocolName } from '../config/schema.js';
+import { imap } from './imap/index.js';
+import type { MailProtocol } from './protocol.js';
+
+const PROTOCOLS: Partial<Record<ProtocolName, MailProtocol>> = { imap };
+
+export function protocolFor(name: ProtocolName): MailProtocol | undefined {
+  return PROTOCOLS[name];
+}

@@ -1,0 +1,54 @@
+// The one auth-attempt path for every protocol: validate the user, ask the limits, replay
+// to the backend, settle the counters, log one line per decision. Credentials are wiped
+// here once the backend has seen them.
+import type { Clock } from '../clock.js';
+import type { BackendConfig, ListenerConfig } from '../config/schema.js';
+import type { Policy } from '../limits/policy.js';
+import type { Logger } from '../logging/logger.js';
+import { checkUser } from '../protocols/identity.js';
+import type { BackendLoginResult, LoginContext, LoginResult, MailProtocol } from '../protocols/protocol.js';
+import { wipeCredentials, type Credentials } from '../protocols/sasl.js';
+
+export type AuthOutcome = Extract<BackendLoginResult, { kind: 'ok' }> | LoginResult;
+
+export interface AuthRequest {
+  listener: ListenerConfig;
+  protocol: MailProtocol;
+  backend: BackendConfig;
+  clientIp: string;
+  credentials: Credentials;
+  context: LoginContext;
+}
+
+export async function runAuth(deps: { policy: Policy; clock: Clock }, log: Logger, req: AuthRequest): Promise<AuthOutcome> {
+  const t0 = deps.clock.now();
+  const { credentials: creds } = req;
+  const user = checkUser(creds.user);
+  const base = { event: 'auth.attempt', mechanism: creds.mechanism, user: user.display };
+  try {
+    if (!user.ok) {
+      log.info({ ...base, outcome: 'invalid', reason: user.reason, latencyMs: deps.clock.now() - t0 }, 'login refused: invalid user name');
+      return { kind: 'invalid-user' };
+    }
+    const decision = await deps.policy.check({ protocol: req.protocol.name, ip: req.clientIp, user: user.canonical });
+    if (decision.kind === 'refuse') {
+      log.info(
+        { ...base, outcome: 'limited', rule: decision.rule, count: decision.count, blocked: decision.blocked, retryAfterSec: decision.retryAfterSec, latencyMs: deps.clock.now() - t0 },
+        'login limited',
+      );
+      return { kind: 'limited', retryAfterSec: decision.retryAfterSec };
+    }
+    const result = await req.protocol.backendLogin(req.backend, creds, req.context);
+    const outcome = result.kind === 'ok' ? 'ok' : result.kind === 'rejected' ? 'fail' : 'unavailable';
+    await deps.policy.record(decision, outcome).catch((err: Error) => log.error({ event: 'auth.attempt', err: err.message }, 'could not record outcome'));
+    const fields = { ...base, outcome: outcome === 'unavailable' ? 'backend-error' : outcome, trusted: decision.trusted || undefined, latencyMs: deps.clock.now() - t0 };
+    if (result.kind === 'unavailable') {
+      log.warn({ ...fields, error: result.error }, 'backend unavailable');
+      return { kind: 'unavailable' };
+    }
+    log.info(fields, result.kind === 'ok' ? 'login ok' : 'login failed');
+    return result.kind === 'ok' ? result : { kind: 'rejected', reply: result.clientReply };
+  } finally {
+    wipeCredentials(creds);
+  }
+}

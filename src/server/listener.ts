@@ -1,0 +1,61 @@
+// A listening socket for one configured listener: accepts connections and starts sessions.
+import net from 'node:net';
+import { parseHostPort } from '../config/address.js';
+import type { BackendConfig, ListenerConfig } from '../config/schema.js';
+import type { Logger } from '../logging/logger.js';
+import type { MailProtocol } from '../protocols/protocol.js';
+import { Session, type SessionEnv } from './session.js';
+
+let nextSessionId = 1;
+
+export class Listener {
+  private readonly server: net.Server;
+  readonly sessions = new Set<Session>();
+
+  constructor(
+    readonly cfg: ListenerConfig,
+    private readonly protocol: MailProtocol,
+    private readonly backend: () => BackendConfig,
+    private readonly env: () => SessionEnv,
+    private readonly log: Logger,
+  ) {
+    // allowHalfOpen: a client's FIN must not cut the backend's reply short once spliced.
+    this.server = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
+  }
+
+  private accept(socket: net.Socket): void {
+    const id = (nextSessionId++).toString(36);
+    const log = this.log.child({ session: id, listener: this.cfg.name, protocol: this.cfg.protocol, ip: socket.remoteAddress, port: socket.remotePort });
+    const session = new Session(socket, this.cfg, this.protocol, this.backend(), this.env(), log);
+    this.sessions.add(session);
+    log.debug({ event: 'session.open' }, 'connection');
+    void session.done.then(() => {
+      this.sessions.delete(session);
+      log.debug({ event: 'session.close' }, 'closed');
+    });
+    void session.start();
+  }
+
+  async listen(): Promise<net.AddressInfo> {
+    const { host, port } = parseHostPort(this.cfg.listen)!;
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen({ host, port, backlog: 511 }, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    const addr = this.server.address() as net.AddressInfo;
+    this.log.info({ event: 'listener.start', listener: this.cfg.name, protocol: this.cfg.protocol, address: addr.address, port: addr.port, tls: this.cfg.tls }, 'listening');
+    return addr;
+  }
+
+  /** Stop accepting; say goodbye to pre-auth sessions; spliced sessions are left alone. */
+  async close(): Promise<void> {
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+
+  shutdownSessions(): void {
+    for (const s of this.sessions) s.goodbye('shutdown');
+  }
+}
