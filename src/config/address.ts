@@ -12,7 +12,7 @@ export function parseHostPort(input: string): HostPort | null {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(input);
   if (!m) return null;
   const port = Number(m[3]);
-  if (port < 1 || port > 65535) return null;
+  if (port > 65535) return null; // port 0: any free port (tests)
   const host = m[1] ?? m[2]!;
   if (m[1] !== undefined && !ipaddr.IPv6.isValid(host)) return null;
   return { host, port };

@@ -54,8 +54,8 @@ const backend = z.strictObject({
   tlsVerify: z.boolean().default(true).describe('Verify the backend certificate (never fall back to plaintext).'),
   ca: z.string().optional().describe('PEM file with the CA that signed the backend certificate (default: system CAs).'),
   servername: z.string().optional().describe('TLS server name to verify (default: host).'),
-  connectTimeout: duration('TCP/TLS connect timeout.').default(10),
-  loginTimeout: duration('Whole backend login (greeting to tagged reply) deadline.').default(
+  connectTimeout: duration('TCP/TLS connect timeout.').prefault(10),
+  loginTimeout: duration('Whole backend login (greeting to tagged reply) deadline.').prefault(
     DEFAULT_BACKEND_LOGIN_TIMEOUT_MS / 1000,
   ),
 });
@@ -79,15 +79,15 @@ const limits = z
     maxBadCommands: z.number().int().min(1).max(1000).default(DEFAULT_MAX_BAD_COMMANDS).describe('Bad commands before login, then goodbye and close.'),
     rules: z.array(rule).default([]).describe('Checked in order, ip rules before user rules.'),
   })
-  .default({ trustedNetworks: [], ipv6Prefix: 64, maxAuthAttempts: DEFAULT_MAX_AUTH_ATTEMPTS, maxBadCommands: DEFAULT_MAX_BAD_COMMANDS, rules: [] });
+  .prefault({});
 
 const timeouts = z
   .strictObject({
-    preauth: duration('Absolute deadline from connect to login; not reset by traffic.').default(DEFAULT_PREAUTH_TIMEOUT_MS / 1000),
-    tlsHandshake: duration('TLS handshake deadline.').default(DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS / 1000),
-    idle: duration('Idle timeout of a spliced session (RFC 9051 forbids less than 30m for IMAP).').default(DEFAULT_SPLICE_IDLE_MS / 1000),
+    preauth: duration('Absolute deadline from connect to login; not reset by traffic.').prefault(DEFAULT_PREAUTH_TIMEOUT_MS / 1000),
+    tlsHandshake: duration('TLS handshake deadline.').prefault(DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS / 1000),
+    idle: duration('Idle timeout of a spliced session (RFC 9051 forbids less than 30m for IMAP).').prefault(DEFAULT_SPLICE_IDLE_MS / 1000),
   })
-  .default({ preauth: DEFAULT_PREAUTH_TIMEOUT_MS, tlsHandshake: DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS, idle: DEFAULT_SPLICE_IDLE_MS });
+  .prefault({});
 
 export const configSchema = z
   .strictObject({
@@ -103,12 +103,12 @@ export const configSchema = z
       })
       .optional(),
     backends: z.record(z.string(), backend).describe('Real mail servers, by name.'),
-    store: z.strictObject({ type: z.enum(['memory']).describe('memory (redis: planned)') }).default({ type: 'memory' }),
+    store: z.strictObject({ type: z.enum(['memory']).describe('memory (redis: planned)') }).prefault({ type: 'memory' }),
     limits,
     timeouts,
     log: z
       .strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
-      .default({ level: 'info' }),
+      .prefault({}),
   })
   .superRefine((cfg, ctx) => {
     const names = new Set<string>();
@@ -116,7 +116,8 @@ export const configSchema = z
     cfg.listeners.forEach((l, i) => {
       if (names.has(l.name)) ctx.addIssue({ code: 'custom', path: ['listeners', i, 'name'], message: `duplicate listener name "${l.name}"` });
       names.add(l.name);
-      if (addrs.has(l.listen)) ctx.addIssue({ code: 'custom', path: ['listeners', i, 'listen'], message: `address ${l.listen} used twice` });
+      // port 0 asks the kernel for a free port each time, so it may repeat (tests use it)
+      if (!l.listen.endsWith(':0') && addrs.has(l.listen)) ctx.addIssue({ code: 'custom', path: ['listeners', i, 'listen'], message: `address ${l.listen} used twice` });
       addrs.add(l.listen);
       if (!(l.backend in cfg.backends)) {
         ctx.addIssue({ code: 'custom', path: ['listeners', i, 'backend'], message: `no backend named "${l.backend}" (have: ${Object.keys(cfg.backends).join(', ') || 'none'})` });

@@ -10,7 +10,7 @@ import type { Logger } from '../logging/logger.js';
 
 export const DEV_CERT_CN = 'mailgate development certificate - not for production';
 
-async function generateDevCertificate(cert: string, key: string): Promise<void> {
+export async function generateDevCertificate(cert: string, key: string): Promise<void> {
   const pems = await selfsigned.generate([{ name: 'commonName', value: DEV_CERT_CN }], {
     keyType: 'ec',
     curve: 'P-256',

@@ -1,0 +1,179 @@
+// Starts a real Dovecot (Debian's package) for integration tests: a standalone config in a temp
+// dir, IMAP/POP3/submission on free loopback ports, passwd-file users. Never touches the system
+// instance or the standard ports.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { freePorts, waitForPort } from './ports.js';
+import { devCert, type TestCert } from './tls.js';
+
+export interface DovecotUser {
+  user: string;
+  pass: string;
+}
+
+export interface DovecotOptions {
+  users?: DovecotUser[];
+  /** SMTP server the submission service relays to (required for sending through submission). */
+  relay?: { host: string; port: number };
+  /** Extra lines appended to dovecot.conf. */
+  extraConf?: string;
+}
+
+export interface DovecotInstance {
+  dir: string;
+  host: string;
+  ports: { imap: number; imaps: number; pop3: number; pop3s: number; submission: number; submissions: number };
+  users: DovecotUser[];
+  cert: TestCert;
+  readLog(): string;
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_USERS: DovecotUser[] = [
+  { user: 'alice', pass: 'alice-pass' },
+  { user: 'bob', pass: 'bob-pass' },
+];
+
+function accountIds(): { user: string; uid: number; gid: number; login: string; internal: string } {
+  const me = os.userInfo();
+  if (me.uid !== 0) return { user: me.username, uid: me.uid, gid: me.gid, login: me.username, internal: me.username };
+  // As root Dovecot drops privileges to its packaged users (created by dovecot-core).
+  const passwd = readFileSync('/etc/passwd', 'utf8');
+  const row = passwd.split('\n').find((l) => l.startsWith('dovecot:'));
+  if (!row) throw new Error('user "dovecot" missing: run npm run setup:test');
+  const [, , uid, gid] = row.split(':');
+  return { user: 'dovecot', uid: Number(uid), gid: Number(gid), login: 'dovenull', internal: 'dovecot' };
+}
+
+export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotInstance> {
+  const dir = mkdtempSync(join(os.tmpdir(), 'mailgate-dovecot-'));
+  chmodSync(dir, 0o755); // login processes run unprivileged and must reach base_dir
+  const users = opts.users ?? DEFAULT_USERS;
+  const ids = accountIds();
+  const cert = await devCert(dir);
+  chmodSync(cert.keyPath, 0o600);
+  const home = join(dir, 'home');
+  mkdirSync(home);
+  if (os.userInfo().uid === 0) chownSync(home, ids.uid, ids.gid);
+  writeFileSync(join(dir, 'passwd'), users.map((u) => `${u.user}:{PLAIN}${u.pass}::::::`).join('\n') + '\n');
+
+  const [imap, imaps, pop3, pop3s, submission, submissions] = await freePorts(6);
+  const ports = { imap: imap!, imaps: imaps!, pop3: pop3!, pop3s: pop3s!, submission: submission!, submissions: submissions! };
+  const relay = opts.relay ?? { host: '127.0.0.1', port: 9 };
+  const conf = `
+base_dir = ${dir}/run
+state_dir = ${dir}/state
+log_path = ${dir}/dovecot.log
+instance_name = mailgate-test-${ports.imap}
+protocols = imap pop3 submission
+listen = 127.0.0.1
+hostname = localhost
+default_internal_user = ${ids.internal}
+default_login_user = ${ids.login}
+first_valid_uid = ${ids.uid}
+last_valid_uid = 0
+ssl = yes
+ssl_cert = <${cert.certPath}
+ssl_key = <${cert.keyPath}
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = 0
+auth_verbose = yes
+auth_username_format = %Lu
+login_trusted_networks = 127.0.0.0/8
+mail_location = maildir:~/Maildir
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u ${dir}/passwd
+}
+userdb {
+  driver = static
+  args = uid=${ids.uid} gid=${ids.gid} home=${home}/%u
+}
+service imap-login {
+  inet_listener imap {
+    port = ${ports.imap}
+  }
+  inet_listener imaps {
+    port = ${ports.imaps}
+    ssl = yes
+  }
+}
+service pop3-login {
+  inet_listener pop3 {
+    port = ${ports.pop3}
+  }
+  inet_listener pop3s {
+    port = ${ports.pop3s}
+    ssl = yes
+  }
+}
+service submission-login {
+  inet_listener submission {
+    port = ${ports.submission}
+  }
+  inet_listener submissions {
+    port = ${ports.submissions}
+    ssl = yes
+  }
+}
+# Dovecot's own auth penalty (anvil, 2 s doubling per failure per IP) would slow every
+# failure test: mailgate is the one under test here, so switch it off.
+service anvil {
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
+}
+submission_relay_host = ${relay.host}
+submission_relay_port = ${relay.port}
+submission_relay_trusted = yes
+submission_relay_ssl = no
+${opts.extraConf ?? ''}
+`;
+  const confPath = join(dir, 'dovecot.conf');
+  writeFileSync(confPath, conf);
+
+  const child: ChildProcess = spawn('/usr/sbin/dovecot', ['-F', '-c', confPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const readLog = () => {
+    try {
+      return readFileSync(join(dir, 'dovecot.log'), 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  try {
+    await Promise.race([
+      Promise.all(Object.values(ports).map((p) => waitForPort(p))),
+      exited.then(() => {
+        throw new Error(`dovecot exited at start: ${stderr}${readLog()}`);
+      }),
+    ]);
+  } catch (err) {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+
+  return {
+    dir,
+    host: '127.0.0.1',
+    ports,
+    users,
+    cert,
+    readLog,
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(timer);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
