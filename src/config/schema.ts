@@ -62,7 +62,7 @@ const backend = z.strictObject({
 
 export const RULE_KEYS = ['ip', 'user', 'ip+user'] as const;
 const rule = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).describe('Rule name, used in logs, metrics and replies.'),
+  name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).describe('Rule name, used in logs and metrics (never shown to clients).'),
   key: z.enum(RULE_KEYS).describe('What is counted: ip | user | ip+user.'),
   count: z.enum(['attempts', 'failures']).describe('attempts: every login that passed the check; failures: logins the backend rejected.'),
   limit: z.number().int().min(1).describe('Refuse once the count reaches this within the window.'),
@@ -79,7 +79,8 @@ const limits = z
     maxBadCommands: z.number().int().min(1).max(1000).default(DEFAULT_MAX_BAD_COMMANDS).describe('Bad commands before login, then goodbye and close.'),
     rules: z.array(rule).default([]).describe('Checked in order, ip rules before user rules.'),
   })
-  .prefault({});
+  .prefault({})
+  .describe('Login limits: who is counted, how, and for how long.');
 
 const timeouts = z
   .strictObject({
@@ -87,7 +88,8 @@ const timeouts = z
     tlsHandshake: duration('TLS handshake deadline.').prefault(DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS / 1000),
     idle: duration('Idle timeout of a spliced session (RFC 9051 forbids less than 30m for IMAP).').prefault(DEFAULT_SPLICE_IDLE_MS / 1000),
   })
-  .prefault({});
+  .prefault({})
+  .describe('Deadlines for client connections.');
 
 export const configSchema = z
   .strictObject({
@@ -101,14 +103,18 @@ export const configSchema = z
           .default(false)
           .describe('Generate a self-signed development certificate at cert/key when both are missing. Never for production.'),
       })
-      .optional(),
+      .optional()
+      .describe('Certificate for starttls/implicit listeners (required when any listener uses TLS).'),
     backends: z.record(z.string(), backend).describe('Real mail servers, by name.'),
-    store: z.strictObject({ type: z.enum(['memory']).describe('memory (redis: planned)') }).prefault({ type: 'memory' }),
+    store: z.strictObject({ type: z.enum(['memory']).describe('memory (redis: planned)') }).prefault({ type: 'memory' }).describe('Where counters live.'),
     limits,
     timeouts,
     log: z
-      .strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
-      .prefault({}),
+      .strictObject({
+        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info').describe('Minimum level written.'),
+      })
+      .prefault({})
+      .describe('JSON log lines on stdout.'),
   })
   .superRefine((cfg, ctx) => {
     const names = new Set<string>();

@@ -1,0 +1,101 @@
+// The mailgate command as operators run it: compiled once into a temp dir, then spawned.
+// --check exit codes, config errors naming the key, the development certificate on first
+// start, and a clean stop on SIGTERM.
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+let out: string;
+let cli: string;
+
+beforeAll(() => {
+  // Inside the project so the compiled files resolve the project's node_modules.
+  mkdirSync('node_modules/.cache', { recursive: true });
+  out = mkdtempSync(resolve('node_modules/.cache/mailgate-cli-'));
+  execFileSync(process.execPath, [resolve('node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json', '--outDir', join(out, 'dist')]);
+  cli = join(out, 'dist', 'cli.js');
+}, 120_000);
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+function run(args: string[]): { code: number; stdout: string; stderr: string } {
+  try {
+    const stdout = execFileSync(process.execPath, [cli, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return { code: 0, stdout, stderr: '' };
+  } catch (err) {
+    const e = err as { status: number; stdout: string; stderr: string };
+    return { code: e.status, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+function writeConfig(name: string, text: string): string {
+  const p = join(out, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+describe('mailgate --check', () => {
+  it('accepts the shipped default config', () => {
+    const r = run(['--check', '--config', 'config/mailgate.yaml']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('ok');
+  });
+
+  it('exits 2 naming the key path and what was expected', () => {
+    const p = writeConfig('bad.yaml', [
+      'listeners:',
+      '  - {name: imap, protocol: imap, listen: "127.0.0.1:1143", tls: none, backend: imap}',
+      'backends: {imap: {host: 127.0.0.1, port: 143, connectTimeout: soon}}',
+      'limits:',
+      '  rules:',
+      '    - {name: r, key: ip, count: attempts, limit: 3, window: 1h, colour: red}',
+    ].join('\n'));
+    const r = run(['--check', '--config', p]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/backends\.imap\.connectTimeout: expected a duration/);
+    expect(r.stderr).toMatch(/limits\.rules\.0\.colour: unknown key/);
+  });
+
+  it('exits 2 on YAML that does not parse, and on a missing file', () => {
+    expect(run(['--check', '--config', writeConfig('broken.yaml', 'listeners: [\n')]).code).toBe(2);
+    expect(run(['--check', '--config', join(out, 'nope.yaml')]).code).toBe(2);
+  });
+
+  it('exits 2 on unknown options', () => {
+    expect(run(['--frobnicate']).code).toBe(2);
+  });
+});
+
+describe('mailgate --config', () => {
+  it('generates and warns about a development certificate, listens, and stops on SIGTERM', async () => {
+    const tlsDir = join(out, 'tls');
+    const p = writeConfig('run.yaml', [
+      'listeners:',
+      '  - {name: imaps, protocol: imap, listen: "127.0.0.1:0", tls: implicit, backend: imap}',
+      `tls: {cert: ${tlsDir}/cert.pem, key: ${tlsDir}/key.pem, devCertificate: true}`,
+      'backends: {imap: {host: 127.0.0.1, port: 143}}',
+    ].join('\n'));
+    const child = spawn(process.execPath, [cli, '--config', p], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    await new Promise<void>((resolveStarted, reject) => {
+      child.stdout.on('data', () => stdout.includes('"proxy.start"') && resolveStarted());
+      child.once('exit', (code) => reject(new Error(`exited ${code}: ${stdout}`)));
+    });
+    expect(existsSync(join(tlsDir, 'cert.pem'))).toBe(true);
+    expect(stdout).toMatch(/"event":"tls\.dev-certificate"/);
+    const code = await new Promise<number | null>((r) => {
+      child.once('exit', r);
+      child.kill('SIGTERM');
+    });
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/"event":"proxy\.stop"/);
+  });
+
+  it('refuses to start on an invalid file, before listening', () => {
+    const p = writeConfig('bad-run.yaml', 'listeners: []\nbackends: {}\n');
+    const r = run(['--config', p]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/listeners/);
+  });
+});
