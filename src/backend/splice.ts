@@ -24,6 +24,8 @@ export function splice(client: Socket, backend: Socket, idleMs: number): Splice 
   let resolveDone!: (s: SpliceStats) => void;
   const done = new Promise<SpliceStats>((r) => (resolveDone = r));
   let lastActivity = Date.now();
+  /** The side that sent the first FIN is the one that ended the session. */
+  let firstEnd: 'client' | 'backend' | null = null;
 
   const finish = (endedBy: SpliceStats['endedBy']) => {
     if (finished) return;
@@ -45,11 +47,12 @@ export function splice(client: Socket, backend: Socket, idleMs: number): Splice 
     to.on('drain', () => from.resume());
     // Half-close: pass the FIN on; the session ends when both directions are done.
     from.on('end', () => {
+      firstEnd ??= side;
       if (!to.destroyed) to.end();
-      if (from.writableEnded || from.writableFinished) finish(side);
+      if (from.writableEnded || from.writableFinished) finish(firstEnd);
     });
     from.on('error', () => finish(`${side}-error`));
-    from.on('close', () => finish(side));
+    from.on('close', () => finish(firstEnd ?? side));
   };
 
   pump(client, backend, (n) => (stats.bytesIn += n), 'client');

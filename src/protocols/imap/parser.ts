@@ -33,6 +33,7 @@ interface Pending {
 
 const TAG_RE = /^[\x21-\x7e]+$/;
 const LITERAL_RE = /^\{(\d+)(\+)?\}$/;
+const NONSYNC_TAIL_RE = /\{\d+\+\}$/;
 const SP = 0x20;
 
 export class ImapParser {
@@ -112,7 +113,10 @@ export class ImapParser {
     return { type: 'bad', tag, text, fatal: true };
   }
 
-  private bad(text: string): ImapEvent {
+  private bad(text: string, line: Buffer): ImapEvent {
+    // A malformed line that ends in {n+}: the client is already sending the literal, whose
+    // bytes must never be parsed as commands (RFC 7888 §4), so the stream cannot be resynchronised.
+    if (NONSYNC_TAIL_RE.test(line.toString('latin1'))) return this.fatal(this.currentTag(), text);
     const tag = this.currentTag();
     this.pending = null;
     return { type: 'bad', tag, text, fatal: false };
@@ -130,7 +134,7 @@ export class ImapParser {
     let i = 0;
     if (p.afterLiteral) {
       p.afterLiteral = false;
-      if (line.length > 0 && line[0] !== SP && line[0] !== 0x29) return this.bad('Expected SP or CRLF after literal');
+      if (line.length > 0 && line[0] !== SP && line[0] !== 0x29) return this.bad('Expected SP or CRLF after literal', line);
     }
     while (i < line.length) {
       const c = line[i]!;
@@ -138,38 +142,40 @@ export class ImapParser {
       if (c === SP) {
         i++;
       } else if (c === 0x28 /* ( */) {
-        if (p.stack.length > IMAP_MAX_LIST_DEPTH) return this.bad('Lists nested too deeply');
+        if (p.stack.length > IMAP_MAX_LIST_DEPTH) return this.bad('Lists nested too deeply', line);
         const items: ImapArg[] = [];
         top.push({ kind: 'list', items });
         p.stack.push(items);
         i++;
       } else if (c === 0x29 /* ) */) {
-        if (p.stack.length === 1) return this.bad('Unexpected )');
+        if (p.stack.length === 1) return this.bad('Unexpected )', line);
         p.stack.pop();
         i++;
       } else if (c === 0x22 /* " */) {
         const q = readQuoted(line, i);
-        if (!q) return this.bad('Invalid quoted string');
+        if (!q) return this.bad('Invalid quoted string', line);
         top.push({ kind: 'string', value: q.value });
         i = q.end;
       } else if (c === 0x7b /* { */) {
         const m = LITERAL_RE.exec(line.subarray(i).toString('latin1'));
-        if (!m) return this.bad('Invalid literal');
+        if (!m) return this.bad('Invalid literal', line);
         const sync = m[2] === undefined;
         if (m[1]!.length > IMAP_MAX_LITERAL_DIGITS || Number(m[1]) > IMAP_MAX_LITERAL_BYTES ||
             p.bytes + Number(m[1]) > IMAP_MAX_COMMAND_BYTES) {
           // Without "+" a well-behaved client never sends the data; a non-synchronizing one
           // already is, so the stream cannot be resynchronised: close.
-          return sync ? this.bad('Literal too big') : this.fatal(this.currentTag(), 'Literal too big');
+          return sync ? this.bad('Literal too big', line) : this.fatal(this.currentTag(), 'Literal too big');
         }
         p.literal = Number(m[1]);
         p.bytes += p.literal;
-        return sync ? { type: 'continue' } : this.next();
+        // Non-synchronizing: next() reads the literal in its loop (no recursion: thousands of
+        // small literals in one command must not exhaust the stack).
+        return sync ? { type: 'continue' } : null;
       } else {
         const start = i;
         while (i < line.length && line[i] !== SP && line[i] !== 0x28 && line[i] !== 0x29) {
           const b = line[i]!;
-          if (b < 0x20 || b === 0x7f || b === 0x22 || b === 0x7b) return this.bad('Invalid character in atom');
+          if (b < 0x20 || b === 0x7f || b === 0x22 || b === 0x7b) return this.bad('Invalid character in atom', line);
           i++;
         }
         top.push({ kind: 'atom', value: line.subarray(start, i).toString('latin1') });
