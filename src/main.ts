@@ -33,6 +33,7 @@ export async function startProxy(cfg: Config, opts: { log?: Logger; clock?: Cloc
     maxBadCommands: cfg.limits.maxBadCommands,
     maxAuthAttempts: cfg.limits.maxAuthAttempts,
     timeouts: cfg.timeouts,
+    capabilities: () => [],
   };
   const listeners: Listener[] = [];
   const addresses: Proxy['addresses'] = {};

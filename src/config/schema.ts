@@ -1,5 +1,6 @@
 // The one config schema: types, defaults, validation and the docs of every key.
 // Pure: parsing of values only; reading files is load.ts.
+import os from 'node:os';
 import { z } from 'zod';
 import { isLoopbackHost, isValidCidr, parseHostPort } from './address.js';
 import { parseDuration } from './duration.js';
@@ -12,14 +13,23 @@ import {
   DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
 } from '../protocols/bounds.js';
 
+/** Timers: Node's setTimeout fires at once for anything above 2^31-1 ms (24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Counter windows and blocks live in the store as TTLs; a year is plenty and stays exact. */
+const MAX_TTL_MS = 366 * 86_400_000;
+
 /** A duration in the file ("90s", "10m", "1h", "7d", "250ms" or integer seconds) → milliseconds. */
-const duration = (doc: string) =>
+const duration = (doc: string, maxMs = MAX_TIMER_MS) =>
   z
     .union([z.string(), z.number()])
     .transform((v, ctx) => {
       const ms = parseDuration(v);
       if (ms === null) {
         ctx.addIssue({ code: 'custom', message: `expected a duration like 90s, 10m, 1h, 7d or integer seconds, got ${JSON.stringify(v)}` });
+        return z.NEVER;
+      }
+      if (ms > maxMs) {
+        ctx.addIssue({ code: 'custom', message: `expected a duration of at most ${Math.floor(maxMs / 86_400_000)}d, got ${JSON.stringify(v)}` });
         return z.NEVER;
       }
       return ms;
@@ -44,8 +54,13 @@ const listener = z
     tls: tlsMode.describe('none | starttls | implicit'),
     requireTls: z.boolean().optional().describe('Refuse logins before TLS. Default true unless tls is none.'),
     backend: z.string().describe('A key of backends.'),
+    hostname: z
+      .string()
+      .regex(/^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$/, 'expected a host name like mail.example.org')
+      .optional()
+      .describe('Host name in greetings (SMTP 220 and EHLO). Default: the machine host name.'),
   })
-  .transform((l) => ({ ...l, requireTls: l.requireTls ?? l.tls !== 'none' }));
+  .transform((l) => ({ ...l, requireTls: l.requireTls ?? l.tls !== 'none', hostname: l.hostname ?? os.hostname() }));
 
 const backend = z.strictObject({
   host: z.string().min(1).describe('Backend host name or address.'),
@@ -66,8 +81,8 @@ const rule = z.strictObject({
   key: z.enum(RULE_KEYS).describe('What is counted: ip | user | ip+user.'),
   count: z.enum(['attempts', 'failures']).describe('attempts: every login that passed the check; failures: logins the backend rejected.'),
   limit: z.number().int().min(1).describe('Refuse once the count reaches this within the window.'),
-  window: duration('Counter lifetime, started by the first hit.'),
-  block: duration('Refuse the key for this long from the moment the limit is reached (default: until the window ends).').optional(),
+  window: duration('Counter lifetime, started by the first hit.', MAX_TTL_MS),
+  block: duration('Refuse the key for this long from the moment the limit is reached (default: until the window ends).', MAX_TTL_MS).optional(),
   protocols: z.array(protocol).min(1).optional().describe('Protocols the rule applies to (default: all).'),
 });
 

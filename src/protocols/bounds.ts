@@ -49,3 +49,11 @@ export const DEFAULT_BACKEND_LOGIN_TIMEOUT_MS = 30_000;
 
 /** Bytes we accept from a backend before its login reply; a server that talks more is broken. */
 export const BACKEND_MAX_PRELOGIN_BYTES = 64 * 1024;
+
+/** POP3 command line. RFC 2449 §4 caps commands at 255 octets; we allow a little slack for
+ *  clients that pad, and SASL responses use SASL_MAX_TOKEN_BYTES instead. */
+export const POP3_MAX_LINE_BYTES = 512;
+
+/** SMTP command line: RFC 5321 §4.5.3.1.4 says 512 octets including CRLF. AUTH lines and
+ *  SASL responses may be longer (RFC 4954 §4: 12,288), bounded by SASL_MAX_TOKEN_BYTES. */
+export const SMTP_MAX_LINE_BYTES = 512;

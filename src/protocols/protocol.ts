@@ -9,11 +9,19 @@ export interface MachineOptions {
   requireTls: boolean;
   maxBadCommands: number;
   maxAuthAttempts: number;
+  /** Our host name, for greetings that carry one (SMTP 220, EHLO). */
+  hostname: string;
+  /** What the backend advertises, as last probed (protocol-specific keywords, e.g. SMTP EHLO
+   *  extensions); empty when unknown. A snapshot taken when the session starts. */
+  backendCapabilities: readonly string[];
 }
 
 /** Protocol-specific data the backend replay needs to frame its reply (e.g. the IMAP tag). */
 export interface LoginContext {
+  /** IMAP: the client's tag, so the backend's tagged reply can be returned under it. */
   tag: string;
+  /** Our host name (SMTP EHLO to the backend). */
+  hostname: string;
 }
 
 export type CloseReason = 'logout' | 'too-many-errors' | 'too-many-failures' | 'limited' | 'protocol-error' | 'timeout' | 'shutdown';
@@ -62,4 +70,7 @@ export interface MailProtocol {
   name: ProtocolName;
   createMachine(opts: MachineOptions): ProtocolMachine;
   backendLogin: BackendLogin;
+  /** Asks the backend what it supports (e.g. SMTP EHLO keywords), without logging in.
+   *  Protocols whose pre-login advertisement must match the backend provide it. */
+  probeCapabilities?: (backend: BackendConfig, hostname: string) => Promise<string[]>;
 }

@@ -66,8 +66,15 @@ export class SaslExchange {
     return { exchange: ex, step: ex.respond(initial) };
   }
 
-  /** Feed one client response line (without CRLF). */
+  /** Feed one client response line (without CRLF). On failure nothing of the exchange is
+   *  kept: a LOGIN user name already received is zeroed. */
   respond(line: string): SaslStep {
+    const step = this.step(line);
+    if (step.kind === 'fail') this.user?.fill(0);
+    return step;
+  }
+
+  private step(line: string): SaslStep {
     if (line === '*') return { kind: 'fail', reason: 'cancelled' };
     const data = decodeBase64Strict(line);
     if (data === null) return { kind: 'fail', reason: line.length > SASL_MAX_TOKEN_BYTES ? 'too-long' : 'bad-base64' };

@@ -22,6 +22,8 @@ export interface SessionEnv {
   maxBadCommands: number;
   maxAuthAttempts: number;
   timeouts: { preauth: number; tlsHandshake: number; idle: number };
+  /** The backend's advertised capabilities as last probed (empty when unknown). */
+  capabilities(backendName: string): readonly string[];
 }
 
 type Phase = 'tls-handshake' | 'preauth' | 'login' | 'spliced' | 'closed';
@@ -52,6 +54,8 @@ export class Session {
       requireTls: listener.requireTls,
       maxBadCommands: env.maxBadCommands,
       maxAuthAttempts: env.maxAuthAttempts,
+      hostname: listener.hostname,
+      backendCapabilities: env.capabilities(listener.backend),
     });
     // Absolute: not reset by traffic, so a byte every few seconds does not keep a client here.
     this.deadline = setTimeout(() => this.goodbye('timeout'), env.timeouts.preauth);

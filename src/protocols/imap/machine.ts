@@ -109,8 +109,14 @@ export class ImapMachine implements ProtocolMachine {
 
   private onEvent(ev: ImapEvent): Effect[] {
     switch (ev.type) {
-      case 'continue':
-        return [send(R.continueLiteral)];
+      case 'continue': {
+        // Before TLS a login is refused anyway: say so instead of "+", so the client never
+        // sends its password in the clear.
+        const refused = (ev.verb === 'LOGIN' || ev.verb === 'AUTHENTICATE') && this.plaintextRefused(ev.tag);
+        if (!refused) return [send(R.continueLiteral)];
+        this.parser.refuseLiteral();
+        return refused;
+      }
       case 'bad':
         return ev.fatal ? this.close(R.bad(ev.tag, ev.text) + R.byeErrors, 'protocol-error') : this.bad(ev.tag, ev.text);
       case 'line':
@@ -134,7 +140,8 @@ export class ImapMachine implements ProtocolMachine {
 
   startTls(tag: string, args: ImapArg[]): Effect[] {
     if (args.length) return this.bad(tag, 'STARTTLS takes no arguments');
-    if (this.opts.tlsMode !== 'starttls' || this.secure) return this.bad(tag, 'TLS is already active');
+    if (this.secure) return this.bad(tag, 'TLS is already active');
+    if (this.opts.tlsMode !== 'starttls') return this.bad(tag, 'STARTTLS is not available here');
     // Plaintext pipelined behind STARTTLS must never run after the handshake (CVE-2021-33515).
     const discarded = this.parser.bufferedBytes;
     this.parser.discard();
@@ -205,6 +212,6 @@ export class ImapMachine implements ProtocolMachine {
   private beginLogin(tag: string, credentials: Credentials): Effect[] {
     this.state = 'login';
     this.loginTag = tag;
-    return [{ type: 'login', credentials, context: { tag } }];
+    return [{ type: 'login', credentials, context: { tag, hostname: this.opts.hostname } }];
   }
 }

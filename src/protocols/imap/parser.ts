@@ -18,7 +18,8 @@ export type ImapArg =
 export type ImapEvent =
   | { type: 'command'; tag: string; verb: string; args: ImapArg[] }
   /** A synchronizing literal was accepted: the server must now send "+ ...". */
-  | { type: 'continue' }
+  /** A synchronizing literal awaits "+"; the machine may refuseLiteral() instead. */
+  | { type: 'continue'; tag: string; verb: string }
   /** Malformed input; fatal means the connection must be closed (the stream is out of sync). */
   | { type: 'bad'; tag: string; text: string; fatal: boolean }
   /** A raw response line (SASL continuation), after expectLine(). */
@@ -31,7 +32,8 @@ interface Pending {
   afterLiteral: boolean;
 }
 
-const TAG_RE = /^[\x21-\x7e]+$/;
+// RFC 9051 §9: tag = 1*<ASTRING-CHAR except "+">: no CTL, SP, 8-bit, ( ) { % * " \ or +.
+const TAG_RE = /^[^\x00-\x20\x7f-\xff(){%*"\\+]+$/;
 const LITERAL_RE = /^\{(\d+)(\+)?\}$/;
 const NONSYNC_TAIL_RE = /\{\d+\+\}$/;
 const SP = 0x20;
@@ -101,9 +103,16 @@ export class ImapParser {
     return null;
   }
 
+  /** The tag of the command being parsed, when it is a valid tag (so replies never echo
+   *  arbitrary client bytes), else "*". */
   private currentTag(): string {
-    const first = this.pending?.stack[0]?.[0];
-    return first && first.kind === 'atom' ? first.value : '*';
+    return this.pending ? tagOf(this.pending) : '*';
+  }
+
+  /** Answer a pending synchronizing literal with a tagged reply instead of "+" (RFC 9051
+   *  §7.5): the client does not send the literal, so the command is dropped. */
+  refuseLiteral(): void {
+    this.pending = null;
   }
 
   private fatal(tag: string, text: string): ImapEvent {
@@ -170,7 +179,9 @@ export class ImapParser {
         p.bytes += p.literal;
         // Non-synchronizing: next() reads the literal in its loop (no recursion: thousands of
         // small literals in one command must not exhaust the stack).
-        return sync ? { type: 'continue' } : null;
+        if (!sync) return null;
+        const verb = p.stack[0]![1];
+        return { type: 'continue', tag: tagOf(p), verb: verb?.kind === 'atom' ? verb.value.toUpperCase() : '' };
       } else {
         const start = i;
         while (i < line.length && line[i] !== SP && line[i] !== 0x28 && line[i] !== 0x29) {
@@ -185,7 +196,7 @@ export class ImapParser {
     this.pending = null;
     if (p.stack.length !== 1) return { type: 'bad', tag: tagOf(p), text: 'Unclosed list', fatal: false };
     const [tag, verb, ...args] = p.stack[0]!;
-    if (!tag || tag.kind !== 'atom' || !TAG_RE.test(tag.value) || tag.value.includes('+')) {
+    if (!tag || tag.kind !== 'atom' || !TAG_RE.test(tag.value)) {
       return { type: 'bad', tag: '*', text: 'Invalid tag', fatal: false };
     }
     if (!verb || verb.kind !== 'atom') return { type: 'bad', tag: tag.value, text: 'Missing command', fatal: false };
@@ -195,7 +206,7 @@ export class ImapParser {
 
 function tagOf(p: Pending): string {
   const t = p.stack[0]?.[0];
-  return t && t.kind === 'atom' ? t.value : '*';
+  return t && t.kind === 'atom' && TAG_RE.test(t.value) ? t.value : '*';
 }
 
 /** A quoted string starting at line[start] === '"'. Only \\ and \" escapes (RFC 9051 §4.3). */

@@ -1,0 +1,202 @@
+// Unit tests for config parsing: the shipped file, durations, defaults and error messages
+// that name the key path. Pure apart from temp files under os.tmpdir().
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseDuration } from '../../src/config/duration.js';
+import { loadConfig, parseConfig } from '../../src/config/load.js';
+import { MailgateError } from '../../src/errors.js';
+
+const DEFAULT_FILE = fileURLToPath(new URL('../../config/mailgate.yaml', import.meta.url));
+
+type Doc = Record<string, unknown>;
+const base = (extra: Doc = {}, listener: Doc = {}): Doc => ({
+  listeners: [{ name: 'imap', protocol: 'imap', listen: '127.0.0.1:1143', tls: 'none', backend: 'b', ...listener }],
+  backends: { b: { host: '127.0.0.1', port: 143 } },
+  ...extra,
+});
+const withTls = { tls: { cert: 'c.pem', key: 'k.pem' } };
+const rule = (r: Doc) => ({ limits: { rules: [{ name: 'r', key: 'ip', count: 'attempts', limit: 5, window: '1h', ...r }] } });
+
+/** The MailgateError thrown by parseConfig, or a failure if it did not throw one. */
+function configError(doc: unknown): MailgateError {
+  try {
+    parseConfig(doc);
+  } catch (err) {
+    expect(err).toBeInstanceOf(MailgateError);
+    return err as MailgateError;
+  }
+  throw new Error('parseConfig accepted an invalid config');
+}
+
+const tmp = mkdtempSync(join(tmpdir(), 'mailgate-config-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+let n = 0;
+const writeTemp = (text: string) => {
+  const file = join(tmp, `c${n++}.yaml`);
+  writeFileSync(file, text);
+  return file;
+};
+
+describe('the shipped config/mailgate.yaml', () => {
+  const cfg = loadConfig(DEFAULT_FILE);
+
+  it('parses, with durations in milliseconds', () => {
+    expect(cfg.listeners.map((l) => [l.name, l.protocol, l.tls, l.requireTls])).toEqual([
+      ['imap', 'imap', 'starttls', true],
+      ['imaps', 'imap', 'implicit', true],
+    ]);
+    expect(cfg.backends.imap).toMatchObject({ host: '127.0.0.1', port: 143, tls: 'none', tlsVerify: true, connectTimeout: 10_000 });
+    expect(cfg.limits.rules.find((r) => r.name === 'ip-failures')).toMatchObject({ window: 600_000, block: 1_800_000 });
+    expect(cfg.store.type).toBe('memory');
+  });
+
+  it('is frozen', () => {
+    expect(Object.isFrozen(cfg)).toBe(true);
+  });
+});
+
+describe('durations', () => {
+  it.each([
+    ['90s', 90_000],
+    ['10m', 600_000],
+    ['1h', 3_600_000],
+    ['7d', 604_800_000],
+    ['250ms', 250],
+    ['45', 45_000],
+    [45, 45_000],
+    [0, 0],
+  ])('%j is %d ms', (input, ms) => {
+    expect(parseDuration(input)).toBe(ms);
+    expect(parseConfig(base(rule({ window: input }))).limits.rules[0]!.window).toBe(ms);
+  });
+
+  it.each(['1.5h', '-5s', '10 m', '5w', 'h', '', '1e3', '1h30m', 1.5, -1, true, null])('%j is not a duration', (input) => {
+    expect(parseDuration(input)).toBeNull();
+  });
+
+  it('a bad duration error names the key path', () => {
+    const err = configError(base(rule({ window: '10 minutes' })));
+    expect(err.code).toBe('MG_CONFIG_INVALID');
+    expect(err.message).toMatch(/^limits\.rules\.0\.window: .*duration/m);
+    expect(err.message).toContain('"10 minutes"');
+    expect(configError(base({ timeouts: { preauth: '1.5m' } })).message).toMatch(/^timeouts\.preauth: /m);
+    expect(configError(base({ backends: { b: { host: 'h', port: 1, loginTimeout: 'x' } } })).message).toMatch(
+      /^backends\.b\.loginTimeout: /m,
+    );
+  });
+
+  it('defaults are milliseconds whether a section is omitted or partly given', () => {
+    const none = parseConfig(base());
+    expect(none.timeouts).toEqual({ preauth: 60_000, tlsHandshake: 15_000, idle: 1_800_000 });
+    expect(none.backends.b).toMatchObject({ connectTimeout: 10_000, loginTimeout: 30_000, tls: 'none', tlsVerify: true });
+    const partial = parseConfig(base({ timeouts: { idle: '2h' } }));
+    expect(partial.timeouts).toEqual({ preauth: 60_000, tlsHandshake: 15_000, idle: 7_200_000 });
+  });
+});
+
+describe('errors name the key path', () => {
+  it('an unknown key, at any depth', () => {
+    expect(configError(base({ bogus: 1 })).message).toMatch(/^bogus: unknown key$/m);
+    expect(configError(base({}, { bogus: 1 })).message).toMatch(/^listeners\.0\.bogus: unknown key$/m);
+    expect(configError(base({ backends: { b: { host: 'h', port: 1, tlsverify: false } } })).message).toMatch(
+      /^backends\.b\.tlsverify: unknown key$/m,
+    );
+    expect(configError(base(rule({ windowSec: 5 }))).message).toMatch(/^limits\.rules\.0\.windowSec: unknown key$/m);
+  });
+
+  it('a listener naming a backend that does not exist', () => {
+    const err = configError(base({}, { backend: 'nope' }));
+    expect(err.message).toMatch(/^listeners\.0\.backend: .*"nope"/m);
+    expect(err.message).toContain('(have: b)');
+  });
+
+  it.each(['1143', 'localhost', '127.0.0.1:', '127.0.0.1:65536', '::1:143', '[::1', '[zz::1]:143', '127.0.0.1:143 '])(
+    'a bad listen address %j',
+    (listen) => {
+      expect(configError(base({}, { listen })).message).toMatch(/^listeners\.0\.listen: expected host:port/m);
+    },
+  );
+
+  it('accepts IPv6 and host name listen addresses', () => {
+    expect(parseConfig(base({}, { listen: '[::1]:1143' })).listeners[0]!.listen).toBe('[::1]:1143');
+    expect(parseConfig(base({}, { listen: 'localhost:1143' })).listeners[0]!.listen).toBe('localhost:1143');
+  });
+
+  it('a missing required section', () => {
+    expect(configError({ listeners: base().listeners }).message).toMatch(/^backends: /m);
+    expect(configError({ backends: base().backends }).message).toMatch(/^listeners: /m);
+  });
+
+  it('reports every problem, one per line', () => {
+    const err = configError(base({ bogus: 1 }, { backend: 'nope', listen: 'x' }));
+    expect(err.message.split('\n').length).toBeGreaterThanOrEqual(2);
+    expect(err.message).toMatch(/^bogus: unknown key$/m);
+    expect(err.message).toMatch(/^listeners\.0\.listen: /m);
+  });
+});
+
+describe('requireTls', () => {
+  it('defaults to true for starttls and implicit, false for none', () => {
+    const cfg = parseConfig({
+      ...base(),
+      ...withTls,
+      listeners: [
+        { name: 'a', protocol: 'imap', listen: '127.0.0.1:1', tls: 'starttls', backend: 'b' },
+        { name: 'b', protocol: 'imap', listen: '127.0.0.1:2', tls: 'implicit', backend: 'b' },
+        { name: 'c', protocol: 'imap', listen: '127.0.0.1:3', tls: 'none', backend: 'b' },
+      ],
+    });
+    expect(cfg.listeners.map((l) => l.requireTls)).toEqual([true, true, false]);
+  });
+
+  it('an explicit false is kept on a TLS listener', () => {
+    expect(parseConfig({ ...base({}, { tls: 'starttls', requireTls: false }), ...withTls }).listeners[0]!.requireTls).toBe(false);
+  });
+
+  it('true on a tls: none listener is refused', () => {
+    expect(configError(base({}, { requireTls: true })).message).toMatch(/^listeners\.0\.requireTls: /m);
+  });
+
+  it('a TLS listener without the tls section is refused', () => {
+    expect(configError(base({}, { tls: 'starttls' })).message).toMatch(/^listeners\.0\.tls: .*cert/m);
+  });
+});
+
+describe('loadConfig', () => {
+  it('reads and validates a YAML file', () => {
+    const file = writeTemp(
+      [
+        'listeners:',
+        '  - {name: i, protocol: imap, listen: "127.0.0.1:1143", tls: none, backend: b}',
+        'backends:',
+        '  b: {host: 127.0.0.1, port: 143, loginTimeout: 2m}',
+        'timeouts:',
+        '  preauth: 90s',
+        '',
+      ].join('\n'),
+    );
+    const cfg = loadConfig(file);
+    expect(cfg.backends.b!.loginTimeout).toBe(120_000);
+    expect(cfg.timeouts.preauth).toBe(90_000);
+  });
+
+  it('a missing file is MG_CONFIG_READ naming the file', () => {
+    const file = join(tmp, 'missing.yaml');
+    expect(() => loadConfig(file)).toThrow(expect.objectContaining({ code: 'MG_CONFIG_READ', message: expect.stringContaining(file) }));
+  });
+
+  it('a YAML syntax error and a duplicate key are MG_CONFIG_INVALID naming the file', () => {
+    for (const text of ['listeners: [\n', 'backends: {}\nbackends: {}\n']) {
+      const file = writeTemp(text);
+      expect(() => loadConfig(file)).toThrow(expect.objectContaining({ code: 'MG_CONFIG_INVALID', message: expect.stringContaining(file) }));
+    }
+  });
+
+  it('schema errors from a file name the key path', () => {
+    const file = writeTemp('listeners: []\nbackends: {}\nextra: 1\n');
+    expect(() => loadConfig(file)).toThrow(expect.objectContaining({ code: 'MG_CONFIG_INVALID', message: expect.stringMatching(/^extra: unknown key$/m) }));
+  });
+});
