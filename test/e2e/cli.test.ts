@@ -4,7 +4,10 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { ImapFlow } from 'imapflow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDovecot } from '../helpers/dovecot.js';
+import { RawClient } from '../helpers/raw-client.js';
 
 let out: string;
 let cli: string;
@@ -90,6 +93,62 @@ describe('mailgate --config', () => {
     });
     expect(code).toBe(0);
     expect(stdout).toMatch(/"event":"proxy\.stop"/);
+  });
+
+  it('the done-when walk: STARTTLS and implicit TLS logins, APPEND and FETCH byte for byte, an ip limit of 3', async () => {
+    const dovecot = await startDovecot();
+    const p = writeConfig('walk.yaml', [
+      'listeners:',
+      '  - {name: imap, protocol: imap, listen: "127.0.0.1:0", tls: starttls, backend: imap}',
+      '  - {name: imaps, protocol: imap, listen: "127.0.0.1:0", tls: implicit, backend: imap}',
+      `tls: {cert: ${dovecot.cert.certPath}, key: ${dovecot.cert.keyPath}}`,
+      `backends: {imap: {host: 127.0.0.1, port: ${dovecot.ports.imap}}}`,
+      'limits:',
+      '  rules:',
+      '    - {name: ip-logins, key: ip, count: attempts, limit: 3, window: 1h}',
+    ].join('\n'));
+    const child = spawn(process.execPath, [cli, '--config', p], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let stdout = '';
+      const ports: Record<string, number> = {};
+      await new Promise<void>((started, reject) => {
+        child.stdout.on('data', (d: Buffer) => {
+          stdout += d.toString();
+          for (const m of stdout.matchAll(/"listener":"(\w+)","protocol":"imap","address":"[^"]+","port":(\d+)/g)) ports[m[1]!] = Number(m[2]);
+          if (stdout.includes('"proxy.start"')) started();
+        });
+        child.once('exit', (code) => reject(new Error(`exited ${code}: ${stdout}`)));
+      });
+      const message = Buffer.from('Subject: walk\r\n\r\nbody \u00e9\r\n' + 'y'.repeat(10_000) + '\r\n', 'utf8');
+      // imapflow cannot pick a source address: its logins come from 127.0.0.1.
+      const client = (port: number, secure: boolean) =>
+        new ImapFlow({ host: '127.0.0.1', port, secure, doSTARTTLS: !secure || undefined, tls: { rejectUnauthorized: false }, auth: { user: 'alice', pass: 'alice-pass' }, logger: false } as ConstructorParameters<typeof ImapFlow>[0]);
+      const a = client(ports.imap!, false);
+      await a.connect();
+      const { uid } = (await a.append('INBOX', message)) as { uid: number };
+      await a.logout();
+      const b = client(ports.imaps!, true);
+      await b.connect();
+      await b.mailboxOpen('INBOX');
+      const got = (await b.fetchOne(String(uid), { source: true }, { uid: true })) as { source: Buffer };
+      expect(got.source.equals(message)).toBe(true);
+      await b.logout();
+      const third = client(ports.imaps!, true);
+      await third.connect();
+      await third.logout();
+      const raw = await RawClient.connect(ports.imaps!, { tls: true });
+      await raw.waitFor(/\r\n/);
+      raw.write('x LOGIN alice alice-pass\r\n');
+      expect(await raw.waitClosed()).toMatch(/x NO \[UNAVAILABLE\] Too many login attempts; try again in \d+ seconds\./);
+      const other = await RawClient.connect(ports.imaps!, { tls: true, localAddress: '127.0.7.2' });
+      await other.waitFor(/\r\n/);
+      other.write('y LOGIN alice alice-pass\r\n');
+      await other.waitFor(/y OK \[CAPABILITY/);
+      other.close();
+    } finally {
+      child.kill('SIGTERM');
+      await dovecot.stop();
+    }
   });
 
   it('refuses to start on an invalid file, before listening', () => {
