@@ -5,7 +5,9 @@ import type { Config } from './config/schema.js';
 import { KeyBuilder } from './limits/keys.js';
 import { Policy } from './limits/policy.js';
 import { createLogger, type Logger } from './logging/logger.js';
+import type { MailProtocol } from './protocols/protocol.js';
 import { protocolFor } from './protocols/registry.js';
+import { CapabilityCache } from './backend/capabilities.js';
 import { Listener } from './server/listener.js';
 import type { SessionEnv } from './server/session.js';
 import { loadServerTls } from './server/tls.js';
@@ -20,12 +22,26 @@ export interface Proxy {
   stop(): Promise<void>;
 }
 
+/** One probe per backend whose protocol must mirror what the backend advertises. */
+function probeTargets(cfg: Config) {
+  const seen = new Map<string, { backend: string; cfg: Config['backends'][string]; protocol: MailProtocol; hostname: string }>();
+  for (const l of cfg.listeners) {
+    const protocol = protocolFor(l.protocol);
+    if (protocol?.probeCapabilities && !seen.has(l.backend)) {
+      seen.set(l.backend, { backend: l.backend, cfg: cfg.backends[l.backend]!, protocol, hostname: l.hostname });
+    }
+  }
+  return [...seen.values()];
+}
+
 export async function startProxy(cfg: Config, opts: { log?: Logger; clock?: Clock } = {}): Promise<Proxy> {
   const log = opts.log ?? createLogger(cfg.log.level);
   const clock = opts.clock ?? systemClock;
   const store = new MemoryStore(clock);
   const policy = new Policy(cfg.limits, store, new KeyBuilder());
   const tlsOpts = await loadServerTls(cfg.tls, log);
+  const capabilities = new CapabilityCache(probeTargets(cfg), log);
+  await capabilities.start();
   const env: SessionEnv = {
     policy,
     clock,
@@ -33,7 +49,7 @@ export async function startProxy(cfg: Config, opts: { log?: Logger; clock?: Cloc
     maxBadCommands: cfg.limits.maxBadCommands,
     maxAuthAttempts: cfg.limits.maxAuthAttempts,
     timeouts: cfg.timeouts,
-    capabilities: () => [],
+    capabilities: (backend) => capabilities.get(backend),
   };
   const listeners: Listener[] = [];
   const addresses: Proxy['addresses'] = {};
@@ -47,6 +63,7 @@ export async function startProxy(cfg: Config, opts: { log?: Logger; clock?: Cloc
       listeners.push(listener);
     }
   } catch (err) {
+    capabilities.stop();
     await Promise.all(listeners.map((l) => l.close()));
     throw err;
   }
@@ -61,6 +78,7 @@ export async function startProxy(cfg: Config, opts: { log?: Logger; clock?: Cloc
         l.shutdownSessions();
       }
       await closing;
+      capabilities.stop();
       await store.close();
       log.info({ event: 'proxy.stop' }, 'mailgate stopped');
     },

@@ -6,6 +6,7 @@ import { isLoopbackHost, isValidCidr, parseHostPort } from './address.js';
 import { parseDuration } from './duration.js';
 import {
   DEFAULT_BACKEND_LOGIN_TIMEOUT_MS,
+  DEFAULT_BACKEND_PROBE_INTERVAL_MS,
   DEFAULT_MAX_AUTH_ATTEMPTS,
   DEFAULT_MAX_BAD_COMMANDS,
   DEFAULT_PREAUTH_TIMEOUT_MS,
@@ -72,6 +73,9 @@ const backend = z.strictObject({
   connectTimeout: duration('TCP/TLS connect timeout.').prefault(10),
   loginTimeout: duration('Whole backend login (greeting to tagged reply) deadline.').prefault(
     DEFAULT_BACKEND_LOGIN_TIMEOUT_MS / 1000,
+  ),
+  probeInterval: duration('How often to re-read what the backend advertises (SMTP EHLO), so the proxy offers the same.').prefault(
+    DEFAULT_BACKEND_PROBE_INTERVAL_MS / 1000,
   ),
 });
 

@@ -57,3 +57,6 @@ export const POP3_MAX_LINE_BYTES = 512;
 /** SMTP command line: RFC 5321 §4.5.3.1.4 says 512 octets including CRLF. AUTH lines and
  *  SASL responses may be longer (RFC 4954 §4: 12,288), bounded by SASL_MAX_TOKEN_BYTES. */
 export const SMTP_MAX_LINE_BYTES = 512;
+
+/** Re-probe backend capabilities this often: a server upgrade shows up without a restart. */
+export const DEFAULT_BACKEND_PROBE_INTERVAL_MS = 5 * 60_000;

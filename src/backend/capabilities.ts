@@ -1,0 +1,56 @@
+// What each backend advertises (SMTP EHLO keywords today), probed at start and refreshed
+// periodically, so the proxy never offers clients what the real server lacks. A failed probe
+// keeps the last good answer; with none, nothing optional is advertised.
+import type { BackendConfig } from '../config/schema.js';
+import type { Logger } from '../logging/logger.js';
+import type { MailProtocol } from '../protocols/protocol.js';
+
+interface Target {
+  backend: string;
+  cfg: BackendConfig;
+  protocol: MailProtocol;
+  hostname: string;
+}
+
+export class CapabilityCache {
+  private readonly known = new Map<string, readonly string[]>();
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly targets: Target[],
+    private readonly log: Logger,
+  ) {}
+
+  /** Probe everything once (start-up does not fail on a backend that is down), then keep
+   *  refreshing at the shortest configured interval. */
+  async start(): Promise<void> {
+    await this.refresh();
+    const every = Math.min(...this.targets.map((t) => t.cfg.probeInterval));
+    if (Number.isFinite(every)) {
+      this.timer = setInterval(() => void this.refresh(), every);
+      this.timer.unref();
+    }
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  get(backend: string): readonly string[] {
+    return this.known.get(backend) ?? [];
+  }
+
+  private async refresh(): Promise<void> {
+    await Promise.all(
+      this.targets.map(async (t) => {
+        try {
+          const caps = await t.protocol.probeCapabilities!(t.cfg, t.hostname);
+          this.known.set(t.backend, caps);
+          this.log.debug({ event: 'backend.probe', backend: t.backend, capabilities: caps }, 'backend capabilities');
+        } catch (err) {
+          this.log.warn({ event: 'backend.probe', backend: t.backend, error: (err as Error).message }, 'backend capability probe failed');
+        }
+      }),
+    );
+  }
+}

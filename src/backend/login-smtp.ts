@@ -1,0 +1,96 @@
+// SMTP submission login replay (RFC 5321, 3207, 4954) and the EHLO capability probe:
+// greeting, EHLO, STARTTLS when configured (never a plaintext fallback), EHLO again, AUTH
+// PLAIN with the credentials base64-encoded, so no client byte reaches the line unencoded.
+import type { BackendConfig } from '../config/schema.js';
+import { MailgateError } from '../errors.js';
+import type { BackendLoginResult, LoginContext } from '../protocols/protocol.js';
+import type { Credentials } from '../protocols/sasl.js';
+import { BackendConn } from './connect.js';
+
+interface Reply {
+  code: number;
+  lines: string[];
+  /** The reply as received, CRLF-terminated, to forward to the client. */
+  raw: string;
+}
+
+/** A whole (possibly multi-line, "250-...") reply. */
+async function readReply(conn: BackendConn): Promise<Reply> {
+  const lines: string[] = [];
+  for (;;) {
+    const line = await conn.readLine();
+    const m = /^(\d{3})([ -]|$)(.*)$/.exec(line);
+    if (!m) throw new MailgateError('MG_BACKEND_PROTOCOL', 'malformed SMTP reply from backend');
+    lines.push(line);
+    if (m[2] !== '-') return { code: Number(m[1]), lines, raw: lines.map((l) => `${l}\r\n`).join('') };
+  }
+}
+
+async function expectCode(conn: BackendConn, code: number, what: string): Promise<Reply> {
+  const r = await readReply(conn);
+  if (r.code !== code) throw new MailgateError('MG_BACKEND_PROTOCOL', `backend answered ${r.code} to ${what}`);
+  return r;
+}
+
+/** EHLO keywords (the lines after the first), exactly as the backend wrote them. */
+async function ehlo(conn: BackendConn, hostname: string): Promise<string[]> {
+  conn.write(`EHLO ${hostname}\r\n`);
+  const r = await expectCode(conn, 250, 'EHLO');
+  return r.lines.slice(1).map((l) => l.slice(4));
+}
+
+const has = (keywords: string[], name: string) => keywords.some((k) => k.split(' ')[0]!.toUpperCase() === name);
+
+/** Greeting, EHLO and, when configured, STARTTLS and EHLO again: the session as the client
+ *  will find it after the login. */
+async function open(cfg: BackendConfig, hostname: string): Promise<{ conn: BackendConn; keywords: string[] }> {
+  const conn = await BackendConn.open(cfg);
+  try {
+    await expectCode(conn, 220, 'the connection');
+    let keywords = await ehlo(conn, hostname);
+    if (cfg.tls === 'starttls') {
+      if (!has(keywords, 'STARTTLS')) throw new MailgateError('MG_BACKEND_TLS', 'backend does not offer STARTTLS');
+      conn.write('STARTTLS\r\n');
+      await expectCode(conn, 220, 'STARTTLS');
+      await conn.startTls();
+      keywords = await ehlo(conn, hostname);
+    }
+    return { conn, keywords };
+  } catch (err) {
+    conn.close();
+    throw err;
+  }
+}
+
+export async function smtpBackendLogin(cfg: BackendConfig, c: Credentials, ctx: LoginContext): Promise<BackendLoginResult> {
+  let conn: BackendConn | null = null;
+  try {
+    let keywords: string[];
+    ({ conn, keywords } = await open(cfg, ctx.hostname));
+    const auth = keywords.find((k) => k.split(' ')[0]!.toUpperCase() === 'AUTH');
+    if (!auth || !auth.toUpperCase().split(' ').includes('PLAIN')) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend does not offer AUTH PLAIN');
+    const plain = Buffer.concat([Buffer.from([0]), c.user, Buffer.from([0]), c.password]);
+    const line = Buffer.from(`AUTH PLAIN ${plain.toString('base64')}\r\n`);
+    plain.fill(0);
+    conn.write(line);
+    const reply = await readReply(conn);
+    if (reply.code === 235) {
+      const { socket, leftover } = conn.release();
+      return { kind: 'ok', socket, clientReply: Buffer.from(reply.raw, 'latin1'), leftover };
+    }
+    conn.close('QUIT\r\n');
+    // 4xx: the server cannot decide now (RFC 4954 §6: 454); not the user's failure.
+    if (reply.code >= 400 && reply.code < 500) return { kind: 'unavailable', error: `backend answered ${reply.code} to AUTH` };
+    return { kind: 'rejected', clientReply: Buffer.from(reply.raw, 'latin1') };
+  } catch (err) {
+    conn?.close();
+    return { kind: 'unavailable', error: (err as Error).message };
+  }
+}
+
+/** The backend's EHLO keywords, as a client will see them after the login. */
+export async function smtpProbeCapabilities(cfg: BackendConfig, hostname: string): Promise<string[]> {
+  const { conn, keywords } = await open(cfg, hostname);
+  conn.close('QUIT\r\n');
+  return keywords;
+}

@@ -1,0 +1,46 @@
+// Canned SMTP submission replies (RFC 5321 §4.2, enhanced codes RFC 3463, AUTH RFC 4954,
+// STARTTLS RFC 3207). Never echo client text.
+
+/** EHLO keywords we pass on from the backend's own EHLO: clients do not EHLO again after
+ *  AUTH, so they must see what the server they end up talking to supports. mailgate owns
+ *  STARTTLS and AUTH; XCLIENT/XFORWARD and everything else are never offered. */
+export const BACKEND_KEYWORDS = new Set(['PIPELINING', 'SIZE', '8BITMIME', 'SMTPUTF8', 'CHUNKING', 'ENHANCEDSTATUSCODES', 'DSN']);
+
+/** The backend's EHLO lines we advertise: allowed keyword, printable ASCII parameters only. */
+export function passThroughKeywords(backend: readonly string[]): string[] {
+  return backend.filter((line) => /^[\x21-\x7e]+(?: [\x21-\x7e]+)*$/.test(line) && BACKEND_KEYWORDS.has(line.split(' ')[0]!.toUpperCase()));
+}
+
+export function ehlo(hostname: string, keywords: string[]): string {
+  const lines = [hostname, ...keywords];
+  return lines.map((l, i) => `250${i === lines.length - 1 ? ' ' : '-'}${l}\r\n`).join('');
+}
+
+export const R = {
+  greeting: (host: string) => `220 ${host} ESMTP ready\r\n`,
+  helo: (host: string) => `250 ${host}\r\n`,
+  ok: '250 2.0.0 OK\r\n',
+  quit: (host: string) => `221 2.0.0 ${host} closing connection\r\n`,
+  startTls: '220 2.0.0 Ready to start TLS\r\n',
+  tlsActive: '503 5.5.1 TLS already active\r\n',
+  tlsUnavailable: '502 5.5.1 STARTTLS not available\r\n',
+  needEhlo: '503 5.5.1 Send EHLO first\r\n',
+  needTls: '530 5.7.0 Must issue a STARTTLS command first\r\n',
+  authRequired: '530 5.7.0 Authentication required\r\n',
+  unknown: '500 5.5.2 Command not recognized\r\n',
+  lineTooLong: '500 5.5.2 Line too long\r\n',
+  syntax: (what: string) => `501 5.5.4 Syntax: ${what}\r\n`,
+  challenge: (b64: string) => `334 ${b64}\r\n`,
+  cancelled: '501 5.0.0 Authentication cancelled\r\n',
+  badBase64: '501 5.5.2 Cannot decode response\r\n',
+  badMechanism: '504 5.5.4 Unrecognized authentication type\r\n',
+  authzid: '501 5.5.4 Authorization identity not supported\r\n',
+  authFailed: '535 5.7.8 Authentication credentials invalid\r\n',
+  limited: (host: string, retryAfterSec: number) =>
+    `454 4.7.0 Too many login attempts; try again in ${retryAfterSec} seconds\r\n421 4.7.0 ${host} closing connection\r\n`,
+  unavailable: '454 4.7.0 Temporary authentication failure; try again later\r\n',
+  tooManyErrors: (host: string) => `421 4.7.0 ${host} Too many errors; closing connection\r\n`,
+  tooManyFailures: (host: string) => `421 4.7.0 ${host} Too many failed logins; closing connection\r\n`,
+  timeout: (host: string) => `421 4.4.2 ${host} Timeout; closing connection\r\n`,
+  shutdown: (host: string) => `421 4.3.2 ${host} Service shutting down\r\n`,
+} as const;

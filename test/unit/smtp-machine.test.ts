@@ -1,0 +1,225 @@
+// Unit tests for the SMTP submission pre-auth machine: every byte stream run as one chunk
+// and byte by byte with identical effects. Pure: no sockets.
+import { describe, expect, it } from 'vitest';
+import type { Effect, LoginResult, MachineOptions, ProtocolMachine } from '../../src/protocols/protocol.js';
+import { smtp } from '../../src/protocols/smtp/index.js';
+
+const b64 = (s: string) => Buffer.from(s, 'latin1').toString('base64');
+const BACKEND = ['PIPELINING', 'SIZE 10240000', 'VRFY', 'ETRN', 'ENHANCEDSTATUSCODES', '8BITMIME', 'DSN', 'AUTH PLAIN', 'XCLIENT ADDR', 'BURL imap', 'STARTTLS', 'CHUNKING'];
+
+function opts(o: Partial<MachineOptions> = {}): MachineOptions {
+  return { tlsMode: 'starttls', requireTls: true, maxBadCommands: 10, maxAuthAttempts: 3, hostname: 'mx.test', backendCapabilities: BACKEND, ...o };
+}
+
+type Step = string | ((m: ProtocolMachine) => Effect[]);
+const tls: Step = (m) => m.tlsStarted();
+const result = (r: LoginResult): Step => (m) => m.loginResult(r);
+
+function run(o: MachineOptions, steps: Step[], bytewise: boolean): Effect[] {
+  const m = smtp.createMachine(o);
+  const out: Effect[] = [...m.start()];
+  for (const s of steps) {
+    if (typeof s === 'function') out.push(...s(m));
+    else if (bytewise) for (const b of Buffer.from(s, 'latin1')) out.push(...m.push(Buffer.from([b])));
+    else out.push(...m.push(Buffer.from(s, 'latin1')));
+  }
+  return out;
+}
+
+const norm = (effects: Effect[]) => effects.map((e) => (e.type === 'startTls' ? { type: 'startTls' } : e.type === 'send' ? { type: 'send', data: String(e.data) } : e));
+
+function drive(o: Partial<MachineOptions>, steps: Step[]) {
+  const effects = run(opts(o), steps, false);
+  expect(norm(run(opts(o), steps, true))).toEqual(norm(effects));
+  const text = effects.flatMap((e) => (e.type === 'send' ? [String(e.data)] : [])).join('');
+  return {
+    effects,
+    text,
+    lines: text.split('\r\n').filter(Boolean),
+    logins: effects.flatMap((e) => (e.type === 'login' ? [e] : [])),
+    closes: effects.flatMap((e) => (e.type === 'close' ? [e.reason] : [])),
+  };
+}
+
+describe('SMTP machine: greeting and EHLO', () => {
+  it('greets with 220 and the host name', () => {
+    expect(drive({}, []).text).toBe('220 mx.test ESMTP ready\r\n');
+  });
+
+  it('before TLS: STARTTLS, no AUTH, and only the backend keywords we pass on', () => {
+    const { lines } = drive({}, ['EHLO client.test\r\n']);
+    expect(lines).toEqual([
+      '220 mx.test ESMTP ready',
+      '250-mx.test',
+      '250-PIPELINING',
+      '250-SIZE 10240000',
+      '250-ENHANCEDSTATUSCODES',
+      '250-8BITMIME',
+      '250-DSN',
+      '250-CHUNKING',
+      '250 STARTTLS',
+    ]);
+  });
+
+  it('after TLS: AUTH PLAIN LOGIN and no STARTTLS', () => {
+    const { lines } = drive({}, ['STARTTLS\r\n', tls, 'EHLO client.test\r\n']);
+    expect(lines.at(-1)).toBe('250 AUTH PLAIN LOGIN');
+    expect(lines.join('\n')).not.toMatch(/250.STARTTLS/);
+  });
+
+  it('without a probe result nothing optional is advertised', () => {
+    const { lines } = drive({ backendCapabilities: [], tlsMode: 'implicit' }, ['EHLO c\r\n']);
+    expect(lines.slice(1)).toEqual(['250-mx.test', '250 AUTH PLAIN LOGIN']);
+  });
+
+  it('EHLO without a name is a syntax error; HELO answers without extensions', () => {
+    const { lines } = drive({}, ['EHLO\r\n', 'HELO c\r\n']);
+    expect(lines.slice(1)).toEqual(['501 5.5.4 Syntax: EHLO hostname', '250 mx.test']);
+  });
+});
+
+describe('SMTP machine: STARTTLS', () => {
+  it('discards plaintext pipelined after STARTTLS and forgets EHLO', () => {
+    const { effects, lines, logins } = drive({}, [`EHLO c\r\nSTARTTLS\r\nEHLO x\r\nAUTH PLAIN ${b64('\0a\0b')}\r\n`, tls, `AUTH PLAIN ${b64('\0a\0b')}\r\n`]);
+    expect(logins).toEqual([]);
+    expect(lines.at(-2)).toBe('220 2.0.0 Ready to start TLS');
+    expect(lines.at(-1)).toBe('503 5.5.1 Send EHLO first');
+    const start = run(opts(), [`EHLO c\r\nSTARTTLS\r\nEHLO x\r\n`], false).find((e) => e.type === 'startTls');
+    expect(start).toEqual({ type: 'startTls', discarded: 8 });
+    expect(effects.filter((e) => e.type === 'startTls')).toHaveLength(1);
+  });
+
+  it('STARTTLS twice, on an implicit listener, or where not offered is refused', () => {
+    expect(drive({}, ['STARTTLS\r\n', tls, 'STARTTLS\r\n']).lines.at(-1)).toBe('503 5.5.1 TLS already active');
+    expect(drive({ tlsMode: 'implicit' }, ['STARTTLS\r\n']).lines.at(-1)).toBe('503 5.5.1 TLS already active');
+    expect(drive({ tlsMode: 'none', requireTls: false }, ['STARTTLS\r\n']).lines.at(-1)).toBe('502 5.5.1 STARTTLS not available');
+  });
+});
+
+describe('SMTP machine: AUTH', () => {
+  const secure = { tlsMode: 'implicit' as const };
+
+  it('AUTH before TLS is refused with 530 and no login', () => {
+    const { lines, logins } = drive({}, [`EHLO c\r\nAUTH PLAIN ${b64('\0alice\0pw')}\r\n`]);
+    expect(logins).toEqual([]);
+    expect(lines.at(-1)).toBe('530 5.7.0 Must issue a STARTTLS command first');
+  });
+
+  it('AUTH needs EHLO, not HELO', () => {
+    expect(drive(secure, ['AUTH PLAIN =\r\n']).lines.at(-1)).toBe('503 5.5.1 Send EHLO first');
+    expect(drive(secure, ['HELO c\r\nAUTH PLAIN =\r\n']).lines.at(-1)).toBe('503 5.5.1 Send EHLO first');
+  });
+
+  it('PLAIN with an initial response logs in', () => {
+    const { logins } = drive(secure, [`EHLO c\r\nAUTH PLAIN ${b64('\0alice\0pw')}\r\n`]);
+    expect(logins).toHaveLength(1);
+    expect(logins[0]!.credentials.user.toString()).toBe('alice');
+    expect(logins[0]!.credentials.password.toString()).toBe('pw');
+    expect(logins[0]!.context).toEqual({ tag: '', hostname: 'mx.test' });
+  });
+
+  it('PLAIN without an initial response gets "334 " and then the response', () => {
+    const { lines, logins } = drive(secure, ['EHLO c\r\nAUTH PLAIN\r\n', `${b64('\0alice\0pw')}\r\n`]);
+    expect(lines).toContain('334 ');
+    expect(logins).toHaveLength(1);
+  });
+
+  it('LOGIN asks for user and password', () => {
+    const { lines, logins } = drive(secure, ['EHLO c\r\nAUTH LOGIN\r\n', `${b64('alice')}\r\n`, `${b64('pw')}\r\n`]);
+    expect(lines).toContain(`334 ${b64('Username:')}`);
+    expect(lines).toContain(`334 ${b64('Password:')}`);
+    expect(logins[0]!.credentials.password.toString()).toBe('pw');
+  });
+
+  it('* cancels with 501, invalid base64 and a malformed PLAIN get 501, unknown mechanisms 504', () => {
+    const { lines, logins } = drive(secure, [
+      'EHLO c\r\nAUTH PLAIN\r\n', '*\r\n',
+      'AUTH PLAIN %%%%\r\n',
+      `AUTH PLAIN ${b64('alice\0pw')}\r\n`,
+      'AUTH CRAM-MD5\r\n',
+      `AUTH PLAIN ${b64('bob\0alice\0pw')}\r\n`,
+    ]);
+    expect(logins).toEqual([]);
+    expect(lines.slice(-5)).toEqual([
+      '501 5.0.0 Authentication cancelled',
+      '501 5.5.2 Cannot decode response',
+      '501 5.5.2 Cannot decode response',
+      '504 5.5.4 Unrecognized authentication type',
+      '501 5.5.4 Authorization identity not supported',
+    ]);
+  });
+
+  it('a failed exchange leaves no state: a new AUTH starts clean', () => {
+    const { logins } = drive(secure, ['EHLO c\r\nAUTH LOGIN\r\n', `${b64('mallory')}\r\n`, '*\r\n', `AUTH PLAIN ${b64('\0alice\0pw')}\r\n`]);
+    expect(logins).toHaveLength(1);
+    expect(logins[0]!.credentials.user.toString()).toBe('alice');
+  });
+});
+
+describe('SMTP machine: before AUTH, errors and results', () => {
+  const secure = { tlsMode: 'implicit' as const };
+
+  it('MAIL, RCPT, DATA and BDAT get 530; XCLIENT and XFORWARD are unknown', () => {
+    const { lines } = drive(secure, ['MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nBDAT 10 LAST\r\nXCLIENT ADDR=1.2.3.4\r\nXFORWARD ADDR=1.2.3.4\r\n']);
+    expect(lines.slice(1)).toEqual([
+      ...Array(4).fill('530 5.7.0 Authentication required'),
+      '500 5.5.2 Command not recognized',
+      '500 5.5.2 Command not recognized',
+    ]);
+  });
+
+  it('after maxBadCommands errors, even pipelined, 421 and close', () => {
+    const { lines, closes } = drive({ maxBadCommands: 3 }, ['FOO\r\nBAR\r\nBAZ\r\nNOOP\r\n']);
+    expect(lines.slice(1)).toEqual(['500 5.5.2 Command not recognized', '500 5.5.2 Command not recognized', '500 5.5.2 Command not recognized', '421 4.7.0 mx.test Too many errors; closing connection']);
+    expect(closes).toEqual(['too-many-errors']);
+  });
+
+  it('an ordinary command over 512 octets is refused; an AUTH line up to the SASL bound is read', () => {
+    expect(drive(secure, [`NOOP ${'x'.repeat(600)}\r\n`]).lines.at(-1)).toBe('500 5.5.2 Line too long');
+    const long = `AUTH PLAIN ${b64(`\0alice\0${'p'.repeat(900)}`)}\r\n`;
+    expect(drive(secure, ['EHLO c\r\n', long]).logins).toHaveLength(1);
+  });
+
+  it('a line beyond every bound closes the connection', () => {
+    const { closes } = drive(secure, ['A'.repeat(20_000)]);
+    expect(closes).toEqual(['protocol-error']);
+  });
+
+  it('limited: 454 4.7.0 with the retry time, then 421 and close; never 535', () => {
+    const { text, closes } = drive(secure, [`EHLO c\r\nAUTH PLAIN ${b64('\0a\0b')}\r\n`, result({ kind: 'limited', retryAfterSec: 42 })]);
+    expect(text).toMatch(/454 4\.7\.0 Too many login attempts; try again in 42 seconds\r\n421 4\.7\.0 mx\.test closing connection\r\n$/);
+    expect(text).not.toMatch(/^535/m);
+    expect(closes).toEqual(['limited']);
+  });
+
+  it('unavailable: 454 and the session goes on; rejected: the backend reply, up to maxAuthAttempts', () => {
+    const auth = `AUTH PLAIN ${b64('\0a\0b')}\r\n`;
+    const { lines, closes } = drive({ ...secure, maxAuthAttempts: 2 }, [
+      `EHLO c\r\n${auth}`, result({ kind: 'unavailable' }),
+      auth, result({ kind: 'rejected', reply: Buffer.from('535 5.7.8 nope\r\n') }),
+      auth, result({ kind: 'invalid-user' }),
+    ]);
+    expect(lines.slice(-4)).toEqual([
+      '454 4.7.0 Temporary authentication failure; try again later',
+      '535 5.7.8 nope',
+      '535 5.7.8 Authentication credentials invalid',
+      '421 4.7.0 mx.test Too many failed logins; closing connection',
+    ]);
+    expect(closes).toEqual(['too-many-failures']);
+  });
+
+  it('commands pipelined behind AUTH are kept raw for the backend', () => {
+    const m = smtp.createMachine(opts(secure));
+    m.start();
+    const effects = m.push(Buffer.from(`EHLO c\r\nAUTH PLAIN ${b64('\0a\0b')}\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n`));
+    expect(effects.filter((e) => e.type === 'login')).toHaveLength(1);
+    expect(m.takeBuffered().toString()).toBe('MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n');
+  });
+
+  it('QUIT says 221 and closes; goodbyes are 421', () => {
+    expect(drive({}, ['QUIT\r\n']).closes).toEqual(['logout']);
+    const m = smtp.createMachine(opts());
+    expect(m.goodbye('timeout')).toMatch(/^421 4\.4\.2 /);
+    expect(m.goodbye('shutdown')).toMatch(/^421 4\.3\.2 /);
+  });
+});
