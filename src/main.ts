@@ -11,8 +11,11 @@ import { CapabilityCache } from './backend/capabilities.js';
 import { Listener } from './server/listener.js';
 import type { SessionEnv } from './server/session.js';
 import { loadServerTls } from './server/tls.js';
-import { MemoryStore } from './stores/memory.js';
+import { createStore } from './stores/factory.js';
 import type { LimitStore } from './stores/store.js';
+
+/** How long start-up waits for a shared store before going on without it. */
+const STORE_START_WAIT_MS = 3_000;
 
 export interface Proxy {
   listeners: Listener[];
@@ -37,8 +40,11 @@ function probeTargets(cfg: Config) {
 export async function startProxy(cfg: Config, opts: { log?: Logger; clock?: Clock } = {}): Promise<Proxy> {
   const log = opts.log ?? createLogger(cfg.log.level);
   const clock = opts.clock ?? systemClock;
-  const store = new MemoryStore(clock);
-  const policy = new Policy(cfg.limits, store, new KeyBuilder());
+  const store = createStore(cfg.store, clock, log);
+  // Give a shared store a moment to connect so the first logins are counted where they
+  // should be; if it cannot, the configured onError applies until it can.
+  await store.ready?.(STORE_START_WAIT_MS);
+  const policy = new Policy(cfg.limits, store, new KeyBuilder(cfg.limits.keySecret));
   const tlsOpts = await loadServerTls(cfg.tls, log);
   const capabilities = new CapabilityCache(probeTargets(cfg), log);
   await capabilities.start();

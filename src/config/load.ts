@@ -18,9 +18,18 @@ export function formatIssues(issues: z.core.$ZodIssue[]): string {
     .join('\n');
 }
 
+/** Secrets that may come from the environment instead of the file. */
+function withEnvSecrets(doc: unknown, env: NodeJS.ProcessEnv): unknown {
+  const secret = env.MAILGATE_KEY_SECRET;
+  if (!secret || !doc || typeof doc !== 'object') return doc;
+  const d = doc as { limits?: Record<string, unknown> };
+  if (d.limits && typeof d.limits === 'object' && d.limits.keySecret !== undefined) return doc;
+  return { ...d, limits: { ...(d.limits ?? {}), keySecret: secret } };
+}
+
 /** Validates an already-parsed document. */
-export function parseConfig(doc: unknown): Config {
-  const result = configSchema.safeParse(doc);
+export function parseConfig(doc: unknown, env: NodeJS.ProcessEnv = process.env): Config {
+  const result = configSchema.safeParse(withEnvSecrets(doc, env));
   if (!result.success) throw new MailgateError('MG_CONFIG_INVALID', formatIssues(result.error.issues));
   return Object.freeze(result.data) as Config;
 }

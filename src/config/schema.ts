@@ -90,8 +90,33 @@ const rule = z.strictObject({
   protocols: z.array(protocol).min(1).optional().describe('Protocols the rule applies to (default: all).'),
 });
 
+const redisStore = z
+  .strictObject({
+    url: z.string().regex(/^rediss?:\/\//, 'expected redis://host:port or rediss://…').optional().describe('One Redis server (may carry a password: it is never logged).'),
+    sentinels: z.array(hostPort).min(1).optional().describe('Sentinel addresses (host:port), with name.'),
+    name: z.string().optional().describe('Sentinel master name.'),
+    cluster: z.array(hostPort).min(1).optional().describe('Redis Cluster seed nodes (host:port).'),
+    keyPrefix: z.string().regex(/^[\x21-\x7e]{0,64}$/).default('mailgate:').describe('Prefix of every key mailgate writes.'),
+    timeout: duration('No login waits longer than this on Redis; then onError applies.').prefault('250ms'),
+    onError: z
+      .enum(['local', 'allow', 'deny'])
+      .default('local')
+      .describe('While Redis is unreachable: local (same rules, in-memory counters) | allow (no limits) | deny (temporary failure).'),
+  })
+  .superRefine((r, ctx) => {
+    const modes = [r.url, r.sentinels, r.cluster].filter((x) => x !== undefined).length;
+    if (modes !== 1) ctx.addIssue({ code: 'custom', message: 'expected exactly one of url, sentinels (with name) or cluster' });
+    if (r.sentinels && !r.name) ctx.addIssue({ code: 'custom', path: ['name'], message: 'sentinels need the master name' });
+  })
+  .describe('Redis connection, when store.type is redis.');
+
 const limits = z
   .strictObject({
+    keySecret: z
+      .string()
+      .min(16, 'expected at least 16 characters')
+      .optional()
+      .describe('HMAC key for user names in counter keys; same on every instance. Or the MAILGATE_KEY_SECRET environment variable. Required with store.type redis.'),
     trustedNetworks: z.array(cidr).default([]).describe('CIDRs never throttled.'),
     ipv6Prefix: z.number().int().min(1).max(128).default(64).describe('IPv6 clients are grouped by this prefix length.'),
     maxAuthAttempts: z.number().int().min(1).max(100).default(DEFAULT_MAX_AUTH_ATTEMPTS).describe('Failed logins on one connection before it is closed.'),
@@ -125,7 +150,13 @@ export const configSchema = z
       .optional()
       .describe('Certificate for starttls/implicit listeners (required when any listener uses TLS).'),
     backends: z.record(z.string(), backend).describe('Real mail servers, by name.'),
-    store: z.strictObject({ type: z.enum(['memory']).describe('memory (redis: planned)') }).prefault({ type: 'memory' }).describe('Where counters live.'),
+    store: z
+      .discriminatedUnion('type', [
+        z.strictObject({ type: z.literal('memory').describe('memory: in this process (one instance) | redis: shared by instances') }),
+        z.strictObject({ type: z.literal('redis'), redis: redisStore }),
+      ])
+      .prefault({ type: 'memory' })
+      .describe('Where counters live.'),
     limits,
     timeouts,
     log: z
@@ -154,6 +185,9 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', path: ['listeners', i, 'requireTls'], message: 'requireTls: true needs tls: starttls or implicit' });
       }
     });
+    if (cfg.store.type === 'redis' && !cfg.limits.keySecret) {
+      ctx.addIssue({ code: 'custom', path: ['limits', 'keySecret'], message: 'required with store.type redis (instances must hash user names alike), or set MAILGATE_KEY_SECRET' });
+    }
     const ruleNames = new Set<string>();
     cfg.limits.rules.forEach((r, i) => {
       if (ruleNames.has(r.name)) ctx.addIssue({ code: 'custom', path: ['limits', 'rules', i, 'name'], message: `duplicate rule name "${r.name}"` });
@@ -166,6 +200,8 @@ export type ListenerConfig = Config['listeners'][number];
 export type BackendConfig = Config['backends'][string];
 export type RuleConfig = Config['limits']['rules'][number];
 export type LimitsConfig = Config['limits'];
+export type StoreConfig = Config['store'];
+export type RedisStoreConfig = Extract<StoreConfig, { type: 'redis' }>['redis'];
 export type ProtocolName = (typeof PROTOCOLS)[number];
 export type TlsMode = (typeof TLS_MODES)[number];
 

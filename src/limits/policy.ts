@@ -2,7 +2,7 @@
 // Protocol-blind: sees only {protocol, ip, user}. A Decision is data, never an exception.
 import ipaddr from 'ipaddr.js';
 import type { LimitsConfig, ProtocolName, RuleConfig } from '../config/schema.js';
-import type { CounterSpec, LimitStore } from '../stores/store.js';
+import type { CounterSpec, LimitStore, StoreRoute } from '../stores/store.js';
 import { clientKey, KeyBuilder } from './keys.js';
 
 export interface Attempt {
@@ -14,7 +14,7 @@ export interface Attempt {
 }
 
 export type Decision =
-  | { kind: 'allow'; specs: readonly CounterSpec[]; trusted: boolean }
+  | { kind: 'allow'; specs: readonly CounterSpec[]; trusted: boolean; route?: StoreRoute }
   | { kind: 'refuse'; rule: string; retryAfterSec: number; count: number; blocked: boolean };
 
 export type Outcome = 'ok' | 'fail' | 'unavailable';
@@ -65,7 +65,7 @@ export class Policy {
     const specs = pairs.map((p) => p.spec);
     if (specs.length === 0) return { kind: 'allow', specs, trusted: false };
     const r = await this.store.hit(specs);
-    if (r.ok) return { kind: 'allow', specs, trusted: false };
+    if (r.ok) return { kind: 'allow', specs, trusted: false, ...(r.route ? { route: r.route } : {}) };
     return {
       kind: 'refuse',
       rule: pairs[r.index]!.rule.name,
@@ -78,7 +78,7 @@ export class Policy {
   /** Settle what check reserved. A backend that could not be reached is not the user's failure. */
   async record(decision: Decision, outcome: Outcome): Promise<void> {
     if (decision.kind !== 'allow' || !decision.specs.some((s) => s.kind === 'failures')) return;
-    await this.store.settle(decision.specs, outcome === 'fail');
+    await this.store.settle(decision.specs, outcome === 'fail', decision.route);
   }
 }
 

@@ -13,8 +13,12 @@ export interface CounterSpec {
   blockMs: number | null;
 }
 
+/** Which store counted an allowed attempt, so its settle goes to the same place
+ *  (the resilient wrapper falls back while Redis is down). */
+export type StoreRoute = 'primary' | 'local' | 'none';
+
 export type HitResult =
-  | { ok: true }
+  | { ok: true; route?: StoreRoute }
   | { ok: false; index: number; retryAfterMs: number; count: number; blocked: boolean };
 
 export interface CounterState {
@@ -35,11 +39,14 @@ export interface LimitStore {
   hit(specs: readonly CounterSpec[]): Promise<HitResult>;
   /** Settle the failure reservations taken by hit: failed turns each into a counted failure
    *  (starting the block when it reaches the limit); otherwise it is released. */
-  settle(specs: readonly CounterSpec[], failed: boolean): Promise<void>;
+  settle(specs: readonly CounterSpec[], failed: boolean, route?: StoreRoute): Promise<void>;
   peek(key: string): Promise<CounterState>;
   /** Remove the counter, its reservations and its block. */
   reset(key: string): Promise<void>;
   close(): Promise<void>;
+  /** Resolves once the store can answer, or after `withinMs` (then it answers by its
+   *  fallback rules until it can). Stores that are always ready omit it. */
+  ready?(withinMs: number): Promise<boolean>;
 }
 
 /** How long a failure reservation may outlive its settle (a proxy that died mid-login):

@@ -1,0 +1,127 @@
+// Redis limit store: the same semantics as the memory store, shared by every instance.
+// One Lua script per decision (hit) and at most one per outcome (settle), registered once and
+// called by SHA; windows and blocks are Redis TTLs on Redis' clock.
+import { readFileSync } from 'node:fs';
+import { Cluster, Redis } from 'ioredis';
+import type { RedisStoreConfig } from '../config/schema.js';
+import { parseHostPort } from '../config/address.js';
+import { MailgateError } from '../errors.js';
+import { RESERVATION_TTL_MS, type CounterSpec, type CounterState, type HitResult, type LimitStore } from './store.js';
+
+const lua = (name: string) => readFileSync(new URL(`../../src/stores/lua/${name}.lua`, import.meta.url), 'utf8');
+
+/** Every key an attempt touches must live in one Cluster slot for the scripts to be atomic,
+ *  so all keys share this hash tag. Cluster then gives failover and memory headroom, not
+ *  write scaling for the limiter (ARCHITECTURE.md). */
+const HASH_TAG = '{mg}';
+
+interface Scripts {
+  mgHit(...args: (string | number)[]): Promise<number[]>;
+  mgSettle(...args: (string | number)[]): Promise<number>;
+  mgPeek(...args: (string | number)[]): Promise<number[]>;
+}
+type Client = (Redis | Cluster) & Scripts;
+
+function node(hp: string): { host: string; port: number } {
+  const p = parseHostPort(hp)!;
+  return { host: p.host, port: p.port };
+}
+
+export function connectRedis(cfg: RedisStoreConfig): Redis | Cluster {
+  const common = {
+    keyPrefix: cfg.keyPrefix,
+    // Fail fast while disconnected instead of queueing logins behind a dead server.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: cfg.timeout,
+    connectTimeout: Math.max(cfg.timeout, 1000),
+    lazyConnect: false,
+    // Keep trying in the background: the store is used again as soon as Redis is back.
+    retryStrategy: (times: number) => Math.min(100 * times, 2000),
+  };
+  if (cfg.cluster) {
+    return new Cluster(cfg.cluster.map(node), {
+      keyPrefix: cfg.keyPrefix,
+      enableOfflineQueue: false,
+      clusterRetryStrategy: (times: number) => Math.min(100 * times, 2000),
+      redisOptions: { ...common, keyPrefix: undefined },
+    });
+  }
+  if (cfg.sentinels) return new Redis({ ...common, sentinels: cfg.sentinels.map(node), name: cfg.name! });
+  return new Redis(cfg.url!, common);
+}
+
+export class RedisStore implements LimitStore {
+  private readonly client: Client;
+
+  constructor(client: Redis | Cluster) {
+    client.defineCommand('mgHit', { lua: lua('hit') });
+    client.defineCommand('mgSettle', { lua: lua('settle') });
+    client.defineCommand('mgPeek', { numberOfKeys: 3, lua: lua('peek') });
+    // Errors surface per command (and through the resilient wrapper); an unhandled 'error'
+    // event would crash the process.
+    client.on('error', () => undefined);
+    this.client = client as Client;
+  }
+
+  get redis(): Redis | Cluster {
+    return this.client;
+  }
+
+  async ready(withinMs: number): Promise<boolean> {
+    if (this.client.status === 'ready') return true;
+    return new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => {
+        this.client.off('ready', onReady);
+        resolve(false);
+      }, withinMs);
+      const onReady = () => {
+        clearTimeout(t);
+        resolve(true);
+      };
+      this.client.once('ready', onReady);
+    });
+  }
+
+  private keys(key: string): string[] {
+    const k = `${HASH_TAG}${key}`;
+    return [k, `${k}:r`, `${k}:b`];
+  }
+
+  async hit(specs: readonly CounterSpec[]): Promise<HitResult> {
+    if (specs.length === 0) return { ok: true };
+    const keys = specs.flatMap((s) => this.keys(s.key));
+    const argv = specs.flatMap((s) => [s.kind === 'attempts' ? 'a' : 'f', s.limit, s.windowMs, s.blockMs ?? 0, RESERVATION_TTL_MS]);
+    const r = await this.client.mgHit(keys.length, ...keys, ...argv);
+    if (r[0] === 0) return { ok: true };
+    return { ok: false, index: r[0]! - 1, retryAfterMs: r[1]!, count: r[2]!, blocked: r[3] === 1 };
+  }
+
+  async settle(specs: readonly CounterSpec[], failed: boolean): Promise<void> {
+    const f = specs.filter((s) => s.kind === 'failures');
+    if (f.length === 0) return;
+    const keys = f.flatMap((s) => this.keys(s.key));
+    await this.client.mgSettle(keys.length, ...keys, failed ? '1' : '0', ...f.flatMap((s) => [s.limit, s.windowMs, s.blockMs ?? 0]));
+  }
+
+  async peek(key: string): Promise<CounterState> {
+    const [count, inflight, ttlMs, blockedMs] = await this.client.mgPeek(...this.keys(key));
+    return { count: count!, inflight: inflight!, ttlMs: ttlMs!, blockedMs: blockedMs! };
+  }
+
+  async reset(key: string): Promise<void> {
+    await this.client.del(...this.keys(key));
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.client.quit();
+    } catch {
+      this.client.disconnect();
+    }
+  }
+}
+
+export function redisUnavailable(err: unknown): MailgateError {
+  return new MailgateError('MG_STORE_UNAVAILABLE', `redis: ${(err as Error).message}`);
+}

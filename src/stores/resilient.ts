@@ -1,0 +1,112 @@
+// Puts a shared store (Redis) behind a deadline and the operator's choice of what happens
+// while it is unreachable: local (same rules on in-memory counters), allow, or deny. Logs
+// once per outage and once on recovery; counts every fallback. Never throws.
+import type { Logger } from '../logging/logger.js';
+import type { CounterSpec, CounterState, HitResult, LimitStore, StoreRoute } from './store.js';
+
+export type OnError = 'local' | 'allow' | 'deny';
+
+/** How long a client refused in deny mode is told to wait. */
+const DENY_RETRY_AFTER_MS = 60_000;
+
+export interface StoreHealth {
+  up: boolean;
+  fallbacks: number;
+  outages: number;
+}
+
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (err: unknown) => {
+        clearTimeout(t);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}
+
+const routed = (r: HitResult, route: StoreRoute): HitResult => (r.ok ? { ok: true, route } : r);
+
+export class ResilientStore implements LimitStore {
+  readonly health: StoreHealth = { up: true, fallbacks: 0, outages: 0 };
+
+  constructor(
+    private readonly primary: LimitStore,
+    private readonly local: LimitStore,
+    private readonly onError: OnError,
+    private readonly timeoutMs: number,
+    private readonly log: Logger,
+  ) {}
+
+  private async guarded<T>(op: () => Promise<T>, fallback: () => Promise<T>): Promise<T> {
+    let value: T;
+    try {
+      value = await withDeadline(op(), this.timeoutMs);
+    } catch (err) {
+      this.health.fallbacks++;
+      if (this.health.up) {
+        this.health.up = false;
+        this.health.outages++;
+        this.log.error({ event: 'store.fallback', onError: this.onError, error: (err as Error).message }, `limit store unreachable; onError: ${this.onError}`);
+      }
+      return fallback();
+    }
+    if (!this.health.up) {
+      this.health.up = true;
+      this.log.warn({ event: 'store.recovered', fallbacks: this.health.fallbacks }, 'limit store reachable again');
+    }
+    return value;
+  }
+
+  async hit(specs: readonly CounterSpec[]): Promise<HitResult> {
+    return this.guarded(
+      async () => routed(await this.primary.hit(specs), 'primary'),
+      async (): Promise<HitResult> => {
+        switch (this.onError) {
+          case 'local':
+            return routed(await this.local.hit(specs), 'local');
+          case 'allow':
+            return { ok: true, route: 'none' };
+          case 'deny':
+            return { ok: false, index: 0, retryAfterMs: DENY_RETRY_AFTER_MS, count: 0, blocked: false };
+        }
+      },
+    );
+  }
+
+  async settle(specs: readonly CounterSpec[], failed: boolean, route: StoreRoute = 'primary'): Promise<void> {
+    if (route === 'none') return;
+    if (route === 'local') return this.local.settle(specs, failed);
+    // A reservation taken in Redis that cannot be settled expires with its TTL.
+    return this.guarded(() => this.primary.settle(specs, failed), async () => undefined);
+  }
+
+  peek(key: string): Promise<CounterState> {
+    return this.guarded(() => this.primary.peek(key), () => this.local.peek(key));
+  }
+
+  async reset(key: string): Promise<void> {
+    await this.local.reset(key);
+    await this.guarded(() => this.primary.reset(key), async () => undefined);
+  }
+
+  async ready(withinMs: number): Promise<boolean> {
+    const ok = (await this.primary.ready?.(withinMs)) ?? true;
+    if (!ok) {
+      this.health.up = false;
+      this.health.outages++;
+      this.log.error({ event: 'store.fallback', onError: this.onError, error: `not reachable within ${withinMs} ms of start` }, `limit store unreachable; onError: ${this.onError}`);
+    }
+    return ok;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.primary.close(), this.local.close()]);
+  }
+}

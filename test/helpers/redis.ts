@@ -1,0 +1,105 @@
+// Starts real redis-server processes (Debian's package) for tests: one server, or a 3-node
+// Cluster, on free loopback ports in temp dirs; never the machine's 6379. Also moves Redis'
+// notion of time for a key prefix (shortens TTLs) so window tests never sleep.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import { freePorts, waitForPort } from './ports.js';
+
+const run = promisify(execFile);
+
+export interface RedisServer {
+  port: number;
+  url: string;
+  /** SIGKILL, as a crash would. */
+  kill(): Promise<void>;
+  /** Start again on the same port. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+async function spawnServer(port: number, dir: string, extra: string[] = []): Promise<ChildProcess> {
+  const child = spawn(
+    '/usr/bin/redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no', '--logfile', join(dir, `redis-${port}.log`), ...extra],
+    { stdio: 'ignore' },
+  );
+  await waitForPort(port);
+  return child;
+}
+
+async function killChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill(signal);
+  await exited;
+}
+
+export async function startRedis(): Promise<RedisServer> {
+  const dir = mkdtempSync(join(os.tmpdir(), 'mailgate-redis-'));
+  const [port] = await freePorts(1);
+  let child = await spawnServer(port!, dir);
+  return {
+    port: port!,
+    url: `redis://127.0.0.1:${port}`,
+    kill: () => killChild(child, 'SIGKILL'),
+    async restart() {
+      child = await spawnServer(port!, dir);
+    },
+    async stop() {
+      await killChild(child, 'SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface RedisCluster {
+  nodes: string[];
+  stop(): Promise<void>;
+}
+
+export async function startRedisCluster(size = 3): Promise<RedisCluster> {
+  const dir = mkdtempSync(join(os.tmpdir(), 'mailgate-redis-cluster-'));
+  const ports = await freePorts(size);
+  const children = await Promise.all(
+    ports.map((p) => spawnServer(p, dir, ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${p}.conf`), '--cluster-node-timeout', '2000'])),
+  );
+  const nodes = ports.map((p) => `127.0.0.1:${p}`);
+  await run('/usr/bin/redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes']);
+  // Wait until every node agrees the cluster is up.
+  for (const p of ports) {
+    const c = new Redis({ port: p, host: '127.0.0.1', lazyConnect: true });
+    await c.connect();
+    for (let i = 0; i < 100 && !/cluster_state:ok/.test(await c.cluster('INFO')); i++) await new Promise((r) => setTimeout(r, 100));
+    c.disconnect();
+  }
+  return {
+    nodes,
+    async stop() {
+      await Promise.all(children.map((c) => killChild(c, 'SIGTERM')));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Every key under a prefix with its TTL in ms (-1: none). */
+export async function scanKeys(redis: Redis, prefix: string): Promise<{ key: string; pttl: number }[]> {
+  const out: { key: string; pttl: number }[] = [];
+  for await (const batch of redis.scanStream({ match: `${prefix}*`, count: 500 })) {
+    for (const key of batch as string[]) out.push({ key, pttl: await redis.pttl(key) });
+  }
+  return out;
+}
+
+/** Let `ms` pass for every key under a prefix, as Redis' clock would: shorten TTLs, drop the
+ *  keys that would have expired. */
+export async function advanceRedis(redis: Redis, prefix: string, ms: number): Promise<void> {
+  for (const { key, pttl } of await scanKeys(redis, prefix)) {
+    if (pttl < 0) continue;
+    if (pttl <= ms) await redis.del(key);
+    else await redis.pexpire(key, pttl - ms);
+  }
+}

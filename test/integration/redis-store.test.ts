@@ -1,0 +1,92 @@
+// The store contract against a real redis-server, plus what only Redis has to prove: two
+// stores (two instances) racing on one limit, and every key with a TTL and no user name.
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KeyBuilder } from '../../src/limits/keys.js';
+import { RedisStore } from '../../src/stores/redis.js';
+import type { CounterSpec } from '../../src/stores/store.js';
+import { storeContract } from '../contract/store-contract.js';
+import { advanceRedis, scanKeys, startRedis, type RedisServer } from '../helpers/redis.js';
+
+let server: RedisServer;
+let admin: Redis;
+const stores: RedisStore[] = [];
+
+beforeAll(async () => {
+  server = await startRedis();
+  admin = new Redis(server.url);
+});
+afterAll(async () => {
+  await Promise.all(stores.map((s) => s.close()));
+  admin?.disconnect();
+  await server?.stop();
+});
+
+function store(prefix: string): RedisStore {
+  const s = new RedisStore(new Redis(server.url, { keyPrefix: prefix }));
+  stores.push(s);
+  return s;
+}
+
+let n = 0;
+storeContract('redis', async () => {
+  const prefix = `contract${++n}:`;
+  return { store: store(prefix), advance: (ms) => advanceRedis(admin, prefix, ms) };
+});
+
+describe('Redis store across instances', () => {
+  const spec = (kind: CounterSpec['kind'], limit: number): CounterSpec => ({ key: `race-${kind}-${limit}`, kind, limit, windowMs: 60_000, blockMs: null });
+
+  it('two instances and 50 parallel attempts against limit 5 let exactly 5 through', async () => {
+    const a = store('race:');
+    const b = store('race:');
+    const s = spec('attempts', 5);
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 ? a : b).hit([s])));
+    expect(results.filter((r) => r.ok)).toHaveLength(5);
+    expect((await a.peek(s.key)).count).toBe(5);
+  });
+
+  it('failure reservations hold across instances: 20 parallel guesses against limit 3 reserve 3', async () => {
+    const a = store('race:');
+    const b = store('race:');
+    const s = spec('failures', 3);
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).hit([s])));
+    expect(results.filter((r) => r.ok)).toHaveLength(3);
+    await Promise.all([a.settle([s], true), b.settle([s], true), a.settle([s], true)]);
+    expect(await b.peek(s.key)).toMatchObject({ count: 3, inflight: 0 });
+  });
+
+  it('every key has a TTL and user names appear only as keyed hashes', async () => {
+    const s = store('scan:');
+    const keys = new KeyBuilder('a-secret-of-enough-length');
+    const user = 'alice@example.org';
+    const specs: CounterSpec[] = [
+      { key: keys.ruleKey({ name: 'u', key: 'user' }, '192.0.2.1', user), kind: 'attempts', limit: 1, windowMs: 60_000, blockMs: 600_000 },
+      { key: keys.ruleKey({ name: 'iu', key: 'ip+user' }, '192.0.2.1', user), kind: 'failures', limit: 5, windowMs: 60_000, blockMs: 60_000 },
+    ];
+    await s.hit(specs);
+    await s.hit(specs); // refused: the block key exists now
+    await s.settle(specs, true);
+    const found = await scanKeys(admin, 'scan:');
+    expect(found.length).toBeGreaterThanOrEqual(3);
+    for (const k of found) {
+      expect(k.pttl).toBeGreaterThan(0);
+      expect(k.key.toLowerCase()).not.toContain('alice');
+    }
+    expect(found.some((k) => k.key.endsWith(':b'))).toBe(true);
+  });
+
+  it('one round trip per decision: hit is a single EVALSHA', async () => {
+    const s = store('rt:');
+    const monitor = await admin.monitor();
+    const seen: string[] = [];
+    monitor.on('monitor', (_t: string, args: string[]) => seen.push(args[0]!.toLowerCase()));
+    await s.hit([spec('attempts', 10), spec('failures', 10)]); // first call may load the script
+    await new Promise((r) => setTimeout(r, 50)); // MONITOR output is asynchronous
+    seen.length = 0;
+    await s.hit([spec('attempts', 10), spec('failures', 10)]);
+    await new Promise((r) => setTimeout(r, 50));
+    monitor.disconnect();
+    expect(seen.filter((c) => c !== 'pttl' && c !== 'get' && c !== 'incr' && c !== 'pexpire' && c !== 'set')).toEqual(['evalsha']);
+  });
+});
