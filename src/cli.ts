@@ -1,13 +1,16 @@
 #!/usr/bin/env node
-// Command line: `mailgate --config FILE` runs the proxy, `--check` validates and exits.
+// Command line: `mailgate --config FILE` runs the proxy (SIGHUP reloads, SIGTERM stops
+// gracefully), `--check` validates, `mailgate admin …` talks to the admin endpoint.
 // Exit codes: 0 ok, 1 runtime failure, 2 invalid config or usage.
 import { parseArgs } from 'node:util';
+import { adminMain } from './admin/client.js';
 import { loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { MailgateError } from './errors.js';
+import { createLogger } from './logging/logger.js';
 import { startProxy } from './main.js';
 
-const USAGE = 'usage: mailgate --config FILE [--check]';
+const USAGE = 'usage: mailgate --config FILE [--check]\n       mailgate admin COMMAND … (mailgate admin --help)';
 
 function fail(message: string, code: number): never {
   process.stderr.write(`mailgate: ${message}\n`);
@@ -15,6 +18,10 @@ function fail(message: string, code: number): never {
 }
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'admin') {
+    process.exitCode = await adminMain(process.argv.slice(3), (s) => process.stdout.write(s));
+    return;
+  }
   let args;
   try {
     args = parseArgs({
@@ -28,27 +35,47 @@ async function main(): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
-  if (!args.config) fail(`--config is required\n${USAGE}`, 2);
+  const file = args.config;
+  if (!file) fail(`--config is required\n${USAGE}`, 2);
   let cfg: Config;
   try {
-    cfg = loadConfig(args.config);
+    cfg = loadConfig(file);
   } catch (err) {
-    if (err instanceof MailgateError) fail(`invalid config ${args.config}:\n${err.message}`, 2);
+    if (err instanceof MailgateError) fail(`invalid config ${file}:\n${err.message}`, 2);
     throw err;
   }
   if (args.check) {
-    process.stdout.write(`${args.config}: ok\n`);
+    process.stdout.write(`${file}: ok\n`);
     return;
   }
-  const proxy = await startProxy(cfg).catch((err: Error) => {
-    const code = err instanceof MailgateError && err.code === 'MG_TLS_MATERIAL' ? 2 : 1;
+  const log = createLogger(cfg.log.level);
+  const proxy = await startProxy(cfg, { log }).catch((err: Error) => {
+    const code = err instanceof MailgateError && (err.code === 'MG_TLS_MATERIAL' || err.code.startsWith('MG_CONFIG')) ? 2 : 1;
     fail(err.message, code);
+  });
+  process.on('SIGHUP', () => {
+    // An invalid file keeps the running configuration.
+    let next: Config;
+    try {
+      next = loadConfig(file);
+    } catch (err) {
+      proxy.metrics.reloads.inc({ result: 'invalid' });
+      log.error({ event: 'config.reload', error: (err as Error).message }, 'reload refused: invalid config, keeping the running one');
+      return;
+    }
+    proxy.reload(next).then(
+      () => proxy.metrics.reloads.inc({ result: 'ok' }),
+      (err: Error) => {
+        proxy.metrics.reloads.inc({ result: 'invalid' });
+        log.error({ event: 'config.reload', error: err.message }, 'reload failed, keeping the running configuration');
+      },
+    );
   });
   let stopping = false;
   const stop = () => {
     if (stopping) return;
     stopping = true;
-    void proxy.stop().then(() => process.exit(0));
+    void proxy.shutdown().then(() => process.exit(0));
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

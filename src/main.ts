@@ -1,33 +1,47 @@
-// Composition root: config in, logger, store, policy and listeners out. No logic of its own.
+// Composition root: config in; logger, store, policy, listeners, admin endpoint out. Owns the
+// running configuration, so reload (SIGHUP) and shutdown (SIGTERM) live here too.
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import tls from 'node:tls';
+import { AdminServer } from './admin/server.js';
+import { CapabilityCache, type Target } from './backend/capabilities.js';
 import { systemClock, type Clock } from './clock.js';
-import type { Config } from './config/schema.js';
+import type { Config, ListenerConfig } from './config/schema.js';
+import { MailgateError } from './errors.js';
 import { KeyBuilder } from './limits/keys.js';
 import { Policy } from './limits/policy.js';
 import { createLogger, type Logger } from './logging/logger.js';
-import type { MailProtocol } from './protocols/protocol.js';
+import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { protocolFor } from './protocols/registry.js';
-import { CapabilityCache } from './backend/capabilities.js';
 import { Listener } from './server/listener.js';
 import type { SessionEnv } from './server/session.js';
 import { loadServerTls } from './server/tls.js';
 import { createStore } from './stores/factory.js';
+import type { ResilientStore } from './stores/resilient.js';
 import type { LimitStore } from './stores/store.js';
 
 /** How long start-up waits for a shared store before going on without it. */
 const STORE_START_WAIT_MS = 3_000;
+/** /readyz: a backend counts as healthy when it accepts a TCP connection this fast. */
+const READY_PROBE_MS = 1_000;
 
 export interface Proxy {
-  listeners: Listener[];
+  readonly listeners: Listener[];
   /** Bound addresses by listener name (useful with port 0 in tests). */
-  addresses: Record<string, { host: string; port: number }>;
-  store: LimitStore;
+  readonly addresses: Record<string, { host: string; port: number }>;
+  readonly admin: { host: string; port: number } | null;
+  readonly store: LimitStore;
+  readonly metrics: Metrics;
+  /** Apply a new, already validated config to new logins; spliced sessions are untouched. */
+  reload(cfg: Config): Promise<void>;
+  /** Stop accepting, say goodbye before login, let spliced sessions run up to graceMs. */
+  shutdown(graceMs?: number): Promise<void>;
+  /** Immediate stop (tests). */
   stop(): Promise<void>;
 }
 
-/** One probe per backend whose protocol must mirror what the backend advertises. */
-function probeTargets(cfg: Config) {
-  const seen = new Map<string, { backend: string; cfg: Config['backends'][string]; protocol: MailProtocol; hostname: string }>();
+function probeTargets(cfg: Config): Target[] {
+  const seen = new Map<string, Target>();
   for (const l of cfg.listeners) {
     const protocol = protocolFor(l.protocol);
     if (protocol?.probeCapabilities && !seen.has(l.backend)) {
@@ -37,56 +51,170 @@ function probeTargets(cfg: Config) {
   return [...seen.values()];
 }
 
-export async function startProxy(cfg: Config, opts: { log?: Logger; clock?: Clock } = {}): Promise<Proxy> {
-  const log = opts.log ?? createLogger(cfg.log.level);
+function adminToken(cfg: Config): string | null {
+  if (!cfg.admin) return null;
+  if (cfg.admin.token) return cfg.admin.token;
+  if (!cfg.admin.tokenFile) return null;
+  try {
+    return readFileSync(cfg.admin.tokenFile, 'utf8').trim();
+  } catch (err) {
+    throw new MailgateError('MG_CONFIG_READ', `admin.tokenFile: ${(err as Error).message}`);
+  }
+}
+
+function tcpReachable(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port });
+    const done = (ok: boolean) => {
+      clearTimeout(t);
+      s.destroy();
+      resolve(ok);
+    };
+    const t = setTimeout(() => done(false), READY_PROBE_MS);
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+const sameListener = (a: ListenerConfig, b: ListenerConfig) => JSON.stringify(a) === JSON.stringify(b);
+
+export async function startProxy(initial: Config, opts: { log?: Logger; clock?: Clock } = {}): Promise<Proxy> {
+  const log = opts.log ?? createLogger(initial.log.level);
   const clock = opts.clock ?? systemClock;
-  const store = createStore(cfg.store, clock, log);
+  const store = createStore(initial.store, clock, log);
   // Give a shared store a moment to connect so the first logins are counted where they
   // should be; if it cannot, the configured onError applies until it can.
   await store.ready?.(STORE_START_WAIT_MS);
-  const policy = new Policy(cfg.limits, store, new KeyBuilder(cfg.limits.keySecret));
-  const tlsOpts = await loadServerTls(cfg.tls, log);
-  const capabilities = new CapabilityCache(probeTargets(cfg), log);
+  const metrics = createMetrics({ storeHealth: () => (store as Partial<ResilientStore>).health ?? { up: true, fallbacks: 0 } });
+  const capabilities = new CapabilityCache(probeTargets(initial), log);
   await capabilities.start();
-  const env: SessionEnv = {
-    policy,
-    clock,
-    tls: tlsOpts ? tls.createSecureContext(tlsOpts) : null,
-    maxBadCommands: cfg.limits.maxBadCommands,
-    maxAuthAttempts: cfg.limits.maxAuthAttempts,
-    timeouts: cfg.timeouts,
-    capabilities: (backend) => capabilities.get(backend),
-  };
-  const listeners: Listener[] = [];
+
+  async function buildEnv(cfg: Config): Promise<{ env: SessionEnv; token: string | null }> {
+    const tlsOpts = await loadServerTls(cfg.tls, log);
+    return {
+      token: adminToken(cfg),
+      env: {
+        policy: new Policy(cfg.limits, store, new KeyBuilder(cfg.limits.keySecret)),
+        metrics,
+        clock,
+        tls: tlsOpts ? tls.createSecureContext(tlsOpts) : null,
+        maxBadCommands: cfg.limits.maxBadCommands,
+        maxAuthAttempts: cfg.limits.maxAuthAttempts,
+        timeouts: cfg.timeouts,
+        capabilities: (backend) => capabilities.get(backend),
+      },
+    };
+  }
+
+  let current = { cfg: initial, ...(await buildEnv(initial)) };
+  const listeners = new Map<string, Listener>();
   const addresses: Proxy['addresses'] = {};
+
+  async function open(l: ListenerConfig): Promise<void> {
+    const protocol = protocolFor(l.protocol);
+    if (!protocol) throw new MailgateError('MG_CONFIG_INVALID', `listeners.${l.name}: protocol ${l.protocol} is not implemented`);
+    const listener = new Listener(l, protocol, () => current.cfg.backends[l.backend]!, () => current.env, log);
+    const addr = await listener.listen();
+    addresses[l.name] = { host: addr.address, port: addr.port };
+    listeners.set(l.name, listener);
+  }
+
+  async function close(name: string): Promise<void> {
+    const l = listeners.get(name);
+    listeners.delete(name);
+    delete addresses[name];
+    await l?.close(); // stops accepting; its sessions go on until they end
+  }
+
+  let admin: AdminServer | null = null;
+  let adminAddress: Proxy['admin'] = null;
   try {
-    for (const l of cfg.listeners) {
-      const protocol = protocolFor(l.protocol);
-      if (!protocol) throw new Error(`listeners.${l.name}: protocol ${l.protocol} is not implemented yet`);
-      const listener = new Listener(l, protocol, () => cfg.backends[l.backend]!, () => env, log);
-      const addr = await listener.listen();
-      addresses[l.name] = { host: addr.address, port: addr.port };
-      listeners.push(listener);
+    for (const l of initial.listeners) await open(l);
+    if (initial.admin) {
+      admin = new AdminServer(initial.admin.listen, {
+        policy: () => current.env.policy,
+        store,
+        metrics,
+        token: () => current.token,
+        ready: async () => {
+          const backends = await Promise.all(Object.values(current.cfg.backends).map((b) => tcpReachable(b.host, b.port)));
+          return {
+            listeners: [...listeners.values()].every((l) => l.listening),
+            store: (store as Partial<ResilientStore>).health?.up ?? true,
+            backends: backends.every(Boolean),
+          };
+        },
+      }, log);
+      const a = await admin.start();
+      adminAddress = { host: a.address, port: a.port };
     }
   } catch (err) {
     capabilities.stop();
-    await Promise.all(listeners.map((l) => l.close()));
+    await Promise.all([...listeners.keys()].map(close));
+    await admin?.stop();
+    await store.close();
     throw err;
   }
-  log.info({ event: 'proxy.start', listeners: listeners.length, store: cfg.store.type }, 'mailgate started');
+  log.info({ event: 'proxy.start', listeners: listeners.size, store: initial.store.type }, 'mailgate started');
+
+  let stopping = false;
+  async function finish(graceMs: number): Promise<void> {
+    if (stopping) return;
+    stopping = true;
+    const all = [...listeners.values()];
+    await Promise.all([...listeners.keys()].map(close));
+    for (const l of all) l.goodbyePreauth();
+    const drained = Promise.all(all.map((l) => l.drained()));
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([drained.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs)))]);
+    clearTimeout(timer);
+    if (late) {
+      log.warn({ event: 'proxy.shutdown', graceMs }, 'cutting spliced sessions still open after the grace period');
+      for (const l of all) l.shutdownSessions();
+    }
+    await admin?.stop();
+    capabilities.stop();
+    await store.close();
+    log.info({ event: 'proxy.stop' }, 'mailgate stopped');
+  }
+
   return {
-    listeners,
-    addresses,
-    store,
-    async stop() {
-      const closing = Promise.all(listeners.map((l) => l.close()));
-      for (const l of listeners) {
-        l.shutdownSessions();
-      }
-      await closing;
-      capabilities.stop();
-      await store.close();
-      log.info({ event: 'proxy.stop' }, 'mailgate stopped');
+    get listeners() {
+      return [...listeners.values()];
     },
+    addresses,
+    get admin() {
+      return adminAddress;
+    },
+    store,
+    metrics,
+    async reload(cfg: Config) {
+      const next = { cfg, ...(await buildEnv(cfg)) };
+      if (JSON.stringify(cfg.store) !== JSON.stringify(current.cfg.store)) {
+        log.warn({ event: 'config.reload' }, 'store settings changed: they take effect after a restart');
+      }
+      if (JSON.stringify(cfg.admin) !== JSON.stringify(current.cfg.admin) && cfg.admin?.listen !== current.cfg.admin?.listen) {
+        log.warn({ event: 'config.reload' }, 'admin.listen changed: it takes effect after a restart');
+      }
+      current = next;
+      log.level = cfg.log.level;
+      capabilities.retarget(probeTargets(cfg));
+      const wanted = new Map(cfg.listeners.map((l) => [l.name, l]));
+      for (const [name, l] of [...listeners]) {
+        const w = wanted.get(name);
+        if (!w || !sameListener(w, l.cfg)) await close(name);
+      }
+      const failed: string[] = [];
+      for (const l of cfg.listeners) {
+        if (listeners.has(l.name)) continue;
+        await open(l).catch((err: Error) => {
+          failed.push(l.name);
+          log.error({ event: 'listener.error', listener: l.name, error: err.message }, 'could not open listener');
+        });
+      }
+      log.info({ event: 'config.reload', listeners: listeners.size, failed }, 'configuration reloaded');
+    },
+    shutdown: (graceMs = current.cfg.timeouts.shutdown) => finish(graceMs),
+    stop: () => finish(0),
   };
 }

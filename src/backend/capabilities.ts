@@ -5,7 +5,7 @@ import type { BackendConfig } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
 import type { MailProtocol } from '../protocols/protocol.js';
 
-interface Target {
+export interface Target {
   backend: string;
   cfg: BackendConfig;
   protocol: MailProtocol;
@@ -17,9 +17,15 @@ export class CapabilityCache {
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
-    private readonly targets: Target[],
+    private targets: Target[],
     private readonly log: Logger,
   ) {}
+
+  /** Config reload: probe the new set in the background, keeping answers meanwhile. */
+  retarget(targets: Target[]): void {
+    this.targets = targets;
+    void this.refresh();
+  }
 
   /** Probe everything once (start-up does not fail on a backend that is down), then keep
    *  refreshing at the shortest configured interval. */

@@ -18,13 +18,20 @@ export function formatIssues(issues: z.core.$ZodIssue[]): string {
     .join('\n');
 }
 
-/** Secrets that may come from the environment instead of the file. */
+/** Secrets that may come from the environment instead of the file: MAILGATE_KEY_SECRET
+ *  (limits.keySecret) and MAILGATE_ADMIN_TOKEN (admin.token, when an admin section exists). */
 function withEnvSecrets(doc: unknown, env: NodeJS.ProcessEnv): unknown {
-  const secret = env.MAILGATE_KEY_SECRET;
-  if (!secret || !doc || typeof doc !== 'object') return doc;
-  const d = doc as { limits?: Record<string, unknown> };
-  if (d.limits && typeof d.limits === 'object' && d.limits.keySecret !== undefined) return doc;
-  return { ...d, limits: { ...(d.limits ?? {}), keySecret: secret } };
+  if (!doc || typeof doc !== 'object') return doc;
+  let d = doc as { limits?: Record<string, unknown>; admin?: Record<string, unknown> };
+  const obj = (v: unknown) => (v && typeof v === 'object' ? (v as Record<string, unknown>) : undefined);
+  if (env.MAILGATE_KEY_SECRET && obj(d.limits ?? {}) && obj(d.limits ?? {})!.keySecret === undefined) {
+    d = { ...d, limits: { ...(d.limits ?? {}), keySecret: env.MAILGATE_KEY_SECRET } };
+  }
+  const admin = obj(d.admin);
+  if (env.MAILGATE_ADMIN_TOKEN && admin && admin.token === undefined && admin.tokenFile === undefined) {
+    d = { ...d, admin: { ...admin, token: env.MAILGATE_ADMIN_TOKEN } };
+  }
+  return d;
 }
 
 /** Validates an already-parsed document. */

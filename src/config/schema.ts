@@ -10,6 +10,7 @@ import {
   DEFAULT_MAX_AUTH_ATTEMPTS,
   DEFAULT_MAX_BAD_COMMANDS,
   DEFAULT_PREAUTH_TIMEOUT_MS,
+  DEFAULT_SHUTDOWN_GRACE_MS,
   DEFAULT_SPLICE_IDLE_MS,
   DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
 } from '../protocols/bounds.js';
@@ -131,6 +132,7 @@ const timeouts = z
     preauth: duration('Absolute deadline from connect to login; not reset by traffic.').prefault(DEFAULT_PREAUTH_TIMEOUT_MS / 1000),
     tlsHandshake: duration('TLS handshake deadline.').prefault(DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS / 1000),
     idle: duration('Idle timeout of a spliced session (RFC 9051 forbids less than 30m for IMAP).').prefault(DEFAULT_SPLICE_IDLE_MS / 1000),
+    shutdown: duration('On SIGTERM, how long spliced sessions may go on before they are cut.').prefault(DEFAULT_SHUTDOWN_GRACE_MS / 1000),
   })
   .prefault({})
   .describe('Deadlines for client connections.');
@@ -159,6 +161,14 @@ export const configSchema = z
       .describe('Where counters live.'),
     limits,
     timeouts,
+    admin: z
+      .strictObject({
+        listen: hostPort.default('127.0.0.1:9925').describe('Admin HTTP endpoint (API, /metrics, /healthz, /readyz).'),
+        token: z.string().min(16, 'expected at least 16 characters').optional().describe('Bearer token for the API and /metrics; or MAILGATE_ADMIN_TOKEN, or tokenFile.'),
+        tokenFile: z.string().optional().describe('File holding the bearer token (read at start and on reload).'),
+      })
+      .optional()
+      .describe('Admin endpoint; absent: none. A token is mandatory unless it listens on loopback.'),
     log: z
       .strictObject({
         level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info').describe('Minimum level written.'),
@@ -185,6 +195,9 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', path: ['listeners', i, 'requireTls'], message: 'requireTls: true needs tls: starttls or implicit' });
       }
     });
+    if (cfg.admin && !cfg.admin.token && !cfg.admin.tokenFile && !isLoopbackHost(parseHostPort(cfg.admin.listen)!.host)) {
+      ctx.addIssue({ code: 'custom', path: ['admin', 'token'], message: 'required when admin.listen is not a loopback address (or set tokenFile / MAILGATE_ADMIN_TOKEN)' });
+    }
     if (cfg.store.type === 'redis' && !cfg.limits.keySecret) {
       ctx.addIssue({ code: 'custom', path: ['limits', 'keySecret'], message: 'required with store.type redis (instances must hash user names alike), or set MAILGATE_KEY_SECRET' });
     }

@@ -59,6 +59,26 @@ export class Policy {
       }));
   }
 
+  /** Admin: every rule that applies to this IP and/or canonical user (a rule keyed on both
+   *  needs both), with its counter spec. */
+  specsForSubject(q: { ip?: string; user?: string }): { rule: RuleConfig; spec: CounterSpec }[] {
+    const ip = q.ip !== undefined ? clientKey(q.ip, this.cfg.ipv6Prefix) : '';
+    return this.rules
+      .filter((r) => (r.key === 'ip' ? q.ip !== undefined : r.key === 'user' ? q.user !== undefined : q.ip !== undefined && q.user !== undefined))
+      .map((rule) => ({
+        rule,
+        spec: { key: this.keys.ruleKey(rule, ip, q.user ?? ''), kind: rule.count, limit: rule.limit, windowMs: rule.window, blockMs: rule.block ?? null },
+      }));
+  }
+
+  /** Admin: does this counter key belong to the IP / canonical user? */
+  keyConcerns(key: string, q: { ip?: string; user?: string }): boolean {
+    const k = parseKey(key);
+    if (!k) return false;
+    if (q.ip !== undefined && k.ip === clientKey(q.ip, this.cfg.ipv6Prefix)) return true;
+    return q.user !== undefined && k.userHash === this.keys.userHash(q.user);
+  }
+
   async check(a: Attempt): Promise<Decision> {
     if (this.isTrusted(a.ip)) return { kind: 'allow', specs: [], trusted: true };
     const pairs = this.specsFor(a);
@@ -80,6 +100,17 @@ export class Policy {
     if (decision.kind !== 'allow' || !decision.specs.some((s) => s.kind === 'failures')) return;
     await this.store.settle(decision.specs, outcome === 'fail', decision.route);
   }
+}
+
+/** The parts of a key built by KeyBuilder.ruleKey (IPv6 keys contain ":"; hashes never do). */
+export function parseKey(key: string): { rule: string; kind: 'ip' | 'user' | 'ip+user'; ip?: string; userHash?: string } | null {
+  const m = /^r:([^:]+):(ip|u|iu):(.+)$/.exec(key);
+  if (!m) return null;
+  const [, rule, kind, rest] = m as unknown as [string, string, string, string];
+  if (kind === 'ip') return { rule, kind: 'ip', ip: rest };
+  if (kind === 'u') return { rule, kind: 'user', userHash: rest };
+  const cut = rest.lastIndexOf(':');
+  return { rule, kind: 'ip+user', ip: rest.slice(0, cut), userHash: rest.slice(cut + 1) };
 }
 
 function parseRange(cidr: string): Range {

@@ -60,3 +60,6 @@ export const SMTP_MAX_LINE_BYTES = 512;
 
 /** Re-probe backend capabilities this often: a server upgrade shows up without a restart. */
 export const DEFAULT_BACKEND_PROBE_INTERVAL_MS = 5 * 60_000;
+
+/** SIGTERM: spliced sessions get this long to finish before they are cut. */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 30_000;

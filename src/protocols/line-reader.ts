@@ -31,7 +31,9 @@ export class LineReader {
   next(): LineEvent | null {
     if (this.overflowed) return null;
     const lf = this.buf.indexOf(0x0a);
-    const end = lf < 0 ? this.buf.length : lf > 0 && this.buf[lf - 1] === 0x0d ? lf - 1 : lf;
+    // With no LF yet, a final CR may be the first half of the CRLF: it must not count toward
+    // the bound, or a line of exactly `limit` octets would pass or fail by how it was split.
+    const end = lf >= 0 ? (lf > 0 && this.buf[lf - 1] === 0x0d ? lf - 1 : lf) : this.buf.length - (this.buf.at(-1) === 0x0d ? 1 : 0);
     if (end > this.limit) {
       this.overflowed = true;
       this.buf = Buffer.alloc(0);

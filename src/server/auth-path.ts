@@ -5,6 +5,7 @@ import type { Clock } from '../clock.js';
 import type { BackendConfig, ListenerConfig } from '../config/schema.js';
 import type { Policy } from '../limits/policy.js';
 import type { Logger } from '../logging/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
 import { checkUser } from '../protocols/identity.js';
 import type { BackendLoginResult, LoginContext, LoginResult, MailProtocol } from '../protocols/protocol.js';
 import { wipeCredentials, type Credentials } from '../protocols/sasl.js';
@@ -20,26 +21,35 @@ export interface AuthRequest {
   context: LoginContext;
 }
 
-export async function runAuth(deps: { policy: Policy; clock: Clock }, log: Logger, req: AuthRequest): Promise<AuthOutcome> {
+export async function runAuth(deps: { policy: Policy; clock: Clock; metrics: Metrics }, log: Logger, req: AuthRequest): Promise<AuthOutcome> {
+  const { metrics } = deps;
+  const count = (outcome: string) => metrics.loginAttempts.inc({ protocol: req.protocol.name, outcome });
   const t0 = deps.clock.now();
   const { credentials: creds } = req;
   const user = checkUser(creds.user);
   const base = { event: 'auth.attempt', mechanism: creds.mechanism, user: user.display };
   try {
     if (!user.ok) {
+      count('invalid');
       log.info({ ...base, outcome: 'invalid', reason: user.reason, latencyMs: deps.clock.now() - t0 }, 'login refused: invalid user name');
       return { kind: 'invalid-user' };
     }
     const decision = await deps.policy.check({ protocol: req.protocol.name, ip: req.clientIp, user: user.canonical });
     if (decision.kind === 'refuse') {
+      count('limited');
+      metrics.refusals.inc({ rule: decision.rule });
       log.info(
         { ...base, outcome: 'limited', rule: decision.rule, count: decision.count, blocked: decision.blocked, retryAfterSec: decision.retryAfterSec, latencyMs: deps.clock.now() - t0 },
         'login limited',
       );
       return { kind: 'limited', retryAfterSec: decision.retryAfterSec };
     }
+    const tb = process.hrtime.bigint();
     const result = await req.protocol.backendLogin(req.backend, creds, req.context);
     const outcome = result.kind === 'ok' ? 'ok' : result.kind === 'rejected' ? 'fail' : 'unavailable';
+    metrics.backendLoginSeconds.observe({ backend: req.listener.backend, result: outcome }, Number(process.hrtime.bigint() - tb) / 1e9);
+    metrics.backendUp.set({ backend: req.listener.backend }, result.kind === 'unavailable' ? 0 : 1);
+    count(outcome === 'unavailable' ? 'backend-error' : outcome);
     await deps.policy.record(decision, outcome).catch((err: Error) => log.error({ event: 'auth.attempt', err: err.message }, 'could not record outcome'));
     const fields = { ...base, outcome: outcome === 'unavailable' ? 'backend-error' : outcome, trusted: decision.trusted || undefined, latencyMs: deps.clock.now() - t0 };
     if (result.kind === 'unavailable') {

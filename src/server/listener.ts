@@ -36,6 +36,10 @@ export class Listener {
     void session.start();
   }
 
+  get listening(): boolean {
+    return this.server.listening;
+  }
+
   async listen(): Promise<net.AddressInfo> {
     const { host, port } = parseHostPort(this.cfg.listen)!;
     await new Promise<void>((resolve, reject) => {
@@ -50,12 +54,24 @@ export class Listener {
     return addr;
   }
 
-  /** Stop accepting; say goodbye to pre-auth sessions; spliced sessions are left alone. */
+  /** Stop accepting at once; sessions already open are not touched (net.Server's close
+   *  callback waits for every connection, which reload and shutdown must not). */
   async close(): Promise<void> {
-    await new Promise<void>((r) => this.server.close(() => r()));
+    if (this.server.listening) this.server.close();
   }
 
+  /** Pre-auth sessions get the protocol's goodbye; spliced ones are left to finish. */
+  goodbyePreauth(): void {
+    for (const s of this.sessions) if (s.state !== 'spliced') s.goodbye('shutdown');
+  }
+
+  /** End every session now, spliced ones included. */
   shutdownSessions(): void {
     for (const s of this.sessions) s.goodbye('shutdown');
+  }
+
+  /** Resolves when every session of this listener has ended. */
+  async drained(): Promise<void> {
+    await Promise.all([...this.sessions].map((s) => s.done));
   }
 }

@@ -8,6 +8,7 @@ import type { Policy } from '../limits/policy.js';
 import type { Logger } from '../logging/logger.js';
 import type { Effect, MailProtocol, ProtocolMachine } from '../protocols/protocol.js';
 import { splice, type Splice } from '../backend/splice.js';
+import type { Metrics } from '../metrics/metrics.js';
 import { runAuth } from './auth-path.js';
 
 /** Replies queued to a client that does not read before we stop reading its commands. */
@@ -17,6 +18,7 @@ const CLOSE_GRACE_MS = 2_000;
 
 export interface SessionEnv {
   policy: Policy;
+  metrics: Metrics;
   clock: Clock;
   tls: tls.SecureContext | null;
   maxBadCommands: number;
@@ -57,6 +59,7 @@ export class Session {
       hostname: listener.hostname,
       backendCapabilities: env.capabilities(listener.backend),
     });
+    env.metrics.connections.inc({ listener: listener.name, state: 'preauth' });
     // Absolute: not reset by traffic, so a byte every few seconds does not keep a client here.
     this.deadline = setTimeout(() => this.goodbye('timeout'), env.timeouts.preauth);
     raw.setNoDelay(true);
@@ -96,7 +99,10 @@ export class Session {
           this.close();
           return;
         case 'startTls':
-          if (e.discarded > 0) this.log.warn({ event: 'starttls.injection', bytes: e.discarded }, 'plaintext pipelined after STARTTLS discarded');
+          if (e.discarded > 0) {
+            this.env.metrics.starttlsInjections.inc({ listener: this.listener.name });
+            this.log.warn({ event: 'starttls.injection', bytes: e.discarded }, 'plaintext pipelined after STARTTLS discarded');
+          }
           void this.startTls();
           return;
         case 'login':
@@ -125,6 +131,7 @@ export class Session {
       });
     });
     if (!ok || this.isClosed()) {
+      this.env.metrics.tlsFailures.inc({ listener: this.listener.name });
       this.log.info({ event: 'tls.failed' }, 'TLS handshake failed or timed out');
       secure.destroy();
       this.destroy();
@@ -170,6 +177,8 @@ export class Session {
     }
     clearTimeout(this.deadline);
     this.phase = 'spliced';
+    this.env.metrics.connections.dec({ listener: this.listener.name, state: 'preauth' });
+    this.env.metrics.connections.inc({ listener: this.listener.name, state: 'spliced' });
     const client = this.socket;
     client.removeAllListeners('data');
     client.removeAllListeners('end');
@@ -180,6 +189,8 @@ export class Session {
     if (pipelined.length) outcome.socket.write(pipelined);
     this.spliced = splice(client, outcome.socket, this.env.timeouts.idle);
     const stats = await this.spliced.done;
+    this.env.metrics.splicedBytes.inc({ listener: this.listener.name, direction: 'in' }, stats.bytesIn);
+    this.env.metrics.splicedBytes.inc({ listener: this.listener.name, direction: 'out' }, stats.bytesOut);
     this.log.info({ event: 'splice.end', ...stats }, 'session ended');
     this.finish();
   }
@@ -218,6 +229,7 @@ export class Session {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    this.env.metrics.connections.dec({ listener: this.listener.name, state: this.phase === 'spliced' ? 'spliced' : 'preauth' });
     this.phase = 'closed';
     clearTimeout(this.deadline);
     this.resolveDone();

@@ -2,7 +2,7 @@
 // (each call runs to completion on the event loop). Expired entries are dropped on access
 // and by a periodic sweep, so attackers cycling through addresses cannot grow it forever.
 import type { Clock } from '../clock.js';
-import { RESERVATION_TTL_MS, type CounterSpec, type CounterState, type HitResult, type LimitStore } from './store.js';
+import { RESERVATION_TTL_MS, type BlockEntry, type CounterSpec, type CounterState, type HitResult, type LimitStore } from './store.js';
 
 interface Entry {
   v: number;
@@ -52,7 +52,8 @@ export class MemoryStore implements LimitStore {
   }
 
   private block(spec: CounterSpec, now: number): void {
-    if (spec.blockMs !== null) this.m.set(`${spec.key}:b`, { v: 1, exp: now + spec.blockMs });
+    // The value is when the block started, for the admin listing.
+    if (spec.blockMs !== null) this.m.set(`${spec.key}:b`, { v: now, exp: now + spec.blockMs });
   }
 
   async hit(specs: readonly CounterSpec[]): Promise<HitResult> {
@@ -99,6 +100,17 @@ export class MemoryStore implements LimitStore {
       ttlMs: c ? c.exp - now : 0,
       blockedMs: b ? b.exp - now : 0,
     };
+  }
+
+  async blocks(): Promise<BlockEntry[]> {
+    const now = this.clock.now();
+    const out: BlockEntry[] = [];
+    for (const [k, e] of this.m) {
+      if (!k.endsWith(':b') || e.exp <= now) continue;
+      const key = k.slice(0, -2);
+      out.push({ key, count: this.get(key, now)?.v ?? 0, sinceMs: e.v, remainingMs: e.exp - now });
+    }
+    return out;
   }
 
   async reset(key: string): Promise<void> {

@@ -6,7 +6,7 @@ import { Cluster, Redis } from 'ioredis';
 import type { RedisStoreConfig } from '../config/schema.js';
 import { parseHostPort } from '../config/address.js';
 import { MailgateError } from '../errors.js';
-import { RESERVATION_TTL_MS, type CounterSpec, type CounterState, type HitResult, type LimitStore } from './store.js';
+import { RESERVATION_TTL_MS, type BlockEntry, type CounterSpec, type CounterState, type HitResult, type LimitStore } from './store.js';
 
 const lua = (name: string) => readFileSync(new URL(`../../src/stores/lua/${name}.lua`, import.meta.url), 'utf8');
 
@@ -19,6 +19,7 @@ interface Scripts {
   mgHit(...args: (string | number)[]): Promise<number[]>;
   mgSettle(...args: (string | number)[]): Promise<number>;
   mgPeek(...args: (string | number)[]): Promise<number[]>;
+  mgPeekBlock(...args: (string | number)[]): Promise<number[]>;
 }
 type Client = (Redis | Cluster) & Scripts;
 
@@ -53,11 +54,17 @@ export function connectRedis(cfg: RedisStoreConfig): Redis | Cluster {
 
 export class RedisStore implements LimitStore {
   private readonly client: Client;
+  private readonly prefix: string;
 
   constructor(client: Redis | Cluster) {
     client.defineCommand('mgHit', { lua: lua('hit') });
     client.defineCommand('mgSettle', { lua: lua('settle') });
     client.defineCommand('mgPeek', { numberOfKeys: 3, lua: lua('peek') });
+    client.defineCommand('mgPeekBlock', {
+      numberOfKeys: 3,
+      lua: "return {tonumber(redis.call('GET', KEYS[3]) or '0'), tonumber(redis.call('GET', KEYS[1]) or '0'), redis.call('PTTL', KEYS[3])}",
+    });
+    this.prefix = (client instanceof Cluster ? client.options.keyPrefix : client.options.keyPrefix) ?? '';
     // Errors surface per command (and through the resilient wrapper); an unhandled 'error'
     // event would crash the process.
     client.on('error', () => undefined);
@@ -107,6 +114,24 @@ export class RedisStore implements LimitStore {
   async peek(key: string): Promise<CounterState> {
     const [count, inflight, ttlMs, blockedMs] = await this.client.mgPeek(...this.keys(key));
     return { count: count!, inflight: inflight!, ttlMs: ttlMs!, blockedMs: blockedMs! };
+  }
+
+  async blocks(): Promise<BlockEntry[]> {
+    const prefix = `${this.prefix}${HASH_TAG}`;
+    const nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
+    const out: BlockEntry[] = [];
+    for (const node of nodes) {
+      // SCAN patterns are not prefixed by ioredis: match the full key, then strip the prefix.
+      const stream = node.scanStream({ match: `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*:b`, count: 1000 });
+      for await (const batch of stream as AsyncIterable<string[]>) {
+        for (const full of batch) {
+          const key = full.slice(prefix.length, -2);
+          const [since, count, ttl] = await this.client.mgPeekBlock(...this.keys(key));
+          if (ttl! > 0) out.push({ key, sinceMs: since!, count: count!, remainingMs: ttl! });
+        }
+      }
+    }
+    return out;
   }
 
   async reset(key: string): Promise<void> {

@@ -2,7 +2,7 @@
 // while it is unreachable: local (same rules on in-memory counters), allow, or deny. Logs
 // once per outage and once on recovery; counts every fallback. Never throws.
 import type { Logger } from '../logging/logger.js';
-import type { CounterSpec, CounterState, HitResult, LimitStore, StoreRoute } from './store.js';
+import type { BlockEntry, CounterSpec, CounterState, HitResult, LimitStore, StoreRoute } from './store.js';
 
 export type OnError = 'local' | 'allow' | 'deny';
 
@@ -89,6 +89,10 @@ export class ResilientStore implements LimitStore {
 
   peek(key: string): Promise<CounterState> {
     return this.guarded(() => this.primary.peek(key), () => this.local.peek(key));
+  }
+
+  blocks(): Promise<BlockEntry[]> {
+    return this.guarded(() => this.primary.blocks(), () => this.local.blocks());
   }
 
   async reset(key: string): Promise<void> {

@@ -29,6 +29,16 @@ export interface CounterState {
   blockedMs: number;
 }
 
+export interface BlockEntry {
+  /** Counter key (as built by limits/keys.ts). */
+  key: string;
+  count: number;
+  /** When the block started (ms since the epoch, the store's clock). */
+  sinceMs: number;
+  /** How long it still lasts. */
+  remainingMs: number;
+}
+
 export interface LimitStore {
   /**
    * Atomically, over all specs: if any is blocked, at its limit, or (failures) at its limit
@@ -41,6 +51,8 @@ export interface LimitStore {
    *  (starting the block when it reaches the limit); otherwise it is released. */
   settle(specs: readonly CounterSpec[], failed: boolean, route?: StoreRoute): Promise<void>;
   peek(key: string): Promise<CounterState>;
+  /** Keys currently blocked (admin). */
+  blocks(): Promise<BlockEntry[]>;
   /** Remove the counter, its reservations and its block. */
   reset(key: string): Promise<void>;
   close(): Promise<void>;

@@ -114,5 +114,26 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       expect(await store.peek(s.key)).toMatchObject({ count: 0, inflight: 0, blockedMs: 0 });
       expect((await store.hit([s])).ok).toBe(true);
     });
+
+    it('lists current blocks with their count and remaining time; reset lifts them', async () => {
+      const { store, advance } = await make();
+      const s = spec({ limit: 2, blockMs: 600_000 });
+      const other = spec({ limit: 5, blockMs: 600_000 });
+      await store.hit([s, other]);
+      await store.hit([s, other]);
+      const blocks = (await store.blocks()).filter((b) => b.key === s.key || b.key === other.key);
+      expect(blocks).toHaveLength(1);
+      expect(blocks[0]).toMatchObject({ key: s.key, count: 2 });
+      expect(blocks[0]!.remainingMs).toBeGreaterThan(590_000);
+      expect(blocks[0]!.sinceMs).toBeGreaterThan(0);
+      await advance(600_001);
+      expect((await store.blocks()).some((b) => b.key === s.key)).toBe(false);
+      await store.hit([s]);
+      await store.hit([s]);
+      expect((await store.blocks()).some((b) => b.key === s.key)).toBe(true);
+      await store.reset(s.key);
+      expect((await store.blocks()).some((b) => b.key === s.key)).toBe(false);
+      expect((await store.hit([s])).ok).toBe(true);
+    });
   });
 }

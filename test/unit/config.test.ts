@@ -90,10 +90,10 @@ describe('durations', () => {
 
   it('defaults are milliseconds whether a section is omitted or partly given', () => {
     const none = parseConfig(base());
-    expect(none.timeouts).toEqual({ preauth: 60_000, tlsHandshake: 15_000, idle: 1_800_000 });
+    expect(none.timeouts).toEqual({ preauth: 60_000, tlsHandshake: 15_000, idle: 1_800_000, shutdown: 30_000 });
     expect(none.backends.b).toMatchObject({ connectTimeout: 10_000, loginTimeout: 30_000, tls: 'none', tlsVerify: true });
     const partial = parseConfig(base({ timeouts: { idle: '2h' } }));
-    expect(partial.timeouts).toEqual({ preauth: 60_000, tlsHandshake: 15_000, idle: 7_200_000 });
+    expect(partial.timeouts).toEqual({ preauth: 60_000, tlsHandshake: 15_000, idle: 7_200_000, shutdown: 30_000 });
   });
 });
 

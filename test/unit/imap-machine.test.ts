@@ -2,48 +2,11 @@
 // descriptor's factory. Byte streams run twice (one chunk, byte by byte). Pure: no sockets.
 import { describe, expect, it } from 'vitest';
 import { imap } from '../../src/protocols/imap/index.js';
-import type { Effect, LoginResult, MachineOptions, ProtocolMachine } from '../../src/protocols/protocol.js';
+import type { Effect, LoginResult, MachineOptions } from '../../src/protocols/protocol.js';
+import { b64, machineDriver, normalise, result, tls, type Step } from '../helpers/machine-driver.js';
 
-const b64 = (s: string) => Buffer.from(s, 'latin1').toString('base64');
-
-function opts(o: Partial<MachineOptions> = {}): MachineOptions {
-  return { tlsMode: 'starttls', requireTls: true, maxBadCommands: 10, maxAuthAttempts: 3, hostname: 'mx.example.org', backendCapabilities: [], ...o };
-}
-
-/** A step of a script: bytes from the client, or a call the session would make. */
-type Step = string | ((m: ProtocolMachine) => Effect[]);
-const tls: Step = (m) => m.tlsStarted();
-const result = (r: LoginResult): Step => (m) => m.loginResult(r);
-
-function runScript(o: MachineOptions, steps: Step[], bytewise: boolean): Effect[] {
-  const m = imap.createMachine(o);
-  const out: Effect[] = [];
-  for (const step of steps) {
-    if (typeof step === 'function') {
-      out.push(...step(m));
-    } else if (bytewise) {
-      const buf = Buffer.from(step, 'latin1');
-      for (let i = 0; i < buf.length; i++) out.push(...m.push(buf.subarray(i, i + 1)));
-    } else {
-      out.push(...m.push(Buffer.from(step, 'latin1')));
-    }
-  }
-  return out;
-}
-
-// Byte by byte, nothing is buffered yet when STARTTLS is parsed, so only the count differs.
-const normalise = (effects: Effect[]) =>
-  effects.map((e) => (e.type === 'startTls' ? { type: 'startTls' } : e.type === 'send' ? { type: 'send', data: String(e.data) } : e));
-
-/** Runs the script both ways, asserts the same effects, returns the one-chunk run. */
-function drive(o: Partial<MachineOptions>, steps: Step[]) {
-  const effects = runScript(opts(o), steps, false);
-  expect(normalise(runScript(opts(o), steps, true))).toEqual(normalise(effects));
-  const text = effects.flatMap((e) => (e.type === 'send' ? [String(e.data)] : [])).join('');
-  const logins = effects.flatMap((e) => (e.type === 'login' ? [e] : []));
-  const closes = effects.flatMap((e) => (e.type === 'close' ? [e.reason] : []));
-  return { effects, text, logins, closes };
-}
+const { opts, run, drive } = machineDriver(imap);
+const runScript = run;
 
 const capsLine = (text: string) => /\* CAPABILITY ([^\r]*)\r\n/.exec(text)?.[1]?.split(' ') ?? [];
 

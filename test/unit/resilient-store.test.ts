@@ -21,6 +21,7 @@ function scripted() {
     settle: (s, f) => gate(() => inner.settle(s, f)),
     peek: (k) => gate(() => inner.peek(k)),
     reset: (k) => gate(() => inner.reset(k)),
+    blocks: () => gate(() => inner.blocks()),
     close: () => inner.close(),
   };
   return { store, state, inner };

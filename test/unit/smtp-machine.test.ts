@@ -1,45 +1,16 @@
 // Unit tests for the SMTP submission pre-auth machine: every byte stream run as one chunk
 // and byte by byte with identical effects. Pure: no sockets.
 import { describe, expect, it } from 'vitest';
-import type { Effect, LoginResult, MachineOptions, ProtocolMachine } from '../../src/protocols/protocol.js';
+import type { MachineOptions } from '../../src/protocols/protocol.js';
+import { b64, machineDriver, result, tls, type Step } from '../helpers/machine-driver.js';
 import { smtp } from '../../src/protocols/smtp/index.js';
 
-const b64 = (s: string) => Buffer.from(s, 'latin1').toString('base64');
 const BACKEND = ['PIPELINING', 'SIZE 10240000', 'VRFY', 'ETRN', 'ENHANCEDSTATUSCODES', '8BITMIME', 'DSN', 'AUTH PLAIN', 'XCLIENT ADDR', 'BURL imap', 'STARTTLS', 'CHUNKING'];
-
-function opts(o: Partial<MachineOptions> = {}): MachineOptions {
-  return { tlsMode: 'starttls', requireTls: true, maxBadCommands: 10, maxAuthAttempts: 3, hostname: 'mx.test', backendCapabilities: BACKEND, ...o };
-}
-
-type Step = string | ((m: ProtocolMachine) => Effect[]);
-const tls: Step = (m) => m.tlsStarted();
-const result = (r: LoginResult): Step => (m) => m.loginResult(r);
-
-function run(o: MachineOptions, steps: Step[], bytewise: boolean): Effect[] {
-  const m = smtp.createMachine(o);
-  const out: Effect[] = [...m.start()];
-  for (const s of steps) {
-    if (typeof s === 'function') out.push(...s(m));
-    else if (bytewise) for (const b of Buffer.from(s, 'latin1')) out.push(...m.push(Buffer.from([b])));
-    else out.push(...m.push(Buffer.from(s, 'latin1')));
-  }
-  return out;
-}
-
-const norm = (effects: Effect[]) => effects.map((e) => (e.type === 'startTls' ? { type: 'startTls' } : e.type === 'send' ? { type: 'send', data: String(e.data) } : e));
-
-function drive(o: Partial<MachineOptions>, steps: Step[]) {
-  const effects = run(opts(o), steps, false);
-  expect(norm(run(opts(o), steps, true))).toEqual(norm(effects));
-  const text = effects.flatMap((e) => (e.type === 'send' ? [String(e.data)] : [])).join('');
-  return {
-    effects,
-    text,
-    lines: text.split('\r\n').filter(Boolean),
-    logins: effects.flatMap((e) => (e.type === 'login' ? [e] : [])),
-    closes: effects.flatMap((e) => (e.type === 'close' ? [e.reason] : [])),
-  };
-}
+const driver = machineDriver(smtp, { hostname: 'mx.test', backendCapabilities: BACKEND });
+const opts = driver.opts;
+/** SMTP tests look at the greeting too. */
+const drive = (o: Partial<MachineOptions>, steps: Step[]) => driver.drive(o, steps, true);
+const run = (o: MachineOptions, steps: Step[], bytewise: boolean) => driver.run(o, steps, bytewise, true);
 
 describe('SMTP machine: greeting and EHLO', () => {
   it('greets with 220 and the host name', () => {

@@ -4,7 +4,7 @@
 import { SASL_MAX_TOKEN_BYTES, SMTP_MAX_LINE_BYTES } from '../bounds.js';
 import { LineReader } from '../line-reader.js';
 import type { CloseReason, Effect, LoginResult, MachineOptions, ProtocolMachine } from '../protocol.js';
-import { SaslExchange, SASL_MECHANISMS, type Credentials, type SaslFailure, type SaslStep } from '../sasl.js';
+import { SaslExchange, SASL_MECHANISMS, type Credentials, type SaslStep } from '../sasl.js';
 import { ehlo, passThroughKeywords, R } from './replies.js';
 
 type State = 'ready' | 'sasl' | 'login' | 'tls' | 'closed';
@@ -174,23 +174,7 @@ export class SmtpMachine implements ProtocolMachine {
     this.sasl = null;
     this.state = 'ready';
     if (step.kind === 'done') return this.beginLogin(step.credentials);
-    return this.saslFailure(step.reason);
-  }
-
-  private saslFailure(reason: SaslFailure): Effect[] {
-    switch (reason) {
-      case 'unknown-mechanism':
-        return this.bad(R.badMechanism);
-      case 'authzid-unsupported':
-        return this.bad(R.authzid);
-      case 'cancelled':
-        return this.bad(R.cancelled);
-      case 'bad-base64':
-      case 'too-long':
-      case 'bad-plain':
-        // RFC 4954 §4: a response that cannot be decoded gets 501.
-        return this.bad(R.badBase64);
-    }
+    return this.bad(R.saslFailure[step.reason]);
   }
 
   private beginLogin(credentials: Credentials): Effect[] {

@@ -16,6 +16,8 @@ export function ehlo(hostname: string, keywords: string[]): string {
   return lines.map((l, i) => `250${i === lines.length - 1 ? ' ' : '-'}${l}\r\n`).join('');
 }
 
+import type { SaslFailure } from '../sasl.js';
+
 export const R = {
   greeting: (host: string) => `220 ${host} ESMTP ready\r\n`,
   helo: (host: string) => `250 ${host}\r\n`,
@@ -31,10 +33,6 @@ export const R = {
   lineTooLong: '500 5.5.2 Line too long\r\n',
   syntax: (what: string) => `501 5.5.4 Syntax: ${what}\r\n`,
   challenge: (b64: string) => `334 ${b64}\r\n`,
-  cancelled: '501 5.0.0 Authentication cancelled\r\n',
-  badBase64: '501 5.5.2 Cannot decode response\r\n',
-  badMechanism: '504 5.5.4 Unrecognized authentication type\r\n',
-  authzid: '501 5.5.4 Authorization identity not supported\r\n',
   authFailed: '535 5.7.8 Authentication credentials invalid\r\n',
   limited: (host: string, retryAfterSec: number) =>
     `454 4.7.0 Too many login attempts; try again in ${retryAfterSec} seconds\r\n421 4.7.0 ${host} closing connection\r\n`,
@@ -43,4 +41,13 @@ export const R = {
   tooManyFailures: (host: string) => `421 4.7.0 ${host} Too many failed logins; closing connection\r\n`,
   timeout: (host: string) => `421 4.4.2 ${host} Timeout; closing connection\r\n`,
   shutdown: (host: string) => `421 4.3.2 ${host} Service shutting down\r\n`,
+  /** RFC 4954 §4: "*" and responses that cannot be decoded get 501. */
+  saslFailure: {
+    'unknown-mechanism': '504 5.5.4 Unrecognized authentication type\r\n',
+    'authzid-unsupported': '501 5.5.4 Authorization identity not supported\r\n',
+    cancelled: '501 5.0.0 Authentication cancelled\r\n',
+    'bad-base64': '501 5.5.2 Cannot decode response\r\n',
+    'too-long': '501 5.5.2 Cannot decode response\r\n',
+    'bad-plain': '501 5.5.2 Cannot decode response\r\n',
+  } satisfies Record<SaslFailure, string>,
 } as const;

@@ -5,6 +5,11 @@
 -- Returns {0} when allowed, else {i, retry-after ms, count, blocked 0|1} for the first
 -- refusing spec. Every key written here gets a TTL in the same script, from Redis' clock.
 local n = #KEYS / 3
+-- A block's value is when it started (Redis' clock), for the admin listing.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 
 for i = 1, n do
   local k, r, b = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
@@ -26,7 +31,7 @@ for i = 1, n do
     local c = redis.call('INCR', k)
     -- The first hit starts the window; a key found without a TTL gets one too.
     if redis.call('PTTL', k) < 0 then redis.call('PEXPIRE', k, window) end
-    if c >= limit and block > 0 then redis.call('SET', b, '1', 'PX', block) end
+    if c >= limit and block > 0 then redis.call('SET', b, now_ms(), 'PX', block) end
   else
     redis.call('INCR', r)
     redis.call('PEXPIRE', r, rttl)

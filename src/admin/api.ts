@@ -1,0 +1,88 @@
+// Admin operations on counters and blocks, as plain data: what the HTTP layer and tests call.
+// User names are canonicalised like logins (identity.ts) and only ever hashed into keys.
+import ipaddr from 'ipaddr.js';
+import { parseKey, type Policy } from '../limits/policy.js';
+import { checkUser } from '../protocols/identity.js';
+import type { LimitStore } from '../stores/store.js';
+
+export class AdminError extends Error {
+  constructor(
+    readonly status: number,
+    readonly title: string,
+    detail: string,
+  ) {
+    super(detail);
+  }
+}
+
+export interface Subject {
+  ip?: string;
+  user?: string;
+}
+
+/** Validates query values: an IP address, and a user name as logins see it. */
+export function subject(q: { ip?: string | null; user?: string | null }): Subject {
+  const out: Subject = {};
+  if (q.ip) {
+    if (!ipaddr.isValid(q.ip)) throw new AdminError(400, 'Bad Request', 'ip: expected an IPv4 or IPv6 address');
+    out.ip = q.ip;
+  }
+  if (q.user) {
+    const u = checkUser(Buffer.from(q.user, 'utf8'));
+    if (!u.ok) throw new AdminError(400, 'Bad Request', `user: ${u.reason}`);
+    out.user = u.canonical;
+  }
+  if (!out.ip && !out.user) throw new AdminError(400, 'Bad Request', 'give ip and/or user');
+  return out;
+}
+
+export async function limitsOf(policy: Policy, store: LimitStore, s: Subject) {
+  return Promise.all(
+    policy.specsForSubject(s).map(async ({ rule, spec }) => {
+      const st = await store.peek(spec.key);
+      return {
+        rule: rule.name,
+        key: rule.key,
+        count: rule.count,
+        value: st.count,
+        inflight: st.inflight,
+        limit: rule.limit,
+        remaining: Math.max(0, rule.limit - st.count),
+        ttlSeconds: Math.ceil(st.ttlMs / 1000),
+        blocked: st.blockedMs > 0,
+        blockedSeconds: Math.ceil(st.blockedMs / 1000),
+      };
+    }),
+  );
+}
+
+/** Resets the counters and blocks of every rule for the subject, plus blocks on ip+user keys
+ *  that involve it (those cannot be derived from one side alone). Returns the rules reset. */
+export async function resetSubject(policy: Policy, store: LimitStore, s: Subject): Promise<string[]> {
+  const keys = new Map<string, string>();
+  for (const { rule, spec } of policy.specsForSubject(s)) keys.set(spec.key, rule.name);
+  for (const b of await store.blocks()) if (policy.keyConcerns(b.key, s)) keys.set(b.key, parseKey(b.key)?.rule ?? '');
+  await Promise.all([...keys.keys()].map((k) => store.reset(k)));
+  return [...new Set(keys.values())];
+}
+
+export async function listBlocks(store: LimitStore) {
+  return (await store.blocks()).map((b) => {
+    const k = parseKey(b.key);
+    return {
+      rule: k?.rule ?? null,
+      key: k?.kind ?? null,
+      ip: k?.ip ?? null,
+      // Users appear as keyed hashes; look one up with GET /api/v1/limits?user=NAME.
+      userHash: k?.userHash ?? null,
+      count: b.count,
+      since: new Date(b.sinceMs).toISOString(),
+      expires: new Date(Date.now() + b.remainingMs).toISOString(),
+    };
+  });
+}
+
+/** DELETE /api/v1/blocks/{ip-or-user}: an IP if it parses as one, else a user name. */
+export function subjectFromPath(value: string): Subject {
+  return ipaddr.isValid(value) ? subject({ ip: value }) : subject({ user: value });
+}

@@ -1,0 +1,75 @@
+// `mailgate admin …`: the admin API from the command line. Prints JSON; exit 0 on 2xx,
+// 1 when the API answers with an error, 2 on usage errors.
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../config/load.js';
+
+export const ADMIN_USAGE = `usage: mailgate admin COMMAND [--url URL] [--token TOKEN | env MAILGATE_ADMIN_TOKEN] [--config FILE]
+  limits  --ip IP | --user NAME     counters, limits and blocks for an IP and/or user
+  reset   --ip IP | --user NAME     reset those counters and blocks
+  blocks                            keys currently refused
+  unblock IP-OR-USER                lift a block (and reset its counters)`;
+
+export async function adminMain(argv: string[], out: (s: string) => void): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { url: { type: 'string' }, token: { type: 'string' }, config: { type: 'string', short: 'c' }, ip: { type: 'string' }, user: { type: 'string' } },
+    });
+  } catch (err) {
+    out(`${(err as Error).message}\n${ADMIN_USAGE}\n`);
+    return 2;
+  }
+  const { values: v, positionals: [cmd, arg] } = parsed;
+  let url = v.url;
+  let token = v.token ?? process.env.MAILGATE_ADMIN_TOKEN;
+  if (v.config) {
+    const cfg = loadConfig(v.config);
+    if (!cfg.admin) {
+      out(`${v.config}: no admin section\n`);
+      return 2;
+    }
+    const [host, port] = [cfg.admin.listen.slice(0, cfg.admin.listen.lastIndexOf(':')), cfg.admin.listen.slice(cfg.admin.listen.lastIndexOf(':') + 1)];
+    url ??= `http://${host === '0.0.0.0' ? '127.0.0.1' : host === '[::]' ? '[::1]' : host}:${port}`;
+    token ??= cfg.admin.token;
+  }
+  url ??= 'http://127.0.0.1:9925';
+  const q = new URLSearchParams();
+  if (v.ip) q.set('ip', v.ip);
+  if (v.user) q.set('user', v.user);
+  let method = 'GET';
+  let path: string;
+  switch (cmd) {
+    case 'limits':
+    case 'reset':
+      if (!v.ip && !v.user) {
+        out(`${cmd} needs --ip and/or --user\n${ADMIN_USAGE}\n`);
+        return 2;
+      }
+      method = cmd === 'reset' ? 'DELETE' : 'GET';
+      path = `/api/v1/limits?${q}`;
+      break;
+    case 'blocks':
+      path = '/api/v1/blocks';
+      break;
+    case 'unblock':
+      if (!arg) {
+        out(`unblock needs an IP or user\n${ADMIN_USAGE}\n`);
+        return 2;
+      }
+      method = 'DELETE';
+      path = `/api/v1/blocks/${encodeURIComponent(arg)}`;
+      break;
+    default:
+      out(`${ADMIN_USAGE}\n`);
+      return 2;
+  }
+  const res = await fetch(new URL(path, url), { method, headers: token ? { authorization: `Bearer ${token}` } : {} }).catch((err: Error) => err);
+  if (res instanceof Error) {
+    out(`cannot reach the admin endpoint at ${url}: ${res.message}\n`);
+    return 1;
+  }
+  out(await res.text());
+  return res.ok ? 0 : 1;
+}

@@ -1,0 +1,115 @@
+// The admin HTTP endpoint: bearer-token auth (constant-time compare), routing, problem+json
+// errors (RFC 9457), one log line per request without tokens or query values.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { parseHostPort } from '../config/address.js';
+import type { Policy } from '../limits/policy.js';
+import type { Logger } from '../logging/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { LimitStore } from '../stores/store.js';
+import { AdminError, limitsOf, listBlocks, resetSubject, subject, subjectFromPath } from './api.js';
+
+export interface AdminDeps {
+  policy(): Policy;
+  store: LimitStore;
+  metrics: Metrics;
+  /** Readiness checks by name; all must be true. */
+  ready(): Promise<Record<string, boolean>>;
+  /** Current token; null: no token required (loopback only, enforced by the config). */
+  token(): string | null;
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+function authorized(req: http.IncomingMessage, token: string | null): boolean {
+  if (token === null) return true;
+  const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+  return !!m && timingSafeEqual(digest(m[1]!), digest(token));
+}
+
+function send(res: http.ServerResponse, status: number, body: unknown, type = 'application/json'): void {
+  const text = typeof body === 'string' ? body : JSON.stringify(body, null, 2) + '\n';
+  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+function problem(res: http.ServerResponse, status: number, title: string, detail: string): void {
+  send(res, status, { type: 'about:blank', title, status, detail }, 'application/problem+json');
+}
+
+async function route(req: http.IncomingMessage, res: http.ServerResponse, deps: AdminDeps): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://admin');
+  const path = url.pathname;
+  if (path === '/healthz' && req.method === 'GET') return send(res, 200, { status: 'ok' });
+  if (path === '/readyz' && req.method === 'GET') {
+    const checks = await deps.ready();
+    return send(res, Object.values(checks).every(Boolean) ? 200 : 503, { ready: Object.values(checks).every(Boolean), checks });
+  }
+  if (!authorized(req, deps.token())) {
+    res.setHeader('www-authenticate', 'Bearer');
+    return problem(res, 401, 'Unauthorized', 'a valid bearer token is required');
+  }
+  if (path === '/metrics' && req.method === 'GET') {
+    return send(res, 200, await deps.metrics.registry.metrics(), deps.metrics.registry.contentType);
+  }
+  if (path === '/api/v1/limits') {
+    const s = subject({ ip: url.searchParams.get('ip'), user: url.searchParams.get('user') });
+    if (req.method === 'GET') return send(res, 200, { limits: await limitsOf(deps.policy(), deps.store, s) });
+    if (req.method === 'DELETE') return send(res, 200, { reset: await resetSubject(deps.policy(), deps.store, s) });
+    throw new AdminError(405, 'Method Not Allowed', 'GET or DELETE');
+  }
+  if (path === '/api/v1/blocks' && req.method === 'GET') return send(res, 200, { blocks: await listBlocks(deps.store) });
+  const one = /^\/api\/v1\/blocks\/([^/]+)$/.exec(path);
+  if (one && req.method === 'DELETE') {
+    const reset = await resetSubject(deps.policy(), deps.store, subjectFromPath(decodeURIComponent(one[1]!)));
+    if (reset.length === 0) throw new AdminError(404, 'Not Found', 'no rule applies to that ip or user');
+    return send(res, 200, { reset });
+  }
+  throw new AdminError(404, 'Not Found', `no route for ${req.method} ${path}`);
+}
+
+export class AdminServer {
+  private readonly server: http.Server;
+
+  constructor(
+    private readonly listen: string,
+    private readonly deps: AdminDeps,
+    private readonly log: Logger,
+  ) {
+    this.server = http.createServer((req, res) => {
+      const t0 = Date.now();
+      route(req, res, deps)
+        .catch((err: unknown) => {
+          if (err instanceof AdminError) return problem(res, err.status, err.title, err.message);
+          this.log.error({ event: 'admin.error', err: (err as Error).message }, 'admin request failed');
+          return problem(res, 500, 'Internal Server Error', 'see the mailgate log');
+        })
+        .finally(() => {
+          // Path only: query values (user names) and headers (tokens) stay out of the log.
+          this.log.info({ event: 'admin.request', method: req.method, path: (req.url ?? '').split('?')[0], status: res.statusCode, ms: Date.now() - t0 }, 'admin request');
+        });
+    });
+    this.server.requestTimeout = 10_000;
+    this.server.headersTimeout = 5_000;
+  }
+
+  async start(): Promise<AddressInfo> {
+    const { host, port } = parseHostPort(this.listen)!;
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    const addr = this.server.address() as AddressInfo;
+    this.log.info({ event: 'admin.start', address: addr.address, port: addr.port }, 'admin endpoint listening');
+    return addr;
+  }
+
+  async stop(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+}

@@ -1,0 +1,125 @@
+// POP3 login replay to the backend (RFC 1939, 2449 CAPA, 2595 STLS, 5034 AUTH, 3206 codes):
+// greeting, STLS when configured (never a plaintext fallback), CAPA, then AUTH PLAIN (base64,
+// so no client byte reaches the line raw) or USER/PASS with line-breaking bytes refused.
+import type { BackendConfig } from '../config/schema.js';
+import { MailgateError } from '../errors.js';
+import type { BackendLoginResult, LoginContext } from '../protocols/protocol.js';
+import type { Credentials } from '../protocols/sasl.js';
+import { BackendConn } from './connect.js';
+
+/** RFC 2449 §4 / RFC 5034 §4: an AUTH command with its initial response is at most 255 octets
+ *  including CRLF; longer responses go on the continuation line instead. */
+const MAX_COMMAND_OCTETS = 255;
+
+const isOk = (line: string) => /^\+OK(?: |$)/i.test(line);
+const isErr = (line: string) => /^-ERR(?: |$)/i.test(line);
+
+/** The SASL mechanisms from CAPA (RFC 2449 §6.3 "SASL PLAIN LOGIN"), matched as exact tokens.
+ *  A server without CAPA answers -ERR: then there are none and USER/PASS is used. */
+async function saslMechanisms(conn: BackendConn): Promise<Set<string>> {
+  conn.write('CAPA\r\n');
+  const status = await conn.readLine();
+  if (!isOk(status)) {
+    if (isErr(status)) return new Set();
+    throw new MailgateError('MG_BACKEND_PROTOCOL', 'malformed reply to CAPA');
+  }
+  const mechs = new Set<string>();
+  for (;;) {
+    const line = await conn.readLine();
+    if (line === '.') return mechs;
+    // Dot-stuffed lines (RFC 1939 §3) lose their first dot.
+    const [name, ...args] = (line.startsWith('.') ? line.slice(1) : line).toUpperCase().split(' ');
+    if (name === 'SASL') for (const a of args) if (a) mechs.add(a);
+  }
+}
+
+/** A status line that ends an exchange; anything else means the backend is not speaking POP3. */
+async function statusLine(conn: BackendConn, what: string): Promise<string> {
+  const line = await conn.readLine();
+  if (!isOk(line) && !isErr(line)) throw new MailgateError('MG_BACKEND_PROTOCOL', `malformed reply to ${what}`);
+  return line;
+}
+
+/** AUTH PLAIN (RFC 4616): \0 user \0 password, with the initial response on the command line
+ *  when it fits, else on the "+ " continuation. `secrets` collects buffers to wipe. */
+async function authPlain(conn: BackendConn, c: Credentials, secrets: Buffer[]): Promise<string> {
+  const plain = Buffer.concat([Buffer.from([0]), c.user, Buffer.from([0]), c.password]);
+  secrets.push(plain);
+  // The base64 string itself cannot be wiped (JS strings are immutable); it is short-lived.
+  const token = Buffer.from(plain.toString('base64'), 'latin1');
+  secrets.push(token);
+  const prefix = Buffer.from('AUTH PLAIN ');
+  if (prefix.length + token.length + 2 <= MAX_COMMAND_OCTETS) {
+    const line = Buffer.concat([prefix, token, Buffer.from('\r\n')]);
+    secrets.push(line);
+    conn.write(line);
+    return statusLine(conn, 'AUTH');
+  }
+  conn.write('AUTH PLAIN\r\n');
+  const cont = await conn.readLine();
+  if (!cont.startsWith('+ ') && cont !== '+') {
+    if (isErr(cont)) return cont;
+    throw new MailgateError('MG_BACKEND_PROTOCOL', 'malformed reply to AUTH PLAIN');
+  }
+  const line = Buffer.concat([token, Buffer.from('\r\n')]);
+  secrets.push(line);
+  conn.write(line);
+  return statusLine(conn, 'AUTH');
+}
+
+/** USER then PASS (RFC 1939 §7); the first -ERR ends the exchange. */
+async function userPass(conn: BackendConn, c: Credentials, secrets: Buffer[]): Promise<string> {
+  const user = Buffer.concat([Buffer.from('USER '), c.user, Buffer.from('\r\n')]);
+  secrets.push(user);
+  conn.write(user);
+  const first = await statusLine(conn, 'USER');
+  if (!isOk(first)) return first;
+  const pass = Buffer.concat([Buffer.from('PASS '), c.password, Buffer.from('\r\n')]);
+  secrets.push(pass);
+  conn.write(pass);
+  return statusLine(conn, 'PASS');
+}
+
+/** CR or LF would split a USER/PASS line into two commands; NUL would split an AUTH PLAIN
+ *  message into other fields. Neither is ever sent. */
+const hasBreakingByte = (b: Buffer) => b.includes(0x0d) || b.includes(0x0a) || b.includes(0x00);
+
+const REFUSED = Buffer.from('-ERR [AUTH] Authentication failed.\r\n');
+
+export async function pop3BackendLogin(cfg: BackendConfig, c: Credentials, _ctx: LoginContext): Promise<BackendLoginResult> {
+  if (hasBreakingByte(c.user) || hasBreakingByte(c.password)) return { kind: 'rejected', clientReply: Buffer.from(REFUSED) };
+  let conn: BackendConn | null = null;
+  const secrets: Buffer[] = [];
+  try {
+    conn = await BackendConn.open(cfg);
+    const greeting = await conn.readLine();
+    if (!isOk(greeting)) throw new MailgateError('MG_BACKEND_PROTOCOL', `unexpected greeting: ${greeting.slice(0, 80)}`);
+    if (cfg.tls === 'starttls') {
+      conn.write('STLS\r\n');
+      if (!isOk(await conn.readLine())) throw new MailgateError('MG_BACKEND_TLS', 'backend refused STLS');
+      // Aborts if the backend sent anything after its +OK (Exim CVE-2021-38371).
+      await conn.startTls();
+    }
+    const mechs = await saslMechanisms(conn);
+    const reply = mechs.has('PLAIN') ? await authPlain(conn, c, secrets) : await userPass(conn, c, secrets);
+    if (isOk(reply)) {
+      const { socket, leftover } = conn.release();
+      return { kind: 'ok', socket, clientReply: Buffer.from(`${reply}\r\n`, 'latin1'), leftover };
+    }
+    conn.close('QUIT\r\n');
+    // RFC 3206 §4 SYS/TEMP: a server-side problem, not the user's failure.
+    if (/^-ERR \[SYS\/TEMP\b/i.test(reply)) return { kind: 'unavailable', error: `backend: ${reply.slice(0, 120)}` };
+    // [IN-USE] (RFC 3206 §4: the mailbox is locked by another session) is forwarded as a
+    // rejection so the client sees the backend's own words, although the password may have
+    // been right. It therefore counts toward "failures" rules: BackendLoginResult has no
+    // outcome for "authenticated but cannot open the mailbox".
+    return { kind: 'rejected', clientReply: Buffer.from(`${reply}\r\n`, 'latin1') };
+  } catch (err) {
+    conn?.close();
+    return { kind: 'unavailable', error: (err as Error).message };
+  } finally {
+    // Every line built from credentials is wiped once the backend has answered it (a buffer
+    // passed to write() may still be queued until then) or the socket is gone.
+    for (const b of secrets) b.fill(0);
+  }
+}

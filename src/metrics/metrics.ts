@@ -1,0 +1,52 @@
+// Prometheus metrics (prom-client), one registry per proxy. Labels are closed sets
+// (protocol, outcome, rule, listener, state, backend): never a user name, address or secret.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+export function createMetrics(opts: { defaultMetrics?: boolean; storeHealth?: () => { up: boolean; fallbacks: number } } = {}) {
+  const health = opts.storeHealth ?? (() => ({ up: true, fallbacks: 0 }));
+  const registry = new Registry();
+  if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'mailgate_process_' });
+  const r = [registry];
+  return {
+    registry,
+    loginAttempts: new Counter({
+      name: 'mailgate_login_attempts_total',
+      help: 'Login attempts by protocol and outcome (ok, fail, limited, backend-error, invalid).',
+      labelNames: ['protocol', 'outcome'] as const,
+      registers: r,
+    }),
+    refusals: new Counter({ name: 'mailgate_refusals_total', help: 'Logins refused by a limit rule.', labelNames: ['rule'] as const, registers: r }),
+    wouldRefuse: new Counter({ name: 'mailgate_dry_run_refusals_total', help: 'Logins a rule would have refused (limits.mode: dry-run).', labelNames: ['rule'] as const, registers: r }),
+    connections: new Gauge({ name: 'mailgate_connections', help: 'Open client connections by listener and state (preauth, spliced).', labelNames: ['listener', 'state'] as const, registers: r }),
+    backendLoginSeconds: new Histogram({
+      name: 'mailgate_backend_login_seconds',
+      help: 'Backend login replay duration, connect to verdict.',
+      labelNames: ['backend', 'result'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: r,
+    }),
+    backendUp: new Gauge({ name: 'mailgate_backend_up', help: '1 when the last login or probe reached the backend, else 0.', labelNames: ['backend'] as const, registers: r }),
+    storeUp: new Gauge({
+      name: 'mailgate_store_up',
+      help: '1 when the limit store answers, 0 during a fallback.',
+      registers: r,
+      collect() {
+        this.set(health().up ? 1 : 0);
+      },
+    }),
+    storeFallbacks: new Gauge({
+      name: 'mailgate_store_fallbacks_total',
+      help: 'Store operations answered by the onError fallback (a counter, read from the store).',
+      registers: r,
+      collect() {
+        this.set(health().fallbacks);
+      },
+    }),
+    splicedBytes: new Counter({ name: 'mailgate_spliced_bytes_total', help: 'Bytes moved after login, by direction (in: client to backend).', labelNames: ['listener', 'direction'] as const, registers: r }),
+    tlsFailures: new Counter({ name: 'mailgate_tls_handshake_failures_total', help: 'Client TLS handshakes that failed or timed out.', labelNames: ['listener'] as const, registers: r }),
+    starttlsInjections: new Counter({ name: 'mailgate_starttls_injection_total', help: 'Plaintext pipelined after STARTTLS/STLS and discarded.', labelNames: ['listener'] as const, registers: r }),
+    reloads: new Counter({ name: 'mailgate_config_reloads_total', help: 'Config reloads by result (ok, invalid).', labelNames: ['result'] as const, registers: r }),
+  };
+}

@@ -1,0 +1,53 @@
+// Canned POP3 replies (RFC 1939 §3, CAPA RFC 2449, STLS RFC 2595, AUTH RFC 5034, response
+// codes RFC 3206). Never echo client text; never offer APOP (no "<...>" in the greeting).
+
+/** Pre-login CAPA list (RFC 2449 §5). PIPELINING and the transaction capabilities (TOP, UIDL)
+ *  are the backend's to announce: clients re-issue CAPA after login (RFC 2449 §5) and then
+ *  talk to the real server through the splice. */
+export function capabilities(opts: { offerStls: boolean; loginAllowed: boolean; mechanisms: readonly string[] }): string[] {
+  const caps = ['CAPA'];
+  if (opts.offerStls) caps.push('STLS');
+  if (opts.loginAllowed) caps.push('USER', `SASL ${opts.mechanisms.join(' ')}`);
+  caps.push('RESP-CODES', 'AUTH-RESP-CODE');
+  return caps;
+}
+
+/** A multi-line +OK response (RFC 1939 §3): items are our own tokens, never dot-led. */
+const multiLine = (first: string, items: readonly string[]) => `+OK ${first}\r\n${items.map((i) => `${i}\r\n`).join('')}.\r\n`;
+
+import type { SaslFailure } from '../sasl.js';
+
+export const R = {
+  greeting: '+OK POP3 server ready.\r\n',
+  capa: (caps: readonly string[]) => multiLine('Capability list follows.', caps),
+  mechanisms: (mechs: readonly string[]) => multiLine('Supported SASL mechanisms follow.', mechs),
+  userOk: '+OK Send your password.\r\n',
+  quit: '+OK Logging out.\r\n',
+  stls: '+OK Begin TLS negotiation now.\r\n',
+  challenge: (text: string) => `+ ${text}\r\n`,
+  unknown: '-ERR Unknown command.\r\n',
+  syntax: (usage: string) => `-ERR Syntax: ${usage}\r\n`,
+  passWithoutUser: '-ERR Send USER first.\r\n',
+  tlsActive: '-ERR TLS is already active.\r\n',
+  tlsUnavailable: '-ERR STLS is not available here.\r\n',
+  // Deliberately no [AUTH] code: RFC 3206 §4 says [AUTH] means the credentials are wrong,
+  // and a client would then ask its user for a new password.
+  plaintextRefused: '-ERR Plaintext authentication disallowed on non-secure connections; use STLS.\r\n',
+  authFailed: '-ERR [AUTH] Authentication failed.\r\n',
+  limited: (retryAfterSec: number) => `-ERR [SYS/TEMP] Too many login attempts; try again in ${retryAfterSec} seconds.\r\n`,
+  unavailable: '-ERR [SYS/TEMP] Mail server temporarily unavailable; try again later.\r\n',
+  lineTooLong: '-ERR Line too long.\r\n',
+  byeErrors: '-ERR Too many invalid commands; closing connection.\r\n',
+  byeFailures: '-ERR Too many failed logins; closing connection.\r\n',
+  byeTimeout: '-ERR [SYS/TEMP] Disconnected for inactivity.\r\n',
+  byeShutdown: '-ERR [SYS/TEMP] Server shutting down; try again later.\r\n',
+  /** RFC 5034 §4: "*" MUST be answered with -ERR; a malformed PLAIN reads as a failed login. */
+  saslFailure: {
+    'unknown-mechanism': '-ERR Unsupported authentication mechanism.\r\n',
+    'authzid-unsupported': '-ERR Authorization identity not supported.\r\n',
+    cancelled: '-ERR Authentication cancelled.\r\n',
+    'bad-plain': '-ERR [AUTH] Authentication failed.\r\n',
+    'bad-base64': '-ERR Invalid SASL response.\r\n',
+    'too-long': '-ERR Invalid SASL response.\r\n',
+  } satisfies Record<SaslFailure, string>,
+} as const;
