@@ -8,7 +8,8 @@ import { parseHostPort } from '../config/address.js';
 import { MailgateError } from '../errors.js';
 import { RESERVATION_TTL_MS, type BlockEntry, type CounterSpec, type CounterState, type HitResult, type LimitStore } from './store.js';
 
-const lua = (name: string) => readFileSync(new URL(`../../src/stores/lua/${name}.lua`, import.meta.url), 'utf8');
+// Next to this module: src/stores/lua, or dist/stores/lua (copied by scripts/copy-assets.mjs).
+const lua = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
 
 /** Every key an attempt touches must live in one Cluster slot for the scripts to be atomic,
  *  so all keys share this hash tag. Cluster then gives failover and memory headroom, not

@@ -1,41 +1,28 @@
 // The mailgate command as operators run it: compiled once into a temp dir, then spawned.
 // --check exit codes, config errors naming the key, the development certificate on first
 // start, and a clean stop on SIGTERM.
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildCli, spawnProxy, type BuiltCli } from '../helpers/cli.js';
 import { startDovecot } from '../helpers/dovecot.js';
 import { RawClient } from '../helpers/raw-client.js';
 
+let built: BuiltCli;
 let out: string;
 let cli: string;
 
 beforeAll(() => {
-  // Inside the project so the compiled files resolve the project's node_modules.
-  mkdirSync('node_modules/.cache', { recursive: true });
-  out = mkdtempSync(resolve('node_modules/.cache/mailgate-cli-'));
-  execFileSync(process.execPath, [resolve('node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json', '--outDir', join(out, 'dist')]);
-  cli = join(out, 'dist', 'cli.js');
+  built = buildCli();
+  out = built.dir;
+  cli = built.cli;
 }, 120_000);
-afterAll(() => rmSync(out, { recursive: true, force: true }));
+afterAll(() => built?.remove());
 
-function run(args: string[]): { code: number; stdout: string; stderr: string } {
-  try {
-    const stdout = execFileSync(process.execPath, [cli, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    return { code: 0, stdout, stderr: '' };
-  } catch (err) {
-    const e = err as { status: number; stdout: string; stderr: string };
-    return { code: e.status, stdout: e.stdout, stderr: e.stderr };
-  }
-}
-
-function writeConfig(name: string, text: string): string {
-  const p = join(out, name);
-  writeFileSync(p, text);
-  return p;
-}
+const run = (args: string[]) => built.run(args);
+const writeConfig = (name: string, text: string) => built.writeConfig(name, text);
 
 describe('mailgate --check', () => {
   it('accepts the shipped default config', () => {
@@ -107,18 +94,9 @@ describe('mailgate --config', () => {
       '  rules:',
       '    - {name: ip-logins, key: ip, count: attempts, limit: 3, window: 1h}',
     ].join('\n'));
-    const child = spawn(process.execPath, [cli, '--config', p], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proxy = await spawnProxy(cli, p);
+    const ports = proxy.ports;
     try {
-      let stdout = '';
-      const ports: Record<string, number> = {};
-      await new Promise<void>((started, reject) => {
-        child.stdout.on('data', (d: Buffer) => {
-          stdout += d.toString();
-          for (const m of stdout.matchAll(/"listener":"(\w+)","protocol":"imap","address":"[^"]+","port":(\d+)/g)) ports[m[1]!] = Number(m[2]);
-          if (stdout.includes('"proxy.start"')) started();
-        });
-        child.once('exit', (code) => reject(new Error(`exited ${code}: ${stdout}`)));
-      });
       const message = Buffer.from('Subject: walk\r\n\r\nbody \u00e9\r\n' + 'y'.repeat(10_000) + '\r\n', 'utf8');
       // imapflow cannot pick a source address: its logins come from 127.0.0.1.
       const client = (port: number, secure: boolean) =>
@@ -146,7 +124,7 @@ describe('mailgate --config', () => {
       await other.waitFor(/y OK \[CAPABILITY/);
       other.close();
     } finally {
-      child.kill('SIGTERM');
+      await proxy.signal('SIGTERM');
       await dovecot.stop();
     }
   });

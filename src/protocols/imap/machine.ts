@@ -1,5 +1,6 @@
 // IMAP pre-auth state machine: parser events in, effects out (RFC 9051 §6.1–6.2).
 // Pure: no sockets, no timers; the session runs the effects it returns.
+import { answerLogin } from '../login-answer.js';
 import type { CloseReason, Effect, LoginResult, MachineOptions, ProtocolMachine } from '../protocol.js';
 import { SaslExchange, SASL_MECHANISMS, type Credentials, type SaslFailure, type SaslStep } from '../sasl.js';
 import { ImapParser, type ImapArg, type ImapEvent } from './parser.js';
@@ -71,22 +72,10 @@ export class ImapMachine implements ProtocolMachine {
   }
 
   loginResult(result: LoginResult): Effect[] {
-    const tag = this.loginTag;
-    this.state = 'ready';
-    switch (result.kind) {
-      case 'limited':
-        return this.close(R.limited(tag, result.retryAfterSec), 'limited');
-      case 'unavailable':
-        return [send(R.unavailable(tag)), ...this.pump()];
-      case 'rejected':
-      case 'invalid-user': {
-        const reply = result.kind === 'rejected' ? result.reply : R.authFailed(tag);
-        if (++this.failedLogins >= this.opts.maxAuthAttempts) {
-          return [{ type: 'send', data: reply }, ...this.close(R.byeFailures, 'too-many-failures')];
-        }
-        return [{ type: 'send', data: reply }, ...this.pump()];
-      }
-    }
+    const a = answerLogin(result, { limited: (s) => R.limited(this.loginTag, s), unavailable: R.unavailable(this.loginTag), authFailed: R.authFailed(this.loginTag), tooManyFailures: R.byeFailures }, this.failedLogins, this.opts.maxAuthAttempts);
+    if (a.failed) this.failedLogins++;
+    this.state = a.close ? 'closed' : 'ready';
+    return a.close ? a.effects : [...a.effects, ...this.pump()];
   }
 
   takeBuffered(): Buffer {

@@ -3,6 +3,7 @@
 // is handled here: after a login the session splices and the backend answers everything.
 import { POP3_MAX_LINE_BYTES, SASL_MAX_TOKEN_BYTES } from '../bounds.js';
 import { LineReader } from '../line-reader.js';
+import { answerLogin } from '../login-answer.js';
 import type { CloseReason, Effect, LoginResult, MachineOptions, ProtocolMachine } from '../protocol.js';
 import { SaslExchange, SASL_MECHANISMS, type Credentials, type SaslStep } from '../sasl.js';
 import { capabilities, R } from './replies.js';
@@ -72,22 +73,10 @@ export class Pop3Machine implements ProtocolMachine {
   }
 
   loginResult(result: LoginResult): Effect[] {
-    this.state = 'ready';
-    switch (result.kind) {
-      case 'limited':
-        return this.close(R.limited(result.retryAfterSec), 'limited');
-      case 'unavailable':
-        // Not the user's failure: no attempt is used up.
-        return [send(R.unavailable), ...this.pump()];
-      case 'rejected':
-      case 'invalid-user': {
-        const reply = result.kind === 'rejected' ? result.reply : R.authFailed;
-        if (++this.failedLogins >= this.opts.maxAuthAttempts) {
-          return [{ type: 'send', data: reply }, ...this.close(R.byeFailures, 'too-many-failures')];
-        }
-        return [{ type: 'send', data: reply }, ...this.pump()];
-      }
-    }
+    const a = answerLogin(result, { limited: R.limited, unavailable: R.unavailable, authFailed: R.authFailed, tooManyFailures: R.byeFailures }, this.failedLogins, this.opts.maxAuthAttempts);
+    if (a.failed) this.failedLogins++;
+    this.state = a.close ? 'closed' : 'ready';
+    return a.close ? a.effects : [...a.effects, ...this.pump()];
   }
 
   takeBuffered(): Buffer {

@@ -3,6 +3,7 @@
 // here; after AUTH the session splices and the backend MTA alone parses the transaction.
 import { SASL_MAX_TOKEN_BYTES, SMTP_MAX_LINE_BYTES } from '../bounds.js';
 import { LineReader } from '../line-reader.js';
+import { answerLogin } from '../login-answer.js';
 import type { CloseReason, Effect, LoginResult, MachineOptions, ProtocolMachine } from '../protocol.js';
 import { SaslExchange, SASL_MECHANISMS, type Credentials, type SaslStep } from '../sasl.js';
 import { ehlo, passThroughKeywords, R } from './replies.js';
@@ -74,21 +75,10 @@ export class SmtpMachine implements ProtocolMachine {
   }
 
   loginResult(result: LoginResult): Effect[] {
-    this.state = 'ready';
-    switch (result.kind) {
-      case 'limited':
-        return this.close(R.limited(this.hostname, result.retryAfterSec), 'limited');
-      case 'unavailable':
-        return [send(R.unavailable), ...this.pump()];
-      case 'rejected':
-      case 'invalid-user': {
-        const reply = result.kind === 'rejected' ? result.reply : R.authFailed;
-        if (++this.failedLogins >= this.opts.maxAuthAttempts) {
-          return [{ type: 'send', data: reply }, ...this.close(R.tooManyFailures(this.hostname), 'too-many-failures')];
-        }
-        return [{ type: 'send', data: reply }, ...this.pump()];
-      }
-    }
+    const a = answerLogin(result, { limited: (s) => R.limited(this.hostname, s), unavailable: R.unavailable, authFailed: R.authFailed, tooManyFailures: R.tooManyFailures(this.hostname) }, this.failedLogins, this.opts.maxAuthAttempts);
+    if (a.failed) this.failedLogins++;
+    this.state = a.close ? 'closed' : 'ready';
+    return a.close ? a.effects : [...a.effects, ...this.pump()];
   }
 
   takeBuffered(): Buffer {
