@@ -47,7 +47,14 @@ describe('the shipped config/mailgate.yaml', () => {
     expect(cfg.listeners.map((l) => [l.name, l.protocol, l.tls, l.requireTls])).toEqual([
       ['imap', 'imap', 'starttls', true],
       ['imaps', 'imap', 'implicit', true],
+      ['pop3', 'pop3', 'starttls', true],
+      ['pop3s', 'pop3', 'implicit', true],
+      ['submission', 'smtp', 'starttls', true],
+      ['submissions', 'smtp', 'implicit', true],
     ]);
+    expect(cfg.listeners.map((l) => l.listen)).toEqual(['0.0.0.0:1143', '0.0.0.0:1993', '0.0.0.0:1110', '0.0.0.0:1995', '0.0.0.0:1587', '0.0.0.0:1465']);
+    expect(Object.fromEntries(Object.entries(cfg.backends).map(([k, b]) => [k, b.port]))).toEqual({ imap: 143, pop3: 110, submission: 587 });
+    expect(cfg.admin).toEqual({ listen: '127.0.0.1:9925' });
     expect(cfg.backends.imap).toMatchObject({ host: '127.0.0.1', port: 143, tls: 'none', tlsVerify: true, connectTimeout: 10_000 });
     expect(cfg.limits.rules.find((r) => r.name === 'ip-failures')).toMatchObject({ window: 600_000, block: 1_800_000 });
     expect(cfg.store.type).toBe('memory');
