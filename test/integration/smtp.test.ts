@@ -165,6 +165,26 @@ describe('SMTP submission through mailgate', () => {
   });
 });
 
+describe('SMTP pipelining around AUTH', () => {
+  it('after a failed AUTH pipelined commands are the proxy\'s; after a good one they reach the backend once', async () => {
+    const proxy = await proxyWith();
+    const c = await greeted(proxy.port('cleartext'));
+    const bad = Buffer.from('\0alice\0nope').toString('base64');
+    const good = Buffer.from('\0alice\0alice-pass').toString('base64');
+    c.write(`EHLO client.test\r\nAUTH PLAIN ${bad}\r\nMAIL FROM:<alice@example.org>\r\n`);
+    await c.waitFor(/^530 5\.7\.0 Authentication required/m);
+    expect(c.received).toMatch(/^535 [^\r]*\r\n530 /m);
+    c.clear();
+    c.write(`AUTH PLAIN ${good}\r\nMAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\n`);
+    const text = await c.waitFor(/^250 2\.1\.0 [^\r]*\r\n250 /m); // MAIL and RCPT answered by Dovecot
+    expect(text.match(/^235 /gm)).toHaveLength(1);
+    expect(text.match(/^250 2\.1\.0 /gm)).toHaveLength(1);
+    expect(text.indexOf('235 ')).toBeLessThan(text.indexOf('250 2.1.0'));
+    c.write('QUIT\r\n');
+    await c.waitClosed();
+  });
+});
+
 describe('SMTP limits', () => {
   it('a limited login gets 454 4.7.0 with the retry time, then 421, never 535', async () => {
     const proxy = await proxyWith([{ name: 'ip-logins', key: 'ip', count: 'attempts', limit: 1, window: '1h' }]);
