@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Installs the system packages the test suite needs (real Dovecot and Redis
-# from Debian), without starting their system services: the tests start their
-# own instances on free loopback ports in temp dirs. docker-compose only validates
-# compose.yaml (no engine needed).
+# Installs the system packages the test suite and the benchmark need (real Dovecot and
+# Redis, and nginx with its mail module for `npm run bench`, all from Debian), without
+# starting their system services: the tests and the benchmark start their own instances on
+# free loopback ports in temp dirs. docker-compose only validates compose.yaml (no engine
+# needed).
 set -euo pipefail
 
-packages=(dovecot-imapd dovecot-pop3d dovecot-submissiond redis-server docker-compose)
+packages=(dovecot-imapd dovecot-pop3d dovecot-submissiond redis-server docker-compose nginx libnginx-mod-mail)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

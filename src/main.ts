@@ -6,13 +6,16 @@ import tls from 'node:tls';
 import { AdminServer } from './admin/server.js';
 import { CapabilityCache, type Target } from './backend/capabilities.js';
 import { systemClock, type Clock } from './clock.js';
+import { cidrMatcher } from './config/address.js';
 import type { Config, ListenerConfig } from './config/schema.js';
 import { MailgateError } from './errors.js';
-import { KeyBuilder } from './limits/keys.js';
+import { clientKey, KeyBuilder } from './limits/keys.js';
 import { Policy } from './limits/policy.js';
+import { Tarpit } from './limits/tarpit.js';
 import { createLogger, type Logger } from './logging/logger.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { protocolFor } from './protocols/registry.js';
+import { ConnectionTracker } from './server/connections.js';
 import { Listener } from './server/listener.js';
 import type { SessionEnv } from './server/session.js';
 import { loadServerTls } from './server/tls.js';
@@ -86,6 +89,9 @@ export async function startProxy(initial: Config, opts: { log?: Logger; clock?: 
   // should be; if it cannot, the configured onError applies until it can.
   await store.ready?.(STORE_START_WAIT_MS);
   const metrics = createMetrics({ storeHealth: () => (store as Partial<ResilientStore>).health ?? { up: true, fallbacks: 0 } });
+  const tarpit = new Tarpit(clock);
+  // Shared by every listener; reads the limits of the running config, so reload applies.
+  const connections = new ConnectionTracker(() => current.cfg.limits.connections);
   const capabilities = new CapabilityCache(probeTargets(initial), log);
   await capabilities.start();
 
@@ -96,12 +102,16 @@ export async function startProxy(initial: Config, opts: { log?: Logger; clock?: 
       env: {
         policy: new Policy(cfg.limits, store, new KeyBuilder(cfg.limits.keySecret)),
         metrics,
+        tarpit,
         clock,
         tls: tlsOpts ? tls.createSecureContext(tlsOpts) : null,
         maxBadCommands: cfg.limits.maxBadCommands,
         maxAuthAttempts: cfg.limits.maxAuthAttempts,
         timeouts: cfg.timeouts,
         capabilities: (backend) => capabilities.get(backend),
+        isTrustedProxy: cidrMatcher(cfg.limits.trustedProxies),
+        connections,
+        clientKey: (ip) => clientKey(ip, cfg.limits.ipv6Prefix),
       },
     };
   }
@@ -174,6 +184,7 @@ export async function startProxy(initial: Config, opts: { log?: Logger; clock?: 
     }
     await admin?.stop();
     capabilities.stop();
+    tarpit.close();
     await store.close();
     log.info({ event: 'proxy.stop' }, 'mailgate stopped');
   }

@@ -1,4 +1,4 @@
-// What each backend advertises (SMTP EHLO keywords today), probed at start and refreshed
+// What each backend advertises (IMAP CAPABILITY, POP3 CAPA, SMTP EHLO), probed at start and refreshed
 // periodically, so the proxy never offers clients what the real server lacks. A failed probe
 // keeps the last good answer; with none, nothing optional is advertised.
 import type { BackendConfig } from '../config/schema.js';

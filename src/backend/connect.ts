@@ -1,11 +1,13 @@
-// Connections to real mail servers: TCP or TLS connect, line reading with byte bounds,
-// STARTTLS upgrade that refuses injected bytes (Exim CVE-2021-38371), and a hard deadline.
+// Connections to real mail servers: TCP connect, PROXY header out, TLS, line reading with
+// byte bounds, STARTTLS upgrade that refuses injected bytes (Exim CVE-2021-38371), a deadline.
 import { readFileSync } from 'node:fs';
 import net, { type Socket } from 'node:net';
 import tls from 'node:tls';
 import type { BackendConfig } from '../config/schema.js';
 import { MailgateError } from '../errors.js';
 import { BACKEND_MAX_PRELOGIN_BYTES } from '../protocols/bounds.js';
+import type { ClientAddress } from '../protocols/protocol.js';
+import { proxyHeader } from './client-info.js';
 
 function tlsOptions(cfg: BackendConfig): tls.ConnectionOptions {
   const servername = cfg.servername ?? (net.isIP(cfg.host) ? undefined : cfg.host);
@@ -37,25 +39,35 @@ export class BackendConn {
     );
   }
 
-  static async open(cfg: BackendConfig): Promise<BackendConn> {
+  /** Connect; with cfg.proxyProtocol the PROXY header for `client` (null: a LOCAL header, for
+   *  probes) is the first thing sent, before any TLS (the backend reads it off the raw TCP). */
+  static async open(cfg: BackendConfig, client: ClientAddress | null = null): Promise<BackendConn> {
+    // Built before connecting: an address that cannot be encoded fails without a connection.
+    const header = cfg.proxyProtocol ? proxyHeader(cfg.proxyProtocol, client) : null;
+    let s: Socket = net.connect({ host: cfg.host, port: cfg.port });
     const socket = await new Promise<Socket>((resolve, reject) => {
-      const s =
-        cfg.tls === 'implicit'
-          ? tls.connect({ host: cfg.host, port: cfg.port, ...tlsOptions(cfg) })
-          : net.connect({ host: cfg.host, port: cfg.port });
       const timer = setTimeout(() => {
         s.destroy();
         reject(new MailgateError('MG_BACKEND_TIMEOUT', `connect to ${cfg.host}:${cfg.port} timed out after ${cfg.connectTimeout} ms`));
       }, cfg.connectTimeout);
-      s.once(cfg.tls === 'implicit' ? 'secureConnect' : 'connect', () => {
+      const failed = (code: 'MG_BACKEND_TLS' | 'MG_BACKEND_CONNECT') => (err: Error) => {
+        clearTimeout(timer);
+        s.destroy();
+        reject(new MailgateError(code, `${cfg.host}:${cfg.port}: ${err.message}`));
+      };
+      const ready = () => {
         clearTimeout(timer);
         s.removeAllListeners('error');
         resolve(s);
-      });
-      s.once('error', (err) => {
-        clearTimeout(timer);
-        s.destroy();
-        reject(new MailgateError(cfg.tls === 'implicit' ? 'MG_BACKEND_TLS' : 'MG_BACKEND_CONNECT', `${cfg.host}:${cfg.port}: ${err.message}`));
+      };
+      s.once('error', failed('MG_BACKEND_CONNECT'));
+      s.once('connect', () => {
+        if (header) s.write(header);
+        if (cfg.tls !== 'implicit') return ready();
+        s.removeAllListeners('error');
+        s = tls.connect({ socket: s, ...tlsOptions(cfg) });
+        s.once('secureConnect', ready);
+        s.once('error', failed('MG_BACKEND_TLS'));
       });
     });
     socket.setNoDelay(true);

@@ -1,19 +1,21 @@
 // IMAP login replay to the backend (RFC 9051 §6.2.3, LITERAL+ RFC 7888): greeting, optional
-// STARTTLS, LOGIN with literals (user strings are never quoted by hand), tagged reply
-// rewritten to the client's tag. Failures never downgrade to plaintext.
+// STARTTLS, optional ID with the client address (RFC 2971), LOGIN with literals (user strings
+// are never quoted by hand), tagged reply under the client's tag; and the capability probe.
 import type { BackendConfig } from '../config/schema.js';
 import { MailgateError } from '../errors.js';
-import type { BackendLoginResult, LoginContext } from '../protocols/protocol.js';
+import type { BackendLoginResult, ClientAddress, LoginContext } from '../protocols/protocol.js';
 import type { Credentials } from '../protocols/sasl.js';
+import { imapIdCommand } from './client-info.js';
 import { BackendConn } from './connect.js';
 
 const TAG = 'mg1';
 
-/** Capability tokens from "* OK [CAPABILITY ...]" or "* CAPABILITY ...", matched exactly. */
-function capsOf(line: string): Set<string> | null {
+/** Capability tokens from "* OK [CAPABILITY ...]" or "* CAPABILITY ...", as written; callers
+ *  match them upper-cased and exactly (Dovecot fixed a prefix match: STARTTLSX). */
+function capTokens(line: string): string[] | null {
   const m = /^\* (?:OK \[CAPABILITY ([^\]]*)\]|CAPABILITY (.*))/i.exec(line);
   if (!m) return null;
-  return new Set((m[1] ?? m[2]!).toUpperCase().split(' ').filter(Boolean));
+  return (m[1] ?? m[2]!).split(' ').filter(Boolean);
 }
 
 /** Read untagged lines until the tagged reply to `tag`. */
@@ -27,15 +29,50 @@ async function untilTagged(conn: BackendConn, tag: string): Promise<{ untagged: 
   }
 }
 
-async function capabilitiesAfterTls(conn: BackendConn): Promise<Set<string>> {
+async function askCapabilities(conn: BackendConn): Promise<string[]> {
   conn.write(`${TAG} CAPABILITY\r\n`);
   const { untagged, tagged } = await untilTagged(conn, TAG);
   if (!/^\S+ OK/i.test(tagged)) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend refused CAPABILITY');
   for (const l of untagged) {
-    const c = capsOf(l);
+    const c = capTokens(l);
     if (c) return c;
   }
-  return capsOf(`* CAPABILITY ${/\[CAPABILITY ([^\]]*)\]/i.exec(tagged)?.[1] ?? ''}`) ?? new Set();
+  return capTokens(`* CAPABILITY ${/\[CAPABILITY ([^\]]*)\]/i.exec(tagged)?.[1] ?? ''}`) ?? [];
+}
+
+/** Greeting, STARTTLS when configured (never a plaintext fallback) and the capabilities as
+ *  they stand before the login: the session as the client will find it. */
+async function open(cfg: BackendConfig, client: ClientAddress | null): Promise<{ conn: BackendConn; tokens: string[] }> {
+  const conn = await BackendConn.open(cfg, client);
+  try {
+    const greeting = await conn.readLine();
+    // A PREAUTH greeting would skip the login we must see; BYE means the server is refusing.
+    if (!/^\* OK\b/i.test(greeting)) throw new MailgateError('MG_BACKEND_PROTOCOL', `unexpected greeting: ${greeting.slice(0, 80)}`);
+    let tokens = capTokens(greeting) ?? [];
+    if (cfg.tls === 'starttls') {
+      if (!tokens.some((t) => t.toUpperCase() === 'STARTTLS') && tokens.length > 0) throw new MailgateError('MG_BACKEND_TLS', 'backend does not offer STARTTLS');
+      conn.write(`${TAG} STARTTLS\r\n`);
+      const { tagged } = await untilTagged(conn, TAG);
+      if (!/^\S+ OK/i.test(tagged)) throw new MailgateError('MG_BACKEND_TLS', 'backend refused STARTTLS');
+      await conn.startTls();
+      tokens = await askCapabilities(conn);
+    } else if (tokens.length === 0) {
+      tokens = await askCapabilities(conn);
+    }
+    return { conn, tokens };
+  } catch (err) {
+    conn.close();
+    throw err;
+  }
+}
+
+/** forwardClientInfo: ID with the client's address before LOGIN. A server without ID cannot
+ *  be told, and a silent login as mailgate's address is not what was configured. */
+async function sendClientId(conn: BackendConn, caps: Set<string>, client: ClientAddress): Promise<void> {
+  if (!caps.has('ID')) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend does not offer ID (needed by forwardClientInfo)');
+  conn.write(imapIdCommand(TAG, client));
+  const { tagged } = await untilTagged(conn, TAG);
+  if (!/^\S+ OK/i.test(tagged)) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend refused ID');
 }
 
 async function sendLogin(conn: BackendConn, caps: Set<string>, c: Credentials): Promise<void> {
@@ -62,21 +99,10 @@ async function sendLogin(conn: BackendConn, caps: Set<string>, c: Credentials): 
 export async function imapBackendLogin(cfg: BackendConfig, c: Credentials, ctx: LoginContext): Promise<BackendLoginResult> {
   let conn: BackendConn | null = null;
   try {
-    conn = await BackendConn.open(cfg);
-    const greeting = await conn.readLine();
-    // A PREAUTH greeting would skip the login we must see; BYE means the server is refusing.
-    if (!/^\* OK\b/i.test(greeting)) throw new MailgateError('MG_BACKEND_PROTOCOL', `unexpected greeting: ${greeting.slice(0, 80)}`);
-    let caps = capsOf(greeting) ?? new Set<string>();
-    if (cfg.tls === 'starttls') {
-      if (!caps.has('STARTTLS') && caps.size > 0) throw new MailgateError('MG_BACKEND_TLS', 'backend does not offer STARTTLS');
-      conn.write(`${TAG} STARTTLS\r\n`);
-      const { tagged } = await untilTagged(conn, TAG);
-      if (!/^\S+ OK/i.test(tagged)) throw new MailgateError('MG_BACKEND_TLS', 'backend refused STARTTLS');
-      await conn.startTls();
-      caps = await capabilitiesAfterTls(conn);
-    } else if (caps.size === 0) {
-      caps = await capabilitiesAfterTls(conn);
-    }
+    let tokens: string[];
+    ({ conn, tokens } = await open(cfg, ctx.client));
+    const caps = new Set(tokens.map((t) => t.toUpperCase()));
+    if (cfg.forwardClientInfo) await sendClientId(conn, caps, ctx.client);
     await sendLogin(conn, caps, c);
     const { untagged, tagged } = await untilTagged(conn, TAG);
     const status = tagged.slice(TAG.length + 1, TAG.length + 4).toUpperCase();
@@ -92,4 +118,11 @@ export async function imapBackendLogin(cfg: BackendConfig, c: Credentials, ctx: 
     conn?.close();
     return { kind: 'unavailable', error: (err as Error).message };
   }
+}
+
+/** The backend's capabilities before login, as written, for the pre-login CAPABILITY. */
+export async function imapProbeCapabilities(cfg: BackendConfig): Promise<string[]> {
+  const { conn, tokens } = await open(cfg, null);
+  conn.close(`${TAG} LOGOUT\r\n`);
+  return tokens;
 }

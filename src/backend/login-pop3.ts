@@ -1,10 +1,11 @@
 // POP3 login replay to the backend (RFC 1939, 2449 CAPA, 2595 STLS, 5034 AUTH, 3206 codes):
-// greeting, STLS when configured (never a plaintext fallback), CAPA, then AUTH PLAIN (base64,
-// so no client byte reaches the line raw) or USER/PASS with line-breaking bytes refused.
+// greeting, STLS when configured (never a plaintext fallback), CAPA, XCLIENT when configured,
+// then AUTH PLAIN (base64, no client byte reaches the line raw) or USER/PASS; and the probe.
 import type { BackendConfig } from '../config/schema.js';
 import { MailgateError } from '../errors.js';
-import type { BackendLoginResult, LoginContext } from '../protocols/protocol.js';
+import type { BackendLoginResult, ClientAddress, LoginContext } from '../protocols/protocol.js';
 import type { Credentials } from '../protocols/sasl.js';
+import { xclientCommand } from './client-info.js';
 import { BackendConn } from './connect.js';
 
 /** RFC 2449 §4 / RFC 5034 §4: an AUTH command with its initial response is at most 255 octets
@@ -14,23 +15,60 @@ const MAX_COMMAND_OCTETS = 255;
 const isOk = (line: string) => /^\+OK(?: |$)/i.test(line);
 const isErr = (line: string) => /^-ERR(?: |$)/i.test(line);
 
-/** The SASL mechanisms from CAPA (RFC 2449 §6.3 "SASL PLAIN LOGIN"), matched as exact tokens.
- *  A server without CAPA answers -ERR: then there are none and USER/PASS is used. */
-async function saslMechanisms(conn: BackendConn): Promise<Set<string>> {
+/** The CAPA lines as written (RFC 2449 §5). A server without CAPA answers -ERR: then there
+ *  are none (and USER/PASS is used). */
+async function capa(conn: BackendConn): Promise<string[]> {
   conn.write('CAPA\r\n');
   const status = await conn.readLine();
   if (!isOk(status)) {
-    if (isErr(status)) return new Set();
+    if (isErr(status)) return [];
     throw new MailgateError('MG_BACKEND_PROTOCOL', 'malformed reply to CAPA');
   }
-  const mechs = new Set<string>();
+  const lines: string[] = [];
   for (;;) {
     const line = await conn.readLine();
-    if (line === '.') return mechs;
+    if (line === '.') return lines;
     // Dot-stuffed lines (RFC 1939 §3) lose their first dot.
-    const [name, ...args] = (line.startsWith('.') ? line.slice(1) : line).toUpperCase().split(' ');
-    if (name === 'SASL') for (const a of args) if (a) mechs.add(a);
+    lines.push(line.startsWith('.') ? line.slice(1) : line);
   }
+}
+
+/** Arguments of a CAPA line by name, matched as exact upper-cased tokens; null if absent. */
+function capaArgs(lines: readonly string[], name: string): string[] | null {
+  for (const l of lines) {
+    const [n, ...args] = l.toUpperCase().split(' ');
+    if (n === name) return args.filter(Boolean);
+  }
+  return null;
+}
+
+/** Greeting, STLS when configured, CAPA: the session as the client will find it. Dovecot
+ *  announces XCLIENT to trusted peers in its greeting ("+OK [XCLIENT] …"), not in CAPA. */
+async function open(cfg: BackendConfig, client: ClientAddress | null): Promise<{ conn: BackendConn; lines: string[]; xclient: boolean }> {
+  const conn = await BackendConn.open(cfg, client);
+  try {
+    const greeting = await conn.readLine();
+    if (!isOk(greeting)) throw new MailgateError('MG_BACKEND_PROTOCOL', `unexpected greeting: ${greeting.slice(0, 80)}`);
+    if (cfg.tls === 'starttls') {
+      conn.write('STLS\r\n');
+      if (!isOk(await conn.readLine())) throw new MailgateError('MG_BACKEND_TLS', 'backend refused STLS');
+      // Aborts if the backend sent anything after its +OK (Exim CVE-2021-38371).
+      await conn.startTls();
+    }
+    const lines = await capa(conn);
+    return { conn, lines, xclient: /^\+OK \[XCLIENT\]/i.test(greeting) || capaArgs(lines, 'XCLIENT') !== null };
+  } catch (err) {
+    conn.close();
+    throw err;
+  }
+}
+
+/** forwardClientInfo: XCLIENT ADDR PORT, only to a server that offers it; one that does not
+ *  cannot be told, and a silent login as mailgate's address is not what was configured. */
+async function sendXclient(conn: BackendConn, offered: boolean, client: ClientAddress): Promise<void> {
+  if (!offered) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend does not offer XCLIENT (needed by forwardClientInfo)');
+  conn.write(xclientCommand(client, null, 'pop3'));
+  if (!isOk(await statusLine(conn, 'XCLIENT'))) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend refused XCLIENT');
 }
 
 /** A status line that ends an exchange; anything else means the backend is not speaking POP3. */
@@ -86,22 +124,18 @@ const hasBreakingByte = (b: Buffer) => b.includes(0x0d) || b.includes(0x0a) || b
 
 const REFUSED = Buffer.from('-ERR [AUTH] Authentication failed.\r\n');
 
-export async function pop3BackendLogin(cfg: BackendConfig, c: Credentials, _ctx: LoginContext): Promise<BackendLoginResult> {
+export async function pop3BackendLogin(cfg: BackendConfig, c: Credentials, ctx: LoginContext): Promise<BackendLoginResult> {
   if (hasBreakingByte(c.user) || hasBreakingByte(c.password)) return { kind: 'rejected', clientReply: Buffer.from(REFUSED) };
   let conn: BackendConn | null = null;
   const secrets: Buffer[] = [];
   try {
-    conn = await BackendConn.open(cfg);
-    const greeting = await conn.readLine();
-    if (!isOk(greeting)) throw new MailgateError('MG_BACKEND_PROTOCOL', `unexpected greeting: ${greeting.slice(0, 80)}`);
-    if (cfg.tls === 'starttls') {
-      conn.write('STLS\r\n');
-      if (!isOk(await conn.readLine())) throw new MailgateError('MG_BACKEND_TLS', 'backend refused STLS');
-      // Aborts if the backend sent anything after its +OK (Exim CVE-2021-38371).
-      await conn.startTls();
-    }
-    const mechs = await saslMechanisms(conn);
-    const reply = mechs.has('PLAIN') ? await authPlain(conn, c, secrets) : await userPass(conn, c, secrets);
+    let lines: string[];
+    let xclient: boolean;
+    ({ conn, lines, xclient } = await open(cfg, ctx.client));
+    if (cfg.forwardClientInfo) await sendXclient(conn, xclient, ctx.client);
+    // SASL mechanisms (RFC 2449 §6.3 "SASL PLAIN LOGIN"), matched as exact tokens.
+    const plain = capaArgs(lines, 'SASL')?.includes('PLAIN') ?? false;
+    const reply = plain ? await authPlain(conn, c, secrets) : await userPass(conn, c, secrets);
     if (isOk(reply)) {
       const { socket, leftover } = conn.release();
       return { kind: 'ok', socket, clientReply: Buffer.from(`${reply}\r\n`, 'latin1'), leftover };
@@ -122,4 +156,11 @@ export async function pop3BackendLogin(cfg: BackendConfig, c: Credentials, _ctx:
     // passed to write() may still be queued until then) or the socket is gone.
     for (const b of secrets) b.fill(0);
   }
+}
+
+/** The backend's CAPA lines before login, as written, for the pre-login CAPA. */
+export async function pop3ProbeCapabilities(cfg: BackendConfig): Promise<string[]> {
+  const { conn, lines } = await open(cfg, null);
+  conn.close('QUIT\r\n');
+  return lines;
 }

@@ -1,10 +1,11 @@
 // SMTP submission login replay (RFC 5321, 3207, 4954) and the EHLO capability probe:
-// greeting, EHLO, STARTTLS when configured (never a plaintext fallback), EHLO again, AUTH
-// PLAIN with the credentials base64-encoded, so no client byte reaches the line unencoded.
+// greeting, EHLO, STARTTLS when configured (never a plaintext fallback), EHLO again, XCLIENT
+// when configured, AUTH PLAIN base64-encoded, so no client byte reaches the line unencoded.
 import type { BackendConfig } from '../config/schema.js';
 import { MailgateError } from '../errors.js';
-import type { BackendLoginResult, LoginContext } from '../protocols/protocol.js';
+import type { BackendLoginResult, ClientAddress, LoginContext } from '../protocols/protocol.js';
 import type { Credentials } from '../protocols/sasl.js';
+import { xclientCommand } from './client-info.js';
 import { BackendConn } from './connect.js';
 
 interface Reply {
@@ -39,12 +40,27 @@ async function ehlo(conn: BackendConn, hostname: string): Promise<string[]> {
   return r.lines.slice(1).map((l) => l.slice(4));
 }
 
-const has = (keywords: string[], name: string) => keywords.some((k) => k.split(' ')[0]!.toUpperCase() === name);
+const keyword = (keywords: string[], name: string) => keywords.find((k) => k.split(' ')[0]!.toUpperCase() === name);
+const has = (keywords: string[], name: string) => keyword(keywords, name) !== undefined;
+
+/** forwardClientInfo: XCLIENT with the attributes the server lists (Postfix XCLIENT_README).
+ *  Postfix and Dovecot answer 220 with a fresh greeting and forget the EHLO: send it again.
+ *  A server that does not offer XCLIENT cannot be told, and a silent login as mailgate's
+ *  address is not what was configured. */
+async function sendXclient(conn: BackendConn, keywords: string[], hostname: string, client: ClientAddress): Promise<string[]> {
+  const offered = keyword(keywords, 'XCLIENT');
+  if (!offered) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend does not offer XCLIENT (needed by forwardClientInfo)');
+  conn.write(xclientCommand(client, offered.split(' ').slice(1), 'smtp'));
+  const r = await readReply(conn);
+  if (r.code === 220) return ehlo(conn, hostname);
+  if (r.code === 250) return keywords;
+  throw new MailgateError('MG_BACKEND_PROTOCOL', `backend answered ${r.code} to XCLIENT`);
+}
 
 /** Greeting, EHLO and, when configured, STARTTLS and EHLO again: the session as the client
  *  will find it after the login. */
-async function open(cfg: BackendConfig, hostname: string): Promise<{ conn: BackendConn; keywords: string[] }> {
-  const conn = await BackendConn.open(cfg);
+async function open(cfg: BackendConfig, hostname: string, client: ClientAddress | null = null): Promise<{ conn: BackendConn; keywords: string[] }> {
+  const conn = await BackendConn.open(cfg, client);
   try {
     await expectCode(conn, 220, 'the connection');
     let keywords = await ehlo(conn, hostname);
@@ -66,7 +82,8 @@ export async function smtpBackendLogin(cfg: BackendConfig, c: Credentials, ctx: 
   let conn: BackendConn | null = null;
   try {
     let keywords: string[];
-    ({ conn, keywords } = await open(cfg, ctx.hostname));
+    ({ conn, keywords } = await open(cfg, ctx.hostname, ctx.client));
+    if (cfg.forwardClientInfo) keywords = await sendXclient(conn, keywords, ctx.hostname, ctx.client);
     const auth = keywords.find((k) => k.split(' ')[0]!.toUpperCase() === 'AUTH');
     if (!auth || !auth.toUpperCase().split(' ').includes('PLAIN')) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend does not offer AUTH PLAIN');
     const plain = Buffer.concat([Buffer.from([0]), c.user, Buffer.from([0]), c.password]);

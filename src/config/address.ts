@@ -1,5 +1,5 @@
-// Parsing of "host:port" listen/connect strings and CIDR lists for the config schema.
-// Pure: no sockets.
+// Parsing of "host:port" listen/connect strings and CIDR lists for the config schema, one
+// spelling per address, CIDR matching. Pure: no sockets.
 import ipaddr from 'ipaddr.js';
 
 export interface HostPort {
@@ -32,4 +32,30 @@ export function isLoopbackHost(host: string): boolean {
   if (!ipaddr.isValid(host)) return false;
   const addr = ipaddr.process(host);
   return addr.range() === 'loopback';
+}
+
+/** An address in one spelling: IPv4-mapped IPv6 (::ffff:1.2.3.4, what a dual-stack socket
+ *  reports for IPv4 clients) becomes IPv4; IPv6 is compressed. Null when not an address. */
+export function canonicalIp(input: string | undefined): string | null {
+  if (!input || !ipaddr.isValid(input)) return null;
+  return ipaddr.process(input).toString();
+}
+
+/** A matcher for a CIDR list (as validated by isValidCidr); IPv4-mapped ranges and
+ *  addresses compare as IPv4. */
+export function cidrMatcher(list: readonly string[]): (address: string | undefined) => boolean {
+  const ranges = list.map((cidr): [ipaddr.IPv4 | ipaddr.IPv6, number] => {
+    if (!cidr.includes('/')) {
+      const a = ipaddr.process(cidr);
+      return [a, a.kind() === 'ipv4' ? 32 : 128];
+    }
+    const [net, bits] = ipaddr.parseCIDR(cidr);
+    if (net.kind() === 'ipv6' && (net as ipaddr.IPv6).isIPv4MappedAddress() && bits >= 96) return [(net as ipaddr.IPv6).toIPv4Address(), bits - 96];
+    return [net, bits];
+  });
+  return (address) => {
+    if (!address || !ipaddr.isValid(address)) return false;
+    const a = ipaddr.process(address);
+    return ranges.some(([net, bits]) => net.kind() === a.kind() && a.match(net, bits));
+  };
 }

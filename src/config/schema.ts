@@ -61,6 +61,10 @@ const listener = z
       .regex(/^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$/, 'expected a host name like mail.example.org')
       .optional()
       .describe('Host name in greetings (SMTP 220 and EHLO). Default: the machine host name.'),
+    proxyProtocol: z
+      .boolean()
+      .default(false)
+      .describe('Expect a PROXY protocol v1 or v2 header first (before TLS on implicit listeners), only from limits.trustedProxies; its source address is the client for limits, logs and the backend.'),
   })
   .transform((l) => ({ ...l, requireTls: l.requireTls ?? l.tls !== 'none', hostname: l.hostname ?? os.hostname() }));
 
@@ -75,9 +79,17 @@ const backend = z.strictObject({
   loginTimeout: duration('Whole backend login (greeting to tagged reply) deadline.').prefault(
     DEFAULT_BACKEND_LOGIN_TIMEOUT_MS / 1000,
   ),
-  probeInterval: duration('How often to re-read what the backend advertises (SMTP EHLO), so the proxy offers the same.').prefault(
+  probeInterval: duration('How often to re-read what the backend advertises (IMAP CAPABILITY, POP3 CAPA, SMTP EHLO), so the proxy offers the same.').prefault(
     DEFAULT_BACKEND_PROBE_INTERVAL_MS / 1000,
   ),
+  proxyProtocol: z
+    .enum(['v1', 'v2'])
+    .optional()
+    .describe('Send a PROXY protocol header with the client address first on every backend connection (Dovecot haproxy = yes, Postfix smtpd_upstream_proxy_protocol); probes send a LOCAL header.'),
+  forwardClientInfo: z
+    .boolean()
+    .default(false)
+    .describe("Tell the backend the client address before the login: IMAP ID x-originating-ip, POP3 and SMTP XCLIENT (honoured from the backend's trusted networks). A backend that does not offer XCLIENT (or ID) fails the login temporarily."),
 });
 
 export const RULE_KEYS = ['ip', 'user', 'ip+user'] as const;
@@ -89,6 +101,20 @@ const rule = z.strictObject({
   window: duration('Counter lifetime, started by the first hit.', MAX_TTL_MS),
   block: duration('Refuse the key for this long from the moment the limit is reached (default: until the window ends).', MAX_TTL_MS).optional(),
   protocols: z.array(protocol).min(1).optional().describe('Protocols the rule applies to (default: all).'),
+  distinct: z
+    .enum(['ip', 'user'])
+    .optional()
+    .describe('Count distinct IPs (with key: user) or distinct users (with key: ip) that failed, not events. Needs count: failures.'),
+  delay: z
+    .strictObject({
+      base: duration('First delay.', 60_000),
+      max: duration('Cap of the doubling delay.', 60_000),
+    })
+    .optional()
+    .describe('Tarpit: failed logins on this key are answered after base, doubling per failure, up to max.'),
+  blockGrowth: z.number().min(1).max(100).optional().describe('Multiply the block each time the same key is blocked again within blockMemory.'),
+  blockMemory: duration('How long a key\'s past blocks count toward blockGrowth.', MAX_TTL_MS).prefault('1d'),
+  blockMax: duration('Cap of a grown block.', MAX_TTL_MS).optional(),
 });
 
 const redisStore = z
@@ -119,12 +145,40 @@ const limits = z
       .optional()
       .describe('HMAC key for user names in counter keys; same on every instance. Or the MAILGATE_KEY_SECRET environment variable. Required with store.type redis.'),
     trustedNetworks: z.array(cidr).default([]).describe('CIDRs never throttled.'),
+    trustedProxies: z.array(cidr).default([]).describe('CIDRs of load balancers allowed to send a PROXY header to listeners with proxyProtocol: true; connections from elsewhere are closed.'),
     ipv6Prefix: z.number().int().min(1).max(128).default(64).describe('IPv6 clients are grouped by this prefix length.'),
     maxAuthAttempts: z.number().int().min(1).max(100).default(DEFAULT_MAX_AUTH_ATTEMPTS).describe('Failed logins on one connection before it is closed.'),
     maxBadCommands: z.number().int().min(1).max(1000).default(DEFAULT_MAX_BAD_COMMANDS).describe('Bad commands before login, then goodbye and close.'),
     rules: z.array(rule).default([]).describe('Checked in order, ip rules before user rules.'),
+    mode: z.enum(['enforce', 'dry-run']).default('enforce').describe('dry-run: evaluate and log what would be refused, refuse nothing.'),
+    knownGood: z
+      .strictObject({
+        ttl: duration('How long a successful (user, client network) pair is remembered.', MAX_TTL_MS),
+        ipv4Prefix: z.number().int().min(8).max(32).default(24).describe('IPv4 clients count as the same place within this prefix (mobile and DSL addresses move within a network).'),
+      })
+      .optional()
+      .describe('Known-good pairs: rules keyed on user never refuse a user from a network they logged in from before. Off when absent.'),
+    dedupeFailures: z.boolean().default(true).describe('The same wrong password for the same user from the same IP counts once per window in failure rules.'),
+    connections: z
+      .strictObject({
+        perIp: z.number().int().min(1).default(20).describe('Concurrent connections per client IP (after ipv6Prefix grouping).'),
+        total: z.number().int().min(1).default(10_000).describe('Concurrent connections in total; at the limit the oldest not logged in is dropped.'),
+      })
+      .prefault({})
+      .describe('Connection limits, checked when a client connects.'),
   })
   .prefault({})
+  .superRefine((l, ctx) => {
+    l.rules.forEach((r, i) => {
+      if (r.distinct && r.count !== 'failures') ctx.addIssue({ code: 'custom', path: ['rules', i, 'distinct'], message: 'distinct needs count: failures' });
+      if (r.distinct === 'ip' && r.key !== 'user') ctx.addIssue({ code: 'custom', path: ['rules', i, 'distinct'], message: 'distinct: ip needs key: user' });
+      if (r.distinct === 'user' && r.key !== 'ip') ctx.addIssue({ code: 'custom', path: ['rules', i, 'distinct'], message: 'distinct: user needs key: ip' });
+      if (r.delay && r.delay.max < r.delay.base) ctx.addIssue({ code: 'custom', path: ['rules', i, 'delay', 'max'], message: 'must be at least delay.base' });
+      if ((r.blockGrowth !== undefined || r.blockMax !== undefined) && r.block === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['rules', i, 'block'], message: 'blockGrowth and blockMax need block' });
+      }
+    });
+  })
   .describe('Login limits: who is counted, how, and for how long.');
 
 const timeouts = z
@@ -194,7 +248,15 @@ export const configSchema = z
       if (l.tls === 'none' && l.requireTls) {
         ctx.addIssue({ code: 'custom', path: ['listeners', i, 'requireTls'], message: 'requireTls: true needs tls: starttls or implicit' });
       }
+      if (l.proxyProtocol && cfg.limits.trustedProxies.length === 0) {
+        ctx.addIssue({ code: 'custom', path: ['listeners', i, 'proxyProtocol'], message: 'proxyProtocol: true needs limits.trustedProxies (the load balancers allowed to send the header)' });
+      }
     });
+    for (const [name, b] of Object.entries(cfg.backends)) {
+      if (b.proxyProtocol && b.forwardClientInfo) {
+        ctx.addIssue({ code: 'custom', path: ['backends', name, 'forwardClientInfo'], message: 'choose one way to pass the client address: proxyProtocol or forwardClientInfo' });
+      }
+    }
     if (cfg.admin && !cfg.admin.token && !cfg.admin.tokenFile && !isLoopbackHost(parseHostPort(cfg.admin.listen)!.host)) {
       ctx.addIssue({ code: 'custom', path: ['admin', 'token'], message: 'required when admin.listen is not a loopback address (or set tokenFile / MAILGATE_ADMIN_TOKEN)' });
     }

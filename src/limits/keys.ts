@@ -5,14 +5,17 @@ import ipaddr from 'ipaddr.js';
 import type { RuleConfig } from '../config/schema.js';
 
 /** Normalise a socket address: IPv4-mapped IPv6 → IPv4; IPv6 grouped by prefix (/64 by
- *  default, since one host usually owns a whole /64). Unparseable input is returned as is. */
-export function clientKey(address: string, ipv6Prefix: number): string {
+ *  default, since one host usually owns a whole /64), IPv4 by ipv4Prefix (default: the
+ *  address itself). Unparseable input is returned as is. */
+export function clientKey(address: string, ipv6Prefix: number, ipv4Prefix = 32): string {
   if (!ipaddr.isValid(address)) return address;
   const addr = ipaddr.process(address);
-  if (addr.kind() === 'ipv4') return addr.toString();
-  const bytes = (addr as ipaddr.IPv6).toByteArray();
-  for (let bit = ipv6Prefix; bit < 128; bit++) bytes[bit >> 3]! &= ~(0x80 >> (bit & 7));
-  return `${ipaddr.fromByteArray(bytes).toString()}/${ipv6Prefix}`;
+  const bits = addr.kind() === 'ipv4' ? ipv4Prefix : ipv6Prefix;
+  const width = addr.kind() === 'ipv4' ? 32 : 128;
+  if (addr.kind() === 'ipv4' && bits === 32) return addr.toString();
+  const bytes = addr.toByteArray();
+  for (let bit = bits; bit < width; bit++) bytes[bit >> 3]! &= ~(0x80 >> (bit & 7));
+  return `${ipaddr.fromByteArray(bytes).toString()}/${bits}`;
 }
 
 export class KeyBuilder {
@@ -25,6 +28,17 @@ export class KeyBuilder {
 
   userHash(canonicalUser: string): string {
     return createHmac('sha256', this.secret).update(canonicalUser, 'utf8').digest('base64url').slice(0, 22);
+  }
+
+  /** A known-good (client network, user) pair. */
+  knownGoodKey(network: string, canonicalUser: string): string {
+    return `kg:${network}:${this.userHash(canonicalUser)}`;
+  }
+
+  /** Keyed hash of one (client, user, password) triple, for stale-password dedupe: equal
+   *  for the same wrong password, useless to anyone without the secret. */
+  fingerprint(client: string, canonicalUser: string, password: Buffer): string {
+    return createHmac('sha256', this.secret).update('pw\0').update(client).update('\0').update(canonicalUser).update('\0').update(password).digest('base64url').slice(0, 22);
   }
 
   /** The counter key of one rule for one attempt. */

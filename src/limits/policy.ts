@@ -13,8 +13,29 @@ export interface Attempt {
   user: string;
 }
 
+/** What record() needs to settle an allowed attempt. */
+interface Settlement {
+  pairs: readonly { rule: RuleConfig; spec: CounterSpec }[];
+  /** Client key (ipv6Prefix grouping) and canonical user of the attempt. */
+  client: string;
+  user: string;
+  knownGoodKey?: string;
+  route?: StoreRoute;
+  /** hit reserved failures (false when a refusal was let through in dry-run). */
+  reserved: boolean;
+}
+
 export type Decision =
-  | { kind: 'allow'; specs: readonly CounterSpec[]; trusted: boolean; route?: StoreRoute }
+  | {
+      kind: 'allow';
+      specs: readonly CounterSpec[];
+      trusted: boolean;
+      /** The pair (user, network) logged in successfully before (knownGood). */
+      knownGood: boolean;
+      /** dry-run: the refusal that was not enforced. */
+      wouldRefuse?: { rule: string; count: number; blocked: boolean; retryAfterSec: number };
+      settlement?: Settlement;
+    }
   | { kind: 'refuse'; rule: string; retryAfterSec: number; count: number; blocked: boolean };
 
 export type Outcome = 'ok' | 'fail' | 'unavailable';
@@ -22,6 +43,15 @@ export type Outcome = 'ok' | 'fail' | 'unavailable';
 const KEY_ORDER: Record<RuleConfig['key'], number> = { ip: 0, 'ip+user': 1, user: 2 };
 
 type Range = [ipaddr.IPv4 | ipaddr.IPv6, number];
+
+const retrySec = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
+
+/** Tarpit delay after the n-th failure: base doubling per failure, capped (Dovecot's auth
+ *  penalty works the same way). */
+export function tarpitDelayMs(delay: { base: number; max: number }, failures: number): number {
+  if (failures < 1) return 0;
+  return Math.min(delay.max, delay.base * 2 ** Math.min(failures - 1, 30));
+}
 
 export class Policy {
   private readonly rules: readonly RuleConfig[];
@@ -37,26 +67,35 @@ export class Policy {
     this.trusted = cfg.trustedNetworks.map(parseRange);
   }
 
+  get dryRun(): boolean {
+    return this.cfg.mode === 'dry-run';
+  }
+
   isTrusted(address: string): boolean {
     if (!ipaddr.isValid(address)) return false;
     const addr = ipaddr.process(address);
     return this.trusted.some(([net, bits]) => net.kind() === addr.kind() && addr.match(net, bits));
   }
 
+  private spec(rule: RuleConfig, key: string): CounterSpec {
+    return {
+      key,
+      kind: rule.count,
+      limit: rule.limit,
+      windowMs: rule.window,
+      blockMs: rule.block ?? null,
+      ...(rule.distinct ? { distinct: true } : {}),
+      ...(rule.key === 'user' && this.cfg.knownGood ? { knownGoodExempt: true } : {}),
+      ...(rule.count === 'failures' && !rule.distinct && this.cfg.dedupeFailures ? { dedupe: true } : {}),
+      ...(rule.blockGrowth ? { blockGrowth: rule.blockGrowth, blockMemoryMs: rule.blockMemory, ...(rule.blockMax ? { blockMaxMs: rule.blockMax } : {}) } : {}),
+    };
+  }
+
   specsFor(a: Attempt): { rule: RuleConfig; spec: CounterSpec }[] {
     const ip = clientKey(a.ip, this.cfg.ipv6Prefix);
     return this.rules
       .filter((r) => !r.protocols || r.protocols.includes(a.protocol))
-      .map((rule) => ({
-        rule,
-        spec: {
-          key: this.keys.ruleKey(rule, ip, a.user),
-          kind: rule.count,
-          limit: rule.limit,
-          windowMs: rule.window,
-          blockMs: rule.block ?? null,
-        },
-      }));
+      .map((rule) => ({ rule, spec: this.spec(rule, this.keys.ruleKey(rule, ip, a.user)) }));
   }
 
   /** Admin: every rule that applies to this IP and/or canonical user (a rule keyed on both
@@ -65,10 +104,7 @@ export class Policy {
     const ip = q.ip !== undefined ? clientKey(q.ip, this.cfg.ipv6Prefix) : '';
     return this.rules
       .filter((r) => (r.key === 'ip' ? q.ip !== undefined : r.key === 'user' ? q.user !== undefined : q.ip !== undefined && q.user !== undefined))
-      .map((rule) => ({
-        rule,
-        spec: { key: this.keys.ruleKey(rule, ip, q.user ?? ''), kind: rule.count, limit: rule.limit, windowMs: rule.window, blockMs: rule.block ?? null },
-      }));
+      .map((rule) => ({ rule, spec: this.spec(rule, this.keys.ruleKey(rule, ip, q.user ?? '')) }));
   }
 
   /** Admin: does this counter key belong to the IP / canonical user? */
@@ -79,26 +115,70 @@ export class Policy {
     return q.user !== undefined && k.userHash === this.keys.userHash(q.user);
   }
 
-  async check(a: Attempt): Promise<Decision> {
-    if (this.isTrusted(a.ip)) return { kind: 'allow', specs: [], trusted: true };
-    const pairs = this.specsFor(a);
-    const specs = pairs.map((p) => p.spec);
-    if (specs.length === 0) return { kind: 'allow', specs, trusted: false };
-    const r = await this.store.hit(specs);
-    if (r.ok) return { kind: 'allow', specs, trusted: false, ...(r.route ? { route: r.route } : {}) };
-    return {
-      kind: 'refuse',
-      rule: pairs[r.index]!.rule.name,
-      retryAfterSec: Math.max(1, Math.ceil(r.retryAfterMs / 1000)),
-      count: r.count,
-      blocked: r.blocked,
-    };
+  /** At connect: is the client IP blocked by an ip rule (a rule with `block` whose block is
+   *  running)? Counts nothing. A key merely at its window limit is refused at login instead,
+   *  with the login's own reply. Trusted networks and dry-run are never refused. */
+  async connectCheck(protocol: ProtocolName, ip: string): Promise<{ rule: string; retryAfterSec: number } | null> {
+    if (this.dryRun || this.isTrusted(ip)) return null;
+    const key = clientKey(ip, this.cfg.ipv6Prefix);
+    const pairs = this.rules
+      .filter((r) => r.key === 'ip' && r.block !== undefined && (!r.protocols || r.protocols.includes(protocol)))
+      .map((rule) => ({ rule, spec: this.spec(rule, this.keys.ruleKey(rule, key, '')) }));
+    if (pairs.length === 0) return null;
+    const r = await this.store.hit(pairs.map((p) => p.spec), { count: false });
+    return r.ok || !r.blocked ? null : { rule: pairs[r.index]!.rule.name, retryAfterSec: retrySec(r.retryAfterMs) };
   }
 
-  /** Settle what check reserved. A backend that could not be reached is not the user's failure. */
-  async record(decision: Decision, outcome: Outcome): Promise<void> {
-    if (decision.kind !== 'allow' || !decision.specs.some((s) => s.kind === 'failures')) return;
-    await this.store.settle(decision.specs, outcome === 'fail', decision.route);
+  async check(a: Attempt): Promise<Decision> {
+    if (this.isTrusted(a.ip)) return { kind: 'allow', specs: [], trusted: true, knownGood: false };
+    const pairs = this.specsFor(a);
+    const client = clientKey(a.ip, this.cfg.ipv6Prefix);
+    const kg = this.cfg.knownGood;
+    const knownGoodKey = kg ? this.keys.knownGoodKey(clientKey(a.ip, this.cfg.ipv6Prefix, kg.ipv4Prefix), a.user) : undefined;
+    const specs = pairs.map((p) => p.spec);
+    const base = { pairs, client, user: a.user, ...(knownGoodKey ? { knownGoodKey } : {}) };
+    if (specs.length === 0 && !knownGoodKey) return { kind: 'allow', specs, trusted: false, knownGood: false };
+    const r = await this.store.hit(specs, knownGoodKey ? { knownGoodKey } : {});
+    if (r.ok) {
+      return { kind: 'allow', specs, trusted: false, knownGood: r.knownGood ?? false, settlement: { ...base, reserved: true, ...(r.route ? { route: r.route } : {}) } };
+    }
+    const refusal = { rule: pairs[r.index]!.rule.name, retryAfterSec: retrySec(r.retryAfterMs), count: r.count, blocked: r.blocked };
+    if (this.dryRun) {
+      // Nothing was counted or reserved by the refused hit; record() still counts the outcome.
+      return { kind: 'allow', specs, trusted: false, knownGood: false, wouldRefuse: refusal, settlement: { ...base, reserved: false } };
+    }
+    return { kind: 'refuse', ...refusal };
+  }
+
+  /** The dedupe fingerprint of an allowed attempt's password (call before wiping it). */
+  fingerprint(decision: Decision, password: Buffer): string | undefined {
+    if (decision.kind !== 'allow' || !decision.settlement || !this.cfg.dedupeFailures) return undefined;
+    if (!decision.specs.some((s) => s.dedupe)) return undefined;
+    return this.keys.fingerprint(decision.settlement.client, decision.settlement.user, password);
+  }
+
+  /** Settle what check reserved and count the outcome. A backend that could not be reached
+   *  is not the user's failure. Returns the tarpit delay for a failure (0 otherwise). */
+  async record(decision: Decision, outcome: Outcome, fingerprint?: string): Promise<number> {
+    const st = decision.kind === 'allow' ? decision.settlement : undefined;
+    if (!st) return 0;
+    const hasFailures = st.pairs.some((p) => p.rule.count === 'failures');
+    const rememberPair = outcome === 'ok' && st.knownGoodKey && this.cfg.knownGood;
+    if (!hasFailures && !rememberPair) return 0;
+    const failed = outcome === 'fail';
+    const counts = await this.store.settle(
+      st.pairs.map((p) => p.spec),
+      {
+        failed,
+        reserved: st.reserved,
+        ...(failed && fingerprint ? { fingerprint } : {}),
+        members: st.pairs.map((p) => (p.rule.distinct === 'ip' ? st.client : p.rule.distinct === 'user' ? this.keys.userHash(st.user) : null)),
+        ...(rememberPair ? { knownGood: { key: st.knownGoodKey!, ttlMs: this.cfg.knownGood!.ttl } } : {}),
+      },
+      st.route,
+    );
+    if (!failed) return 0;
+    return Math.max(0, ...st.pairs.map((p, i) => (p.rule.delay && p.rule.count === 'failures' ? tarpitDelayMs(p.rule.delay, counts[i] ?? 0) : 0)));
   }
 }
 

@@ -17,7 +17,13 @@ export function createMetrics(opts: { defaultMetrics?: boolean; storeHealth?: ()
       labelNames: ['protocol', 'outcome'] as const,
       registers: r,
     }),
-    refusals: new Counter({ name: 'mailgate_refusals_total', help: 'Logins refused by a limit rule.', labelNames: ['rule'] as const, registers: r }),
+    refusals: new Counter({ name: 'mailgate_refusals_total', help: 'Logins (or, for blocked IPs, connections) refused by a limit rule.', labelNames: ['rule'] as const, registers: r }),
+    connectionsRefused: new Counter({
+      name: 'mailgate_connections_refused_total',
+      help: 'Connections turned away at connect: blocked (an ip rule block), per-ip or total (limits.connections).',
+      labelNames: ['listener', 'reason'] as const,
+      registers: r,
+    }),
     wouldRefuse: new Counter({ name: 'mailgate_dry_run_refusals_total', help: 'Logins a rule would have refused (limits.mode: dry-run).', labelNames: ['rule'] as const, registers: r }),
     connections: new Gauge({ name: 'mailgate_connections', help: 'Open client connections by listener and state (preauth, spliced).', labelNames: ['listener', 'state'] as const, registers: r }),
     backendLoginSeconds: new Histogram({

@@ -63,3 +63,12 @@ export const DEFAULT_BACKEND_PROBE_INTERVAL_MS = 5 * 60_000;
 
 /** SIGTERM: spliced sessions get this long to finish before they are cut. */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 30_000;
+
+/** PROXY protocol v1 header, CRLF included: the spec's own worst case (TCP6, two full IPv6
+ *  addresses, two 5-digit ports) is 107 bytes, so anything longer is not a header. */
+export const PROXY_V1_MAX_BYTES = 107;
+
+/** PROXY protocol v2: 16 fixed bytes, then at most 216 bytes of addresses and TLVs (216 is
+ *  the largest address block, AF_UNIX; the spec's recommended receive buffer is 16 + 216).
+ *  A longer length field is refused rather than buffered. */
+export const PROXY_V2_MAX_BYTES = 16 + 216;

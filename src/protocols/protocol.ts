@@ -11,17 +11,37 @@ export interface MachineOptions {
   maxAuthAttempts: number;
   /** Our host name, for greetings that carry one (SMTP 220, EHLO). */
   hostname: string;
-  /** What the backend advertises, as last probed (protocol-specific keywords, e.g. SMTP EHLO
-   *  extensions); empty when unknown. A snapshot taken when the session starts. */
+  /** What the backend advertises, as last probed (protocol-specific: IMAP capability
+   *  tokens, POP3 CAPA lines, SMTP EHLO keywords); empty when unknown. A snapshot taken when
+   *  the session starts. */
   backendCapabilities: readonly string[];
 }
 
-/** Protocol-specific data the backend replay needs to frame its reply (e.g. the IMAP tag). */
-export interface LoginContext {
+/** Protocol-specific data the backend replay needs to frame its reply (e.g. the IMAP tag),
+ *  as the machine knows it. */
+export interface MachineLoginContext {
   /** IMAP: the client's tag, so the backend's tagged reply can be returned under it. */
   tag: string;
   /** Our host name (SMTP EHLO to the backend). */
   hostname: string;
+}
+
+/** Who the client is, as the session knows it (after a PROXY header, the header's view),
+ *  for a backend that is told (PROXY out, IMAP ID, XCLIENT). Addresses in canonicalIp form. */
+export interface ClientAddress {
+  ip: string;
+  port: number;
+  /** The address and port the client connected to. */
+  localIp: string;
+  localPort: number;
+  /** The session id in mailgate's logs ([A-Za-z0-9]), so both logs can be joined. */
+  sessionId: string;
+}
+
+/** What the backend login replay gets: the machine's context plus the client, added by the
+ *  session (machines are pure and never see addresses). */
+export interface LoginContext extends MachineLoginContext {
+  client: ClientAddress;
 }
 
 export type CloseReason = 'logout' | 'too-many-errors' | 'too-many-failures' | 'limited' | 'protocol-error' | 'timeout' | 'shutdown';
@@ -32,7 +52,7 @@ export type Effect =
    *  client pipelined behind the command, thrown away unread (an injection attempt if > 0). */
   | { type: 'startTls'; discarded: number }
   /** Pause reading, run the auth path, then call loginResult() (or splice on success). */
-  | { type: 'login'; credentials: Credentials; context: LoginContext }
+  | { type: 'login'; credentials: Credentials; context: MachineLoginContext }
   | { type: 'close'; reason: CloseReason };
 
 export type LoginResult =
@@ -40,6 +60,8 @@ export type LoginResult =
   | { kind: 'limited'; retryAfterSec: number }
   | { kind: 'unavailable' }
   | { kind: 'invalid-user' };
+
+export type GoodbyeReason = 'timeout' | 'shutdown' | 'busy' | 'limited';
 
 export interface ProtocolMachine {
   /** Greeting. */
@@ -49,8 +71,10 @@ export interface ProtocolMachine {
   loginResult(result: LoginResult): Effect[];
   /** Raw bytes the client pipelined behind a successful login, to hand to the backend. */
   takeBuffered(): Buffer;
-  /** The protocol's goodbye line for a session the proxy ends (deadline, shutdown). */
-  goodbye(reason: 'timeout' | 'shutdown'): string;
+  /** The protocol's goodbye line for a session the proxy ends: pre-auth deadline, shutdown,
+   *  connection limits (busy), or a client already refused by a limit at connect (limited,
+   *  with the seconds to wait). Always a temporary failure. */
+  goodbye(reason: GoodbyeReason, retryAfterSec?: number): string;
   /** Bytes buffered in the parser (for bounds and tests). */
   readonly bufferedBytes: number;
 }
@@ -70,7 +94,8 @@ export interface MailProtocol {
   name: ProtocolName;
   createMachine(opts: MachineOptions): ProtocolMachine;
   backendLogin: BackendLogin;
-  /** Asks the backend what it supports (e.g. SMTP EHLO keywords), without logging in.
-   *  Protocols whose pre-login advertisement must match the backend provide it. */
+  /** Asks the backend what it supports (IMAP capabilities, POP3 CAPA lines, SMTP EHLO
+   *  keywords), without logging in. Protocols whose pre-login advertisement must match the
+   *  backend provide it. */
   probeCapabilities?: (backend: BackendConfig, hostname: string) => Promise<string[]>;
 }

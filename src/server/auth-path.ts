@@ -6,6 +6,7 @@ import type { BackendConfig, ListenerConfig } from '../config/schema.js';
 import type { Policy } from '../limits/policy.js';
 import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
+import type { Tarpit } from '../limits/tarpit.js';
 import { checkUser } from '../protocols/identity.js';
 import type { BackendLoginResult, LoginContext, LoginResult, MailProtocol } from '../protocols/protocol.js';
 import { wipeCredentials, type Credentials } from '../protocols/sasl.js';
@@ -21,7 +22,7 @@ export interface AuthRequest {
   context: LoginContext;
 }
 
-export async function runAuth(deps: { policy: Policy; clock: Clock; metrics: Metrics }, log: Logger, req: AuthRequest): Promise<AuthOutcome> {
+export async function runAuth(deps: { policy: Policy; clock: Clock; metrics: Metrics; tarpit: Tarpit }, log: Logger, req: AuthRequest): Promise<AuthOutcome> {
   const { metrics } = deps;
   const count = (outcome: string) => metrics.loginAttempts.inc({ protocol: req.protocol.name, outcome });
   const t0 = deps.clock.now();
@@ -44,14 +45,32 @@ export async function runAuth(deps: { policy: Policy; clock: Clock; metrics: Met
       );
       return { kind: 'limited', retryAfterSec: decision.retryAfterSec };
     }
+    if (decision.wouldRefuse) {
+      metrics.wouldRefuse.inc({ rule: decision.wouldRefuse.rule });
+      log.info({ ...base, event: 'auth.dry-run', ...decision.wouldRefuse }, 'dry run: this login would have been refused');
+    }
+    // Keyed hash for stale-password dedupe, taken before the credentials are wiped.
+    const fingerprint = deps.policy.fingerprint(decision, creds.password);
     const tb = process.hrtime.bigint();
     const result = await req.protocol.backendLogin(req.backend, creds, req.context);
     const outcome = result.kind === 'ok' ? 'ok' : result.kind === 'rejected' ? 'fail' : 'unavailable';
     metrics.backendLoginSeconds.observe({ backend: req.listener.backend, result: outcome }, Number(process.hrtime.bigint() - tb) / 1e9);
     metrics.backendUp.set({ backend: req.listener.backend }, result.kind === 'unavailable' ? 0 : 1);
     count(outcome === 'unavailable' ? 'backend-error' : outcome);
-    await deps.policy.record(decision, outcome).catch((err: Error) => log.error({ event: 'auth.attempt', err: err.message }, 'could not record outcome'));
-    const fields = { ...base, outcome: outcome === 'unavailable' ? 'backend-error' : outcome, trusted: decision.trusted || undefined, latencyMs: deps.clock.now() - t0 };
+    const delayMs = await deps.policy.record(decision, outcome, fingerprint).catch((err: Error) => {
+      log.error({ event: 'auth.attempt', err: err.message }, 'could not record outcome');
+      return 0;
+    });
+    // Tarpit: the failure is answered later, with the same wording as any failure.
+    if (result.kind === 'rejected' && delayMs > 0) await deps.tarpit.wait(delayMs);
+    const fields = {
+      ...base,
+      outcome: outcome === 'unavailable' ? 'backend-error' : outcome,
+      trusted: decision.trusted || undefined,
+      knownGood: decision.knownGood || undefined,
+      tarpitMs: delayMs || undefined,
+      latencyMs: deps.clock.now() - t0,
+    };
     if (result.kind === 'unavailable') {
       log.warn({ ...fields, error: result.error }, 'backend unavailable');
       return { kind: 'unavailable' };

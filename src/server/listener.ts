@@ -1,4 +1,5 @@
 // A listening socket for one configured listener: accepts connections and starts sessions.
+import { randomInt } from 'node:crypto';
 import net from 'node:net';
 import { parseHostPort } from '../config/address.js';
 import type { BackendConfig, ListenerConfig } from '../config/schema.js';
@@ -6,6 +7,10 @@ import type { Logger } from '../logging/logger.js';
 import type { MailProtocol } from '../protocols/protocol.js';
 import { Session, type SessionEnv } from './session.js';
 
+/** Session ids are this process's random prefix plus a counter ([a-z0-9], as IMAP ID's
+ *  x-session-id and XCLIENT SESSION need), so ids from restarts and other instances differ
+ *  in the backend's log too. */
+const PROCESS_PREFIX = randomInt(36 ** 6).toString(36).padStart(6, '0');
 let nextSessionId = 1;
 
 export class Listener {
@@ -24,14 +29,15 @@ export class Listener {
   }
 
   private accept(socket: net.Socket): void {
-    const id = (nextSessionId++).toString(36);
-    const log = this.log.child({ session: id, listener: this.cfg.name, protocol: this.cfg.protocol, ip: socket.remoteAddress, port: socket.remotePort });
-    const session = new Session(socket, this.cfg, this.protocol, this.backend(), this.env(), log);
+    const id = PROCESS_PREFIX + (nextSessionId++).toString(36);
+    // The session binds the client's address (known only after a PROXY header, if any).
+    const log = this.log.child({ session: id, listener: this.cfg.name, protocol: this.cfg.protocol });
+    const session = new Session(socket, this.cfg, this.protocol, this.backend(), this.env(), log, id);
     this.sessions.add(session);
-    log.debug({ event: 'session.open' }, 'connection');
+    session.logger.debug({ event: 'session.open' }, 'connection');
     void session.done.then(() => {
       this.sessions.delete(session);
-      log.debug({ event: 'session.close' }, 'closed');
+      session.logger.debug({ event: 'session.close' }, 'closed');
     });
     void session.start();
   }

@@ -1,24 +1,33 @@
 // One client connection: runs its protocol machine's effects (the only place that does),
-// owns the socket, the TLS upgrade, the pre-auth deadline, and the hand-off to the splice.
+// owns the socket, the PROXY header, the TLS upgrade, the pre-auth deadline, the splice.
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import type { Clock } from '../clock.js';
 import type { BackendConfig, ListenerConfig } from '../config/schema.js';
 import type { Policy } from '../limits/policy.js';
 import type { Logger } from '../logging/logger.js';
-import type { Effect, MailProtocol, ProtocolMachine } from '../protocols/protocol.js';
+import { canonicalIp } from '../config/address.js';
+import type { ClientAddress, Effect, GoodbyeReason, MailProtocol, ProtocolMachine } from '../protocols/protocol.js';
 import { splice, type Splice } from '../backend/splice.js';
 import type { Metrics } from '../metrics/metrics.js';
+import type { Tarpit } from '../limits/tarpit.js';
 import { runAuth } from './auth-path.js';
+import type { ConnectionTracker } from './connections.js';
+import { ProxyHeaderReader, type ProxyHeaderStep } from './proxy-header.js';
 
 /** Replies queued to a client that does not read before we stop reading its commands. */
 const MAX_PENDING_WRITE_BYTES = 64 * 1024;
+/** Replies queued to a client that does not read before it is dropped: one read of cheap
+ *  pipelined commands (CAPA, EHLO, CAPABILITY) asks for up to ~16 times its size in replies,
+ *  so pausing alone would let each such client park about a megabyte here. */
+const MAX_UNREAD_REPLY_BYTES = 2 * MAX_PENDING_WRITE_BYTES;
 /** Grace for a closing socket to flush its goodbye before it is destroyed. */
 const CLOSE_GRACE_MS = 2_000;
 
 export interface SessionEnv {
   policy: Policy;
   metrics: Metrics;
+  tarpit: Tarpit;
   clock: Clock;
   tls: tls.SecureContext | null;
   maxBadCommands: number;
@@ -26,9 +35,15 @@ export interface SessionEnv {
   timeouts: { preauth: number; tlsHandshake: number; idle: number };
   /** The backend's advertised capabilities as last probed (empty when unknown). */
   capabilities(backendName: string): readonly string[];
+  /** limits.trustedProxies: peers allowed to send a PROXY header. */
+  isTrustedProxy(address: string | undefined): boolean;
+  /** Concurrent connection limits, shared by every listener. */
+  connections: ConnectionTracker;
+  /** The client key connection limits count (ipv6Prefix grouping). */
+  clientKey(ip: string): string;
 }
 
-type Phase = 'tls-handshake' | 'preauth' | 'login' | 'spliced' | 'closed';
+type Phase = 'proxy-header' | 'tls-handshake' | 'preauth' | 'login' | 'spliced' | 'closed';
 
 export class Session {
   private socket: Socket;
@@ -36,7 +51,9 @@ export class Session {
   private phase: Phase = 'preauth';
   private readonly deadline: NodeJS.Timeout;
   private spliced: Splice | null = null;
-  readonly clientIp: string;
+  /** Who the client is: the socket's peer, or the PROXY header's source once read. */
+  private client: ClientAddress;
+  private log: Logger;
   readonly done: Promise<void>;
   private resolveDone!: () => void;
 
@@ -46,10 +63,20 @@ export class Session {
     private readonly protocol: MailProtocol,
     private readonly backend: BackendConfig,
     private readonly env: SessionEnv,
-    private readonly log: Logger,
+    log: Logger,
+    sessionId: string,
   ) {
     this.socket = raw;
-    this.clientIp = raw.remoteAddress ?? '';
+    this.client = {
+      ip: canonicalIp(raw.remoteAddress) ?? raw.remoteAddress ?? '',
+      port: raw.remotePort ?? 0,
+      localIp: canonicalIp(raw.localAddress) ?? raw.localAddress ?? '',
+      localPort: raw.localPort ?? 0,
+      sessionId,
+    };
+    // Behind a load balancer the client is known only from the header: until then the logs
+    // name the balancer as `proxy`, never as the client.
+    this.log = listener.proxyProtocol ? log.child({ proxy: this.client.ip }) : log.child({ ip: this.client.ip, port: this.client.port });
     this.done = new Promise((r) => (this.resolveDone = r));
     this.machine = protocol.createMachine({
       tlsMode: listener.tls,
@@ -71,12 +98,75 @@ export class Session {
     return this.phase;
   }
 
+  /** The client's address as limits and logs see it. */
+  get clientIp(): string {
+    return this.client.ip;
+  }
+
+  /** This session's logger (bound to the client address once it is known). */
+  get logger(): Logger {
+    return this.log;
+  }
+
   async start(): Promise<void> {
+    if (this.listener.proxyProtocol && !(await this.readProxyHeader())) return;
+    const refusal = await this.admission();
+    if (this.isClosed()) return;
     if (this.listener.tls === 'implicit') {
       if (!(await this.upgrade())) return;
     }
+    if (refusal) {
+      this.env.metrics.connectionsRefused.inc({ listener: this.listener.name, reason: refusal.reason === 'limited' ? 'blocked' : refusal.why.endsWith('perIp') ? 'per-ip' : 'total' });
+      if (refusal.reason === 'limited') this.env.metrics.refusals.inc({ rule: refusal.why });
+      this.log.info({ event: 'session.refused', reason: refusal.why, retryAfterSec: refusal.retryAfterSec }, 'connection refused by limits');
+      return this.goodbye(refusal.reason, refusal.retryAfterSec);
+    }
     this.attach();
+    // A socket paused after the PROXY header does not resume by itself on a new listener.
+    this.socket.resume();
     this.run(this.machine.start());
+  }
+
+  /** The first bytes must be a PROXY header from a trusted balancer; anything else closes
+   *  the connection without a word. Bytes after the header are put back for the protocol
+   *  (or for the TLS handshake on implicit listeners, which reads them from the socket). */
+  private async readProxyHeader(): Promise<boolean> {
+    const raw = this.socket;
+    // A stranger is internet noise (info); a trusted balancer without a valid header is a
+    // misconfiguration someone must see (warn).
+    const refuse = (reason: string, level: 'info' | 'warn' = 'warn') => {
+      this.log[level]({ event: 'proxy.refused', reason }, 'connection closed: no acceptable PROXY header');
+      this.destroy();
+      return false;
+    };
+    if (!this.env.isTrustedProxy(raw.remoteAddress)) return refuse('peer not in limits.trustedProxies', 'info');
+    this.phase = 'proxy-header';
+    const reader = new ProxyHeaderReader();
+    const step = await new Promise<ProxyHeaderStep | null>((resolve) => {
+      const onData = (chunk: Buffer) => {
+        const r = reader.push(chunk);
+        if (r.kind !== 'more') done(r);
+      };
+      const done = (r: ProxyHeaderStep | null) => {
+        raw.off('data', onData).off('end', onEnd).off('close', onEnd);
+        raw.pause();
+        resolve(r);
+      };
+      const onEnd = () => done(null);
+      raw.on('data', onData).once('end', onEnd).once('close', onEnd);
+    });
+    if (this.isClosed()) return false;
+    if (!step) return refuse('connection ended before the header');
+    if (step.kind === 'invalid') return refuse(step.reason);
+    if (step.kind !== 'done') return refuse('incomplete header');
+    if (step.header.kind === 'proxy') {
+      const { source, destination } = step.header;
+      this.client = { ...this.client, ip: source.ip, port: source.port, localIp: destination.ip, localPort: destination.port };
+    }
+    this.log = this.log.child({ ip: this.client.ip, port: this.client.port, proxyHeader: step.header.kind === 'local' ? 'local' : `v${step.header.version}` });
+    if (step.rest.length) raw.unshift(step.rest);
+    this.phase = 'preauth';
+    return true;
   }
 
   private attach(): void {
@@ -89,8 +179,14 @@ export class Session {
       if (this.phase === 'closed') return;
       switch (e.type) {
         case 'send':
+          if (this.socket.writableLength > MAX_UNREAD_REPLY_BYTES) {
+            this.log.info({ event: 'session.close', reason: 'replies not read', queued: this.socket.writableLength }, 'client does not read its replies; dropped');
+            this.destroy();
+            return;
+          }
           this.socket.write(e.data);
-          if (this.socket.writableLength > MAX_PENDING_WRITE_BYTES) {
+          // Once per stall: a drain listener per reply would pile up thousands.
+          if (this.socket.writableLength > MAX_PENDING_WRITE_BYTES && !this.socket.isPaused()) {
             this.socket.pause();
             this.socket.once('drain', () => this.phase === 'preauth' && this.socket.resume());
           }
@@ -129,6 +225,16 @@ export class Session {
         clearTimeout(timer);
         resolve(false);
       });
+      // A client that hangs up mid-handshake (a port scan, a refused certificate) frees its
+      // socket and its connection slot now, not at the handshake deadline.
+      secure.once('end', () => {
+        clearTimeout(timer);
+        resolve(false);
+      });
+      secure.once('close', () => {
+        clearTimeout(timer);
+        resolve(false);
+      });
     });
     if (!ok || this.isClosed()) {
       this.env.metrics.tlsFailures.inc({ listener: this.listener.name });
@@ -163,7 +269,7 @@ export class Session {
       backend: this.backend,
       clientIp: this.clientIp,
       credentials: e.credentials,
-      context: e.context,
+      context: { ...e.context, client: this.client },
     });
     if (this.isClosed()) {
       if (outcome.kind === 'ok') outcome.socket.destroy();
@@ -195,16 +301,44 @@ export class Session {
     this.finish();
   }
 
-  /** End a pre-auth session with the protocol's goodbye (deadline, shutdown). */
-  goodbye(reason: 'timeout' | 'shutdown'): void {
+  /** End a pre-auth session with the protocol's goodbye (deadline, shutdown, limits). */
+  goodbye(reason: GoodbyeReason, retryAfterSec?: number): void {
     if (this.phase === 'spliced') {
       if (reason === 'shutdown') this.spliced?.destroy();
       return;
     }
     if (this.phase === 'closed') return;
-    if (this.phase !== 'tls-handshake') this.socket.write(this.machine.goodbye(reason));
+    // Nothing was said yet: a balancer mid-header or a client mid-handshake is just cut.
+    if (this.phase === 'proxy-header') return this.destroy();
+    if (this.phase !== 'tls-handshake') this.socket.write(this.machine.goodbye(reason, retryAfterSec));
     this.close();
   }
+
+  /** Connection limits (TrackedConnection): counted per client key once the client is known. */
+  get clientKey(): string {
+    return this.env.clientKey(this.client.ip);
+  }
+
+  get evictable(): boolean {
+    return this.phase === 'preauth' || this.phase === 'tls-handshake' || this.phase === 'proxy-header';
+  }
+
+  evict(): void {
+    this.log.info({ event: 'session.evicted' }, 'dropped to make room under limits.connections.total');
+    this.goodbye('busy');
+  }
+
+  /** Connection limits, then a client IP an ip rule already refuses: turned away before the
+   *  proxy reads anything. Null: welcome. */
+  private async admission(): Promise<{ reason: 'busy' | 'limited'; retryAfterSec?: number; why: string } | null> {
+    const a = this.env.connections.admit(this);
+    if (a !== 'ok') return { reason: 'busy', why: a === 'per-ip' ? 'limits.connections.perIp' : 'limits.connections.total' };
+    this.tracked = true;
+    const refused = await this.env.policy.connectCheck(this.protocol.name, this.client.ip).catch(() => null);
+    return refused ? { reason: 'limited', retryAfterSec: refused.retryAfterSec, why: refused.rule } : null;
+  }
+
+  private tracked = false;
 
   private close(): void {
     if (this.phase === 'closed') return;
@@ -229,6 +363,7 @@ export class Session {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    if (this.tracked) this.env.connections.release(this);
     this.env.metrics.connections.dec({ listener: this.listener.name, state: this.phase === 'spliced' ? 'spliced' : 'preauth' });
     this.phase = 'closed';
     clearTimeout(this.deadline);

@@ -1,12 +1,26 @@
 // In-memory limit store: the embedded default for one process. Atomic by construction
 // (each call runs to completion on the event loop). Expired entries are dropped on access
-// and by a periodic sweep, so attackers cycling through addresses cannot grow it forever.
+// and by a periodic sweep, and sets are bounded, so attackers cycling through addresses or
+// passwords cannot grow it forever.
 import type { Clock } from '../clock.js';
-import { RESERVATION_TTL_MS, type BlockEntry, type CounterSpec, type CounterState, type HitResult, type LimitStore } from './store.js';
+import {
+  grownBlockMs,
+  INFLIGHT_RETRY_MS,
+  MAX_SET_MEMBERS,
+  RESERVATION_TTL_MS,
+  type BlockEntry,
+  type CounterSpec,
+  type CounterState,
+  type HitOptions,
+  type HitResult,
+  type LimitStore,
+  type SettleRequest,
+} from './store.js';
 
 interface Entry {
   v: number;
   exp: number;
+  set?: Set<string>;
 }
 
 /** Sweep period; a bound on how long dead entries linger, not on correctness. */
@@ -51,43 +65,81 @@ export class MemoryStore implements LimitStore {
     return e.v;
   }
 
-  private block(spec: CounterSpec, now: number): void {
-    // The value is when the block started, for the admin listing.
-    if (spec.blockMs !== null) this.m.set(`${spec.key}:b`, { v: now, exp: now + spec.blockMs });
+  /** Adds to a bounded set with a TTL started by the first member; true when it was new. */
+  private add(key: string, member: string, ttlMs: number, now: number): boolean {
+    let e = this.get(key, now);
+    if (!e) {
+      e = { v: 0, exp: now + ttlMs, set: new Set() };
+      this.m.set(key, e);
+    }
+    if (e.set!.has(member)) return false;
+    if (e.set!.size < MAX_SET_MEMBERS) e.set!.add(member);
+    return true;
   }
 
-  async hit(specs: readonly CounterSpec[]): Promise<HitResult> {
+  private count(spec: CounterSpec, now: number): { value: number; exp: number } {
+    const c = this.get(spec.key, now);
+    return { value: c ? (spec.distinct ? c.set?.size ?? 0 : c.v) : 0, exp: c?.exp ?? now };
+  }
+
+  private block(spec: CounterSpec, now: number): void {
+    if (spec.blockMs === null) return;
+    const n = spec.blockGrowth && spec.blockGrowth > 1 ? this.incr(`${spec.key}:o`, 1, spec.blockMemoryMs ?? 86_400_000, now, true) : 1;
+    // The value is when the block started, for the admin listing.
+    this.m.set(`${spec.key}:b`, { v: now, exp: now + grownBlockMs(spec, n) });
+  }
+
+  async hit(specs: readonly CounterSpec[], opts: HitOptions = {}): Promise<HitResult> {
     const now = this.clock.now();
+    const knownGood = opts.knownGoodKey !== undefined && this.get(opts.knownGoodKey, now) !== undefined;
     for (let i = 0; i < specs.length; i++) {
       const s = specs[i]!;
-      const c = this.get(s.key, now);
+      if (s.knownGoodExempt && knownGood) continue;
+      const { value, exp } = this.count(s, now);
       const b = this.get(`${s.key}:b`, now);
-      const count = c?.v ?? 0;
-      if (b) return { ok: false, index: i, retryAfterMs: b.exp - now, count, blocked: true };
-      if (count >= s.limit) return { ok: false, index: i, retryAfterMs: c!.exp - now, count, blocked: false };
-      if (s.kind === 'failures') {
+      if (b) return { ok: false, index: i, retryAfterMs: b.exp - now, count: value, blocked: true };
+      if (value >= s.limit) return { ok: false, index: i, retryAfterMs: exp - now, count: value, blocked: false };
+      if (s.kind === 'failures' && !s.distinct) {
         const r = this.get(`${s.key}:r`, now);
-        if (r && count + r.v >= s.limit) return { ok: false, index: i, retryAfterMs: 1000, count, blocked: false };
+        if (r && value + r.v >= s.limit) return { ok: false, index: i, retryAfterMs: INFLIGHT_RETRY_MS, count: value, blocked: false };
       }
     }
+    if (opts.count === false) return { ok: true, knownGood };
     for (const s of specs) {
       if (s.kind === 'attempts') {
         if (this.incr(s.key, 1, s.windowMs, now) >= s.limit) this.block(s, now);
-      } else {
+      } else if (!s.distinct) {
         this.incr(`${s.key}:r`, 1, RESERVATION_TTL_MS, now, true);
       }
     }
-    return { ok: true };
+    return { ok: true, knownGood };
   }
 
-  async settle(specs: readonly CounterSpec[], failed: boolean): Promise<void> {
+  async settle(specs: readonly CounterSpec[], req: SettleRequest): Promise<number[]> {
     const now = this.clock.now();
-    for (const s of specs) {
-      if (s.kind !== 'failures') continue;
-      const r = this.get(`${s.key}:r`, now);
-      if (r && --r.v <= 0) this.m.delete(`${s.key}:r`);
-      if (failed && this.incr(s.key, 1, s.windowMs, now) >= s.limit) this.block(s, now);
-    }
+    const counts = specs.map((s, i) => {
+      if (s.kind !== 'failures') return this.count(s, now).value;
+      if (req.reserved && !s.distinct) {
+        const r = this.get(`${s.key}:r`, now);
+        if (r && --r.v <= 0) this.m.delete(`${s.key}:r`);
+      }
+      if (!req.failed) return this.count(s, now).value;
+      let c: number;
+      if (s.distinct) {
+        const member = req.members?.[i];
+        if (!member) return this.count(s, now).value;
+        this.add(s.key, member, s.windowMs, now);
+        c = this.count(s, now).value;
+      } else if (s.dedupe && req.fingerprint && !this.add(`${s.key}:d`, req.fingerprint, s.windowMs, now)) {
+        return this.count(s, now).value; // the same wrong password again: counted once
+      } else {
+        c = this.incr(s.key, 1, s.windowMs, now);
+      }
+      if (c >= s.limit && !this.get(`${s.key}:b`, now)) this.block(s, now);
+      return c;
+    });
+    if (!req.failed && req.knownGood) this.m.set(req.knownGood.key, { v: 1, exp: now + req.knownGood.ttlMs });
+    return counts;
   }
 
   async peek(key: string): Promise<CounterState> {
@@ -95,7 +147,7 @@ export class MemoryStore implements LimitStore {
     const c = this.get(key, now);
     const b = this.get(`${key}:b`, now);
     return {
-      count: c?.v ?? 0,
+      count: c ? (c.set ? c.set.size : c.v) : 0,
       inflight: this.get(`${key}:r`, now)?.v ?? 0,
       ttlMs: c ? c.exp - now : 0,
       blockedMs: b ? b.exp - now : 0,
@@ -108,15 +160,14 @@ export class MemoryStore implements LimitStore {
     for (const [k, e] of this.m) {
       if (!k.endsWith(':b') || e.exp <= now) continue;
       const key = k.slice(0, -2);
-      out.push({ key, count: this.get(key, now)?.v ?? 0, sinceMs: e.v, remainingMs: e.exp - now });
+      const c = this.get(key, now);
+      out.push({ key, count: c ? (c.set ? c.set.size : c.v) : 0, sinceMs: e.v, remainingMs: e.exp - now });
     }
     return out;
   }
 
   async reset(key: string): Promise<void> {
-    this.m.delete(key);
-    this.m.delete(`${key}:r`);
-    this.m.delete(`${key}:b`);
+    for (const suffix of ['', ':r', ':b', ':d', ':o']) this.m.delete(`${key}${suffix}`);
   }
 
   async close(): Promise<void> {

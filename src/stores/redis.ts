@@ -6,7 +6,7 @@ import { Cluster, Redis } from 'ioredis';
 import type { RedisStoreConfig } from '../config/schema.js';
 import { parseHostPort } from '../config/address.js';
 import { MailgateError } from '../errors.js';
-import { RESERVATION_TTL_MS, type BlockEntry, type CounterSpec, type CounterState, type HitResult, type LimitStore } from './store.js';
+import { RESERVATION_TTL_MS, type BlockEntry, type CounterSpec, type CounterState, type HitOptions, type HitResult, type LimitStore, type SettleRequest } from './store.js';
 
 // Next to this module: src/stores/lua, or dist/stores/lua (copied by scripts/copy-assets.mjs).
 const lua = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
@@ -18,9 +18,8 @@ const HASH_TAG = '{mg}';
 
 interface Scripts {
   mgHit(...args: (string | number)[]): Promise<number[]>;
-  mgSettle(...args: (string | number)[]): Promise<number>;
+  mgSettle(...args: (string | number)[]): Promise<number[]>;
   mgPeek(...args: (string | number)[]): Promise<number[]>;
-  mgPeekBlock(...args: (string | number)[]): Promise<number[]>;
 }
 type Client = (Redis | Cluster) & Scripts;
 
@@ -61,10 +60,6 @@ export class RedisStore implements LimitStore {
     client.defineCommand('mgHit', { lua: lua('hit') });
     client.defineCommand('mgSettle', { lua: lua('settle') });
     client.defineCommand('mgPeek', { numberOfKeys: 3, lua: lua('peek') });
-    client.defineCommand('mgPeekBlock', {
-      numberOfKeys: 3,
-      lua: "return {tonumber(redis.call('GET', KEYS[3]) or '0'), tonumber(redis.call('GET', KEYS[1]) or '0'), redis.call('PTTL', KEYS[3])}",
-    });
     this.prefix = (client instanceof Cluster ? client.options.keyPrefix : client.options.keyPrefix) ?? '';
     // Errors surface per command (and through the resilient wrapper); an unhandled 'error'
     // event would crash the process.
@@ -93,27 +88,46 @@ export class RedisStore implements LimitStore {
 
   private keys(key: string): string[] {
     const k = `${HASH_TAG}${key}`;
-    return [k, `${k}:r`, `${k}:b`];
+    return [k, `${k}:r`, `${k}:b`, `${k}:d`, `${k}:o`];
   }
 
-  async hit(specs: readonly CounterSpec[]): Promise<HitResult> {
+  async hit(specs: readonly CounterSpec[], opts: HitOptions = {}): Promise<HitResult> {
     if (specs.length === 0) return { ok: true };
-    const keys = specs.flatMap((s) => this.keys(s.key));
-    const argv = specs.flatMap((s) => [s.kind === 'attempts' ? 'a' : 'f', s.limit, s.windowMs, s.blockMs ?? 0, RESERVATION_TTL_MS]);
+    const kg = opts.knownGoodKey !== undefined;
+    const keys = [...specs.flatMap((s) => this.keys(s.key)), ...(kg ? [`${HASH_TAG}${opts.knownGoodKey}`] : [])];
+    const argv = [
+      opts.count === false ? '0' : '1',
+      kg ? '1' : '0',
+      RESERVATION_TTL_MS,
+      ...specs.flatMap((s) => [
+        s.kind === 'attempts' ? 'a' : 'f', s.limit, s.windowMs, s.blockMs ?? 0, s.knownGoodExempt ? 1 : 0, s.distinct ? 1 : 0,
+        s.blockGrowth ?? 0, s.blockMemoryMs ?? 0, s.blockMaxMs ?? 0,
+      ]),
+    ];
     const r = await this.client.mgHit(keys.length, ...keys, ...argv);
-    if (r[0] === 0) return { ok: true };
+    if (r[0] === 0) return { ok: true, knownGood: r[1] === 1 };
     return { ok: false, index: r[0]! - 1, retryAfterMs: r[1]!, count: r[2]!, blocked: r[3] === 1 };
   }
 
-  async settle(specs: readonly CounterSpec[], failed: boolean): Promise<void> {
-    const f = specs.filter((s) => s.kind === 'failures');
-    if (f.length === 0) return;
-    const keys = f.flatMap((s) => this.keys(s.key));
-    await this.client.mgSettle(keys.length, ...keys, failed ? '1' : '0', ...f.flatMap((s) => [s.limit, s.windowMs, s.blockMs ?? 0]));
+  async settle(specs: readonly CounterSpec[], req: SettleRequest): Promise<number[]> {
+    const kg = !req.failed && req.knownGood ? req.knownGood : null;
+    if (specs.length === 0 && !kg) return [];
+    const keys = [...specs.flatMap((s) => this.keys(s.key)), ...(kg ? [`${HASH_TAG}${kg.key}`] : [])];
+    const argv = [
+      req.failed ? '1' : '0',
+      req.reserved ? '1' : '0',
+      req.fingerprint ?? '',
+      kg ? kg.ttlMs : 0,
+      ...specs.flatMap((s, i) => [
+        s.kind === 'attempts' ? 'a' : 'f', s.limit, s.windowMs, s.blockMs ?? 0, s.distinct ? 1 : 0, s.dedupe ? 1 : 0,
+        s.blockGrowth ?? 0, s.blockMemoryMs ?? 0, s.blockMaxMs ?? 0, req.members?.[i] ?? '',
+      ]),
+    ];
+    return this.client.mgSettle(keys.length, ...keys, ...argv);
   }
 
   async peek(key: string): Promise<CounterState> {
-    const [count, inflight, ttlMs, blockedMs] = await this.client.mgPeek(...this.keys(key));
+    const [count, inflight, ttlMs, blockedMs] = await this.client.mgPeek(...this.keys(key).slice(0, 3));
     return { count: count!, inflight: inflight!, ttlMs: ttlMs!, blockedMs: blockedMs! };
   }
 
@@ -127,8 +141,8 @@ export class RedisStore implements LimitStore {
       for await (const batch of stream as AsyncIterable<string[]>) {
         for (const full of batch) {
           const key = full.slice(prefix.length, -2);
-          const [since, count, ttl] = await this.client.mgPeekBlock(...this.keys(key));
-          if (ttl! > 0) out.push({ key, sinceMs: since!, count: count!, remainingMs: ttl! });
+          const [count, , , remaining, since] = await this.client.mgPeek(...this.keys(key).slice(0, 3));
+          if (remaining! > 0) out.push({ key, sinceMs: since!, count: count!, remainingMs: remaining! });
         }
       }
     }

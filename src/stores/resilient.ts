@@ -2,7 +2,7 @@
 // while it is unreachable: local (same rules on in-memory counters), allow, or deny. Logs
 // once per outage and once on recovery; counts every fallback. Never throws.
 import type { Logger } from '../logging/logger.js';
-import type { BlockEntry, CounterSpec, CounterState, HitResult, LimitStore, StoreRoute } from './store.js';
+import type { BlockEntry, CounterSpec, CounterState, HitOptions, HitResult, LimitStore, SettleRequest, StoreRoute } from './store.js';
 
 export type OnError = 'local' | 'allow' | 'deny';
 
@@ -31,7 +31,7 @@ function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
   });
 }
 
-const routed = (r: HitResult, route: StoreRoute): HitResult => (r.ok ? { ok: true, route } : r);
+const routed = (r: HitResult, route: StoreRoute): HitResult => (r.ok ? { ...r, route } : r);
 
 export class ResilientStore implements LimitStore {
   readonly health: StoreHealth = { up: true, fallbacks: 0, outages: 0 };
@@ -64,13 +64,13 @@ export class ResilientStore implements LimitStore {
     return value;
   }
 
-  async hit(specs: readonly CounterSpec[]): Promise<HitResult> {
+  async hit(specs: readonly CounterSpec[], opts?: HitOptions): Promise<HitResult> {
     return this.guarded(
-      async () => routed(await this.primary.hit(specs), 'primary'),
+      async () => routed(await this.primary.hit(specs, opts), 'primary'),
       async (): Promise<HitResult> => {
         switch (this.onError) {
           case 'local':
-            return routed(await this.local.hit(specs), 'local');
+            return routed(await this.local.hit(specs, opts), 'local');
           case 'allow':
             return { ok: true, route: 'none' };
           case 'deny':
@@ -80,11 +80,11 @@ export class ResilientStore implements LimitStore {
     );
   }
 
-  async settle(specs: readonly CounterSpec[], failed: boolean, route: StoreRoute = 'primary'): Promise<void> {
-    if (route === 'none') return;
-    if (route === 'local') return this.local.settle(specs, failed);
+  async settle(specs: readonly CounterSpec[], req: SettleRequest, route: StoreRoute = 'primary'): Promise<number[]> {
+    if (route === 'none') return specs.map(() => 0);
+    if (route === 'local') return this.local.settle(specs, req);
     // A reservation taken in Redis that cannot be settled expires with its TTL.
-    return this.guarded(() => this.primary.settle(specs, failed), async () => undefined);
+    return this.guarded(() => this.primary.settle(specs, req), async () => specs.map(() => 0));
   }
 
   peek(key: string): Promise<CounterState> {

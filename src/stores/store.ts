@@ -4,22 +4,55 @@
 export type CounterKind = 'attempts' | 'failures';
 
 export interface CounterSpec {
-  /** Counter key from limits/keys.ts; the store derives its reservation and block keys. */
+  /** Counter key from limits/keys.ts; the store derives its reservation, block, dedupe and
+   *  offence keys from it. */
   key: string;
   kind: CounterKind;
   limit: number;
   windowMs: number;
   /** Refuse the key this long once the limit is reached; null: until the window ends. */
   blockMs: number | null;
+  /** Failures only: count distinct members (HyperLogLog in Redis, a bounded set in memory)
+   *  given at settle, instead of events. No reservation is taken for these. */
+  distinct?: boolean;
+  /** Not refused when the attempt's known-good pair exists (rules keyed on user). */
+  knownGoodExempt?: boolean;
+  /** Failures only: a fingerprint already counted in this window does not count again. */
+  dedupe?: boolean;
+  /** Escalating blocks: each block within blockMemoryMs of the last is blockGrowth times
+   *  longer, up to blockMaxMs. */
+  blockGrowth?: number;
+  blockMemoryMs?: number;
+  blockMaxMs?: number;
 }
 
 /** Which store counted an allowed attempt, so its settle goes to the same place
  *  (the resilient wrapper falls back while Redis is down). */
 export type StoreRoute = 'primary' | 'local' | 'none';
 
+export interface HitOptions {
+  /** The attempt's known-good pair key; exempt specs do not refuse when it exists. */
+  knownGoodKey?: string;
+  /** false: only check (connect-time), count and reserve nothing. Default true. */
+  count?: boolean;
+}
+
 export type HitResult =
-  | { ok: true; route?: StoreRoute }
+  | { ok: true; route?: StoreRoute; knownGood?: boolean }
   | { ok: false; index: number; retryAfterMs: number; count: number; blocked: boolean };
+
+export interface SettleRequest {
+  /** The backend rejected the login. */
+  failed: boolean;
+  /** hit reserved one failure per non-distinct failures spec (false when it refused: dry-run). */
+  reserved: boolean;
+  /** Keyed hash of (client, user, password) for dedupe; never the password. */
+  fingerprint?: string;
+  /** Per spec, the member a distinct spec counts (client key or user hash). */
+  members?: readonly (string | null)[];
+  /** On success: remember the known-good pair for ttlMs. */
+  knownGood?: { key: string; ttlMs: number };
+}
 
 export interface CounterState {
   count: number;
@@ -42,18 +75,20 @@ export interface BlockEntry {
 export interface LimitStore {
   /**
    * Atomically, over all specs: if any is blocked, at its limit, or (failures) at its limit
-   * counting in-flight reservations, refuse naming the first such spec and change nothing;
-   * otherwise count one attempt on every attempts spec and reserve one failure on every
-   * failures spec. Reaching an attempts limit starts the block.
+   * counting in-flight reservations, refuse naming the first such spec and change nothing
+   * (exempt specs never refuse when the known-good key exists); otherwise count one attempt
+   * on every attempts spec and reserve one failure on every non-distinct failures spec.
+   * Reaching an attempts limit starts the block.
    */
-  hit(specs: readonly CounterSpec[]): Promise<HitResult>;
-  /** Settle the failure reservations taken by hit: failed turns each into a counted failure
-   *  (starting the block when it reaches the limit); otherwise it is released. */
-  settle(specs: readonly CounterSpec[], failed: boolean, route?: StoreRoute): Promise<void>;
+  hit(specs: readonly CounterSpec[], opts?: HitOptions): Promise<HitResult>;
+  /** Settle what hit reserved: release the reservations; if failed, count the failure on every
+   *  failures spec (deduped, or as a distinct member), starting the block at the limit; on
+   *  success, remember the known-good pair. Returns each spec's count afterwards. */
+  settle(specs: readonly CounterSpec[], req: SettleRequest, route?: StoreRoute): Promise<number[]>;
   peek(key: string): Promise<CounterState>;
   /** Keys currently blocked (admin). */
   blocks(): Promise<BlockEntry[]>;
-  /** Remove the counter, its reservations and its block. */
+  /** Remove the counter, its reservations, dedupe memory and block. */
   reset(key: string): Promise<void>;
   close(): Promise<void>;
   /** Resolves once the store can answer, or after `withinMs` (then it answers by its
@@ -64,3 +99,18 @@ export interface LimitStore {
 /** How long a failure reservation may outlive its settle (a proxy that died mid-login):
  *  longer than any backend login can take, so live reservations never expire early. */
 export const RESERVATION_TTL_MS = 120_000;
+
+/** Retry-after for a refusal caused only by in-flight reservations. */
+export const INFLIGHT_RETRY_MS = 1_000;
+
+/** In-memory bound of a dedupe or distinct set per key: beyond it, the memory store counts
+ *  every failure (dedupe) or stops adding members (distinct), so one key cannot grow without
+ *  bound. Redis uses HyperLogLog (fixed 12 KiB) for distinct. */
+export const MAX_SET_MEMBERS = 4096;
+
+/** The block length for the n-th block within the block memory (n from 1). */
+export function grownBlockMs(spec: CounterSpec, n: number): number {
+  const base = spec.blockMs ?? 0;
+  if (!spec.blockGrowth || spec.blockGrowth <= 1) return base;
+  return Math.min(spec.blockMaxMs ?? Number.MAX_SAFE_INTEGER, Math.floor(base * spec.blockGrowth ** (n - 1)));
+}

@@ -69,11 +69,11 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       const s = spec({ kind: 'failures', limit: 2 });
       expect((await store.hit([s])).ok).toBe(true);
       expect((await store.peek(s.key)).inflight).toBe(1);
-      await store.settle([s], false);
+      await store.settle([s], { failed: false, reserved: true });
       expect(await store.peek(s.key)).toMatchObject({ count: 0, inflight: 0 });
       for (let i = 0; i < 2; i++) {
         expect((await store.hit([s])).ok).toBe(true);
-        await store.settle([s], true);
+        await store.settle([s], { failed: true, reserved: true });
       }
       expect((await store.peek(s.key)).count).toBe(2);
       expect(await store.hit([s])).toMatchObject({ ok: false, count: 2 });
@@ -84,7 +84,7 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       const s = spec({ kind: 'failures', limit: 5 });
       const results = await Promise.all(Array.from({ length: 50 }, () => store.hit([s])));
       expect(results.filter((r) => r.ok)).toHaveLength(5);
-      await Promise.all(Array.from({ length: 5 }, () => store.settle([s], true)));
+      await Promise.all(Array.from({ length: 5 }, () => store.settle([s], { failed: true, reserved: true })));
       expect(await store.peek(s.key)).toMatchObject({ count: 5, inflight: 0 });
     });
 
@@ -99,7 +99,7 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       const { store, advance } = await make();
       const s = spec({ kind: 'failures', limit: 1, windowMs: 1_000, blockMs: 30_000 });
       await store.hit([s]);
-      await store.settle([s], true);
+      await store.settle([s], { failed: true, reserved: true });
       await advance(5_000);
       expect(await store.hit([s])).toMatchObject({ ok: false, blocked: true });
       expect((await store.peek(s.key)).blockedMs).toBeGreaterThan(20_000);
@@ -134,6 +134,77 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       await store.reset(s.key);
       expect((await store.blocks()).some((b) => b.key === s.key)).toBe(false);
       expect((await store.hit([s])).ok).toBe(true);
+    });
+
+    it('known-good: exempt specs do not refuse when the pair exists; others still do; it expires', async () => {
+      const { store, advance } = await make();
+      const user = spec({ limit: 1, kind: 'failures', knownGoodExempt: true });
+      const ip = spec({ limit: 1, kind: 'failures' });
+      const kg = `kg-${user.key}`;
+      expect((await store.hit([user], { knownGoodKey: kg })).ok).toBe(true);
+      await store.settle([user], { failed: true, reserved: true });
+      expect((await store.hit([user], { knownGoodKey: kg })).ok).toBe(false);
+      await store.settle([], { failed: false, reserved: false, knownGood: { key: kg, ttlMs: 10_000 } });
+      expect(await store.hit([user], { knownGoodKey: kg })).toMatchObject({ ok: true, knownGood: true });
+      await store.settle([user], { failed: false, reserved: true });
+      // IP rules still apply to a known-good pair.
+      await store.hit([ip]);
+      await store.settle([ip], { failed: true, reserved: true });
+      expect((await store.hit([ip, user], { knownGoodKey: kg })).ok).toBe(false);
+      await advance(10_001);
+      expect((await store.hit([user], { knownGoodKey: kg })).ok).toBe(false);
+    });
+
+    it('count: false checks without counting or reserving', async () => {
+      const { store } = await make();
+      const a = spec({ limit: 1 });
+      const f = spec({ limit: 1, kind: 'failures' });
+      expect((await store.hit([a, f], { count: false })).ok).toBe(true);
+      expect((await store.peek(a.key)).count).toBe(0);
+      expect((await store.peek(f.key)).inflight).toBe(0);
+      await store.hit([a]);
+      expect((await store.hit([a], { count: false })).ok).toBe(false);
+    });
+
+    it('dedupe: the same fingerprint counts once per window; a different one counts', async () => {
+      const { store, advance } = await make();
+      const f = spec({ limit: 3, kind: 'failures', dedupe: true });
+      for (let i = 0; i < 10; i++) {
+        expect((await store.hit([f])).ok).toBe(true);
+        expect(await store.settle([f], { failed: true, reserved: true, fingerprint: 'same' })).toEqual([1]);
+      }
+      await store.hit([f]);
+      expect(await store.settle([f], { failed: true, reserved: true, fingerprint: 'other' })).toEqual([2]);
+      await advance(60_001);
+      await store.hit([f]);
+      expect(await store.settle([f], { failed: true, reserved: true, fingerprint: 'same' })).toEqual([1]);
+    });
+
+    it('distinct: counts distinct members, not events, and refuses at the limit', async () => {
+      const { store } = await make();
+      const d = spec({ limit: 3, kind: 'failures', distinct: true, blockMs: 600_000 });
+      for (const m of ['a', 'b', 'a', 'a', 'b']) {
+        expect((await store.hit([d])).ok).toBe(true);
+        await store.settle([d], { failed: true, reserved: true, members: [m] });
+      }
+      expect((await store.peek(d.key)).count).toBe(2);
+      expect((await store.peek(d.key)).inflight).toBe(0);
+      await store.hit([d]);
+      expect(await store.settle([d], { failed: true, reserved: true, members: ['c'] })).toEqual([3]);
+      expect(await store.hit([d])).toMatchObject({ ok: false, blocked: true, count: 3 });
+    });
+
+    it('escalating blocks grow by blockGrowth within blockMemory, capped by blockMax', async () => {
+      const { store, advance } = await make();
+      const s = spec({ limit: 1, blockMs: 60_000, windowMs: 1_000, blockGrowth: 2, blockMemoryMs: 86_400_000, blockMaxMs: 200_000 });
+      const lengths: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        await store.hit([s]);
+        const r = await store.hit([s]);
+        lengths.push(r.ok ? 0 : Math.round(r.retryAfterMs / 1000));
+        await advance(lengths.at(-1)! * 1000 + 1);
+      }
+      expect(lengths).toEqual([60, 120, 200, 200]);
     });
   });
 }

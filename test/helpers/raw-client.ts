@@ -46,6 +46,11 @@ export class RawClient {
     return new RawClient(socket);
   }
 
+  /** A client over a socket the test set up itself (e.g. TLS over a stream it shapes). */
+  static wrap(socket: net.Socket): RawClient {
+    return new RawClient(socket);
+  }
+
   write(data: string | Buffer): void {
     this.socket.write(data);
   }

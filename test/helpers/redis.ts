@@ -18,6 +18,10 @@ export interface RedisServer {
   kill(): Promise<void>;
   /** Start again on the same port. */
   restart(): Promise<void>;
+  /** SIGSTOP: the server hangs with its connections open, as an overloaded one would. */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -49,7 +53,10 @@ export async function startRedis(): Promise<RedisServer> {
     async restart() {
       child = await spawnServer(port!, dir);
     },
+    pause: () => void child.kill('SIGSTOP'),
+    resume: () => void child.kill('SIGCONT'),
     async stop() {
+      child.kill('SIGCONT'); // a paused server would never act on SIGTERM
       await killChild(child, 'SIGTERM');
       rmSync(dir, { recursive: true, force: true });
     },

@@ -43,7 +43,7 @@ async function login(ip: string, pass: string, tag = 't'): Promise<string> {
   const c = await RawClient.connect(proxy.port('imap'), { localAddress: ip });
   await c.waitFor(/\r\n/);
   c.write(`${tag} LOGIN alice ${pass}\r\n`);
-  const text = await c.waitFor(new RegExp(`^${tag} (OK|NO)`, 'm'));
+  const text = await c.waitFor(new RegExp(`^(${tag} (OK|NO)|\\* BYE)`, 'm')); // a blocked IP gets BYE at connect
   c.close();
   return text;
 }
@@ -62,9 +62,9 @@ describe('admin endpoint', () => {
   });
 
   it('the 3 a.m. case: find the blocked IP, lift it, and the user logs in', async () => {
-    expect(await login('127.0.20.1', 'wrong', 'a')).toMatch(/a NO \[AUTHENTICATIONFAILED\]/);
-    expect(await login('127.0.20.1', 'wrong', 'b')).toMatch(/b NO \[AUTHENTICATIONFAILED\]/);
-    expect(await login('127.0.20.1', 'alice-pass', 'c')).toMatch(/c NO \[UNAVAILABLE\]/);
+    expect(await login('127.0.20.1', 'wrong-a', 'a')).toMatch(/a NO \[AUTHENTICATIONFAILED\]/);
+    expect(await login('127.0.20.1', 'wrong-b', 'b')).toMatch(/b NO \[AUTHENTICATIONFAILED\]/);
+    expect(await login('127.0.20.1', 'alice-pass', 'c')).toMatch(/UNAVAILABLE\] Too many login attempts/);
 
     const blocks = (await (await api('/api/v1/blocks')).json()) as { blocks: Record<string, unknown>[] };
     expect(blocks.blocks).toEqual([expect.objectContaining({ rule: 'ip-failures', key: 'ip', ip: '127.0.20.1', count: 2, userHash: null })]);
@@ -97,7 +97,7 @@ describe('admin endpoint', () => {
   it('/metrics shows logins by outcome, refusals by rule, connections and backend latency', async () => {
     const text = await (await api('/metrics')).text();
     expect(text).toMatch(/^mailgate_login_attempts_total\{protocol="imap",outcome="fail"\} 2$/m);
-    expect(text).toMatch(/^mailgate_login_attempts_total\{protocol="imap",outcome="limited"\} 1$/m);
+    expect(text).toMatch(/^mailgate_connections_refused_total\{listener="imap",reason="blocked"\} 1$/m);
     expect(text).toMatch(/^mailgate_login_attempts_total\{protocol="imap",outcome="ok"\} 1$/m);
     expect(text).toMatch(/^mailgate_refusals_total\{rule="ip-failures"\} 1$/m);
     expect(text).toMatch(/^mailgate_backend_login_seconds_count\{backend="imap",result="fail"\} 2$/m);
@@ -120,13 +120,13 @@ describe('reload', () => {
     session.write('s LOGIN alice alice-pass\r\n');
     await session.waitFor(/s OK/);
 
-    for (const tag of ['a', 'b']) await login('127.0.21.1', 'wrong', tag);
-    expect(await login('127.0.21.1', 'alice-pass', 'c')).toMatch(/c NO \[UNAVAILABLE\]/);
+    for (const tag of ['a', 'b']) await login('127.0.21.1', `wrong-${tag}`, tag);
+    expect(await login('127.0.21.1', 'alice-pass', 'c')).toMatch(/UNAVAILABLE\] Too many login attempts/);
     await api('/api/v1/blocks/127.0.21.1', { method: 'DELETE' });
 
     const port = proxy.port('imap');
     await proxy.reload(parseConfig({ ...config(5), listeners: [{ name: 'imap', protocol: 'imap', listen: `127.0.0.1:${port}`, tls: 'none', backend: 'imap' }] }));
-    for (const tag of ['d', 'e', 'f', 'g']) expect(await login('127.0.21.1', 'wrong', tag)).toMatch(/NO \[AUTHENTICATIONFAILED\]/);
+    for (const tag of ['d', 'e', 'f', 'g']) expect(await login('127.0.21.1', `wrong-${tag}`, tag)).toMatch(/NO \[AUTHENTICATIONFAILED\]/);
     expect(await login('127.0.21.1', 'alice-pass', 'h')).toMatch(/h OK/);
 
     session.write('n NOOP\r\n');

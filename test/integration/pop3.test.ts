@@ -100,10 +100,11 @@ describe('POP3 through mailgate', () => {
 
   it('STLS, then USER/PASS, then RETR returns the message byte for byte', async () => {
     const c = await greeted(proxy.port('pop3'));
-    expect(capaLines(await cmd(c, 'CAPA', MULTI))).toEqual(['CAPA', 'STLS', 'RESP-CODES', 'AUTH-RESP-CODE']);
+    // TOP UIDL PIPELINING: what Dovecot offers, passed on (the backend serves them after login).
+    expect(capaLines(await cmd(c, 'CAPA', MULTI))).toEqual(['CAPA', 'TOP', 'UIDL', 'PIPELINING', 'STLS', 'RESP-CODES', 'AUTH-RESP-CODE']);
     expect(await cmd(c, 'STLS')).toMatch(/^\+OK /);
     await c.startTls();
-    expect(capaLines(await cmd(c, 'CAPA', MULTI))).toEqual(['CAPA', 'USER', 'SASL PLAIN LOGIN', 'RESP-CODES', 'AUTH-RESP-CODE']);
+    expect(capaLines(await cmd(c, 'CAPA', MULTI))).toEqual(['CAPA', 'TOP', 'UIDL', 'PIPELINING', 'USER', 'SASL PLAIN LOGIN', 'RESP-CODES', 'AUTH-RESP-CODE']);
     expect(await userPass(c, 'alice', 'alice-pass')).toMatch(/^\+OK Logged in\.\r\n$/);
     expect(await cmd(c, 'STAT')).toBe(`+OK 1 ${MESSAGE.length}\r\n`);
     const retr = await cmd(c, 'RETR 1', MULTI);
@@ -127,7 +128,7 @@ describe('POP3 through mailgate', () => {
 
   it('plain listener without requireTls: USER/PASS and AUTH LOGIN in the clear', async () => {
     const c = await greeted(proxy.port('cleartext'));
-    expect(capaLines(await cmd(c, 'CAPA', MULTI))).toEqual(['CAPA', 'USER', 'SASL PLAIN LOGIN', 'RESP-CODES', 'AUTH-RESP-CODE']);
+    expect(capaLines(await cmd(c, 'CAPA', MULTI))).toEqual(['CAPA', 'TOP', 'UIDL', 'PIPELINING', 'USER', 'SASL PLAIN LOGIN', 'RESP-CODES', 'AUTH-RESP-CODE']);
     expect(await cmd(c, 'AUTH', MULTI)).toMatch(/^\+OK [^\r]*\r\nPLAIN\r\nLOGIN\r\n\.\r\n$/);
     expect(await cmd(c, 'AUTH LOGIN')).toBe(`+ ${b64('Username:')}\r\n`);
     expect(await cmd(c, b64('alice'))).toBe(`+ ${b64('Password:')}\r\n`);
@@ -208,7 +209,7 @@ describe('POP3 limits through mailgate', () => {
     ok.close();
     for (let i = 0; i < 2; i++) {
       const f = await greeted(proxy.port('cleartext'), { localAddress: ip });
-      expect(await userPass(f, 'alice', 'wrong-pass')).toBe('-ERR [AUTH] Authentication failed.\r\n');
+      expect(await userPass(f, 'alice', `wrong-pass-${i}`)).toBe('-ERR [AUTH] Authentication failed.\r\n');
       f.close();
     }
     // The rejection came from Dovecot: it saw the wrong password, and the proxy logged "fail".
@@ -308,7 +309,7 @@ async function fakeBackend(reply: (line: string) => string | undefined, greeting
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const cfg: BackendConfig = {
     host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, tls: 'none', tlsVerify: true,
-    connectTimeout: 5000, loginTimeout: 5000, probeInterval: 60_000,
+    connectTimeout: 5000, loginTimeout: 5000, probeInterval: 60_000, forwardClientInfo: false,
   };
   const stop = async () => {
     for (const s of sockets) s.destroy();
@@ -318,7 +319,7 @@ async function fakeBackend(reply: (line: string) => string | undefined, greeting
 }
 
 const creds = (user: string, password: string) => ({ mechanism: 'USER' as const, user: Buffer.from(user), password: Buffer.from(password) });
-const ctx = { tag: '', hostname: 'mx.test' };
+const ctx = { tag: '', hostname: 'mx.test', client: { ip: '127.0.0.1', port: 40000, localIp: '127.0.0.1', localPort: 110, sessionId: 'test1' } };
 
 describe('POP3 backend replay against a scripted fake backend', () => {
   it('without SASL PLAIN in CAPA it logs in with USER/PASS and hands over the socket', async () => {

@@ -52,7 +52,7 @@ describe('Redis store across instances', () => {
     const s = spec('failures', 3);
     const results = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).hit([s])));
     expect(results.filter((r) => r.ok)).toHaveLength(3);
-    await Promise.all([a.settle([s], true), b.settle([s], true), a.settle([s], true)]);
+    await Promise.all([a.settle([s], { failed: true, reserved: true }), b.settle([s], { failed: true, reserved: true }), a.settle([s], { failed: true, reserved: true })]);
     expect(await b.peek(s.key)).toMatchObject({ count: 3, inflight: 0 });
   });
 
@@ -66,7 +66,7 @@ describe('Redis store across instances', () => {
     ];
     await s.hit(specs);
     await s.hit(specs); // refused: the block key exists now
-    await s.settle(specs, true);
+    await s.settle(specs, { failed: true, reserved: true });
     const found = await scanKeys(admin, 'scan:');
     expect(found.length).toBeGreaterThanOrEqual(3);
     for (const k of found) {

@@ -63,7 +63,7 @@ describe('ResilientStore', () => {
     const r = await store.hit([failures]);
     expect(r).toMatchObject({ ok: true, route: 'local' });
     state.mode = 'up';
-    await store.settle([failures], true, r.ok ? r.route : undefined);
+    await store.settle([failures], { failed: true, reserved: true }, r.ok ? r.route : undefined);
     expect((await local.peek('f')).count).toBe(1);
     expect((await inner.peek('f')).count).toBe(0);
     const r2 = await store.hit([failures]);

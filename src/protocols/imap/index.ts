@@ -1,5 +1,5 @@
 // The IMAP protocol descriptor.
-import { imapBackendLogin } from '../../backend/login-imap.js';
+import { imapBackendLogin, imapProbeCapabilities } from '../../backend/login-imap.js';
 import type { MailProtocol } from '../protocol.js';
 import { ImapMachine } from './machine.js';
 
@@ -7,4 +7,5 @@ export const imap: MailProtocol = {
   name: 'imap',
   createMachine: (opts) => new ImapMachine(opts),
   backendLogin: imapBackendLogin,
+  probeCapabilities: imapProbeCapabilities,
 };

@@ -1,7 +1,7 @@
 // IMAP pre-auth state machine: parser events in, effects out (RFC 9051 §6.1–6.2).
 // Pure: no sockets, no timers; the session runs the effects it returns.
 import { answerLogin } from '../login-answer.js';
-import type { CloseReason, Effect, LoginResult, MachineOptions, ProtocolMachine } from '../protocol.js';
+import type { CloseReason, Effect, GoodbyeReason, LoginResult, MachineOptions, ProtocolMachine } from '../protocol.js';
 import { SaslExchange, SASL_MECHANISMS, type Credentials, type SaslFailure, type SaslStep } from '../sasl.js';
 import { ImapParser, type ImapArg, type ImapEvent } from './parser.js';
 import { capabilities, R } from './replies.js';
@@ -50,7 +50,7 @@ export class ImapMachine implements ProtocolMachine {
   }
 
   caps(): string {
-    return capabilities({ secure: this.secure, tlsMode: this.opts.tlsMode, requireTls: this.opts.requireTls });
+    return capabilities({ secure: this.secure, tlsMode: this.opts.tlsMode, requireTls: this.opts.requireTls, backend: this.opts.backendCapabilities });
   }
 
   start(): Effect[] {
@@ -82,8 +82,8 @@ export class ImapMachine implements ProtocolMachine {
     return this.parser.takeBuffered();
   }
 
-  goodbye(reason: 'timeout' | 'shutdown'): string {
-    return reason === 'timeout' ? R.byeTimeout : R.byeShutdown;
+  goodbye(reason: GoodbyeReason, retryAfterSec = 60): string {
+    return { timeout: R.byeTimeout, shutdown: R.byeShutdown, busy: R.byeBusy, limited: R.byeLimited(retryAfterSec) }[reason];
   }
 
   private pump(): Effect[] {

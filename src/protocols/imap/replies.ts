@@ -1,8 +1,57 @@
 // Canned IMAP replies (RFC 9051 §7, response codes RFC 5530). Never echo client text
 // except the tag, which the parser has validated as printable ASCII without spaces.
 
-export function capabilities(opts: { secure: boolean; tlsMode: string; requireTls: boolean }): string {
-  const caps = ['IMAP4rev1', 'SASL-IR', 'LITERAL+', 'ID'];
+/** Backend capabilities passed on before login: extensions the backend serves after login
+ *  through the splice, none of which changes the pre-login dialogue our parser speaks (RFC
+ *  9051 §6.1–6.2). A client that does not ask again after login (nor reads the CAPABILITY
+ *  code of the LOGIN OK, which is the backend's own) goes on with this list, so it must not
+ *  promise what the real server lacks. Names before "=" stand for families (THREAD=…).
+ *  Never: LANGUAGE (valid before login, RFC 5255), UTF8= (changes string rules), UNAUTHENTICATE
+ *  (RFC 8437: would let a spliced client log in again past the limits), vendor X- tokens. */
+const BACKEND_CAPABILITIES = new Set([
+  'LOGIN-REFERRALS', 'MAILBOX-REFERRALS', 'ENABLE', 'IDLE', 'NAMESPACE', 'UNSELECT', 'UIDPLUS', 'MOVE', 'CHILDREN',
+  'SPECIAL-USE', 'CREATE-SPECIAL-USE', 'CONDSTORE', 'QRESYNC', 'ESEARCH', 'ESORT', 'SEARCHRES', 'WITHIN', 'SORT',
+  'THREAD', 'LIST-EXTENDED', 'LIST-STATUS', 'QUOTA', 'ACL', 'RIGHTS', 'METADATA', 'METADATA-SERVER', 'BINARY',
+  'CATENATE', 'MULTIAPPEND', 'URLAUTH', 'CONTEXT', 'NOTIFY', 'APPENDLIMIT', 'OBJECTID', 'SAVEDATE', 'PREVIEW',
+  'STATUS', 'COMPRESS', 'SNIPPET', 'FUZZY',
+]);
+
+/** An IMAP atom that may sit in "[CAPABILITY …]": no space, "]", quote, brace or CTL. */
+const CAPABILITY_ATOM = /^[A-Za-z0-9][A-Za-z0-9=+._-]*$/;
+
+export interface CapabilityOptions {
+  secure: boolean;
+  tlsMode: string;
+  requireTls: boolean;
+  /** The backend's pre-login capabilities as probed; empty when unknown. */
+  backend: readonly string[];
+}
+
+/**
+ * The pre-login list. mailgate owns STARTTLS, LOGINDISABLED, AUTH=, SASL-IR and ID (answered
+ * here). The revision and literal forms follow the backend, because clients keep using them
+ * after login, but only in forms our parser accepts: {n+} up to its literal bound, which
+ * covers LITERAL- (RFC 7888 §5: at most 4096 octets). Unknown backend: our own defaults.
+ */
+export function capabilities(opts: CapabilityOptions): string {
+  const backend = opts.backend.filter((c) => CAPABILITY_ATOM.test(c));
+  const has = (name: string) => backend.some((c) => c.toUpperCase() === name);
+  const known = backend.length > 0;
+  const caps: string[] = [];
+  if (!known || has('IMAP4REV1') || !has('IMAP4REV2')) caps.push('IMAP4rev1');
+  if (has('IMAP4REV2')) caps.push('IMAP4rev2');
+  caps.push('SASL-IR');
+  if (!known || has('LITERAL+')) caps.push('LITERAL+');
+  else if (has('LITERAL-')) caps.push('LITERAL-');
+  caps.push('ID');
+  const seen = new Set(caps.map((c) => c.toUpperCase()));
+  for (const c of backend) {
+    const upper = c.toUpperCase();
+    if (BACKEND_CAPABILITIES.has(upper.split('=')[0]!) && !seen.has(upper)) {
+      seen.add(upper);
+      caps.push(c);
+    }
+  }
   if (!opts.secure && opts.tlsMode === 'starttls') caps.push('STARTTLS');
   if (!opts.secure && opts.requireTls) caps.push('LOGINDISABLED');
   else caps.push('AUTH=PLAIN', 'AUTH=LOGIN');
@@ -30,4 +79,6 @@ export const R = {
   byeFailures: '* BYE Too many failed logins.\r\n',
   byeTimeout: '* BYE Disconnected for inactivity.\r\n',
   byeShutdown: '* BYE Server shutting down.\r\n',
+  byeBusy: '* BYE [UNAVAILABLE] Too many connections; try again later.\r\n',
+  byeLimited: (retryAfterSec: number) => `* BYE [UNAVAILABLE] Too many login attempts; try again in ${retryAfterSec} seconds.\r\n`,
 } as const;

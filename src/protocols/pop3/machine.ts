@@ -4,7 +4,7 @@
 import { POP3_MAX_LINE_BYTES, SASL_MAX_TOKEN_BYTES } from '../bounds.js';
 import { LineReader } from '../line-reader.js';
 import { answerLogin } from '../login-answer.js';
-import type { CloseReason, Effect, LoginResult, MachineOptions, ProtocolMachine } from '../protocol.js';
+import type { CloseReason, Effect, GoodbyeReason, LoginResult, MachineOptions, ProtocolMachine } from '../protocol.js';
 import { SaslExchange, SASL_MECHANISMS, type Credentials, type SaslStep } from '../sasl.js';
 import { capabilities, R } from './replies.js';
 
@@ -50,6 +50,7 @@ export class Pop3Machine implements ProtocolMachine {
       offerStls: !this.secure && this.opts.tlsMode === 'starttls',
       loginAllowed: this.loginAllowed(),
       mechanisms: SASL_MECHANISMS,
+      backend: this.opts.backendCapabilities,
     });
   }
 
@@ -83,8 +84,8 @@ export class Pop3Machine implements ProtocolMachine {
     return this.reader.takeBuffered();
   }
 
-  goodbye(reason: 'timeout' | 'shutdown'): string {
-    return reason === 'timeout' ? R.byeTimeout : R.byeShutdown;
+  goodbye(reason: GoodbyeReason, retryAfterSec = 60): string {
+    return { timeout: R.byeTimeout, shutdown: R.byeShutdown, busy: R.byeBusy, limited: R.byeLimited(retryAfterSec) }[reason];
   }
 
   private pump(): Effect[] {

@@ -1,11 +1,29 @@
 // Canned POP3 replies (RFC 1939 §3, CAPA RFC 2449, STLS RFC 2595, AUTH RFC 5034, response
 // codes RFC 3206). Never echo client text; never offer APOP (no "<...>" in the greeting).
 
-/** Pre-login CAPA list (RFC 2449 §5). PIPELINING and the transaction capabilities (TOP, UIDL)
- *  are the backend's to announce: clients re-issue CAPA after login (RFC 2449 §5) and then
- *  talk to the real server through the splice. */
-export function capabilities(opts: { offerStls: boolean; loginAllowed: boolean; mechanisms: readonly string[] }): string[] {
+/** Backend CAPA lines passed on before login (RFC 2449 §6): the transaction-state ones the
+ *  backend serves through the splice, and PIPELINING, which our machine honours pre-login
+ *  (commands are answered in order; those behind a login go to the backend after its +OK).
+ *  Clients should re-issue CAPA after login (RFC 2449 §5); many do not. Never passed on:
+ *  STLS, USER, SASL, RESP-CODES, AUTH-RESP-CODE (ours), XCLIENT, UTF8 and LANG (they change
+ *  the pre-login dialogue, RFC 6856), IMPLEMENTATION (names the backend's software). */
+const BACKEND_CAPA = new Set(['TOP', 'UIDL', 'PIPELINING', 'EXPIRE', 'LOGIN-DELAY']);
+
+/** A CAPA line we can repeat: printable ASCII words, never dot-led (RFC 1939 §3 stuffing). */
+const CAPA_LINE = /^[\x21-\x2d\x2f-\x7e][\x21-\x7e]*(?: [\x21-\x7e]+)*$/;
+
+/** Pre-login CAPA list (RFC 2449 §5): ours, plus what the backend offers of BACKEND_CAPA (its
+ *  lines as written, arguments included, e.g. "EXPIRE 31"). */
+export function capabilities(opts: { offerStls: boolean; loginAllowed: boolean; mechanisms: readonly string[]; backend: readonly string[] }): string[] {
   const caps = ['CAPA'];
+  const seen = new Set<string>();
+  for (const line of opts.backend) {
+    const name = line.split(' ')[0]!.toUpperCase();
+    if (CAPA_LINE.test(line) && BACKEND_CAPA.has(name) && !seen.has(name)) {
+      seen.add(name);
+      caps.push(line);
+    }
+  }
   if (opts.offerStls) caps.push('STLS');
   if (opts.loginAllowed) caps.push('USER', `SASL ${opts.mechanisms.join(' ')}`);
   caps.push('RESP-CODES', 'AUTH-RESP-CODE');
@@ -41,6 +59,8 @@ export const R = {
   byeFailures: '-ERR Too many failed logins; closing connection.\r\n',
   byeTimeout: '-ERR [SYS/TEMP] Disconnected for inactivity.\r\n',
   byeShutdown: '-ERR [SYS/TEMP] Server shutting down; try again later.\r\n',
+  byeBusy: '-ERR [SYS/TEMP] Too many connections; try again later.\r\n',
+  byeLimited: (retryAfterSec: number) => `-ERR [SYS/TEMP] Too many login attempts; try again in ${retryAfterSec} seconds.\r\n`,
   /** RFC 5034 §4: "*" MUST be answered with -ERR; a malformed PLAIN reads as a failed login. */
   saslFailure: {
     'unknown-mechanism': '-ERR Unsupported authentication mechanism.\r\n',

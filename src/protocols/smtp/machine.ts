@@ -4,7 +4,7 @@
 import { SASL_MAX_TOKEN_BYTES, SMTP_MAX_LINE_BYTES } from '../bounds.js';
 import { LineReader } from '../line-reader.js';
 import { answerLogin } from '../login-answer.js';
-import type { CloseReason, Effect, LoginResult, MachineOptions, ProtocolMachine } from '../protocol.js';
+import type { CloseReason, Effect, GoodbyeReason, LoginResult, MachineOptions, ProtocolMachine } from '../protocol.js';
 import { SaslExchange, SASL_MECHANISMS, type Credentials, type SaslStep } from '../sasl.js';
 import { ehlo, passThroughKeywords, R } from './replies.js';
 
@@ -85,8 +85,9 @@ export class SmtpMachine implements ProtocolMachine {
     return this.reader.takeBuffered();
   }
 
-  goodbye(reason: 'timeout' | 'shutdown'): string {
-    return reason === 'timeout' ? R.timeout(this.hostname) : R.shutdown(this.hostname);
+  goodbye(reason: GoodbyeReason, retryAfterSec = 60): string {
+    const h = this.hostname;
+    return { timeout: R.timeout(h), shutdown: R.shutdown(h), busy: R.busy(h), limited: R.refused(h, retryAfterSec) }[reason];
   }
 
   private pump(): Effect[] {

@@ -41,6 +41,8 @@ export const R = {
   tooManyFailures: (host: string) => `421 4.7.0 ${host} Too many failed logins; closing connection\r\n`,
   timeout: (host: string) => `421 4.4.2 ${host} Timeout; closing connection\r\n`,
   shutdown: (host: string) => `421 4.3.2 ${host} Service shutting down\r\n`,
+  busy: (host: string) => `421 4.7.0 ${host} Too many connections; try again later\r\n`,
+  refused: (host: string, retryAfterSec: number) => `421 4.7.0 ${host} Too many login attempts; try again in ${retryAfterSec} seconds\r\n`,
   /** RFC 4954 §4: "*" and responses that cannot be decoded get 501. */
   saslFailure: {
     'unknown-mechanism': '504 5.5.4 Unrecognized authentication type\r\n',

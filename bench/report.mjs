@@ -1,0 +1,148 @@
+// Renders a benchmark result (bench/results/*.json) as Markdown tables and checks the targets
+// of issue 8. Used by bench/run.ts for the summary it prints, and on its own:
+// `node bench/report.mjs bench/results/FILE.json` (e.g. to refresh BENCHMARKS.md).
+import { readFileSync } from 'node:fs';
+
+const f = (x, d = 0) => (x === null || x === undefined || Number.isNaN(x) ? '–' : Number(x).toFixed(d));
+const ratio = (a, b) => (a == null || b == null || b === 0 ? null : a / b);
+const pctTxt = (r) => (r === null ? '–' : `${Math.round(r * 100)}%`);
+const table = (head, rows) => [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+const MG = ['mailgate-memory', 'mailgate-redis'];
+const tlsName = (t) => (t === 'none' ? 'plain' : 'STARTTLS');
+
+function loginsTable(rows) {
+  const by = (tls, c, t) => rows.find((r) => r.tls === tls && r.concurrency === c && r.target === t);
+  const out = [];
+  for (const r of rows) {
+    const d = by(r.tls, r.concurrency, 'direct');
+    const n = by(r.tls, r.concurrency, 'nginx');
+    out.push([
+      tlsName(r.tls), r.concurrency, r.target, f(r.perSec), f(r.p50ms, 2), f(r.p99ms, 2),
+      r.target === 'direct' ? '–' : pctTxt(ratio(r.perSec, d?.perSec)),
+      r.target === 'direct' || r.target === 'nginx' ? '–' : pctTxt(ratio(r.perSec, n?.perSec)),
+      r.cpuMsPerLogin == null ? '–' : `${f(r.cpuMsPerLogin, 3)} (${f(r.cpuSysMsPerLogin, 3)})`,
+      r.cpuMsPerLogin ? f(1000 / r.cpuMsPerLogin) : '–',
+      r.target.startsWith('mailgate') ? pctTxt(ratio(r.cpuMsPerLogin, n?.cpuMsPerLogin)) : '–',
+      f(r.backendCpuMsPerLogin, 3), `${f(r.loadgenCpuPct)}%`, r.failed ? String(r.failed) : '0',
+    ]);
+  }
+  return table(['TLS', 'clients', 'target', 'logins/s', 'p50 ms', 'p99 ms', 'vs direct', 'vs nginx', 'proxy CPU ms/login (system)', 'logins/s per proxy core', 'CPU vs nginx', 'Dovecot CPU ms/login', 'loadgen CPU', 'failed'], out);
+}
+
+function transferTable(rows) {
+  const by = (p, t) => rows.find((r) => r.proto === p && r.target === t);
+  return table(
+    ['protocol', 'target', 'MiB/s (median)', 'best', 'vs direct', 'vs nginx', 'proxy CPU ms/MiB'],
+    rows.map((r) => [
+      r.proto === 'imap' ? `IMAP FETCH ${f(r.bytes / 1048576, 0)} MiB` : `POP3 RETR ${f(r.bytes / 1048576, 0)} MiB`, r.target, f(r.medianMBps), f(r.bestMBps),
+      r.target === 'direct' ? '–' : pctTxt(ratio(r.medianMBps, by(r.proto, 'direct')?.medianMBps)),
+      r.target.startsWith('mailgate') ? pctTxt(ratio(r.medianMBps, by(r.proto, 'nginx')?.medianMBps)) : '–', f(r.cpuMsPerMB, 2),
+    ]),
+  );
+}
+
+/** RSS growth per connection between the smaller and the larger count (fresh processes
+ *  both): the per-connection slope, without the heap's one-off growth. */
+export function marginalKiB(rows, r) {
+  const smaller = rows.filter((x) => x.kind === r.kind && x.proxy === r.proxy && x.held < r.held).sort((a, b) => b.held - a.held)[0];
+  if (!smaller) return null;
+  return ((r.loadedKiB - r.baseKiB) - (smaller.loadedKiB - smaller.baseKiB)) / (r.held - smaller.held);
+}
+
+function memoryTable(rows) {
+  const by = (k, n, p) => rows.find((r) => r.kind === k && r.requested === n && r.proxy === p);
+  return table(
+    ['connections', 'kind', 'proxy', 'held', 'RSS before MiB', 'RSS held MiB', 'KiB/conn', 'vs nginx', 'marginal KiB/conn'],
+    rows.map((r) => [
+      r.requested, r.kind, r.proxy, r.held, f(r.baseKiB / 1024, 1), f(r.loadedKiB / 1024, 1), f(r.perConnKiB, 1),
+      r.proxy === 'nginx' ? '–' : pctTxt(ratio(r.perConnKiB, by(r.kind, r.requested, 'nginx')?.perConnKiB)), f(marginalKiB(rows, r), 1),
+    ]),
+  );
+}
+
+function profileText(profiles) {
+  const out = [];
+  for (const [name, p] of Object.entries(profiles)) {
+    out.push(`${name}: ${p.busyPct}% busy; event loop busy without a break up to ${(p.longestBusyMs ?? []).join(', ') || '?'} ms (${p.busyOver20ms ?? '?'} stretches > 20 ms)`);
+    out.push(...p.selfTop.slice(0, 10).map((x) => `  ${String(x.pct).padStart(5)}%  ${x.frame}`));
+  }
+  return ['```', ...out, '```'].join('\n');
+}
+
+function limiterTable(rows) {
+  return table(['store', 'in flight', 'decisions/s', 'p50 ms', 'p99 ms', 'Redis round trips/decision'], rows.map((r) => [r.store, r.concurrency ?? 1, f(r.perSec), f(r.p50ms, 3), f(r.p99ms, 3), f(r.redisRoundTripsPerDecision, 2)]));
+}
+
+function floodTable(rows) {
+  return table(
+    ['target', 'attackers', 'legit ok (alone)', 'p99 alone ms', 'legit ok (flood)', 'p99 flood ms', 'p99 ratio', 'attack/s', 'attack: wrong password', 'attack: refused', 'proxy CPU'],
+    rows.map((r) => [
+      r.target, `${r.attackSources} addresses`, `${r.unloaded.ok}/${r.unloaded.attempts}`, f(r.unloaded.p99ms, 2), `${r.underFlood.ok}/${r.underFlood.attempts}`, f(r.underFlood.p99ms, 2), f(r.p99Ratio, 2),
+      f(r.attack.perSec), r.attack.fail, r.attack.limited, `${f(r.proxyCpuPct)}%`,
+    ]),
+  );
+}
+
+/** Every target of issue 8, with the figures it was judged on. */
+export function checkTargets(res) {
+  const out = [];
+  const add = (name, ok, detail) => out.push({ target: name, met: ok, detail });
+  const L = res.logins ?? [];
+  const by = (tls, c, t) => L.find((r) => r.tls === tls && r.concurrency === c && r.target === t);
+  for (const r of L.filter((x) => MG.includes(x.target))) {
+    const d = by(r.tls, r.concurrency, 'direct');
+    const n = by(r.tls, r.concurrency, 'nginx');
+    const rd = ratio(r.perSec, d?.perSec);
+    const rn = ratio(r.perSec, n?.perSec);
+    add(`logins/s ≥ 95% of direct and ≥ nginx (${r.target}, ${tlsName(r.tls)}, ${r.concurrency} clients)`, rd >= 0.95 && rn >= 1, `${pctTxt(rd)} of direct, ${pctTxt(rn)} of nginx`);
+    const rc = ratio(r.cpuMsPerLogin, n?.cpuMsPerLogin);
+    add(`CPU per login ≤ nginx (${r.target}, ${tlsName(r.tls)}, ${r.concurrency} clients)`, rc !== null && rc <= 1, `${f(r.cpuMsPerLogin, 3)} vs ${f(n?.cpuMsPerLogin, 3)} ms (${pctTxt(rc)})`);
+  }
+  const T = res.transfer ?? [];
+  for (const r of T.filter((x) => MG.includes(x.target))) {
+    const d = T.find((x) => x.proto === r.proto && x.target === 'direct');
+    const rd = ratio(r.medianMBps, d?.medianMBps);
+    add(`spliced throughput ≥ 90% of direct (${r.target}, ${r.proto === 'imap' ? 'IMAP FETCH' : 'POP3 RETR'})`, rd >= 0.9, `${f(r.medianMBps)} vs ${f(d?.medianMBps)} MiB/s (${pctTxt(rd)})`);
+  }
+  for (const r of (res.memory ?? []).filter((x) => x.proxy !== 'nginx')) {
+    const limit = r.kind === 'preauth-plain' ? 10 : 40;
+    const m = marginalKiB(res.memory, r);
+    add(`≤ ${limit} KiB per idle ${r.kind === 'preauth-plain' ? 'plaintext' : 'TLS'} connection (${r.kind}, ${r.held} connections)`, r.perConnKiB !== null && r.perConnKiB <= limit, `${f(r.perConnKiB, 1)} KiB${m !== null ? ` (marginal ${f(m, 1)} KiB)` : ''}`);
+  }
+  if (res.redisTrips) {
+    for (const [k, v] of Object.entries(res.redisTrips)) add(`≤ 2 Redis round trips per login (${k === 'successfulLogin' ? 'successful' : 'failed'} login)`, v.perAttempt <= 2, `${f(v.perAttempt, 2)} (${Object.entries(v.byCommand).map(([c, n]) => `${c} ${n}`).join(', ')} for ${v.attempts} logins)`);
+  }
+  for (const r of (res.flood ?? []).filter((x) => MG.includes(x.target))) {
+    const all = r.underFlood.ok === r.underFlood.attempts;
+    add(`under the flood every legitimate login succeeds, p99 ≤ 2× unloaded (${r.target}, attack from ${r.attackSources} addresses)`, all && r.p99Ratio <= 2, `${r.underFlood.ok}/${r.underFlood.attempts} ok, p99 ${f(r.underFlood.p99ms, 1)} vs ${f(r.unloaded.p99ms, 1)} ms (${f(r.p99Ratio, 2)}×)`);
+  }
+  return out;
+}
+
+export function render(res) {
+  const parts = [];
+  const m = res.machine;
+  if (m) parts.push(`Run ${res.startedAt} (${res.mode}, ${f(res.seconds)} s) on ${m.cpus}× ${m.cpuModel}, ${f(m.memMiB / 1024, 1)} GiB; node ${m.node}, ${m.nginx}, dovecot ${m.dovecot}, redis ${m.redis}; mailgate ${m.commit ?? '?'}${m.srcFilesChanged ? ` + ${m.srcFilesChanged} changed files in src/` : ''}; load average ${m.loadStart} at start, ${m.loadEnd ?? '–'} at end.`);
+  if (res.logins) parts.push('### IMAP LOGIN+LOGOUT', loginsTable(res.logins));
+  if (res.transfer) parts.push('### Spliced throughput (plaintext)', transferTable(res.transfer));
+  if (res.memory) parts.push('### Memory per idle connection', memoryTable(res.memory));
+  if (res.limiter) parts.push('### Limiter decisions in process (check + record)', limiterTable(res.limiter));
+  if (res.flood) parts.push(`### Brute-force flood (${res.settings?.flood?.attackRate ?? '?'} failing logins/s; legitimate logins ${res.settings?.flood?.legitRate ?? '?'}/s from other addresses)`, floodTable(res.flood));
+  if (res.redisTrips) {
+    const t = res.redisTrips;
+    parts.push('### Redis round trips per login (MONITOR)', table(['login', 'attempts', 'round trips', 'per login', 'commands'], Object.entries(t).map(([k, v]) => [k === 'successfulLogin' ? 'successful' : 'wrong password', v.attempts, v.roundTrips, f(v.perAttempt, 2), Object.entries(v.byCommand).map(([c, n]) => `${c} ${n}`).join(', ')])));
+  }
+  if (res.profile) parts.push('### Profiles (mailgate, memory store, node --cpu-prof; % of busy samples, self time)', profileText(res.profile));
+  const targets = checkTargets(res);
+  if (targets.length) parts.push('### Targets', table(['target', 'met', 'measured'], targets.map((t) => [t.target, t.met ? 'yes' : '**no**', t.detail])));
+  return parts.join('\n\n');
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const file = process.argv[2];
+  if (!file) {
+    process.stderr.write('usage: node bench/report.mjs bench/results/FILE.json\n');
+    process.exit(2);
+  }
+  console.log(render(JSON.parse(readFileSync(file, 'utf8'))));
+}

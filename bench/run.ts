@@ -1,0 +1,185 @@
+// `npm run bench` (after `npm run build`, which the npm script runs first): starts Dovecot,
+// redis-server, nginx's mail proxy and mailgate (memory and Redis store) on loopback, runs
+// every phase, writes bench/results/<timestamp>.json and prints the summary table.
+// Flags: --quick (or `npm run bench --quick`), --profile / --no-profile, --only=a,b
+// (phases: logins, transfer, redis, flood, profile, memory, limiter), --keep (temp dirs).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { startRedis } from '../test/helpers/redis.js';
+import { dovecotPids, fdLimit, round } from './lib.js';
+import { floodPhase } from './phase-flood.js';
+import { loginPhase, type Target } from './phase-logins.js';
+import { memoryPhase } from './phase-memory.js';
+import { profilePhase } from './phase-profile.js';
+import { redisTripsPhase } from './phase-redis.js';
+import { seedBigMessage, transferPhase } from './phase-transfer.js';
+import { render } from './report.mjs';
+import { benchUsers, startMailgate, startNginx, startTunedDovecot, type Proc } from './services.js';
+
+const argv = process.argv.slice(2);
+const quick = argv.includes('--quick') || process.env.npm_config_quick === 'true';
+const only = argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+const wants = (phase: string) => !only || only.includes(phase);
+const profile = argv.includes('--profile') || (!quick && !argv.includes('--no-profile'));
+
+const FLOOD_SCENARIOS = [
+  { name: 'few-ips', sources: 50 },
+  { name: 'many-ips', sources: 1000 },
+];
+const settings = quick
+  ? {
+      logins: { rounds: 1, warmupMs: 250, durationMs: 1000, concurrencies: [8, 64] },
+      transfer: { bytes: 50 * 1048576, reps: 3 },
+      memory: { counts: [1000] },
+      limiter: { decisions: 5000 },
+      flood: { legitRate: 50, attackRate: 500, durationMs: 2500, scenarios: FLOOD_SCENARIOS },
+      redisTrips: { seconds: 1 },
+      profile: { seconds: 3 },
+    }
+  : {
+      logins: { rounds: 2, warmupMs: 500, durationMs: 3000, concurrencies: [8, 64] },
+      transfer: { bytes: 50 * 1048576, reps: 9 },
+      memory: { counts: [1000, 10000] },
+      limiter: { decisions: 20000 },
+      flood: { legitRate: 50, attackRate: 500, durationMs: 6000, scenarios: FLOOD_SCENARIOS },
+      redisTrips: { seconds: 2 },
+      profile: { seconds: 5 },
+    };
+
+const t0 = Date.now();
+const log = (s: string) => process.stdout.write(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(3)} s] ${s}\n`);
+const sh = (cmd: string, args: string[]) => {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim();
+};
+
+function machine() {
+  return {
+    cpus: os.availableParallelism(),
+    cpuModel: /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? os.cpus()[0]?.model ?? '?',
+    memMiB: Math.round(os.totalmem() / 1048576),
+    kernel: os.release(),
+    node: process.version,
+    nginx: sh('/usr/sbin/nginx', ['-v']).replace('nginx version: ', ''),
+    dovecot: sh('/usr/sbin/dovecot', ['--version']),
+    redis: /v=(\S+)/.exec(sh('/usr/bin/redis-server', ['--version']))?.[1] ?? '?',
+    fdLimit: 0,
+    // What was measured: the commit, and how many files under src/ differed from it.
+    commit: sh('git', ['rev-parse', '--short', 'HEAD']),
+    srcFilesChanged: sh('git', ['status', '--porcelain', '--', 'src']).split('\n').filter(Boolean).length,
+    loadStart: os.loadavg().map((x) => x.toFixed(2)).join(' '),
+    loadEnd: null as string | null,
+  };
+}
+
+const startedAt = new Date().toISOString();
+const stamp = startedAt.replace(/[:.]/g, '-');
+const resultsDir = new URL('./results/', import.meta.url).pathname;
+const keepDir = join(resultsDir, 'tmp');
+mkdirSync(keepDir, { recursive: true });
+const dir = mkdtempSync(join(os.tmpdir(), 'mailgate-bench-'));
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const res: Record<string, any> = { startedAt, mode: quick ? 'quick' : 'full', settings, machine: machine() };
+res.machine.fdLimit = await fdLimit();
+log(`mailgate benchmark (${res.mode}) in ${dir}; ${res.machine.cpus} CPUs, load ${res.machine.loadStart}`);
+
+const users = benchUsers(200);
+const bigbox = { user: 'bigbox', pass: 'bigbox-pass' };
+const dovecot = await startTunedDovecot([...users, bigbox]);
+const redis = await startRedis();
+const running: Proc[] = [];
+const stopAll = async () => {
+  await Promise.allSettled(running.splice(0).map((p) => p.stop()));
+};
+process.once('SIGINT', () => {
+  void stopAll().then(() => Promise.allSettled([dovecot.stop(), redis.stop()])).then(() => process.exit(130));
+});
+
+try {
+  const backendPids = () => dovecotPids(dovecot.dir);
+  const nginx = await startNginx(join(dir, 'nginx'), dovecot);
+  const mgMem = await startMailgate({ name: 'mailgate-memory', dir: join(dir, 'mailgate'), dovecot });
+  const mgRedis = await startMailgate({ name: 'mailgate-redis', dir: join(dir, 'mailgate'), dovecot, redisUrl: redis.url });
+  running.push(nginx, mgMem, mgRedis);
+  log(`dovecot imap ${dovecot.ports.imap}, nginx ${nginx.ports.imap}, mailgate ${mgMem.ports.imap} (memory) ${mgRedis.ports.imap} (redis ${redis.port})`);
+  const targets: Target[] = [
+    { name: 'direct', port: dovecot.ports.imap, pids: () => [] },
+    { name: 'nginx', port: nginx.ports.imap, pids: nginx.pids },
+    { name: 'mailgate-memory', port: mgMem.ports.imap, pids: mgMem.pids },
+    { name: 'mailgate-redis', port: mgRedis.ports.imap, pids: mgRedis.pids, redisPort: redis.port },
+  ];
+
+  if (wants('logins')) {
+    log('IMAP LOGIN+LOGOUT');
+    res.logins = await loginPhase(targets, { ...settings.logins, users, backendPids, log });
+  }
+  if (wants('transfer')) {
+    log(`spliced throughput: APPEND ${settings.transfer.bytes / 1048576} MiB to Dovecot`);
+    await seedBigMessage(dovecot.ports.imap, bigbox, settings.transfer.bytes);
+    res.transfer = await transferPhase(
+      [
+        { name: 'direct', imapPort: dovecot.ports.imap, pop3Port: dovecot.ports.pop3, pids: () => [] },
+        { name: 'nginx', imapPort: nginx.ports.imap, pop3Port: nginx.ports.pop3, pids: nginx.pids },
+        { name: 'mailgate-memory', imapPort: mgMem.ports.imap, pop3Port: mgMem.ports.pop3, pids: mgMem.pids },
+        { name: 'mailgate-redis', imapPort: mgRedis.ports.imap, pop3Port: mgRedis.ports.pop3, pids: mgRedis.pids },
+      ],
+      { reps: settings.transfer.reps, user: bigbox, log },
+    );
+  }
+  if (wants('redis')) {
+    log('Redis round trips per login (MONITOR)');
+    res.redisTrips = await redisTripsPhase(mgRedis.ports.imap, redis.port, users, settings.redisTrips.seconds);
+    log(`  ${res.redisTrips.successfulLogin.perAttempt} per successful login, ${res.redisTrips.failedLogin.perAttempt} per failed login`);
+  }
+  if (wants('flood')) {
+    log(`brute-force flood: ${settings.flood.attackRate}/s failing logins vs ${settings.flood.legitRate}/s legitimate`);
+    res.flood = await floodPhase(
+      [
+        { name: 'mailgate-memory', port: mgMem.ports.imap, pids: mgMem.pids },
+        { name: 'mailgate-redis', port: mgRedis.ports.imap, pids: mgRedis.pids, redisPort: redis.port },
+        // Context, not a target: the same flood straight at Dovecot shows what the machine
+        // itself does with it (no limits there, so only the many-addresses case).
+        ...(quick ? [] : [{ name: 'direct', port: dovecot.ports.imap, pids: () => [], scenarios: ['many-ips'] }]),
+      ],
+      { ...settings.flood, users, log },
+    );
+  }
+  await stopAll();
+  if (profile && wants('profile')) {
+    log('profile: mailgate (memory store) under node --cpu-prof');
+    res.profile = await profilePhase({ dir: join(dir, 'profile'), dovecot, users, seconds: settings.profile.seconds, log });
+    for (const [name, p] of Object.entries(res.profile as Record<string, { file: string }>)) {
+      const kept = join(keepDir, `${stamp}-${name}.cpuprofile`);
+      copyFileSync(p.file, kept);
+      p.file = kept;
+    }
+  }
+  if (wants('memory')) {
+    log(`memory per idle connection at ${settings.memory.counts.join(', ')} (fresh proxy process each)`);
+    res.memory = await memoryPhase(
+      [
+        { name: 'mailgate', singleProcess: true, start: () => startMailgate({ name: 'mailgate-idle', dir: join(dir, 'mailgate'), dovecot }) },
+        { name: 'nginx', singleProcess: false, start: () => startNginx(join(dir, 'nginx-idle'), dovecot) },
+      ],
+      { counts: settings.memory.counts, users, fdLimit: res.machine.fdLimit, log },
+    );
+  }
+  if (wants('limiter')) {
+    log('limiter decisions in process (bench/limiter.mjs)');
+    const out = execFileSync(process.execPath, [new URL('./limiter.mjs', import.meta.url).pathname, String(settings.limiter.decisions)], { encoding: 'utf8' });
+    res.limiter = out.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  }
+} finally {
+  await stopAll();
+  await Promise.allSettled([dovecot.stop(), redis.stop()]);
+  if (!argv.includes('--keep')) rmSync(dir, { recursive: true, force: true });
+}
+
+res.machine.loadEnd = os.loadavg().map((x) => x.toFixed(2)).join(' ');
+res.seconds = round((Date.now() - t0) / 1000, 1);
+const file = join(resultsDir, `${stamp}.json`);
+writeFileSync(file, `${JSON.stringify(res, null, 2)}\n`);
+process.stdout.write(`\n${render(res)}\n\nresults: ${file}\n`);
+process.exit(0);

@@ -1,0 +1,109 @@
+// How a backend is told who the client is: a PROXY v1/v2 header (built by proxy-protocol-js),
+// IMAP ID x-* fields (RFC 2971, as Dovecot names them) or XCLIENT (Postfix's XCLIENT_README,
+// xtext RFC 3461 §4). Pure. Every value is re-validated here, so no client byte reaches a line.
+import ipaddr from 'ipaddr.js';
+import { Command, INETProtocol, IPv4Address, IPv4ProxyAddress, IPv6Address, IPv6ProxyAddress, Peer, TransportProtocol, UnspecProxyAddress, V1ProxyProtocol, V2ProxyProtocol } from 'proxy-protocol-js';
+import { MailgateError } from '../errors.js';
+import type { ClientAddress } from '../protocols/protocol.js';
+
+export type ProxyVersion = 'v1' | 'v2';
+
+/** Dovecot keeps at most 64 characters of a forwarded session id (LOGIN_MAX_SESSION_ID_LEN). */
+const SESSION_ID = /^[A-Za-z0-9]{1,64}$/;
+
+interface Checked {
+  ip: ipaddr.IPv4 | ipaddr.IPv6;
+  port: number;
+  localIp: ipaddr.IPv4 | ipaddr.IPv6;
+  localPort: number;
+  sessionId: string;
+}
+
+function address(s: string, what: string): ipaddr.IPv4 | ipaddr.IPv6 {
+  if (!ipaddr.isValid(s)) throw new MailgateError('MG_BACKEND_PROTOCOL', `cannot forward the client: ${what} is not an IP address`);
+  return ipaddr.process(s);
+}
+
+function portOf(p: number, what: string): number {
+  if (!Number.isInteger(p) || p < 0 || p > 65535) throw new MailgateError('MG_BACKEND_PROTOCOL', `cannot forward the client: ${what} is not a port`);
+  return p;
+}
+
+function check(c: ClientAddress): Checked {
+  if (!SESSION_ID.test(c.sessionId)) throw new MailgateError('MG_BACKEND_PROTOCOL', 'cannot forward the client: bad session id');
+  return { ip: address(c.ip, 'client address'), port: portOf(c.port, 'client port'), localIp: address(c.localIp, 'local address'), localPort: portOf(c.localPort, 'local port'), sessionId: c.sessionId };
+}
+
+/** Both ends in one family: an IPv4 end next to an IPv6 one becomes IPv4-mapped IPv6. */
+function sameFamily(a: ipaddr.IPv4 | ipaddr.IPv6, b: ipaddr.IPv4 | ipaddr.IPv6): [ipaddr.IPv4, ipaddr.IPv4] | [ipaddr.IPv6, ipaddr.IPv6] {
+  if (a.kind() === 'ipv4' && b.kind() === 'ipv4') return [a as ipaddr.IPv4, b as ipaddr.IPv4];
+  const six = (x: ipaddr.IPv4 | ipaddr.IPv6) => (x.kind() === 'ipv4' ? (x as ipaddr.IPv4).toIPv4MappedAddress() : (x as ipaddr.IPv6));
+  return [six(a), six(b)];
+}
+
+/** The PROXY header for a relayed client; with no client (a capability probe, mailgate's own
+ *  connection) v1 "UNKNOWN" / v2 LOCAL, which tell the backend to use the real endpoints. */
+export function proxyHeader(version: ProxyVersion, client: ClientAddress | null): Buffer {
+  if (!client) {
+    if (version === 'v1') return Buffer.from('PROXY UNKNOWN\r\n', 'latin1');
+    return Buffer.from(new V2ProxyProtocol(Command.LOCAL, TransportProtocol.UNSPEC, new UnspecProxyAddress()).build());
+  }
+  const c = check(client);
+  const [src, dst] = sameFamily(c.ip, c.localIp);
+  const v4 = src.kind() === 'ipv4';
+  if (version === 'v1') {
+    const proto = v4 ? INETProtocol.TCP4 : INETProtocol.TCP6;
+    return Buffer.from(new V1ProxyProtocol(proto, new Peer(src.toString(), c.port), new Peer(dst.toString(), c.localPort)).build(), 'latin1');
+  }
+  const addr = v4
+    ? new IPv4ProxyAddress(IPv4Address.createFrom(src.toByteArray()), c.port, IPv4Address.createFrom(dst.toByteArray()), c.localPort)
+    : new IPv6ProxyAddress(IPv6Address.createFrom(src.toByteArray()), c.port, IPv6Address.createFrom(dst.toByteArray()), c.localPort);
+  return Buffer.from(new V2ProxyProtocol(Command.PROXY, TransportProtocol.STREAM, addr).build());
+}
+
+/** An IMAP quoted string (RFC 9051 §4.3) of a value we validated: no quote, backslash or CTL. */
+function quoted(v: string): string {
+  if (!/^[\x20-\x21\x23-\x5b\x5d-\x7e]*$/.test(v)) throw new MailgateError('MG_BACKEND_PROTOCOL', 'cannot forward the client: value not quotable');
+  return `"${v}"`;
+}
+
+/** IMAP ID with the fields Dovecot's imap-login believes from its login_trusted_networks. */
+export function imapIdCommand(tag: string, client: ClientAddress): string {
+  const c = check(client);
+  const fields: [string, string][] = [
+    ['x-originating-ip', c.ip.toString()],
+    ['x-originating-port', String(c.port)],
+    ['x-connected-ip', c.localIp.toString()],
+    ['x-connected-port', String(c.localPort)],
+    ['x-session-id', c.sessionId],
+  ];
+  return `${tag} ID (${fields.map(([k, v]) => `${quoted(k)} ${quoted(v)}`).join(' ')})\r\n`;
+}
+
+/** RFC 3461 §4 xtext: "!" to "~" except "+" and "=" as themselves, everything else "+XX". */
+export function xtext(s: string): string {
+  let out = '';
+  for (const b of Buffer.from(s, 'utf8')) {
+    out += b >= 0x21 && b <= 0x7e && b !== 0x2b && b !== 0x3d ? String.fromCharCode(b) : `+${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/**
+ * An XCLIENT command. `offered`: the attribute names the server listed (SMTP "XCLIENT ADDR
+ * PORT …"), or null when it only said it supports XCLIENT (POP3 CAPA, Dovecot's greeting
+ * "[XCLIENT]"): then ADDR and PORT only. SMTP writes IPv6 as "IPV6:…" (Postfix requires it,
+ * Dovecot accepts both); Dovecot's POP3 XCLIENT takes the bare address.
+ */
+export function xclientCommand(client: ClientAddress, offered: readonly string[] | null, style: 'smtp' | 'pop3'): string {
+  const c = check(client);
+  const has = (name: string) => (offered === null ? name === 'ADDR' || name === 'PORT' : offered.some((a) => a.toUpperCase() === name));
+  if (!has('ADDR')) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend XCLIENT does not take ADDR');
+  const ip = (a: ipaddr.IPv4 | ipaddr.IPv6) => (style === 'smtp' && a.kind() === 'ipv6' ? `IPV6:${a.toString()}` : a.toString());
+  const attrs: [string, string][] = [['ADDR', ip(c.ip)]];
+  if (has('PORT')) attrs.push(['PORT', String(c.port)]);
+  if (has('DESTADDR')) attrs.push(['DESTADDR', ip(c.localIp)]);
+  if (has('DESTPORT')) attrs.push(['DESTPORT', String(c.localPort)]);
+  if (has('SESSION')) attrs.push(['SESSION', c.sessionId]);
+  return `XCLIENT ${attrs.map(([k, v]) => `${k}=${xtext(v)}`).join(' ')}\r\n`;
+}

@@ -1,0 +1,125 @@
+// PROXY protocol v1/v2 header reader for listeners behind a load balancer (haproxy's
+// proxy-protocol.txt). Pure and incremental: bytes in, a verdict out; no sockets, no timers.
+// proxy-protocol-js decodes; framing, byte bounds and address validation are ours.
+import net from 'node:net';
+import ipaddr from 'ipaddr.js';
+import { Command, IPv4ProxyAddress, IPv6ProxyAddress, TransportProtocol, V1ProxyProtocol, V2ProxyProtocol } from 'proxy-protocol-js';
+import { PROXY_V1_MAX_BYTES, PROXY_V2_MAX_BYTES } from '../protocols/bounds.js';
+
+export interface Endpoint {
+  ip: string;
+  port: number;
+}
+
+export type ProxyHeader =
+  /** A relayed connection: who connected to the load balancer, and where. */
+  | { kind: 'proxy'; version: 1 | 2; source: Endpoint; destination: Endpoint }
+  /** v2 LOCAL, v1 UNKNOWN, v2 AF_UNSPEC: the balancer's own connection (a health check);
+   *  the spec says to use the connection's real endpoints. */
+  | { kind: 'local'; version: 1 | 2 };
+
+export type ProxyHeaderStep =
+  | { kind: 'more' }
+  | { kind: 'done'; header: ProxyHeader; rest: Buffer }
+  | { kind: 'invalid'; reason: string };
+
+const V1_SIGNATURE = Buffer.from('PROXY ', 'latin1');
+const V2_SIGNATURE = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');
+/** Fixed part of a v2 header: signature, version/command, family/transport, length. */
+const V2_FIXED_BYTES = 16;
+
+const isPrefixOf = (got: Buffer, signature: Buffer) => signature.subarray(0, Math.min(got.length, signature.length)).equals(got.subarray(0, signature.length));
+
+const port = (p: number) => Number.isInteger(p) && p >= 0 && p <= 65535;
+
+/** v1 ports are decimal without sign; more than 5 digits can only be garbage. */
+const V1_PORT = /^\d{1,5}$/;
+
+function parseV1(line: string): ProxyHeader | string {
+  // The line is already bounded and cut at its CRLF; only printable ASCII may be in it.
+  if (!/^[\x20-\x7e]*$/.test(line)) return 'v1 header with control or non-ASCII bytes';
+  if (line === 'PROXY UNKNOWN' || line.startsWith('PROXY UNKNOWN ')) return { kind: 'local', version: 1 };
+  let parsed: V1ProxyProtocol;
+  try {
+    parsed = V1ProxyProtocol.parse(`${line}\r\n`);
+  } catch {
+    return 'malformed v1 header';
+  }
+  const fields = line.split(' ');
+  if (fields.length !== 6 || !V1_PORT.test(fields[4]!) || !V1_PORT.test(fields[5]!)) return 'malformed v1 header';
+  const family = parsed.inetProtocol === 'TCP4' ? 4 : parsed.inetProtocol === 'TCP6' ? 6 : 0;
+  const { source, destination } = parsed;
+  if (!family || net.isIP(source.ipAddress) !== family || net.isIP(destination.ipAddress) !== family) return 'v1 addresses do not match their family';
+  if (!port(source.port) || !port(destination.port)) return 'v1 port out of range';
+  return {
+    kind: 'proxy',
+    version: 1,
+    source: { ip: ipaddr.process(source.ipAddress).toString(), port: source.port },
+    destination: { ip: ipaddr.process(destination.ipAddress).toString(), port: destination.port },
+  };
+}
+
+function parseV2(header: Buffer): ProxyHeader | string {
+  let parsed: V2ProxyProtocol;
+  try {
+    parsed = V2ProxyProtocol.parse(header);
+  } catch {
+    return 'malformed v2 header';
+  }
+  if (parsed.command === Command.LOCAL) return { kind: 'local', version: 2 };
+  const a = parsed.proxyAddress;
+  const ip = (bytes: number[]) => ipaddr.process(ipaddr.fromByteArray(bytes).toString()).toString();
+  if (a instanceof IPv4ProxyAddress || a instanceof IPv6ProxyAddress) {
+    if (parsed.transportProtocol !== TransportProtocol.STREAM) return 'v2 header for a non-stream transport';
+    return {
+      kind: 'proxy',
+      version: 2,
+      source: { ip: ip(a.sourceAddress.address), port: a.sourcePort },
+      destination: { ip: ip(a.destinationAddress.address), port: a.destinationPort },
+    };
+  }
+  // AF_UNSPEC: "the receiver must ignore the address information" and use its own.
+  if (parsed.addressFamilyType === 0) return { kind: 'local', version: 2 };
+  return 'v2 header for an unsupported address family (AF_UNIX)';
+}
+
+/** Reads exactly one header from the first bytes of a connection; bytes after it are
+ *  returned untouched (the protocol's first command or a TLS ClientHello). */
+export class ProxyHeaderReader {
+  private buf: Buffer = Buffer.alloc(0);
+  private finished = false;
+
+  push(chunk: Buffer): ProxyHeaderStep {
+    if (this.finished) return { kind: 'invalid', reason: 'header already read' };
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    const step = this.step();
+    if (step.kind !== 'more') {
+      this.finished = true;
+      this.buf = Buffer.alloc(0);
+    }
+    return step;
+  }
+
+  private step(): ProxyHeaderStep {
+    const b = this.buf;
+    if (b.length === 0) return { kind: 'more' };
+    if (isPrefixOf(b, V1_SIGNATURE)) {
+      const end = b.indexOf('\r\n', 0, 'latin1');
+      if (end < 0 || end + 2 > PROXY_V1_MAX_BYTES) {
+        return b.length >= PROXY_V1_MAX_BYTES ? { kind: 'invalid', reason: `v1 header longer than ${PROXY_V1_MAX_BYTES} bytes` } : { kind: 'more' };
+      }
+      const r = parseV1(b.subarray(0, end).toString('latin1'));
+      return typeof r === 'string' ? { kind: 'invalid', reason: r } : { kind: 'done', header: r, rest: b.subarray(end + 2) };
+    }
+    if (isPrefixOf(b, V2_SIGNATURE)) {
+      if (b.length < V2_FIXED_BYTES) return { kind: 'more' };
+      if (b[12]! >> 4 !== 2) return { kind: 'invalid', reason: 'unsupported v2 version' };
+      const total = V2_FIXED_BYTES + b.readUInt16BE(14);
+      if (total > PROXY_V2_MAX_BYTES) return { kind: 'invalid', reason: `v2 header longer than ${PROXY_V2_MAX_BYTES} bytes` };
+      if (b.length < total) return { kind: 'more' };
+      const r = parseV2(b.subarray(0, total));
+      return typeof r === 'string' ? { kind: 'invalid', reason: r } : { kind: 'done', header: r, rest: b.subarray(total) };
+    }
+    return { kind: 'invalid', reason: 'no PROXY header' };
+  }
+}

@@ -1,0 +1,102 @@
+// Connection limits and connect-time refusal against a real Dovecot: per client IP, in total
+// (the oldest pre-auth connection makes room, a logged-in one never does), and a blocked IP
+// turned away in each protocol's words before anything is read.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
+import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
+import { RawClient } from '../helpers/raw-client.js';
+
+let dovecot: DovecotInstance;
+const proxies: TestProxy[] = [];
+beforeAll(async () => {
+  dovecot = await startDovecot();
+});
+afterAll(async () => {
+  await Promise.all(proxies.map((p) => p.stop()));
+  await dovecot?.stop();
+});
+
+async function proxyWith(limits: Record<string, unknown>): Promise<TestProxy> {
+  const p = await startTestProxy({
+    listeners: [
+      { name: 'imap', protocol: 'imap', listen: '127.0.0.1:0', tls: 'none', backend: 'imap' },
+      { name: 'pop3', protocol: 'pop3', listen: '127.0.0.1:0', tls: 'none', backend: 'pop3' },
+      { name: 'smtp', protocol: 'smtp', listen: '127.0.0.1:0', tls: 'none', backend: 'smtp', hostname: 'mx.test' },
+    ],
+    backends: {
+      imap: { host: '127.0.0.1', port: dovecot.ports.imap },
+      pop3: { host: '127.0.0.1', port: dovecot.ports.pop3 },
+      smtp: { host: '127.0.0.1', port: dovecot.ports.submission },
+    },
+    limits,
+  });
+  proxies.push(p);
+  return p;
+}
+
+describe('limits.connections', () => {
+  it('perIp: one more connection from that IP is told the server is busy; other IPs are not', async () => {
+    const p = await proxyWith({ connections: { perIp: 2, total: 100 } });
+    const held = [await RawClient.connect(p.port('imap'), { localAddress: '127.0.70.1' }), await RawClient.connect(p.port('pop3'), { localAddress: '127.0.70.1' })];
+    for (const c of held) await c.waitFor(/\r\n/);
+    const third = await RawClient.connect(p.port('imap'), { localAddress: '127.0.70.1' });
+    expect(await third.waitClosed()).toBe('* BYE [UNAVAILABLE] Too many connections; try again later.\r\n');
+    const other = await RawClient.connect(p.port('imap'), { localAddress: '127.0.70.2' });
+    expect(await other.waitFor(/\r\n/)).toMatch(/^\* OK /);
+    held[0]!.close();
+    await held[0]!.waitClosed();
+    // The slot is free again once a connection ends.
+    let again = '';
+    for (let i = 0; i < 50 && !again.startsWith('* OK'); i++) {
+      const c = await RawClient.connect(p.port('imap'), { localAddress: '127.0.70.1' });
+      again = await c.waitFor(/\r\n/).catch(() => c.received);
+      c.close();
+    }
+    expect(again).toMatch(/^\* OK /);
+    for (const c of [held[1]!, other]) c.close();
+  });
+
+  it('total: the oldest connection not logged in makes room; a logged-in session is never dropped', async () => {
+    const p = await proxyWith({ connections: { perIp: 100, total: 3 } });
+    const spliced = await RawClient.connect(p.port('imap'), { localAddress: '127.0.71.1' });
+    await spliced.waitFor(/\r\n/);
+    spliced.write('a LOGIN alice alice-pass\r\n');
+    await spliced.waitFor(/a OK/);
+    const oldest = await RawClient.connect(p.port('pop3'), { localAddress: '127.0.71.2' });
+    await oldest.waitFor(/\r\n/);
+    const newer = await RawClient.connect(p.port('smtp'), { localAddress: '127.0.71.3' });
+    await newer.waitFor(/\r\n/);
+    const incoming = await RawClient.connect(p.port('imap'), { localAddress: '127.0.71.4' });
+    expect(await incoming.waitFor(/\r\n/)).toMatch(/^\* OK /);
+    expect(await oldest.waitClosed()).toMatch(/-ERR \[SYS\/TEMP\] Too many connections; try again later\.\r\n$/);
+    spliced.write('b NOOP\r\n');
+    await spliced.waitFor(/b OK/);
+    newer.write('NOOP\r\n');
+    await newer.waitFor(/^250 /m);
+    for (const c of [spliced, newer, incoming]) c.close();
+  });
+});
+
+describe('a blocked IP is refused at connect', () => {
+  it('in each protocol\'s words, with the time to wait, before anything is read', async () => {
+    const p = await proxyWith({ rules: [{ name: 'ip-logins', key: 'ip', count: 'attempts', limit: 1, window: '1h', block: '10m' }] });
+    const c = await RawClient.connect(p.port('imap'), { localAddress: '127.0.72.1' });
+    await c.waitFor(/\r\n/);
+    c.write('a LOGIN alice alice-pass\r\n');
+    await c.waitFor(/a OK/);
+    c.close();
+    const greetings: string[] = [];
+    for (const name of ['imap', 'pop3', 'smtp']) {
+      const r = await RawClient.connect(p.port(name), { localAddress: '127.0.72.1' });
+      greetings.push(await r.waitClosed());
+    }
+    expect(greetings[0]).toMatch(/^\* BYE \[UNAVAILABLE\] Too many login attempts; try again in (59\d|600) seconds\.\r\n$/);
+    expect(greetings[1]).toMatch(/^-ERR \[SYS\/TEMP\] Too many login attempts; try again in (59\d|600) seconds\.\r\n$/);
+    expect(greetings[2]).toMatch(/^421 4\.7\.0 mx\.test Too many login attempts; try again in (59\d|600) seconds\r\n$/);
+    const metrics = await p.metrics.registry.metrics();
+    expect(metrics).toMatch(/^mailgate_connections_refused_total\{listener="pop3",reason="blocked"\} 1$/m);
+    const fresh = await RawClient.connect(p.port('imap'), { localAddress: '127.0.72.2' });
+    expect(await fresh.waitFor(/\r\n/)).toMatch(/^\* OK /);
+    fresh.close();
+  });
+});

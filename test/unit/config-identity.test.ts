@@ -1,0 +1,75 @@
+// Unit tests for the client-identity config keys: listener proxyProtocol, limits.trustedProxies,
+// backend proxyProtocol / forwardClientInfo, their defaults and cross-field rules; and the
+// address helpers behind them. Pure.
+import { describe, expect, it } from 'vitest';
+import { canonicalIp, cidrMatcher } from '../../src/config/address.js';
+import { parseConfig } from '../../src/config/load.js';
+import { MailgateError } from '../../src/errors.js';
+
+type Doc = Record<string, unknown>;
+const base = (listener: Doc = {}, backend: Doc = {}, limits: Doc = {}): Doc => ({
+  listeners: [{ name: 'imap', protocol: 'imap', listen: '127.0.0.1:1143', tls: 'none', backend: 'b', ...listener }],
+  backends: { b: { host: '127.0.0.1', port: 143, ...backend } },
+  limits,
+});
+
+function configError(doc: unknown): string {
+  try {
+    parseConfig(doc);
+  } catch (err) {
+    expect(err).toBeInstanceOf(MailgateError);
+    return (err as Error).message;
+  }
+  throw new Error('parseConfig accepted an invalid config');
+}
+
+describe('config: client identity', () => {
+  it('defaults: no PROXY header in or out, no forwarding, no trusted proxies', () => {
+    const cfg = parseConfig(base());
+    expect(cfg.listeners[0]!.proxyProtocol).toBe(false);
+    expect(cfg.limits.trustedProxies).toEqual([]);
+    expect(cfg.backends.b!.proxyProtocol).toBeUndefined();
+    expect(cfg.backends.b!.forwardClientInfo).toBe(false);
+  });
+
+  it('accepts a PROXY listener with trusted proxies and both ways out', () => {
+    const cfg = parseConfig(base({ proxyProtocol: true }, { proxyProtocol: 'v2' }, { trustedProxies: ['10.0.0.0/8', '2001:db8::/32', '192.0.2.1'] }));
+    expect(cfg.listeners[0]!.proxyProtocol).toBe(true);
+    expect(cfg.backends.b!.proxyProtocol).toBe('v2');
+    expect(parseConfig(base({}, { forwardClientInfo: true })).backends.b!.forwardClientInfo).toBe(true);
+  });
+
+  it('a PROXY listener without trusted proxies is an error that names both keys', () => {
+    expect(configError(base({ proxyProtocol: true }))).toMatch(/listeners\.0\.proxyProtocol.*limits\.trustedProxies/s);
+  });
+
+  it('refuses bad CIDRs, unknown versions and both ways out at once', () => {
+    expect(configError(base({}, {}, { trustedProxies: ['10.0.0.0/33'] }))).toMatch(/limits\.trustedProxies\.0/);
+    expect(configError(base({}, { proxyProtocol: 'v3' }))).toMatch(/backends\.b\.proxyProtocol/);
+    expect(configError(base({}, { proxyProtocol: 'v1', forwardClientInfo: true }))).toMatch(/backends\.b\.forwardClientInfo/);
+  });
+});
+
+describe('address helpers', () => {
+  it('canonicalIp: one spelling; IPv4-mapped IPv6 is IPv4; junk is null', () => {
+    expect(canonicalIp('::ffff:192.0.2.1')).toBe('192.0.2.1');
+    expect(canonicalIp('2001:0db8:0000::0001')).toBe('2001:db8::1');
+    expect(canonicalIp('192.0.2.1')).toBe('192.0.2.1');
+    expect(canonicalIp('example.org')).toBeNull();
+    expect(canonicalIp(undefined)).toBeNull();
+  });
+
+  it('cidrMatcher: ranges, single addresses and IPv4-mapped forms on either side', () => {
+    const m = cidrMatcher(['10.0.0.0/8', '2001:db8::/32', '192.0.2.1', '::ffff:198.51.100.0/120']);
+    expect(m('10.1.2.3')).toBe(true);
+    expect(m('::ffff:10.1.2.3')).toBe(true);
+    expect(m('2001:db8:1::1')).toBe(true);
+    expect(m('192.0.2.1')).toBe(true);
+    expect(m('198.51.100.77')).toBe(true);
+    expect(m('192.0.2.2')).toBe(false);
+    expect(m('11.0.0.1')).toBe(false);
+    expect(m(undefined)).toBe(false);
+    expect(m('junk')).toBe(false);
+    expect(cidrMatcher([])('10.0.0.1')).toBe(false);
+  });
+});

@@ -1,0 +1,187 @@
+// Unit tests for the PROXY header reader (inbound) and the identity builders (outbound): every
+// input twice, as one chunk and byte by byte; headers we build are read back by our reader.
+import { describe, expect, it } from 'vitest';
+import { imapIdCommand, proxyHeader, xclientCommand, xtext } from '../../src/backend/client-info.js';
+import { PROXY_V1_MAX_BYTES, PROXY_V2_MAX_BYTES } from '../../src/protocols/bounds.js';
+import type { ClientAddress } from '../../src/protocols/protocol.js';
+import { ProxyHeaderReader, type ProxyHeaderStep } from '../../src/server/proxy-header.js';
+
+/** Feeds the input whole and byte by byte; both must give the same verdict, which is returned. */
+function read(input: Buffer | string): ProxyHeaderStep {
+  const buf = typeof input === 'string' ? Buffer.from(input, 'latin1') : input;
+  const whole = new ProxyHeaderReader().push(buf);
+  const r = new ProxyHeaderReader();
+  let bytewise: ProxyHeaderStep = { kind: 'more' };
+  for (let i = 0; i < buf.length && bytewise.kind === 'more'; i++) bytewise = r.push(buf.subarray(i, i + 1));
+  // Byte by byte the rest arrives after the verdict, so only the verdict is compared.
+  const strip = (s: ProxyHeaderStep) => (s.kind === 'done' ? { ...s, rest: undefined } : s);
+  expect(strip(bytewise)).toEqual(strip(whole));
+  return whole;
+}
+
+const v2 = (verCmd: number, famProto: number, body: Buffer) => Buffer.concat([Buffer.from('0d0a0d0a000d0a515549540a', 'hex'), Buffer.from([verCmd, famProto, body.length >> 8, body.length & 0xff]), body]);
+const v4body = Buffer.from([203, 0, 113, 7, 192, 0, 2, 1, 0x9c, 0x40, 0x00, 0x8f]); // 203.0.113.7:40000 -> 192.0.2.1:143
+
+describe('PROXY header reader: v1', () => {
+  it('reads TCP4 and TCP6 headers and leaves the bytes after them', () => {
+    expect(read('PROXY TCP4 203.0.113.7 192.0.2.1 40000 143\r\na NOOP\r\n')).toEqual({
+      kind: 'done',
+      header: { kind: 'proxy', version: 1, source: { ip: '203.0.113.7', port: 40000 }, destination: { ip: '192.0.2.1', port: 143 } },
+      rest: Buffer.from('a NOOP\r\n'),
+    });
+    const six = read('PROXY TCP6 2001:db8::7 2001:db8::1 40000 993\r\n');
+    expect(six).toMatchObject({ kind: 'done', header: { source: { ip: '2001:db8::7' }, destination: { ip: '2001:db8::1', port: 993 } }, rest: Buffer.alloc(0) });
+  });
+
+  it('an IPv4-mapped IPv6 source is the IPv4 address', () => {
+    expect(read('PROXY TCP6 ::ffff:203.0.113.7 ::1 1 2\r\n')).toMatchObject({ header: { source: { ip: '203.0.113.7' } } });
+  });
+
+  it('UNKNOWN (with or without addresses) means: use the connection itself', () => {
+    expect(read('PROXY UNKNOWN\r\n')).toMatchObject({ kind: 'done', header: { kind: 'local', version: 1 } });
+    expect(read('PROXY UNKNOWN ffff:f...f:ffff ffff:f...f:ffff 65535 65535\r\nx')).toMatchObject({ kind: 'done', header: { kind: 'local' }, rest: Buffer.from('x') });
+  });
+
+  it.each([
+    ['a family that does not match the addresses', 'PROXY TCP4 2001:db8::7 192.0.2.1 1 2\r\n'],
+    ['a host name', 'PROXY TCP4 localhost 192.0.2.1 1 2\r\n'],
+    ['an address out of range', 'PROXY TCP4 999.0.0.1 192.0.2.1 1 2\r\n'],
+    ['a port over 65535', 'PROXY TCP4 203.0.113.7 192.0.2.1 70000 2\r\n'],
+    ['a port of 6 digits', 'PROXY TCP4 203.0.113.7 192.0.2.1 000001 2\r\n'],
+    ['a missing port', 'PROXY TCP4 203.0.113.7 192.0.2.1 1\r\n'],
+    ['an extra field', 'PROXY TCP4 203.0.113.7 192.0.2.1 1 2 3\r\n'],
+    ['two spaces', 'PROXY TCP4  203.0.113.7 192.0.2.1 1 2\r\n'],
+    ['an unknown protocol', 'PROXY UDP4 203.0.113.7 192.0.2.1 1 2\r\n'],
+    ['a control byte', 'PROXY TCP4 203.0.113.7\t192.0.2.1 1 2\r\n'],
+    ['a bare LF', 'PROXY TCP4 203.0.113.7 192.0.2.1 1 2\n'.padEnd(120, 'x')],
+    ['lower case', 'proxy TCP4 203.0.113.7 192.0.2.1 1 2\r\n'],
+  ])('refuses %s', (_what, input) => {
+    expect(read(input).kind).toBe('invalid');
+  });
+
+  it(`a header of ${PROXY_V1_MAX_BYTES} bytes is read; without CRLF by then it is refused, never buffered on`, () => {
+    const head = 'PROXY UNKNOWN ';
+    const exact = head + 'x'.repeat(PROXY_V1_MAX_BYTES - head.length - 2) + '\r\n';
+    expect(exact.length).toBe(PROXY_V1_MAX_BYTES);
+    expect(read(exact).kind).toBe('done');
+    expect(read(head + 'x'.repeat(PROXY_V1_MAX_BYTES - head.length - 1) + '\r\n').kind).toBe('invalid');
+    const r = new ProxyHeaderReader();
+    expect(r.push(Buffer.from(head + 'x'.repeat(PROXY_V1_MAX_BYTES - head.length - 1))).kind).toBe('more');
+    expect(r.push(Buffer.from('x')).kind).toBe('invalid');
+  });
+});
+
+describe('PROXY header reader: v2', () => {
+  it('reads an INET STREAM header; TLVs inside the length are skipped, bytes after it are kept', () => {
+    const tlv = Buffer.from([0x05, 0x00, 0x02, 0xab, 0xcd]); // PP2_TYPE_UNIQUE_ID
+    expect(read(Buffer.concat([v2(0x21, 0x11, Buffer.concat([v4body, tlv])), Buffer.from('CAPA\r\n')]))).toEqual({
+      kind: 'done',
+      header: { kind: 'proxy', version: 2, source: { ip: '203.0.113.7', port: 40000 }, destination: { ip: '192.0.2.1', port: 143 } },
+      rest: Buffer.from('CAPA\r\n'),
+    });
+  });
+
+  it('reads an INET6 header', () => {
+    const src = [0x20, 0x01, 0x0d, 0xb8, ...Array(11).fill(0), 7];
+    const dst = [...Array(15).fill(0), 1];
+    expect(read(v2(0x21, 0x21, Buffer.from([...src, ...dst, 0x9c, 0x40, 0x03, 0xe1])))).toMatchObject({
+      kind: 'done',
+      header: { kind: 'proxy', source: { ip: '2001:db8::7', port: 40000 }, destination: { ip: '::1', port: 993 } },
+    });
+  });
+
+  it('LOCAL (a health check) and AF_UNSPEC mean: use the connection itself', () => {
+    expect(read(v2(0x20, 0x00, Buffer.alloc(0)))).toMatchObject({ kind: 'done', header: { kind: 'local', version: 2 } });
+    expect(read(v2(0x20, 0x11, v4body))).toMatchObject({ kind: 'done', header: { kind: 'local' } });
+    expect(read(v2(0x21, 0x00, Buffer.alloc(0)))).toMatchObject({ kind: 'done', header: { kind: 'local' } });
+  });
+
+  it.each([
+    ['version 1 in the binary form', v2(0x11, 0x11, v4body)],
+    ['an unknown command', v2(0x22, 0x11, v4body)],
+    ['a datagram transport', v2(0x21, 0x12, v4body)],
+    ['AF_UNIX', v2(0x21, 0x31, Buffer.alloc(216))],
+    ['an unknown family', v2(0x21, 0x41, v4body)],
+    ['a length shorter than the addresses', v2(0x21, 0x11, v4body.subarray(0, 8))],
+  ])('refuses %s', (_what, input) => {
+    expect(read(input).kind).toBe('invalid');
+  });
+
+  it(`a length up to ${PROXY_V2_MAX_BYTES - 16} is read; one more is refused from the fixed part alone`, () => {
+    const max = Buffer.concat([v4body, Buffer.from([0x04, 0x00, PROXY_V2_MAX_BYTES - 16 - 12 - 3]), Buffer.alloc(PROXY_V2_MAX_BYTES - 16 - 12 - 3)]);
+    expect(read(v2(0x21, 0x11, max)).kind).toBe('done');
+    const over = v2(0x21, 0x11, Buffer.concat([max, Buffer.from([0])]));
+    expect(new ProxyHeaderReader().push(over.subarray(0, 16))).toEqual({ kind: 'invalid', reason: expect.stringContaining('longer') });
+  });
+});
+
+describe('PROXY header reader: no header', () => {
+  it.each(['a1 CAPABILITY\r\n', 'CAPA\r\n', 'EHLO x\r\n', '\x16\x03\x01\x02\x00'])('refuses %j at the first byte that cannot start one', (input) => {
+    const r = new ProxyHeaderReader();
+    expect(r.push(Buffer.from(input.slice(0, 1), 'latin1'))).toMatchObject({ kind: 'invalid' });
+  });
+
+  it('waits while the bytes could still be either signature', () => {
+    const r = new ProxyHeaderReader();
+    expect(r.push(Buffer.from('\r\n\r\n\0'))).toEqual({ kind: 'more' });
+    expect(new ProxyHeaderReader().push(Buffer.from('PROX'))).toEqual({ kind: 'more' });
+  });
+});
+
+const client: ClientAddress = { ip: '203.0.113.7', port: 40000, localIp: '192.0.2.1', localPort: 143, sessionId: 'abc123XYZ' };
+const client6: ClientAddress = { ...client, ip: '2001:db8::7', localIp: '2001:db8::1' };
+
+describe('PROXY header out', () => {
+  it('v1 and v2 headers read back as the same client', () => {
+    for (const version of ['v1', 'v2'] as const) {
+      for (const c of [client, client6]) {
+        expect(read(proxyHeader(version, c))).toMatchObject({
+          kind: 'done',
+          header: { kind: 'proxy', version: version === 'v1' ? 1 : 2, source: { ip: c.ip, port: c.port }, destination: { ip: c.localIp, port: c.localPort } },
+          rest: Buffer.alloc(0),
+        });
+      }
+    }
+    expect(proxyHeader('v1', client).toString()).toBe('PROXY TCP4 203.0.113.7 192.0.2.1 40000 143\r\n');
+  });
+
+  it('an IPv4 client on an IPv6 address is sent as TCP6 with the IPv4-mapped form', () => {
+    const mixed = { ...client, localIp: '2001:db8::1' };
+    expect(proxyHeader('v1', mixed).toString()).toMatch(/^PROXY TCP6 ::ffff:cb00:7107 2001:db8::1 40000 143\r\n$/);
+    expect(read(proxyHeader('v2', mixed))).toMatchObject({ header: { source: { ip: '203.0.113.7' }, destination: { ip: '2001:db8::1' } } });
+  });
+
+  it('without a client (probes): v1 UNKNOWN, v2 LOCAL', () => {
+    expect(proxyHeader('v1', null).toString()).toBe('PROXY UNKNOWN\r\n');
+    expect(read(proxyHeader('v2', null))).toMatchObject({ kind: 'done', header: { kind: 'local', version: 2 } });
+  });
+
+  it('refuses to build from anything that is not an address, a port or a plain session id', () => {
+    for (const bad of [{ ip: '6.6.6.6\r\nx' }, { ip: 'localhost' }, { port: 70000 }, { localPort: -1 }, { sessionId: 'a b' }, { sessionId: '' }, { sessionId: 'x'.repeat(65) }]) {
+      const c = { ...client, ...bad };
+      expect(() => proxyHeader('v1', c)).toThrow(/cannot forward/);
+      expect(() => imapIdCommand('t', c)).toThrow(/cannot forward/);
+      expect(() => xclientCommand(c, null, 'pop3')).toThrow(/cannot forward/);
+    }
+  });
+});
+
+describe('IMAP ID and XCLIENT out', () => {
+  it('IMAP ID carries the x-* fields as quoted strings', () => {
+    expect(imapIdCommand('mg1', client)).toBe(
+      'mg1 ID ("x-originating-ip" "203.0.113.7" "x-originating-port" "40000" "x-connected-ip" "192.0.2.1" "x-connected-port" "143" "x-session-id" "abc123XYZ")\r\n',
+    );
+  });
+
+  it('xtext (RFC 3461 §4) encodes "+", "=", space, controls and 8-bit bytes', () => {
+    expect(xtext('a+b=c d\r\n\u00e9~!')).toBe('a+2Bb+3Dc+20d+0D+0A+C3+A9~!');
+  });
+
+  it('SMTP XCLIENT sends what the server lists, IPv6 with the IPV6: prefix; POP3 sends ADDR and PORT only', () => {
+    expect(xclientCommand(client, ['ADDR', 'PORT', 'PROTO', 'HELO', 'LOGIN', 'SESSION', 'TTL'], 'smtp')).toBe('XCLIENT ADDR=203.0.113.7 PORT=40000 SESSION=abc123XYZ\r\n');
+    expect(xclientCommand(client6, ['NAME', 'ADDR', 'PORT', 'DESTADDR', 'DESTPORT'], 'smtp')).toBe('XCLIENT ADDR=IPV6:2001:db8::7 PORT=40000 DESTADDR=IPV6:2001:db8::1 DESTPORT=143\r\n');
+    expect(xclientCommand(client, ['ADDR'], 'smtp')).toBe('XCLIENT ADDR=203.0.113.7\r\n');
+    expect(xclientCommand(client6, null, 'pop3')).toBe('XCLIENT ADDR=2001:db8::7 PORT=40000\r\n');
+    expect(() => xclientCommand(client, ['NAME', 'HELO'], 'smtp')).toThrow(/ADDR/);
+  });
+});
