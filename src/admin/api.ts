@@ -63,6 +63,11 @@ export async function resetSubject(policy: Policy, store: LimitStore, s: Subject
   for (const { rule, spec } of policy.specsForSubject(s)) keys.set(spec.key, rule.name);
   for (const b of await store.blocks()) if (policy.keyConcerns(b.key, s)) keys.set(b.key, parseKey(b.key)?.rule ?? '');
   await Promise.all([...keys.keys()].map((k) => store.reset(k)));
+  for (const k of keys.keys()) {
+    const ip = parseKey(k)?.ip;
+    if (ip && !ip.includes('/')) policy.forgetBlocked(ip);
+  }
+  if (s.ip) policy.forgetBlocked(s.ip);
   return [...new Set(keys.values())];
 }
 

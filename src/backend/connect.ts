@@ -20,6 +20,11 @@ function tlsOptions(cfg: BackendConfig): tls.ConnectionOptions {
   };
 }
 
+/** How long a backend gets to close after our goodbye. */
+const CLOSE_GRACE_MS = 1_000;
+/** The failure of a connection we closed ourselves: one shared object, no stack capture. */
+const CLOSED = new MailgateError('MG_BACKEND_PROTOCOL', 'closed');
+
 /** A backend conversation before the splice: line-oriented, bounded, with one deadline. */
 export class BackendConn {
   private buf: Buffer = Buffer.alloc(0);
@@ -159,9 +164,15 @@ export class BackendConn {
   /** Abandon the connection (after a failed login or an error). */
   close(goodbye?: string): void {
     clearTimeout(this.timer);
-    if (!this.failure && goodbye) this.socket.end(goodbye);
-    else this.socket.destroy();
-    this.failure ??= new MailgateError('MG_BACKEND_PROTOCOL', 'closed');
-    setTimeout(() => this.socket.destroy(), 1000).unref();
+    this.failure ??= CLOSED;
+    if (this.socket.destroyed) return;
+    if (goodbye && this.socket.writable) {
+      // Say goodbye and let the server close; a server that does not is cut by the socket
+      // timeout, without a timer per connection here.
+      this.socket.setTimeout(CLOSE_GRACE_MS, () => this.socket.destroy());
+      this.socket.end(goodbye);
+    } else {
+      this.socket.destroy();
+    }
   }
 }

@@ -46,6 +46,9 @@ type Range = [ipaddr.IPv4 | ipaddr.IPv6, number];
 
 const retrySec = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
 
+/** Bound of the blocked-IP hints kept for connect-time refusal. */
+const MAX_BLOCK_HINTS = 100_000;
+
 /** Tarpit delay after the n-th failure: base doubling per failure, capped (Dovecot's auth
  *  penalty works the same way). */
 export function tarpitDelayMs(delay: { base: number; max: number }, failures: number): number {
@@ -56,6 +59,8 @@ export function tarpitDelayMs(delay: { base: number; max: number }, failures: nu
 export class Policy {
   private readonly rules: readonly RuleConfig[];
   private readonly trusted: readonly Range[];
+  /** Client keys seen blocked by an ip rule, until when (wall clock; only a hint). */
+  private readonly blockedHints = new Map<string, number>();
 
   constructor(
     private readonly cfg: LimitsConfig,
@@ -116,17 +121,43 @@ export class Policy {
   }
 
   /** At connect: is the client IP blocked by an ip rule (a rule with `block` whose block is
-   *  running)? Counts nothing. A key merely at its window limit is refused at login instead,
-   *  with the login's own reply. Trusted networks and dry-run are never refused. */
+   *  running)? Only IPs this process saw blocked are checked with the store (a hint, so
+   *  ordinary logins keep their two store round trips); the store has the last word. A key
+   *  merely at its window limit is refused at login instead, with the login's own reply.
+   *  Trusted networks and dry-run are never refused. */
   async connectCheck(protocol: ProtocolName, ip: string): Promise<{ rule: string; retryAfterSec: number } | null> {
     if (this.dryRun || this.isTrusted(ip)) return null;
     const key = clientKey(ip, this.cfg.ipv6Prefix);
+    const hint = this.blockedHints.get(key);
+    if (hint === undefined) return null;
+    if (hint < Date.now()) {
+      this.blockedHints.delete(key);
+      return null;
+    }
     const pairs = this.rules
       .filter((r) => r.key === 'ip' && r.block !== undefined && (!r.protocols || r.protocols.includes(protocol)))
       .map((rule) => ({ rule, spec: this.spec(rule, this.keys.ruleKey(rule, key, '')) }));
     if (pairs.length === 0) return null;
     const r = await this.store.hit(pairs.map((p) => p.spec), { count: false });
-    return r.ok || !r.blocked ? null : { rule: pairs[r.index]!.rule.name, retryAfterSec: retrySec(r.retryAfterMs) };
+    if (r.ok || !r.blocked) {
+      this.blockedHints.delete(key);
+      return null;
+    }
+    return { rule: pairs[r.index]!.rule.name, retryAfterSec: retrySec(r.retryAfterMs) };
+  }
+
+  /** Remember that a client key is (probably) blocked until untilMs. Bounded: the oldest
+   *  hint makes room. */
+  private hintBlocked(key: string, forMs: number): void {
+    if (this.blockedHints.size >= MAX_BLOCK_HINTS && !this.blockedHints.has(key)) {
+      this.blockedHints.delete(this.blockedHints.keys().next().value!);
+    }
+    this.blockedHints.set(key, Date.now() + forMs);
+  }
+
+  /** Admin: forget hints for a subject whose blocks were lifted. */
+  forgetBlocked(ip: string): void {
+    this.blockedHints.delete(clientKey(ip, this.cfg.ipv6Prefix));
   }
 
   async check(a: Attempt): Promise<Decision> {
@@ -140,9 +171,11 @@ export class Policy {
     if (specs.length === 0 && !knownGoodKey) return { kind: 'allow', specs, trusted: false, knownGood: false };
     const r = await this.store.hit(specs, knownGoodKey ? { knownGoodKey } : {});
     if (r.ok) {
+      for (const i of r.blockedNow ?? []) if (pairs[i]!.rule.key === 'ip') this.hintBlocked(client, pairs[i]!.rule.block ?? 0);
       return { kind: 'allow', specs, trusted: false, knownGood: r.knownGood ?? false, settlement: { ...base, reserved: true, ...(r.route ? { route: r.route } : {}) } };
     }
     const refusal = { rule: pairs[r.index]!.rule.name, retryAfterSec: retrySec(r.retryAfterMs), count: r.count, blocked: r.blocked };
+    if (r.blocked && pairs[r.index]!.rule.key === 'ip') this.hintBlocked(client, r.retryAfterMs);
     if (this.dryRun) {
       // Nothing was counted or reserved by the refused hit; record() still counts the outcome.
       return { kind: 'allow', specs, trusted: false, knownGood: false, wouldRefuse: refusal, settlement: { ...base, reserved: false } };
@@ -178,6 +211,9 @@ export class Policy {
       st.route,
     );
     if (!failed) return 0;
+    st.pairs.forEach((p, i) => {
+      if (p.rule.key === 'ip' && p.rule.block !== undefined && (counts[i] ?? 0) >= p.rule.limit) this.hintBlocked(st.client, p.rule.block);
+    });
     return Math.max(0, ...st.pairs.map((p, i) => (p.rule.delay && p.rule.count === 'failures' ? tarpitDelayMs(p.rule.delay, counts[i] ?? 0) : 0)));
   }
 }

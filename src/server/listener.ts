@@ -30,9 +30,8 @@ export class Listener {
 
   private accept(socket: net.Socket): void {
     const id = PROCESS_PREFIX + (nextSessionId++).toString(36);
-    // The session binds the client's address (known only after a PROXY header, if any).
-    const log = this.log.child({ session: id, listener: this.cfg.name, protocol: this.cfg.protocol });
-    const session = new Session(socket, this.cfg, this.protocol, this.backend(), this.env(), log, id);
+    // The session makes its one child logger (the client is known only after a PROXY header).
+    const session = new Session(socket, this.cfg, this.protocol, this.backend(), this.env(), this.log, id);
     this.sessions.add(session);
     session.logger.debug({ event: 'session.open' }, 'connection');
     void session.done.then(() => {

@@ -76,7 +76,8 @@ export class Session {
     };
     // Behind a load balancer the client is known only from the header: until then the logs
     // name the balancer as `proxy`, never as the client.
-    this.log = listener.proxyProtocol ? log.child({ proxy: this.client.ip }) : log.child({ ip: this.client.ip, port: this.client.port });
+    const who = listener.proxyProtocol ? { proxy: this.client.ip } : { ip: this.client.ip, port: this.client.port };
+    this.log = log.child({ session: sessionId, listener: listener.name, protocol: listener.protocol, ...who });
     this.done = new Promise((r) => (this.resolveDone = r));
     this.machine = protocol.createMachine({
       tlsMode: listener.tls,
@@ -288,8 +289,8 @@ export class Session {
     const client = this.socket;
     client.removeAllListeners('data');
     client.removeAllListeners('end');
-    client.write(outcome.clientReply);
-    if (outcome.leftover.length) client.write(outcome.leftover);
+    // One write for the reply and whatever the backend sent behind it.
+    client.write(outcome.leftover.length ? Buffer.concat([outcome.clientReply, outcome.leftover]) : outcome.clientReply);
     // Commands pipelined behind the login reach the backend once, after its OK.
     const pipelined = this.machine.takeBuffered();
     if (pipelined.length) outcome.socket.write(pipelined);

@@ -105,14 +105,18 @@ export class MemoryStore implements LimitStore {
       }
     }
     if (opts.count === false) return { ok: true, knownGood };
-    for (const s of specs) {
+    const blockedNow: number[] = [];
+    for (const [i, s] of specs.entries()) {
       if (s.kind === 'attempts') {
-        if (this.incr(s.key, 1, s.windowMs, now) >= s.limit) this.block(s, now);
+        if (this.incr(s.key, 1, s.windowMs, now) >= s.limit && s.blockMs !== null) {
+          this.block(s, now);
+          blockedNow.push(i);
+        }
       } else if (!s.distinct) {
         this.incr(`${s.key}:r`, 1, RESERVATION_TTL_MS, now, true);
       }
     }
-    return { ok: true, knownGood };
+    return blockedNow.length ? { ok: true, knownGood, blockedNow } : { ok: true, knownGood };
   }
 
   async settle(specs: readonly CounterSpec[], req: SettleRequest): Promise<number[]> {

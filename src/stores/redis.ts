@@ -105,7 +105,7 @@ export class RedisStore implements LimitStore {
       ]),
     ];
     const r = await this.client.mgHit(keys.length, ...keys, ...argv);
-    if (r[0] === 0) return { ok: true, knownGood: r[1] === 1 };
+    if (r[0] === 0) return r.length > 2 ? { ok: true, knownGood: r[1] === 1, blockedNow: r.slice(2).map((i) => i - 1) } : { ok: true, knownGood: r[1] === 1 };
     return { ok: false, index: r[0]! - 1, retryAfterMs: r[1]!, count: r[2]!, blocked: r[3] === 1 };
   }
 

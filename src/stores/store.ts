@@ -38,7 +38,7 @@ export interface HitOptions {
 }
 
 export type HitResult =
-  | { ok: true; route?: StoreRoute; knownGood?: boolean }
+  | { ok: true; route?: StoreRoute; knownGood?: boolean; /** Specs (by index) whose block this hit started. */ blockedNow?: number[] }
   | { ok: false; index: number; retryAfterMs: number; count: number; blocked: boolean };
 
 export interface SettleRequest {

@@ -206,5 +206,13 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       }
       expect(lengths).toEqual([60, 120, 200, 200]);
     });
+
+    it('hit names the specs whose block it started', async () => {
+      const { store } = await make();
+      const blocking = spec({ limit: 2, blockMs: 60_000 });
+      const plain = spec({ limit: 2 });
+      expect(await store.hit([plain, blocking])).toEqual(expect.not.objectContaining({ blockedNow: expect.anything() }));
+      expect(await store.hit([plain, blocking])).toMatchObject({ ok: true, blockedNow: [1] });
+    });
   });
 }

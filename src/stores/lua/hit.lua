@@ -5,7 +5,7 @@
 -- ARGV[3]: reservation TTL ms; then per spec nine values: kind ("a" | "f"), limit, window ms,
 --   block ms (0: none), exempt (0|1), distinct (0|1), block growth (0: none), block memory ms,
 --   block max ms (0: none).
--- Returns {0, known-good 0|1} when allowed, else {i, retry-after ms, count, blocked 0|1}.
+-- Returns {0, known-good 0|1, spec indexes whose block started…} when allowed, else {i, retry-after ms, count, blocked 0|1}.
 -- Every key written gets a TTL in this script, from Redis' clock.
 local P, A = 5, 9
 local n = (#KEYS - tonumber(ARGV[2])) / P
@@ -47,6 +47,7 @@ for i = 1, n do
 end
 
 if not doCount then return {0, kg} end
+local result = {0, kg}
 for i = 1, n do
   local k, r, b, o = KEYS[P * i - 4], KEYS[P * i - 3], KEYS[P * i - 2], KEYS[P * i]
   local a = 3 + A * (i - 1)
@@ -57,10 +58,11 @@ for i = 1, n do
     if redis.call('PTTL', k) < 0 then redis.call('PEXPIRE', k, window) end
     if c >= limit and blockMs > 0 then
       block(b, o, blockMs, tonumber(ARGV[a + 7]), tonumber(ARGV[a + 8]), tonumber(ARGV[a + 9]))
+      result[#result + 1] = i
     end
   elseif ARGV[a + 6] ~= '1' then
     redis.call('INCR', r)
     redis.call('PEXPIRE', r, rttl)
   end
 end
-return {0, kg}
+return result
