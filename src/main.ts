@@ -5,6 +5,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { AdminServer } from './admin/server.js';
 import { CapabilityCache, type Target } from './backend/capabilities.js';
+import { BackendPools } from './backend/pool.js';
 import { systemClock, type Clock } from './clock.js';
 import { cidrMatcher } from './config/address.js';
 import type { Config, ListenerConfig } from './config/schema.js';
@@ -90,6 +91,7 @@ export async function startProxy(initial: Config, opts: { log?: Logger; clock?: 
   await store.ready?.(STORE_START_WAIT_MS);
   const metrics = createMetrics({ storeHealth: () => (store as Partial<ResilientStore>).health ?? { up: true, fallbacks: 0 } });
   const tarpit = new Tarpit(clock);
+  const pools = new BackendPools(() => current.cfg.backends, log);
   // Shared by every listener; reads the limits of the running config, so reload applies.
   const connections = new ConnectionTracker(() => current.cfg.limits.connections);
   const capabilities = new CapabilityCache(probeTargets(initial), log);
@@ -103,6 +105,7 @@ export async function startProxy(initial: Config, opts: { log?: Logger; clock?: 
         policy: new Policy(cfg.limits, store, new KeyBuilder(cfg.limits.keySecret)),
         metrics,
         tarpit,
+        pools,
         clock,
         tls: tlsOpts ? tls.createSecureContext(tlsOpts) : null,
         maxBadCommands: cfg.limits.maxBadCommands,
@@ -147,7 +150,10 @@ export async function startProxy(initial: Config, opts: { log?: Logger; clock?: 
         metrics,
         token: () => current.token,
         ready: async () => {
-          const backends = await Promise.all(Object.values(current.cfg.backends).map((b) => tcpReachable(b.host, b.port)));
+          // At least one server of every backend accepts connections.
+          const backends = await Promise.all(
+            Object.values(current.cfg.backends).map(async (b) => (await Promise.all(b.servers.map((s) => tcpReachable(s.host, s.port)))).some(Boolean)),
+          );
           return {
             listeners: [...listeners.values()].every((l) => l.listening),
             store: (store as Partial<ResilientStore>).health?.up ?? true,
@@ -165,6 +171,7 @@ export async function startProxy(initial: Config, opts: { log?: Logger; clock?: 
     await store.close();
     throw err;
   }
+  pools.start();
   log.info({ event: 'proxy.start', listeners: listeners.size, store: initial.store.type }, 'mailgate started');
 
   let stopping = false;
@@ -184,6 +191,7 @@ export async function startProxy(initial: Config, opts: { log?: Logger; clock?: 
     }
     await admin?.stop();
     capabilities.stop();
+    pools.stop();
     tarpit.close();
     await store.close();
     log.info({ event: 'proxy.stop' }, 'mailgate stopped');

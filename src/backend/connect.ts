@@ -20,6 +20,11 @@ function tlsOptions(cfg: BackendConfig): tls.ConnectionOptions {
   };
 }
 
+/** The server could not be reached at all (nothing was sent to it): another server may be tried. */
+export function isUnreachable(err: unknown): boolean {
+  return err instanceof MailgateError && err.code === 'MG_BACKEND_CONNECT';
+}
+
 /** How long a backend gets to close after our goodbye. */
 const CLOSE_GRACE_MS = 1_000;
 /** The failure of a connection we closed ourselves: one shared object, no stack capture. */
@@ -50,10 +55,12 @@ export class BackendConn {
     // Built before connecting: an address that cannot be encoded fails without a connection.
     const header = cfg.proxyProtocol ? proxyHeader(cfg.proxyProtocol, client) : null;
     let s: Socket = net.connect({ host: cfg.host, port: cfg.port });
+    let tcpUp = false;
     const socket = await new Promise<Socket>((resolve, reject) => {
       const timer = setTimeout(() => {
         s.destroy();
-        reject(new MailgateError('MG_BACKEND_TIMEOUT', `connect to ${cfg.host}:${cfg.port} timed out after ${cfg.connectTimeout} ms`));
+        // Before the TCP connection: the server is unreachable (a pool tries the next one).
+        reject(new MailgateError(tcpUp ? 'MG_BACKEND_TIMEOUT' : 'MG_BACKEND_CONNECT', `connect to ${cfg.host}:${cfg.port} timed out after ${cfg.connectTimeout} ms`));
       }, cfg.connectTimeout);
       const failed = (code: 'MG_BACKEND_TLS' | 'MG_BACKEND_CONNECT') => (err: Error) => {
         clearTimeout(timer);
@@ -67,6 +74,7 @@ export class BackendConn {
       };
       s.once('error', failed('MG_BACKEND_CONNECT'));
       s.once('connect', () => {
+        tcpUp = true;
         if (header) s.write(header);
         if (cfg.tls !== 'implicit') return ready();
         s.removeAllListeners('error');

@@ -6,7 +6,7 @@ import { MailgateError } from '../errors.js';
 import type { BackendLoginResult, ClientAddress, LoginContext } from '../protocols/protocol.js';
 import type { Credentials } from '../protocols/sasl.js';
 import { imapIdCommand } from './client-info.js';
-import { BackendConn } from './connect.js';
+import { BackendConn, isUnreachable } from './connect.js';
 
 const TAG = 'mg1';
 
@@ -116,7 +116,7 @@ export async function imapBackendLogin(cfg: BackendConfig, c: Credentials, ctx: 
     return { kind: 'rejected', clientReply: Buffer.from(`${ctx.tag}${tagged.slice(TAG.length)}\r\n`, 'latin1') };
   } catch (err) {
     conn?.close();
-    return { kind: 'unavailable', error: (err as Error).message };
+    return { kind: 'unavailable', error: (err as Error).message, unreachable: isUnreachable(err) };
   }
 }
 

@@ -6,7 +6,7 @@ import { MailgateError } from '../errors.js';
 import type { BackendLoginResult, ClientAddress, LoginContext } from '../protocols/protocol.js';
 import type { Credentials } from '../protocols/sasl.js';
 import { xclientCommand } from './client-info.js';
-import { BackendConn } from './connect.js';
+import { BackendConn, isUnreachable } from './connect.js';
 
 /** RFC 2449 §4 / RFC 5034 §4: an AUTH command with its initial response is at most 255 octets
  *  including CRLF; longer responses go on the continuation line instead. */
@@ -150,7 +150,7 @@ export async function pop3BackendLogin(cfg: BackendConfig, c: Credentials, ctx: 
     return { kind: 'rejected', clientReply: Buffer.from(`${reply}\r\n`, 'latin1') };
   } catch (err) {
     conn?.close();
-    return { kind: 'unavailable', error: (err as Error).message };
+    return { kind: 'unavailable', error: (err as Error).message, unreachable: isUnreachable(err) };
   } finally {
     // Every line built from credentials is wiped once the backend has answered it (a buffer
     // passed to write() may still be queued until then) or the socket is gone.

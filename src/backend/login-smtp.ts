@@ -6,7 +6,7 @@ import { MailgateError } from '../errors.js';
 import type { BackendLoginResult, ClientAddress, LoginContext } from '../protocols/protocol.js';
 import type { Credentials } from '../protocols/sasl.js';
 import { xclientCommand } from './client-info.js';
-import { BackendConn } from './connect.js';
+import { BackendConn, isUnreachable } from './connect.js';
 
 interface Reply {
   code: number;
@@ -101,7 +101,7 @@ export async function smtpBackendLogin(cfg: BackendConfig, c: Credentials, ctx: 
     return { kind: 'rejected', clientReply: Buffer.from(reply.raw, 'latin1') };
   } catch (err) {
     conn?.close();
-    return { kind: 'unavailable', error: (err as Error).message };
+    return { kind: 'unavailable', error: (err as Error).message, unreachable: isUnreachable(err) };
   }
 }
 

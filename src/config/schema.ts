@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { isLoopbackHost, isValidCidr, parseHostPort } from './address.js';
 import { parseDuration } from './duration.js';
 import {
+  DEFAULT_BACKEND_HEALTH_INTERVAL_MS,
   DEFAULT_BACKEND_LOGIN_TIMEOUT_MS,
   DEFAULT_BACKEND_PROBE_INTERVAL_MS,
   DEFAULT_MAX_AUTH_ATTEMPTS,
@@ -69,8 +70,13 @@ const listener = z
   .transform((l) => ({ ...l, requireTls: l.requireTls ?? l.tls !== 'none', hostname: l.hostname ?? os.hostname() }));
 
 const backend = z.strictObject({
-  host: z.string().min(1).describe('Backend host name or address.'),
-  port: z.number().int().min(1).max(65535).describe('Backend port.'),
+  host: z.string().min(1).optional().describe('Backend host name or address (or use servers).'),
+  port: z.number().int().min(1).max(65535).optional().describe('Backend port (with host).'),
+  servers: z.array(hostPort).min(1).optional().describe('A pool of equivalent servers, host:port each, instead of host and port.'),
+  sticky: z.enum(['none', 'user']).default('none').describe("user: a user's logins go to the same healthy server (rendezvous hashing: adding a server moves few users)."),
+  healthCheck: duration('How often servers of a pool are checked (TCP connect); unhealthy ones are skipped until they answer.').prefault(
+    DEFAULT_BACKEND_HEALTH_INTERVAL_MS / 1000,
+  ),
   tls: tlsMode.default('none').describe('How mailgate talks TLS to the backend: none | starttls | implicit.'),
   tlsVerify: z.boolean().default(true).describe('Verify the backend certificate (never fall back to plaintext).'),
   ca: z.string().optional().describe('PEM file with the CA that signed the backend certificate (default: system CAs).'),
@@ -90,7 +96,17 @@ const backend = z.strictObject({
     .boolean()
     .default(false)
     .describe("Tell the backend the client address before the login: IMAP ID x-originating-ip, POP3 and SMTP XCLIENT (honoured from the backend's trusted networks). A backend that does not offer XCLIENT (or ID) fails the login temporarily."),
-});
+})
+  .superRefine((b, ctx) => {
+    if (b.servers ? b.host !== undefined || b.port !== undefined : b.host === undefined || b.port === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'expected host and port, or servers' });
+    }
+  })
+  .transform((b) => {
+    const servers = b.servers ? b.servers.map((hp) => parseHostPort(hp)!) : [{ host: b.host!, port: b.port! }];
+    // host/port: the first server, for code that talks to "the" backend (probes, readiness).
+    return { ...b, servers, host: servers[0]!.host, port: servers[0]!.port };
+  });
 
 export const RULE_KEYS = ['ip', 'user', 'ip+user'] as const;
 const rule = z.strictObject({

@@ -72,3 +72,6 @@ export const PROXY_V1_MAX_BYTES = 107;
  *  the largest address block, AF_UNIX; the spec's recommended receive buffer is 16 + 216).
  *  A longer length field is refused rather than buffered. */
 export const PROXY_V2_MAX_BYTES = 16 + 216;
+
+/** Pool health check period: how soon a recovered server is used again. */
+export const DEFAULT_BACKEND_HEALTH_INTERVAL_MS = 10_000;

@@ -82,7 +82,8 @@ export interface ProtocolMachine {
 export type BackendLoginResult =
   | { kind: 'ok'; socket: Socket; clientReply: Buffer; leftover: Buffer }
   | { kind: 'rejected'; clientReply: Buffer }
-  | { kind: 'unavailable'; error: string };
+  /** unreachable: the server could not be connected to (nothing was sent to it). */
+  | { kind: 'unavailable'; error: string; unreachable?: boolean };
 
 export type BackendLogin = (
   backend: BackendConfig,

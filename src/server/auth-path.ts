@@ -7,6 +7,7 @@ import type { Policy } from '../limits/policy.js';
 import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Tarpit } from '../limits/tarpit.js';
+import type { BackendPools } from '../backend/pool.js';
 import { checkUser } from '../protocols/identity.js';
 import type { BackendLoginResult, LoginContext, LoginResult, MailProtocol } from '../protocols/protocol.js';
 import { wipeCredentials, type Credentials } from '../protocols/sasl.js';
@@ -22,7 +23,23 @@ export interface AuthRequest {
   context: LoginContext;
 }
 
-export async function runAuth(deps: { policy: Policy; clock: Clock; metrics: Metrics; tarpit: Tarpit }, log: Logger, req: AuthRequest): Promise<AuthOutcome> {
+/** Replays the login to the backend's servers in pool order; only a server that could not be
+ *  reached at all (nothing was sent to it) makes way for the next one. */
+async function loginToPool(pools: BackendPools, req: AuthRequest, user: string): Promise<BackendLoginResult> {
+  let result: BackendLoginResult = { kind: 'unavailable', error: 'no server' };
+  for (const server of pools.candidates(req.listener.backend, user)) {
+    result = await req.protocol.backendLogin(server, req.credentials, req.context);
+    if (result.kind === 'unavailable' && result.unreachable) {
+      pools.markDown(server, result.error);
+      continue;
+    }
+    pools.markUp(server);
+    return result;
+  }
+  return result;
+}
+
+export async function runAuth(deps: { policy: Policy; clock: Clock; metrics: Metrics; tarpit: Tarpit; pools: BackendPools }, log: Logger, req: AuthRequest): Promise<AuthOutcome> {
   const { metrics } = deps;
   const count = (outcome: string) => metrics.loginAttempts.inc({ protocol: req.protocol.name, outcome });
   const t0 = deps.clock.now();
@@ -52,7 +69,7 @@ export async function runAuth(deps: { policy: Policy; clock: Clock; metrics: Met
     // Keyed hash for stale-password dedupe, taken before the credentials are wiped.
     const fingerprint = deps.policy.fingerprint(decision, creds.password);
     const tb = process.hrtime.bigint();
-    const result = await req.protocol.backendLogin(req.backend, creds, req.context);
+    const result = await loginToPool(deps.pools, req, user.canonical);
     const outcome = result.kind === 'ok' ? 'ok' : result.kind === 'rejected' ? 'fail' : 'unavailable';
     metrics.backendLoginSeconds.observe({ backend: req.listener.backend, result: outcome }, Number(process.hrtime.bigint() - tb) / 1e9);
     metrics.backendUp.set({ backend: req.listener.backend }, result.kind === 'unavailable' ? 0 : 1);

@@ -11,6 +11,7 @@ import type { ClientAddress, Effect, GoodbyeReason, MailProtocol, ProtocolMachin
 import { splice, type Splice } from '../backend/splice.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Tarpit } from '../limits/tarpit.js';
+import type { BackendPools } from '../backend/pool.js';
 import { runAuth } from './auth-path.js';
 import type { ConnectionTracker } from './connections.js';
 import { ProxyHeaderReader, type ProxyHeaderStep } from './proxy-header.js';
@@ -28,6 +29,7 @@ export interface SessionEnv {
   policy: Policy;
   metrics: Metrics;
   tarpit: Tarpit;
+  pools: BackendPools;
   clock: Clock;
   tls: tls.SecureContext | null;
   maxBadCommands: number;

@@ -307,8 +307,9 @@ async function fakeBackend(reply: (line: string) => string | undefined, greeting
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as net.AddressInfo).port;
   const cfg: BackendConfig = {
-    host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, tls: 'none', tlsVerify: true,
+    host: '127.0.0.1', port, servers: [{ host: '127.0.0.1', port }], sticky: 'none', healthCheck: 10_000, tls: 'none', tlsVerify: true,
     connectTimeout: 5000, loginTimeout: 5000, probeInterval: 60_000, forwardClientInfo: false,
   };
   const stop = async () => {
