@@ -1,0 +1,221 @@
+// Property-based fuzzing of the pure readers under the machines: the bounded line reader
+// (POP3, SMTP), the IMAP command parser and the shared SASL decoding. Arbitrary bytes in
+// arbitrary reads never throw, never buffer past the bounds, and give the same result
+// however they are cut; literal bytes never become commands; strict base64 and PLAIN accept
+// exactly what they should. FUZZ_RUNS sets the depth (npm run fuzz).
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { IMAP_MAX_LINE_BYTES, IMAP_MAX_LITERAL_BYTES, SASL_MAX_FIELD_BYTES, SASL_MAX_TOKEN_BYTES } from '../../src/protocols/bounds.js';
+import { ImapParser, type ImapEvent } from '../../src/protocols/imap/parser.js';
+import { LineReader, type LineEvent } from '../../src/protocols/line-reader.js';
+import { decodeBase64Strict, decodePlain, SaslExchange, SASL_MECHANISMS } from '../../src/protocols/sasl.js';
+import { chunk, chunkingArb, FUZZ_TIMEOUT_MS, fuzz, imapSoupArb, pop3SoupArb, rawBytesArb, type Chunking } from '../helpers/fuzz.js';
+
+const anyStream = fc.oneof(rawBytesArb(600), pop3SoupArb, imapSoupArb);
+
+/** A plain check for hot loops (expect() per chunk would dominate the run time). */
+function check(ok: boolean, what: string): void {
+  if (!ok) throw new Error(what);
+}
+
+describe('fuzz: line reader', () => {
+  function readAll(data: Buffer, how: Chunking, limit: number) {
+    const r = new LineReader(limit);
+    const events: LineEvent[] = [];
+    for (const c of chunk(data, how)) {
+      r.push(c);
+      for (let e = r.next(); e; e = r.next()) events.push(e);
+      // Drained: what stays is less than a line, and within the bound (plus a final CR).
+      check(r.bufferedBytes <= limit + 1, `buffered ${r.bufferedBytes} bytes with limit ${limit}`);
+      check(r.bufferedBytes === 0 || !events.some((e) => e.type === 'too-long'), 'bytes kept after too-long');
+    }
+    return { events, rest: r.takeBuffered() };
+  }
+
+  it('any bytes, any reads, any limit: bounded, and the same lines as one read', async () => {
+    await fuzz(
+      fc.property(anyStream, chunkingArb, fc.integer({ min: 0, max: 40 }), (data, how, limit) => {
+        const whole = readAll(data, { kind: 'whole' }, limit);
+        const cut = readAll(data, how, limit);
+        expect(cut.events).toEqual(whole.events);
+        expect(cut.rest).toEqual(whole.rest);
+      }),
+    );
+  }, FUZZ_TIMEOUT_MS);
+
+  it('lines hold no LF, never exceed the limit, and together with the rest rebuild the input', async () => {
+    await fuzz(
+      fc.property(anyStream, chunkingArb, fc.integer({ min: 0, max: 600 }), (data, how, limit) => {
+        const { events, rest } = readAll(data, how, limit);
+        const lines = events.flatMap((e) => (e.type === 'line' ? [e.text] : []));
+        for (const l of lines) check(!l.includes('\n') && l.length <= limit, `line ${JSON.stringify(l)} with limit ${limit}`);
+        if (events.some((e) => e.type === 'too-long')) {
+          expect(events.at(-1)).toEqual({ type: 'too-long' });
+          expect(rest.length).toBe(0);
+          return;
+        }
+        // Each line came from the input verbatim, ended by LF or CRLF.
+        let at = 0;
+        for (const l of lines) {
+          const raw = Buffer.from(l, 'latin1');
+          check(data.subarray(at, at + raw.length).equals(raw), `line ${JSON.stringify(l)} is not the input at ${at}`);
+          at += raw.length;
+          at += data[at] === 0x0d && data[at + 1] === 0x0a ? 2 : 1;
+        }
+        expect(data.subarray(at)).toEqual(rest);
+      }),
+    );
+  }, FUZZ_TIMEOUT_MS);
+});
+
+describe('fuzz: IMAP parser', () => {
+  const BOUND = Math.max(IMAP_MAX_LINE_BYTES, IMAP_MAX_LITERAL_BYTES);
+  const TAG = /^(?:\*|[^\x00-\x20\x7f-\xff(){%*"\\+]+)$/;
+
+  /** Parse like the machine: `choices` decide (by event index) whether a continuation is
+   *  refused and whether a command opens a SASL line, so every cut sees the same decisions. */
+  function parseAll(data: Buffer, how: Chunking, choices: boolean[]) {
+    const p = new ImapParser();
+    const events: ImapEvent[] = [];
+    const choose = () => choices.length > 0 && choices[events.length % choices.length]!;
+    for (const c of chunk(data, how)) {
+      p.push(c);
+      for (let e = p.next(); e; e = p.next()) {
+        const refuse = choose();
+        events.push(e);
+        if (e.type === 'continue' && refuse) p.refuseLiteral();
+        if (e.type === 'command' && e.verb === 'AUTHENTICATE' && refuse) p.expectLine();
+        if (e.type === 'bad' && e.fatal) check(p.bufferedBytes === 0, 'bytes kept after a fatal error');
+      }
+      check(p.bufferedBytes <= BOUND, `buffered ${p.bufferedBytes} bytes`);
+    }
+    return events;
+  }
+
+  it('any bytes, any reads: no throw, bounded, the same events as one read', async () => {
+    await fuzz(
+      fc.property(fc.oneof(imapSoupArb, rawBytesArb(600)), chunkingArb, fc.array(fc.boolean(), { maxLength: 5 }), (data, how, choices) => {
+        expect(parseAll(data, how, choices)).toEqual(parseAll(data, { kind: 'whole' }, choices));
+      }),
+    );
+  }, FUZZ_TIMEOUT_MS);
+
+  it('nothing follows a fatal error, and every tag it reports is a valid tag or "*"', async () => {
+    await fuzz(
+      fc.property(fc.oneof(imapSoupArb, rawBytesArb(600)), chunkingArb, (data, how) => {
+        const events = parseAll(data, how, []);
+        const fatal = events.findIndex((e) => e.type === 'bad' && e.fatal);
+        if (fatal >= 0) expect(fatal).toBe(events.length - 1);
+        for (const e of events) {
+          if (e.type === 'bad' || e.type === 'command' || e.type === 'continue') check(TAG.test(e.tag), `tag ${JSON.stringify(e.tag)}`);
+        }
+      }),
+    );
+  }, FUZZ_TIMEOUT_MS);
+
+  it('literal bytes are never run as commands, whatever they contain (nginx a03 FOOBAR {10+})', async () => {
+    const payload = fc.oneof(rawBytesArb(120), imapSoupArb.map((b) => b.subarray(0, 200)));
+    await fuzz(
+      fc.property(payload, fc.boolean(), chunkingArb, (literal, sync, how) => {
+        const head = Buffer.from(`a03 FOOBAR {${literal.length}${sync ? '' : '+'}}\r\n`);
+        const events = parseAll(Buffer.concat([head, literal, Buffer.from('\r\nb NOOP\r\n')]), how, []);
+        const expected: ImapEvent[] = [
+          ...(sync ? [{ type: 'continue' as const, tag: 'a03', verb: 'FOOBAR' }] : []),
+          { type: 'command', tag: 'a03', verb: 'FOOBAR', args: [{ kind: 'string', value: literal }] },
+          { type: 'command', tag: 'b', verb: 'NOOP', args: [] },
+        ];
+        expect(events).toEqual(expected);
+      }),
+    );
+  }, FUZZ_TIMEOUT_MS);
+
+  it('a literal length of any size or digit count never wraps: over the bound it is refused', async () => {
+    await fuzz(
+      fc.property(fc.bigInt({ min: 0n, max: 10n ** 40n }), fc.boolean(), (n, sync) => {
+        const p = new ImapParser();
+        p.push(Buffer.from(`a LOGIN {${n}${sync ? '' : '+'}}\r\n`));
+        const e = p.next();
+        if (n <= BigInt(IMAP_MAX_LITERAL_BYTES)) {
+          expect(e).toEqual(sync ? { type: 'continue', tag: 'a', verb: 'LOGIN' } : null);
+        } else {
+          expect(e).toMatchObject({ type: 'bad', tag: 'a', fatal: !sync });
+          expect(p.bufferedBytes).toBe(0);
+        }
+      }),
+    );
+  }, FUZZ_TIMEOUT_MS);
+});
+
+describe('fuzz: SASL', () => {
+  it('strict base64: every encoding of bytes within the bound decodes back to them', async () => {
+    await fuzz(
+      fc.property(fc.uint8Array({ maxLength: 400 }), (bytes) => {
+        const b = Buffer.from(bytes);
+        expect(decodeBase64Strict(b.toString('base64'))).toEqual(b);
+      }),
+    );
+  }, FUZZ_TIMEOUT_MS);
+
+  it('strict base64: any text outside the alphabet, mis-padded or over the bound is refused, never thrown', async () => {
+    const text = fc.oneof(fc.string({ unit: 'binary', maxLength: 40 }), fc.base64String({ maxLength: 40 }).map((s) => `${s.slice(0, -1)}${s.length ? '\x00' : ''}`));
+    await fuzz(
+      fc.property(text, (s) => {
+        const r = decodeBase64Strict(s);
+        if (r === null) return;
+        // Whatever is accepted is canonical-length base64 of what it decodes to ("=" is empty).
+        expect(s === '=' || (s.length % 4 === 0 && /^[A-Za-z0-9+/]*={0,2}$/.test(s))).toBe(true);
+        expect(r.toString('base64').length).toBe(s === '=' ? 0 : s.length);
+      }),
+    );
+    expect(decodeBase64Strict('A'.repeat(SASL_MAX_TOKEN_BYTES + 4))).toBeNull();
+  }, FUZZ_TIMEOUT_MS);
+
+  it('PLAIN: credentials only from exactly two NULs and a non-empty authcid, copied, within bounds', async () => {
+    const field = fc.oneof(fc.uint8Array({ maxLength: 12 }), fc.constant(new Uint8Array(SASL_MAX_FIELD_BYTES + 1).fill(0x61)));
+    await fuzz(
+      fc.property(fc.array(field, { minLength: 1, maxLength: 5 }), (parts) => {
+        const raw = Buffer.concat(parts.map((p, i) => (i === 0 ? Buffer.from(p) : Buffer.concat([Buffer.from([0]), Buffer.from(p)]))));
+        const r = decodePlain(raw);
+        if (typeof r === 'string') return;
+        const nuls = [...raw].filter((b) => b === 0).length;
+        expect(nuls).toBe(2);
+        const [authzid, user, password] = [raw.subarray(0, raw.indexOf(0)), raw.subarray(raw.indexOf(0) + 1, raw.lastIndexOf(0)), raw.subarray(raw.lastIndexOf(0) + 1)];
+        expect(r.user).toEqual(user);
+        expect(r.password).toEqual(password);
+        expect(user.length).toBeGreaterThan(0);
+        expect(authzid.length === 0 || authzid.equals(user)).toBe(true);
+        expect(Math.max(user.length, password.length)).toBeLessThanOrEqual(SASL_MAX_FIELD_BYTES);
+        const sent = Buffer.from(user);
+        raw.fill(0);
+        expect(r.user).toEqual(sent); // copies, not views of the wiped input
+      }),
+    );
+  }, FUZZ_TIMEOUT_MS);
+
+  it('an exchange fed any lines never throws and ends with done or fail exactly once', async () => {
+    const line = fc.oneof(
+      fc.constantFrom('*', '=', '', 'AGFsaWNlAHB3', 'YWxpY2U=', 'c2VjcmV0', '!!!!', 'AGFsaWNl!AHB3'),
+      fc.uint8Array({ maxLength: 40 }).map((b) => Buffer.from(b).toString('base64')),
+      fc.string({ unit: 'binary', maxLength: 20 }),
+    );
+    await fuzz(
+      fc.property(fc.constantFrom('PLAIN', 'LOGIN', 'plain', 'CRAM-MD5', 'EXTERNAL', 'XOAUTH2', ''), fc.option(line), fc.array(line, { maxLength: 4 }), (mech, initial, rest) => {
+        const { exchange, step } = SaslExchange.start(mech, initial, SASL_MECHANISMS);
+        if (!SASL_MECHANISMS.includes(mech.toUpperCase() as never)) {
+          expect(exchange).toBeNull();
+          expect(step).toEqual({ kind: 'fail', reason: 'unknown-mechanism' });
+          return;
+        }
+        let s = step;
+        for (const l of rest) {
+          if (s.kind !== 'challenge') break;
+          s = exchange!.respond(l);
+        }
+        if (s.kind === 'done') {
+          expect(s.credentials.user.length).toBeGreaterThan(0);
+          expect(s.credentials.mechanism).toBe(mech.toUpperCase());
+        }
+      }),
+    );
+  }, FUZZ_TIMEOUT_MS);
+});
