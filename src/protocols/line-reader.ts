@@ -10,11 +10,12 @@ export class LineReader {
   private buf: Buffer = Buffer.alloc(0);
   private overflowed = false;
 
-  /** `limit`: the longest line accepted, CRLF excluded; `setLimit` changes it per line
-   *  (SASL responses are longer than commands). */
-  constructor(private limit: number) {}
+  /** `limit`: the longest line accepted, CRLF excluded, or a function of the line's first
+   *  bytes (SMTP: AUTH lines may be longer than other commands); `setLimit` changes it per
+   *  line (SASL responses are longer than commands). */
+  constructor(private limit: number | ((head: Buffer) => number)) {}
 
-  setLimit(limit: number): void {
+  setLimit(limit: number | ((head: Buffer) => number)): void {
     this.limit = limit;
   }
 
@@ -34,7 +35,7 @@ export class LineReader {
     // With no LF yet, a final CR may be the first half of the CRLF: it must not count toward
     // the bound, or a line of exactly `limit` octets would pass or fail by how it was split.
     const end = lf >= 0 ? (lf > 0 && this.buf[lf - 1] === 0x0d ? lf - 1 : lf) : this.buf.length - (this.buf.at(-1) === 0x0d ? 1 : 0);
-    if (end > this.limit) {
+    if (end > (typeof this.limit === 'number' ? this.limit : this.limit(this.buf))) {
       this.overflowed = true;
       this.buf = Buffer.alloc(0);
       return { type: 'too-long' };

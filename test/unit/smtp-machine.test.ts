@@ -145,10 +145,18 @@ describe('SMTP machine: before AUTH, errors and results', () => {
     expect(closes).toEqual(['too-many-errors']);
   });
 
-  it('an ordinary command over 512 octets is refused; an AUTH line up to the SASL bound is read', () => {
-    expect(drive(secure, [`NOOP ${'x'.repeat(600)}\r\n`]).lines.at(-1)).toBe('500 5.5.2 Line too long');
+  it('an ordinary command over 512 octets closes the connection; an AUTH line up to the SASL bound is read', () => {
+    const tooLong = drive(secure, [`NOOP ${'x'.repeat(600)}\r\n`]);
+    expect(tooLong.lines.slice(-2)).toEqual(['500 5.5.2 Line too long', '421 4.7.0 mx.test Too many errors; closing connection']);
+    expect(tooLong.closes).toEqual(['protocol-error']);
     const long = `AUTH PLAIN ${b64(`\0alice\0${'p'.repeat(900)}`)}\r\n`;
     expect(drive(secure, ['EHLO c\r\n', long]).logins).toHaveLength(1);
+  });
+
+  it('a SASL response over the RFC 4954 bound closes the connection', () => {
+    const { closes, logins } = drive(secure, ['EHLO c\r\nAUTH PLAIN\r\n', `${'A'.repeat(12_292)}\r\n`]);
+    expect(logins).toEqual([]);
+    expect(closes).toEqual(['protocol-error']);
   });
 
   it('a line beyond every bound closes the connection', () => {

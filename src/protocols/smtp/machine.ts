@@ -5,10 +5,11 @@ import { SASL_MAX_TOKEN_BYTES, SMTP_MAX_LINE_BYTES } from '../bounds.js';
 import { LineReader } from '../line-reader.js';
 import { answerLogin } from '../login-answer.js';
 import type { CloseReason, Effect, GoodbyeReason, LoginResult, MachineOptions, ProtocolMachine } from '../protocol.js';
-import { SaslExchange, SASL_MECHANISMS, type Credentials, type SaslStep } from '../sasl.js';
-import { ehlo, passThroughKeywords, R } from './replies.js';
+import { offeredMechanisms, relayedResponse, SaslExchange, type Credentials, type SaslMechanism, type SaslStep } from '../sasl.js';
+import { backendMechanisms, ehlo, passThroughKeywords, R } from './replies.js';
 
-type State = 'ready' | 'sasl' | 'login' | 'tls' | 'closed';
+/** relay: during a login, waiting for the client's answer to a challenge from the backend. */
+type State = 'ready' | 'sasl' | 'login' | 'relay' | 'tls' | 'closed';
 type Handler = (m: SmtpMachine, arg: string) => Effect[];
 
 /** AUTH with an initial response may be far longer than an ordinary command (RFC 4954 §4). */
@@ -32,7 +33,11 @@ const COMMANDS = {
 const send = (data: string): Effect => ({ type: 'send', data });
 
 export class SmtpMachine implements ProtocolMachine {
-  private readonly reader = new LineReader(MAX_AUTH_LINE_BYTES);
+  // RFC 5321 §4.5.3.1.4: 512 octets per command line; only AUTH (with its initial response)
+  // and SASL responses may be longer (RFC 4954 §4). Longer lines are never buffered: close.
+  private readonly reader = new LineReader((head) =>
+    this.state === 'sasl' ? SASL_MAX_TOKEN_BYTES : head.subarray(0, 5).toString('latin1').toUpperCase() === 'AUTH ' ? MAX_AUTH_LINE_BYTES : SMTP_MAX_LINE_BYTES - 2,
+  );
   private state: State = 'ready';
   private secure: boolean;
   /** EHLO (not HELO) seen since the greeting or the last STARTTLS. */
@@ -41,9 +46,11 @@ export class SmtpMachine implements ProtocolMachine {
   private badCommands = 0;
   private failedLogins = 0;
   private sasl: SaslExchange | null = null;
+  private readonly mechanisms: SaslMechanism[];
 
   constructor(private readonly opts: MachineOptions) {
     this.secure = opts.tlsMode === 'implicit';
+    this.mechanisms = offeredMechanisms(backendMechanisms(opts.backendCapabilities));
   }
 
   get hostname(): string {
@@ -81,6 +88,12 @@ export class SmtpMachine implements ProtocolMachine {
     return a.close ? a.effects : [...a.effects, ...this.pump()];
   }
 
+  loginChallenge(text: string): Effect[] {
+    if (this.state !== 'login') return [];
+    this.state = 'relay';
+    return [send(R.challenge(text)), ...this.pump()];
+  }
+
   takeBuffered(): Buffer {
     return this.reader.takeBuffered();
   }
@@ -92,10 +105,15 @@ export class SmtpMachine implements ProtocolMachine {
 
   private pump(): Effect[] {
     const out: Effect[] = [];
-    while (this.state === 'ready' || this.state === 'sasl') {
+    while (this.state === 'ready' || this.state === 'sasl' || this.state === 'relay') {
       const ev = this.reader.next();
       if (!ev) break;
       if (ev.type === 'too-long') return [...out, ...this.close(R.lineTooLong + R.tooManyErrors(this.hostname), 'protocol-error')];
+      if (this.state === 'relay') {
+        this.state = 'login';
+        out.push({ type: 'loginResponse', response: relayedResponse(ev.text) });
+        continue;
+      }
       out.push(...(this.state === 'sasl' ? this.saslStep(this.sasl!.respond(ev.text)) : this.command(ev.text)));
     }
     return out;
@@ -132,7 +150,7 @@ export class SmtpMachine implements ProtocolMachine {
     const keywords = passThroughKeywords(this.opts.backendCapabilities);
     if (!this.secure && this.opts.tlsMode === 'starttls') keywords.push('STARTTLS');
     // RFC 3207 §4.1 / SECURITY-NOTES: no AUTH offered before TLS when TLS is required.
-    if (this.loginAllowed()) keywords.push(`AUTH ${SASL_MECHANISMS.join(' ')}`);
+    if (this.loginAllowed()) keywords.push(`AUTH ${this.mechanisms.join(' ')}`);
     return [send(ehlo(this.hostname, keywords))];
   }
 
@@ -152,7 +170,7 @@ export class SmtpMachine implements ProtocolMachine {
     if (!this.loginAllowed()) return this.bad(R.needTls);
     const [mech, initial, extra] = arg.split(' ');
     if (!mech || extra !== undefined) return this.bad(R.syntax('AUTH mechanism [initial-response]'));
-    const { exchange, step } = SaslExchange.start(mech, initial ?? null, SASL_MECHANISMS);
+    const { exchange, step } = SaslExchange.start(mech, initial ?? null, this.mechanisms);
     this.sasl = exchange;
     return this.saslStep(step);
   }
