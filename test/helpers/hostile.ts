@@ -6,9 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { afterAll, beforeAll } from 'vitest';
-import { startDovecot, type DovecotInstance } from './dovecot.js';
-import { startTestProxy, type TestProxy } from './proxy.js';
+import type { DovecotInstance } from './dovecot.js';
 import { RawClient } from './raw-client.js';
 
 export type Proto = 'imap' | 'pop3' | 'smtp';
@@ -221,19 +219,4 @@ export function killDovecotSessions(dovecot: DovecotInstance): number {
     }
   }
   return killed;
-}
-
-/** For a test file: a real Dovecot and a proxy in front of it (proxyConfig), started before
- *  the file's tests and stopped after them. Read rig.dovecot / rig.proxy inside tests. */
-export function dovecotWithProxy(): { dovecot: DovecotInstance; proxy: TestProxy } {
-  const rig = {} as { dovecot: DovecotInstance; proxy: TestProxy };
-  beforeAll(async () => {
-    rig.dovecot = await startDovecot();
-    rig.proxy = await startTestProxy(proxyConfig(rig.dovecot));
-  });
-  afterAll(async () => {
-    await rig.proxy?.stop();
-    await rig.dovecot?.stop();
-  });
-  return rig;
 }

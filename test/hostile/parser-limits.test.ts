@@ -10,7 +10,8 @@
 // fuzz-*.test.ts files check the buffer bounds for arbitrary input.
 import { describe, expect, it } from 'vitest';
 import { SASL_MAX_TOKEN_BYTES } from '../../src/protocols/bounds.js';
-import { dovecotWithProxy, greeted, type Proto, proxyConfig } from '../helpers/hostile.js';
+import { greeted, type Proto, proxyConfig } from '../helpers/hostile.js';
+import { dovecotWithProxy } from '../helpers/rig.js';
 import type { RawClient } from '../helpers/raw-client.js';
 
 const rig = dovecotWithProxy();
