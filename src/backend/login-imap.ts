@@ -1,12 +1,14 @@
 // IMAP login replay to the backend (RFC 9051 §6.2.3, LITERAL+ RFC 7888): greeting, optional
 // STARTTLS, optional ID with the client address (RFC 2971), LOGIN with literals (user strings
-// are never quoted by hand), tagged reply under the client's tag; and the capability probe.
+// are never quoted by hand) or AUTHENTICATE with a client's token message (RFC 7628), tagged
+// reply under the client's tag; and the capability probe.
 import type { BackendConfig } from '../config/schema.js';
 import { MailgateError } from '../errors.js';
-import type { BackendLoginResult, ClientAddress, LoginContext } from '../protocols/protocol.js';
-import type { Credentials } from '../protocols/sasl.js';
+import type { BackendLoginResult, ClientAddress, FinalBackendLoginResult, LoginContext } from '../protocols/protocol.js';
+import { isTokenLogin, type Credentials, type TokenCredentials } from '../protocols/sasl.js';
 import { imapIdCommand } from './client-info.js';
 import { BackendConn, isUnreachable } from './connect.js';
+import { encodedMessage, errorChallenge } from './token-login.js';
 
 const TAG = 'mg1';
 
@@ -96,27 +98,69 @@ async function sendLogin(conn: BackendConn, caps: Set<string>, c: Credentials): 
   conn.write(Buffer.concat([c.password, Buffer.from('\r\n')]));
 }
 
+/** The tagged reply to our login, under the client's tag: OK hands the connection over. */
+function verdict(conn: BackendConn, { untagged, tagged }: { untagged: string[]; tagged: string }, ctx: LoginContext): FinalBackendLoginResult {
+  const status = tagged.slice(TAG.length + 1, TAG.length + 4).toUpperCase();
+  const reply = Buffer.from([...untagged, `${ctx.tag}${tagged.slice(TAG.length)}`].map((l) => `${l}\r\n`).join(''), 'latin1');
+  if (status === 'OK ') {
+    const { socket, leftover } = conn.release();
+    return { kind: 'ok', socket, clientReply: reply, leftover };
+  }
+  conn.close(`${TAG} LOGOUT\r\n`);
+  // Only the tagged failure goes back to the client; untagged chatter is dropped.
+  return { kind: 'rejected', clientReply: Buffer.from(`${ctx.tag}${tagged.slice(TAG.length)}\r\n`, 'latin1') };
+}
+
+/** AUTHENTICATE with the client's own message, in the command (SASL-IR, RFC 4959) where the
+ *  backend offers it, else after its "+". A "+ …" instead of the tagged reply is the error
+ *  challenge of a refused token (RFC 7628 §3.2.2), relayed to the client. */
+async function tokenLogin(conn: BackendConn, caps: Set<string>, c: TokenCredentials, ctx: LoginContext, secrets: Buffer[]): Promise<BackendLoginResult> {
+  if (!caps.has(`AUTH=${c.mechanism}`)) throw new MailgateError('MG_BACKEND_PROTOCOL', `backend does not offer ${c.mechanism}`);
+  const message = encodedMessage(c);
+  secrets.push(message);
+  const line = (head: string) => {
+    const b = Buffer.concat([Buffer.from(head), message, Buffer.from('\r\n')]);
+    secrets.push(b);
+    return b;
+  };
+  if (caps.has('SASL-IR')) conn.write(line(`${TAG} AUTHENTICATE ${c.mechanism} `));
+  else {
+    conn.write(`${TAG} AUTHENTICATE ${c.mechanism}\r\n`);
+    if (!(await conn.readLine()).startsWith('+')) throw new MailgateError('MG_BACKEND_PROTOCOL', `backend refused AUTHENTICATE ${c.mechanism}`);
+    conn.write(line(''));
+  }
+  const untagged: string[] = [];
+  for (;;) {
+    const reply = await conn.readLine();
+    if (reply.startsWith(`${TAG} `)) return verdict(conn, { untagged, tagged: reply }, ctx);
+    if (reply === '+' || reply.startsWith('+ ')) {
+      const refused = () => ({ kind: 'rejected' as const, clientReply: Buffer.from(`${ctx.tag} NO [AUTHENTICATIONFAILED] Authentication failed.\r\n`) });
+      return errorChallenge(conn, reply.slice(2), async (response) => {
+        conn.write(`${response}\r\n`);
+        return verdict(conn, await untilTagged(conn, TAG), ctx);
+      }, refused);
+    }
+    untagged.push(reply);
+  }
+}
+
 export async function imapBackendLogin(cfg: BackendConfig, c: Credentials, ctx: LoginContext): Promise<BackendLoginResult> {
   let conn: BackendConn | null = null;
+  const secrets: Buffer[] = [];
   try {
     let tokens: string[];
     ({ conn, tokens } = await open(cfg, ctx.client));
     const caps = new Set(tokens.map((t) => t.toUpperCase()));
     if (cfg.forwardClientInfo) await sendClientId(conn, caps, ctx.client);
+    if (isTokenLogin(c)) return await tokenLogin(conn, caps, c, ctx, secrets);
     await sendLogin(conn, caps, c);
-    const { untagged, tagged } = await untilTagged(conn, TAG);
-    const status = tagged.slice(TAG.length + 1, TAG.length + 4).toUpperCase();
-    const reply = Buffer.from([...untagged, `${ctx.tag}${tagged.slice(TAG.length)}`].map((l) => `${l}\r\n`).join(''), 'latin1');
-    if (status === 'OK ') {
-      const { socket, leftover } = conn.release();
-      return { kind: 'ok', socket, clientReply: reply, leftover };
-    }
-    conn.close(`${TAG} LOGOUT\r\n`);
-    // Only the tagged failure goes back to the client; untagged chatter is dropped.
-    return { kind: 'rejected', clientReply: Buffer.from(`${ctx.tag}${tagged.slice(TAG.length)}\r\n`, 'latin1') };
+    return verdict(conn, await untilTagged(conn, TAG), ctx);
   } catch (err) {
     conn?.close();
     return { kind: 'unavailable', error: (err as Error).message, unreachable: isUnreachable(err) };
+  } finally {
+    // Lines built from the token are wiped once the backend has answered them.
+    for (const b of secrets) b.fill(0);
   }
 }
 

@@ -1,12 +1,14 @@
 // POP3 login replay to the backend (RFC 1939, 2449 CAPA, 2595 STLS, 5034 AUTH, 3206 codes):
 // greeting, STLS when configured (never a plaintext fallback), CAPA, XCLIENT when configured,
-// then AUTH PLAIN (base64, no client byte reaches the line raw) or USER/PASS; and the probe.
+// then AUTH PLAIN (base64, no client byte reaches the line raw) or USER/PASS, or AUTH with a
+// client's token message (RFC 7628); and the probe.
 import type { BackendConfig } from '../config/schema.js';
 import { MailgateError } from '../errors.js';
-import type { BackendLoginResult, ClientAddress, LoginContext } from '../protocols/protocol.js';
-import type { Credentials } from '../protocols/sasl.js';
+import type { BackendLoginResult, ClientAddress, FinalBackendLoginResult, LoginContext } from '../protocols/protocol.js';
+import { isTokenLogin, type Credentials, type TokenCredentials } from '../protocols/sasl.js';
 import { xclientCommand } from './client-info.js';
 import { BackendConn, isUnreachable } from './connect.js';
+import { encodedMessage, errorChallenge } from './token-login.js';
 
 /** RFC 2449 §4 / RFC 5034 §4: an AUTH command with its initial response is at most 255 octets
  *  including CRLF; longer responses go on the continuation line instead. */
@@ -78,31 +80,41 @@ async function statusLine(conn: BackendConn, what: string): Promise<string> {
   return line;
 }
 
-/** AUTH PLAIN (RFC 4616): \0 user \0 password, with the initial response on the command line
- *  when it fits, else on the "+ " continuation. `secrets` collects buffers to wipe. */
+const isChallenge = (line: string) => line === '+' || line.startsWith('+ ');
+
+/** AUTH with a base64 response (`encoded`), on the command line when it fits, else on the
+ *  "+ " continuation; returns the server's next line, unchecked. `secrets` collects buffers
+ *  to wipe. */
+async function sendAuth(conn: BackendConn, mechanism: string, encoded: Buffer, secrets: Buffer[]): Promise<string> {
+  const prefix = Buffer.from(`AUTH ${mechanism} `);
+  if (prefix.length + encoded.length + 2 <= MAX_COMMAND_OCTETS) {
+    const line = Buffer.concat([prefix, encoded, Buffer.from('\r\n')]);
+    secrets.push(line);
+    conn.write(line);
+    return conn.readLine();
+  }
+  conn.write(`AUTH ${mechanism}\r\n`);
+  const cont = await conn.readLine();
+  if (!isChallenge(cont)) {
+    if (isErr(cont)) return cont;
+    throw new MailgateError('MG_BACKEND_PROTOCOL', `malformed reply to AUTH ${mechanism}`);
+  }
+  const line = Buffer.concat([encoded, Buffer.from('\r\n')]);
+  secrets.push(line);
+  conn.write(line);
+  return conn.readLine();
+}
+
+/** AUTH PLAIN (RFC 4616): \0 user \0 password. */
 async function authPlain(conn: BackendConn, c: Credentials, secrets: Buffer[]): Promise<string> {
   const plain = Buffer.concat([Buffer.from([0]), c.user, Buffer.from([0]), c.password]);
   secrets.push(plain);
   // The base64 string itself cannot be wiped (JS strings are immutable); it is short-lived.
   const token = Buffer.from(plain.toString('base64'), 'latin1');
   secrets.push(token);
-  const prefix = Buffer.from('AUTH PLAIN ');
-  if (prefix.length + token.length + 2 <= MAX_COMMAND_OCTETS) {
-    const line = Buffer.concat([prefix, token, Buffer.from('\r\n')]);
-    secrets.push(line);
-    conn.write(line);
-    return statusLine(conn, 'AUTH');
-  }
-  conn.write('AUTH PLAIN\r\n');
-  const cont = await conn.readLine();
-  if (!cont.startsWith('+ ') && cont !== '+') {
-    if (isErr(cont)) return cont;
-    throw new MailgateError('MG_BACKEND_PROTOCOL', 'malformed reply to AUTH PLAIN');
-  }
-  const line = Buffer.concat([token, Buffer.from('\r\n')]);
-  secrets.push(line);
-  conn.write(line);
-  return statusLine(conn, 'AUTH');
+  const reply = await sendAuth(conn, 'PLAIN', token, secrets);
+  if (!isOk(reply) && !isErr(reply)) throw new MailgateError('MG_BACKEND_PROTOCOL', 'malformed reply to AUTH');
+  return reply;
 }
 
 /** USER then PASS (RFC 1939 §7); the first -ERR ends the exchange. */
@@ -124,6 +136,39 @@ const hasBreakingByte = (b: Buffer) => b.includes(0x0d) || b.includes(0x0a) || b
 
 const REFUSED = Buffer.from('-ERR [AUTH] Authentication failed.\r\n');
 
+/** The status line that ends our login: +OK hands the connection over. */
+function verdict(conn: BackendConn, reply: string): FinalBackendLoginResult {
+  if (isOk(reply)) {
+    const { socket, leftover } = conn.release();
+    return { kind: 'ok', socket, clientReply: Buffer.from(`${reply}\r\n`, 'latin1'), leftover };
+  }
+  conn.close('QUIT\r\n');
+  // RFC 3206 §4 SYS/TEMP: a server-side problem, not the user's failure.
+  if (/^-ERR \[SYS\/TEMP\b/i.test(reply)) return { kind: 'unavailable', error: `backend: ${reply.slice(0, 120)}` };
+  // [IN-USE] (RFC 3206 §4: the mailbox is locked by another session) is forwarded as a
+  // rejection so the client sees the backend's own words, although the password may have
+  // been right. It therefore counts toward "failures" rules: BackendLoginResult has no
+  // outcome for "authenticated but cannot open the mailbox".
+  return { kind: 'rejected', clientReply: Buffer.from(`${reply}\r\n`, 'latin1') };
+}
+
+/** AUTH with the client's own token message; a "+ …" reply is the error challenge of a
+ *  refused token (RFC 7628 §3.2.2), relayed to the client. */
+async function tokenLogin(conn: BackendConn, lines: string[], c: TokenCredentials, secrets: Buffer[]): Promise<BackendLoginResult> {
+  if (!capaArgs(lines, 'SASL')?.includes(c.mechanism)) throw new MailgateError('MG_BACKEND_PROTOCOL', `backend does not offer ${c.mechanism}`);
+  const message = encodedMessage(c);
+  secrets.push(message);
+  const reply = await sendAuth(conn, c.mechanism, message, secrets);
+  if (isChallenge(reply)) {
+    return errorChallenge(conn, reply.slice(2), async (response) => {
+      conn.write(`${response}\r\n`);
+      return verdict(conn, await statusLine(conn, 'AUTH'));
+    }, () => ({ kind: 'rejected', clientReply: Buffer.from(REFUSED) }));
+  }
+  if (!isOk(reply) && !isErr(reply)) throw new MailgateError('MG_BACKEND_PROTOCOL', 'malformed reply to AUTH');
+  return verdict(conn, reply);
+}
+
 export async function pop3BackendLogin(cfg: BackendConfig, c: Credentials, ctx: LoginContext): Promise<BackendLoginResult> {
   if (hasBreakingByte(c.user) || hasBreakingByte(c.password)) return { kind: 'rejected', clientReply: Buffer.from(REFUSED) };
   let conn: BackendConn | null = null;
@@ -133,21 +178,10 @@ export async function pop3BackendLogin(cfg: BackendConfig, c: Credentials, ctx: 
     let xclient: boolean;
     ({ conn, lines, xclient } = await open(cfg, ctx.client));
     if (cfg.forwardClientInfo) await sendXclient(conn, xclient, ctx.client);
+    if (isTokenLogin(c)) return await tokenLogin(conn, lines, c, secrets);
     // SASL mechanisms (RFC 2449 §6.3 "SASL PLAIN LOGIN"), matched as exact tokens.
     const plain = capaArgs(lines, 'SASL')?.includes('PLAIN') ?? false;
-    const reply = plain ? await authPlain(conn, c, secrets) : await userPass(conn, c, secrets);
-    if (isOk(reply)) {
-      const { socket, leftover } = conn.release();
-      return { kind: 'ok', socket, clientReply: Buffer.from(`${reply}\r\n`, 'latin1'), leftover };
-    }
-    conn.close('QUIT\r\n');
-    // RFC 3206 §4 SYS/TEMP: a server-side problem, not the user's failure.
-    if (/^-ERR \[SYS\/TEMP\b/i.test(reply)) return { kind: 'unavailable', error: `backend: ${reply.slice(0, 120)}` };
-    // [IN-USE] (RFC 3206 §4: the mailbox is locked by another session) is forwarded as a
-    // rejection so the client sees the backend's own words, although the password may have
-    // been right. It therefore counts toward "failures" rules: BackendLoginResult has no
-    // outcome for "authenticated but cannot open the mailbox".
-    return { kind: 'rejected', clientReply: Buffer.from(`${reply}\r\n`, 'latin1') };
+    return verdict(conn, plain ? await authPlain(conn, c, secrets) : await userPass(conn, c, secrets));
   } catch (err) {
     conn?.close();
     return { kind: 'unavailable', error: (err as Error).message, unreachable: isUnreachable(err) };

@@ -1,12 +1,14 @@
 // SMTP submission login replay (RFC 5321, 3207, 4954) and the EHLO capability probe:
 // greeting, EHLO, STARTTLS when configured (never a plaintext fallback), EHLO again, XCLIENT
-// when configured, AUTH PLAIN base64-encoded, so no client byte reaches the line unencoded.
+// when configured, AUTH PLAIN base64-encoded, so no client byte reaches the line unencoded, or
+// AUTH with a client's token message (RFC 7628), equally base64.
 import type { BackendConfig } from '../config/schema.js';
 import { MailgateError } from '../errors.js';
-import type { BackendLoginResult, ClientAddress, LoginContext } from '../protocols/protocol.js';
-import type { Credentials } from '../protocols/sasl.js';
+import type { BackendLoginResult, ClientAddress, FinalBackendLoginResult, LoginContext } from '../protocols/protocol.js';
+import { isTokenLogin, type Credentials, type TokenCredentials } from '../protocols/sasl.js';
 import { xclientCommand } from './client-info.js';
 import { BackendConn, isUnreachable } from './connect.js';
+import { encodedMessage, errorChallenge } from './token-login.js';
 
 interface Reply {
   code: number;
@@ -78,30 +80,55 @@ async function open(cfg: BackendConfig, hostname: string, client: ClientAddress 
   }
 }
 
+/** The reply that ends our AUTH: 235 hands the connection over. */
+function verdict(conn: BackendConn, reply: Reply): FinalBackendLoginResult {
+  if (reply.code === 235) {
+    const { socket, leftover } = conn.release();
+    return { kind: 'ok', socket, clientReply: Buffer.from(reply.raw, 'latin1'), leftover };
+  }
+  conn.close('QUIT\r\n');
+  // 4xx: the server cannot decide now (RFC 4954 §6: 454); not the user's failure.
+  if (reply.code >= 400 && reply.code < 500) return { kind: 'unavailable', error: `backend answered ${reply.code} to AUTH` };
+  return { kind: 'rejected', clientReply: Buffer.from(reply.raw, 'latin1') };
+}
+
+/** AUTH with the client's own token message (RFC 4954 §4 allows the long line); a 334 reply
+ *  is the error challenge of a refused token (RFC 7628 §3.2.2), relayed to the client. */
+async function tokenLogin(conn: BackendConn, auth: string | undefined, c: TokenCredentials, secrets: Buffer[]): Promise<BackendLoginResult> {
+  if (!auth?.toUpperCase().split(' ').includes(c.mechanism)) throw new MailgateError('MG_BACKEND_PROTOCOL', `backend does not offer AUTH ${c.mechanism}`);
+  const message = encodedMessage(c);
+  const line = Buffer.concat([Buffer.from(`AUTH ${c.mechanism} `), message, Buffer.from('\r\n')]);
+  secrets.push(message, line);
+  conn.write(line);
+  const reply = await readReply(conn);
+  if (reply.code !== 334) return verdict(conn, reply);
+  return errorChallenge(conn, reply.lines[0]!.slice(4), async (response) => {
+    conn.write(`${response}\r\n`);
+    return verdict(conn, await readReply(conn));
+  }, () => ({ kind: 'rejected', clientReply: Buffer.from('535 5.7.8 Authentication credentials invalid\r\n') }));
+}
+
 export async function smtpBackendLogin(cfg: BackendConfig, c: Credentials, ctx: LoginContext): Promise<BackendLoginResult> {
   let conn: BackendConn | null = null;
+  const secrets: Buffer[] = [];
   try {
     let keywords: string[];
     ({ conn, keywords } = await open(cfg, ctx.hostname, ctx.client));
     if (cfg.forwardClientInfo) keywords = await sendXclient(conn, keywords, ctx.hostname, ctx.client);
     const auth = keywords.find((k) => k.split(' ')[0]!.toUpperCase() === 'AUTH');
+    if (isTokenLogin(c)) return await tokenLogin(conn, auth, c, secrets);
     if (!auth || !auth.toUpperCase().split(' ').includes('PLAIN')) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend does not offer AUTH PLAIN');
     const plain = Buffer.concat([Buffer.from([0]), c.user, Buffer.from([0]), c.password]);
     const line = Buffer.from(`AUTH PLAIN ${plain.toString('base64')}\r\n`);
     plain.fill(0);
     conn.write(line);
-    const reply = await readReply(conn);
-    if (reply.code === 235) {
-      const { socket, leftover } = conn.release();
-      return { kind: 'ok', socket, clientReply: Buffer.from(reply.raw, 'latin1'), leftover };
-    }
-    conn.close('QUIT\r\n');
-    // 4xx: the server cannot decide now (RFC 4954 §6: 454); not the user's failure.
-    if (reply.code >= 400 && reply.code < 500) return { kind: 'unavailable', error: `backend answered ${reply.code} to AUTH` };
-    return { kind: 'rejected', clientReply: Buffer.from(reply.raw, 'latin1') };
+    return verdict(conn, await readReply(conn));
   } catch (err) {
     conn?.close();
     return { kind: 'unavailable', error: (err as Error).message, unreachable: isUnreachable(err) };
+  } finally {
+    // Lines built from a token are wiped once the backend has answered them.
+    for (const b of secrets) b.fill(0);
   }
 }
 

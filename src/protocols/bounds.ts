@@ -28,6 +28,15 @@ export const SASL_MAX_FIELD_BYTES = 1024;
 /** Encoded SASL response line (RFC 4954 §4 uses 12,288 octets for SMTP). */
 export const SASL_MAX_TOKEN_BYTES = 12_288;
 
+/** A decoded OAUTHBEARER/XOAUTH2 message (RFC 7628 §3.1), token included: what one response
+ *  line of SASL_MAX_TOKEN_BYTES base64 can carry. JWT access tokens (Entra ID, Keycloak) run to
+ *  a few KiB, Google's to a few hundred bytes; the user name is held to SASL_MAX_FIELD_BYTES. */
+export const OAUTH_MAX_MESSAGE_BYTES = (SASL_MAX_TOKEN_BYTES / 4) * 3;
+
+/** Key/value pairs in one OAUTHBEARER message: RFC 7628 defines host, port and auth; a few
+ *  more leave room for extensions without letting a message be thousands of tiny pairs. */
+export const OAUTH_MAX_PAIRS = 8;
+
 /** Bad commands before the session is closed (nginx max_errors, Dovecot 3–10). */
 export const DEFAULT_MAX_BAD_COMMANDS = 10;
 

@@ -53,6 +53,9 @@ export type Effect =
   | { type: 'startTls'; discarded: number }
   /** Pause reading, run the auth path, then call loginResult() (or splice on success). */
   | { type: 'login'; credentials: Credentials; context: MachineLoginContext }
+  /** The client's one-line answer to a challenge relayed with loginChallenge(), for the
+   *  backend (already checked: "*" or strict base64). The login is still running. */
+  | { type: 'loginResponse'; response: string }
   | { type: 'close'; reason: CloseReason };
 
 export type LoginResult =
@@ -69,6 +72,10 @@ export interface ProtocolMachine {
   push(chunk: Buffer): Effect[];
   tlsStarted(): Effect[];
   loginResult(result: LoginResult): Effect[];
+  /** During a login: send the backend's challenge (validated base64) in this protocol's form
+   *  and read one response line, answered with a loginResponse effect (RFC 7628 §3.2.2 error
+   *  challenges). loginResult() follows as for any login. */
+  loginChallenge(text: string): Effect[];
   /** Raw bytes the client pipelined behind a successful login, to hand to the backend. */
   takeBuffered(): Buffer;
   /** The protocol's goodbye line for a session the proxy ends: pre-auth deadline, shutdown,
@@ -83,7 +90,14 @@ export type BackendLoginResult =
   | { kind: 'ok'; socket: Socket; clientReply: Buffer; leftover: Buffer }
   | { kind: 'rejected'; clientReply: Buffer }
   /** unreachable: the server could not be connected to (nothing was sent to it). */
-  | { kind: 'unavailable'; error: string; unreachable?: boolean };
+  | { kind: 'unavailable'; error: string; unreachable?: boolean }
+  /** The backend answered a token with an error challenge (RFC 7628 §3.2.2) and waits for
+   *  the client's reply. `challenge`: validated base64 for the client; `respond` relays the
+   *  client's line (null: the client is gone) and ends the attempt: 'ok' only if the backend
+   *  says so, otherwise 'rejected' whatever happens, since the token was already refused. */
+  | { kind: 'challenge'; challenge: string; respond(response: string | null): Promise<FinalBackendLoginResult> };
+
+export type FinalBackendLoginResult = Exclude<BackendLoginResult, { kind: 'challenge' }>;
 
 export type BackendLogin = (
   backend: BackendConfig,

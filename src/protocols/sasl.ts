@@ -1,14 +1,36 @@
-// The one SASL module (RFC 4422) for IMAP, POP3 and SMTP: strict base64, PLAIN (RFC 4616)
-// and LOGIN decoding, as a small pure exchange. Pure: no sockets, no timers, no logging.
-import { SASL_MAX_FIELD_BYTES, SASL_MAX_TOKEN_BYTES } from './bounds.js';
+// The one SASL module (RFC 4422) for IMAP, POP3 and SMTP: strict base64, PLAIN (RFC 4616),
+// LOGIN, and OAUTHBEARER (RFC 7628) / XOAUTH2 messages, as a small pure exchange.
+// Pure: no sockets, no timers, no logging.
+import { OAUTH_MAX_MESSAGE_BYTES, OAUTH_MAX_PAIRS, SASL_MAX_FIELD_BYTES, SASL_MAX_TOKEN_BYTES } from './bounds.js';
 
-export type SaslMechanism = 'PLAIN' | 'LOGIN';
+export type OAuthMechanism = 'OAUTHBEARER' | 'XOAUTH2';
+export type SaslMechanism = 'PLAIN' | 'LOGIN' | OAuthMechanism;
+/** Password mechanisms: offered wherever a login is allowed. */
 export const SASL_MECHANISMS: readonly SaslMechanism[] = ['PLAIN', 'LOGIN'];
+/** Token mechanisms: only the backend can check a token, so they are offered only when the
+ *  backend offers them (see offeredMechanisms). */
+export const OAUTH_MECHANISMS: readonly OAuthMechanism[] = ['OAUTHBEARER', 'XOAUTH2'];
 
 export interface Credentials {
   mechanism: SaslMechanism | 'USER' | 'IMAP-LOGIN';
   user: Buffer;
+  /** The secret: the password, or for a token mechanism the bearer token (a view into `raw`). */
   password: Buffer;
+  /** Token mechanisms only: the client's whole decoded message, relayed to the backend unchanged. */
+  raw?: Buffer;
+}
+
+export type TokenCredentials = Credentials & { mechanism: OAuthMechanism; raw: Buffer };
+
+export function isTokenLogin(c: Credentials): c is TokenCredentials {
+  return c.raw !== undefined && (OAUTH_MECHANISMS as readonly string[]).includes(c.mechanism);
+}
+
+/** What a machine offers: the password mechanisms, plus the token mechanisms among
+ *  `backendMechanisms` (the backend's own list: IMAP AUTH=, POP3 SASL, SMTP AUTH). */
+export function offeredMechanisms(backendMechanisms: readonly string[]): SaslMechanism[] {
+  const theirs = new Set(backendMechanisms.map((m) => m.toUpperCase()));
+  return [...SASL_MECHANISMS, ...OAUTH_MECHANISMS.filter((m) => theirs.has(m))];
 }
 
 export type SaslStep =
@@ -16,7 +38,7 @@ export type SaslStep =
   | { kind: 'done'; credentials: Credentials }
   | { kind: 'fail'; reason: SaslFailure };
 
-export type SaslFailure = 'cancelled' | 'bad-base64' | 'bad-plain' | 'too-long' | 'authzid-unsupported' | 'unknown-mechanism';
+export type SaslFailure = 'cancelled' | 'bad-base64' | 'bad-plain' | 'bad-oauth' | 'too-long' | 'authzid-unsupported' | 'unknown-mechanism';
 
 const B64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
@@ -46,6 +68,74 @@ export function decodePlain(raw: Buffer): Credentials | SaslFailure {
   return { mechanism: 'PLAIN', user: Buffer.from(user), password: Buffer.from(password) };
 }
 
+/** RFC 5801 §4 gs2-header, the forms RFC 7628 allows: "n," or "y," (OAUTHBEARER has no
+ *  channel binding, §4.1, so "p=…" and the non-standard "F," are refused), an optional
+ *  "a=" authzid, ",". */
+const GS2_RE = /^[ny],(?:a=([^,]*))?,/;
+/** saslname (RFC 5801 §4): "," and "=" only as =2C and =3D; never NUL. */
+const SASLNAME_RE = /^(?:[^=,\x00]|=2C|=3D)+$/;
+/** RFC 7628 §3.1: key = 1*ALPHA, value = *(VCHAR / SP / HTAB / CR / LF). */
+const KV_RE = /^([A-Za-z]+)=([\x21-\x7e \t\r\n]*)$/;
+/** RFC 6750 §2.1: "Bearer" 1*SP b64token; scheme names are case-insensitive (RFC 9110 §11.1). */
+const BEARER_RE = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
+
+/** key=value pairs from `from`, each ended by %x01, then one more %x01 ending the message;
+ *  values with their offsets (latin1: one char per byte). Null when malformed, or when a key
+ *  repeats in any case: the pair we read must be the one the backend reads. */
+function kvPairs(text: string, from: number): Map<string, { value: string; at: number }> | null {
+  const pairs = new Map<string, { value: string; at: number }>();
+  let pos = from;
+  while (pos < text.length - 1) {
+    const end = text.indexOf('\x01', pos);
+    const m = end < 0 ? null : KV_RE.exec(text.slice(pos, end));
+    if (!m || pairs.size >= OAUTH_MAX_PAIRS) return null;
+    const key = m[1]!.toLowerCase();
+    if (pairs.has(key)) return null;
+    pairs.set(key, { value: m[2]!, at: pos + m[1]!.length + 1 });
+    pos = end + 1;
+  }
+  return pos === text.length - 1 && text[pos] === '\x01' ? pairs : null;
+}
+
+/**
+ * OAUTHBEARER (RFC 7628 §3.1): gs2-header %x01 *(key=value %x01) %x01, e.g.
+ * "n,a=user@example.org,\x01host=…\x01port=…\x01auth=Bearer <token>\x01\x01".
+ * XOAUTH2 (Google's format): "user=<user>\x01auth=Bearer <token>\x01\x01", no other keys.
+ * The user name (OAUTHBEARER: the authzid, which then is required, as Dovecot requires it)
+ * is what limits count; the message itself goes to the backend unchanged, and only the
+ * backend judges the token. `raw` becomes the credentials' (no copy); the token is a view.
+ */
+export function decodeOAuth(mechanism: OAuthMechanism, raw: Buffer): Credentials | SaslFailure {
+  if (raw.length > OAUTH_MAX_MESSAGE_BYTES) return 'too-long';
+  const text = raw.toString('latin1');
+  let user: string;
+  let pairs: ReturnType<typeof kvPairs>;
+  if (mechanism === 'OAUTHBEARER') {
+    const gs2 = GS2_RE.exec(text);
+    const authzid = gs2?.[1];
+    if (!gs2 || !authzid || !SASLNAME_RE.test(authzid) || text[gs2[0].length] !== '\x01') return 'bad-oauth';
+    user = authzid.replace(/=2C/g, ',').replace(/=3D/g, '=');
+    pairs = kvPairs(text, gs2[0].length + 1);
+  } else {
+    pairs = kvPairs(text, 0);
+    if (!pairs || pairs.size !== 2) return 'bad-oauth';
+    user = pairs.get('user')?.value ?? '';
+  }
+  const auth = pairs?.get('auth');
+  const bearer = auth ? BEARER_RE.exec(auth.value) : null;
+  if (!auth || !bearer || user.length === 0) return 'bad-oauth';
+  if (user.length > SASL_MAX_FIELD_BYTES) return 'too-long';
+  const tokenEnd = auth.at + auth.value.length;
+  return { mechanism, user: Buffer.from(user, 'latin1'), password: raw.subarray(tokenEnd - bearer[1]!.length, tokenEnd), raw };
+}
+
+/** The client's answer to a challenge the backend sent (RFC 7628 §3.2.3: normally the dummy
+ *  %x01, "AQ=="), for the backend: "*" (cancel) or strict base64 as sent; anything else
+ *  becomes "*", so no unchecked client bytes reach the backend's SASL decoder. */
+export function relayedResponse(line: string): string {
+  return line === '*' || decodeBase64Strict(line) !== null ? line : '*';
+}
+
 const LOGIN_USER_PROMPT = Buffer.from('Username:').toString('base64');
 const LOGIN_PASS_PROMPT = Buffer.from('Password:').toString('base64');
 
@@ -60,8 +150,9 @@ export class SaslExchange {
     if (!offered.includes(mech)) return { exchange: null, step: { kind: 'fail', reason: 'unknown-mechanism' } };
     const ex = new SaslExchange(mech);
     if (initial === null) {
-      // PLAIN without initial response: empty challenge; LOGIN: ask for the user name.
-      return { exchange: ex, step: { kind: 'challenge', text: mech === 'PLAIN' ? '' : LOGIN_USER_PROMPT } };
+      // Without an initial response: LOGIN asks for the user name, the others send an empty
+      // challenge (RFC 4616 §2, RFC 7628 §3.2.1).
+      return { exchange: ex, step: { kind: 'challenge', text: mech === 'LOGIN' ? LOGIN_USER_PROMPT : '' } };
     }
     return { exchange: ex, step: ex.respond(initial) };
   }
@@ -83,6 +174,12 @@ export class SaslExchange {
       data.fill(0);
       return typeof creds === 'string' ? { kind: 'fail', reason: creds } : { kind: 'done', credentials: creds };
     }
+    if (this.mechanism !== 'LOGIN') {
+      const creds = decodeOAuth(this.mechanism, data);
+      if (typeof creds !== 'string') return { kind: 'done', credentials: creds };
+      data.fill(0);
+      return { kind: 'fail', reason: creds };
+    }
     if (data.length > SASL_MAX_FIELD_BYTES) return { kind: 'fail', reason: 'too-long' };
     if (this.user === null) {
       if (data.length === 0) return { kind: 'fail', reason: 'bad-plain' };
@@ -97,4 +194,5 @@ export class SaslExchange {
 export function wipeCredentials(c: Credentials): void {
   c.user.fill(0);
   c.password.fill(0);
+  c.raw?.fill(0);
 }

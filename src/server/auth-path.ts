@@ -21,6 +21,9 @@ export interface AuthRequest {
   clientIp: string;
   credentials: Credentials;
   context: LoginContext;
+  /** Sends a backend's challenge to the client and resolves with its one-line answer (null:
+   *  the client is gone). Without it a challenge is answered as if the client had left. */
+  relay?: (challenge: string) => Promise<string | null>;
 }
 
 /** Replays the login to the backend's servers in pool order; only a server that could not be
@@ -69,9 +72,14 @@ export async function runAuth(deps: { policy: Policy; clock: Clock; metrics: Met
     // Keyed hash for stale-password dedupe, taken before the credentials are wiped.
     const fingerprint = deps.policy.fingerprint(decision, creds.password);
     const tb = process.hrtime.bigint();
-    const result = await loginToPool(deps.pools, req, user.canonical);
+    const first = await loginToPool(deps.pools, req, user.canonical);
+    const backendSec = Number(process.hrtime.bigint() - tb) / 1e9;
+    // RFC 7628 §3.2.2: a refused token may come back as an error challenge. The client's answer
+    // goes to the backend, whose final reply ends the attempt (the client's time is not
+    // backend latency, so it is left out of the histogram).
+    const result = first.kind === 'challenge' ? await first.respond((await req.relay?.(first.challenge)) ?? null) : first;
     const outcome = result.kind === 'ok' ? 'ok' : result.kind === 'rejected' ? 'fail' : 'unavailable';
-    metrics.backendLoginSeconds.observe({ backend: req.listener.backend, result: outcome }, Number(process.hrtime.bigint() - tb) / 1e9);
+    metrics.backendLoginSeconds.observe({ backend: req.listener.backend, result: outcome }, backendSec);
     metrics.backendUp.set({ backend: req.listener.backend }, result.kind === 'unavailable' ? 0 : 1);
     count(outcome === 'unavailable' ? 'backend-error' : outcome);
     const delayMs = await deps.policy.record(decision, outcome, fingerprint).catch((err: Error) => {
@@ -86,6 +94,7 @@ export async function runAuth(deps: { policy: Policy; clock: Clock; metrics: Met
       trusted: decision.trusted || undefined,
       knownGood: decision.knownGood || undefined,
       tarpitMs: delayMs || undefined,
+      challenged: first.kind === 'challenge' || undefined,
       latencyMs: deps.clock.now() - t0,
     };
     if (result.kind === 'unavailable') {

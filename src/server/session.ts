@@ -53,6 +53,8 @@ export class Session {
   private phase: Phase = 'preauth';
   private readonly deadline: NodeJS.Timeout;
   private spliced: Splice | null = null;
+  /** Set while a backend's challenge waits for the client's answer (relayChallenge). */
+  private relayed: ((response: string | null) => void) | null = null;
   /** Who the client is: the socket's peer, or the PROXY header's source once read. */
   private client: ClientAddress;
   private log: Logger;
@@ -207,6 +209,9 @@ export class Session {
         case 'login':
           void this.login(e);
           return;
+        case 'loginResponse':
+          this.relayed?.(e.response);
+          return;
       }
     }
   }
@@ -273,6 +278,7 @@ export class Session {
       clientIp: this.clientIp,
       credentials: e.credentials,
       context: { ...e.context, client: this.client },
+      relay: (challenge) => this.relayChallenge(challenge),
     });
     if (this.isClosed()) {
       if (outcome.kind === 'ok') outcome.socket.destroy();
@@ -302,6 +308,21 @@ export class Session {
     this.env.metrics.splicedBytes.inc({ listener: this.listener.name, direction: 'out' }, stats.bytesOut);
     this.log.info({ event: 'splice.end', ...stats }, 'session ended');
     this.finish();
+  }
+
+  /** During a login, a backend's challenge goes to the client and its one answer line comes
+   *  back (a loginResponse effect), or null once the session has ended. */
+  private relayChallenge(challenge: string): Promise<string | null> {
+    if (this.isClosed()) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      this.relayed = (response) => {
+        this.relayed = null;
+        this.socket.pause();
+        resolve(response);
+      };
+      this.socket.resume();
+      this.run(this.machine.loginChallenge(challenge));
+    });
   }
 
   /** End a pre-auth session with the protocol's goodbye (deadline, shutdown, limits). */
@@ -370,6 +391,7 @@ export class Session {
     this.env.metrics.connections.dec({ listener: this.listener.name, state: this.phase === 'spliced' ? 'spliced' : 'preauth' });
     this.phase = 'closed';
     clearTimeout(this.deadline);
+    this.relayed?.(null);
     this.resolveDone();
   }
 }

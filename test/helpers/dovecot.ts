@@ -19,6 +19,10 @@ export interface DovecotOptions {
   relay?: { host: string; port: number };
   /** Extra lines appended to dovecot.conf. */
   extraConf?: string;
+  /** Also offer XOAUTH2 and OAUTHBEARER, with tokens checked by Dovecot's oauth2 passdb
+   *  against this RFC 7662 introspection endpoint (POST token=…; the JSON answer needs
+   *  `active: true` and `username`). Passwords keep working for PLAIN and LOGIN only. */
+  oauth2?: { introspectionUrl: string };
 }
 
 export interface DovecotInstance {
@@ -47,6 +51,21 @@ function accountIds(): { user: string; uid: number; gid: number; login: string; 
   return { user: 'dovecot', uid: Number(uid), gid: Number(gid), login: 'dovenull', internal: 'dovecot' };
 }
 
+/** The oauth2 passdb (Dovecot 2.3 wiki PasswordDatabase/oauth2) ahead of the passwd-file one,
+ *  which is then limited to passwords so a password never passes as a token. */
+function oauth2Conf(dir: string, introspectionUrl: string): { mechanisms: string; passdb: string } {
+  const ext = join(dir, 'dovecot-oauth2.conf.ext');
+  writeFileSync(
+    ext,
+    [`introspection_mode = post`, `introspection_url = ${introspectionUrl}`, 'force_introspection = yes', 'username_attribute = username',
+      'active_attribute = active', 'active_value = true', 'username_format = %Lu', ''].join('\n'),
+  );
+  return {
+    mechanisms: ' oauthbearer xoauth2',
+    passdb: `passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = ${ext}\n}\n`,
+  };
+}
+
 export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotInstance> {
   const dir = mkdtempSync(join(os.tmpdir(), 'mailgate-dovecot-'));
   chmodSync(dir, 0o755); // login processes run unprivileged and must reach base_dir
@@ -62,6 +81,7 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotIn
   const [imap, imaps, pop3, pop3s, submission, submissions] = await freePorts(6);
   const ports = { imap: imap!, imaps: imaps!, pop3: pop3!, pop3s: pop3s!, submission: submission!, submissions: submissions! };
   const relay = opts.relay ?? { host: '127.0.0.1', port: 9 };
+  const oauth2 = opts.oauth2 ? oauth2Conf(dir, opts.oauth2.introspectionUrl) : { mechanisms: '', passdb: '' };
   const conf = `
 base_dir = ${dir}/run
 state_dir = ${dir}/state
@@ -78,15 +98,15 @@ ssl = yes
 ssl_cert = <${cert.certPath}
 ssl_key = <${cert.keyPath}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login${oauth2.mechanisms}
 auth_failure_delay = 0
 auth_verbose = yes
 auth_username_format = %Lu
 login_trusted_networks = 127.0.0.0/8
 mail_location = maildir:~/Maildir
-passdb {
+${oauth2.passdb}passdb {
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u ${dir}/passwd
+  args = scheme=PLAIN username_format=%u ${dir}/passwd${opts.oauth2 ? '\n  mechanisms = plain login' : ''}
 }
 userdb {
   driver = static

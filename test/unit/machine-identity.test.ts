@@ -45,10 +45,11 @@ describe('IMAP machine: capabilities that match the backend', () => {
     expect(/\[CAPABILITY ([^\]]*)\]/.exec(greeting)?.[1]?.split(' ')).toEqual(capsLine(text));
   });
 
-  it("never passes on the backend's STARTTLS, AUTH=, LOGINDISABLED, LANGUAGE, UTF8=, UNAUTHENTICATE, vendor or malformed tokens", () => {
+  it("never passes on the backend's STARTTLS, AUTH= (but for the token mechanisms mailgate relays), LOGINDISABLED, LANGUAGE, UTF8=, UNAUTHENTICATE, vendor or malformed tokens", () => {
     const backend = ['IMAP4rev1', 'LOGINDISABLED', 'AUTH=XOAUTH2', 'AUTH=GSSAPI', 'STARTTLS', 'LANGUAGE', 'UTF8=ACCEPT', 'UNAUTHENTICATE', 'XLIST', 'X-GM-EXT-1', 'IDLE]', 'MOVE', 'THREAD=REFERENCES', 'APPENDLIMIT=35651584'];
     const caps = capsLine(imapDriver.drive({ tlsMode: 'implicit', backendCapabilities: backend }, ['a CAPABILITY\r\n']).text);
-    expect(caps).toEqual(['IMAP4rev1', 'SASL-IR', 'ID', 'MOVE', 'THREAD=REFERENCES', 'APPENDLIMIT=35651584', 'AUTH=PLAIN', 'AUTH=LOGIN']);
+    // XOAUTH2 is relayed to the backend (issue 6 item 5), so it is offered when the backend offers it.
+    expect(caps).toEqual(['IMAP4rev1', 'SASL-IR', 'ID', 'MOVE', 'THREAD=REFERENCES', 'APPENDLIMIT=35651584', 'AUTH=PLAIN', 'AUTH=LOGIN', 'AUTH=XOAUTH2']);
   });
 
   it('literal forms follow the backend: LITERAL+, else LITERAL-, else none; unknown backend: LITERAL+', () => {
@@ -97,11 +98,11 @@ describe('POP3 machine: CAPA that matches the backend', () => {
     expect(capaOf(pop3Driver.drive({ backendCapabilities: DOVECOT }, ['STLS\r\n', tls, 'CAPA\r\n']).text)).toEqual(['CAPA', 'TOP', 'UIDL', 'PIPELINING', 'USER', 'SASL PLAIN LOGIN', 'RESP-CODES', 'AUTH-RESP-CODE']);
   });
 
-  it('keeps arguments as written; never passes on XCLIENT, SASL, UTF8, LANG, IMPLEMENTATION, dot-led or control-laden lines', () => {
+  it('keeps arguments as written; never passes on XCLIENT, SASL (only its token mechanisms), UTF8, LANG, IMPLEMENTATION, dot-led or control-laden lines', () => {
     const backend = ['EXPIRE 31 USER', 'LOGIN-DELAY 900', 'XCLIENT', 'SASL XOAUTH2 GSSAPI', 'STLS', 'UTF8 USER', 'LANG', 'IMPLEMENTATION Dovecot 2.3', '.TOP', 'UIDL\x1b[31m', 'TOP'];
     expect(capaOf(pop3Driver.drive(secure, ['CAPA\r\n']).text)).not.toContain('TOP');
     expect(capaOf(pop3Driver.drive({ ...secure, backendCapabilities: backend }, ['CAPA\r\n']).text)).toEqual([
-      'CAPA', 'EXPIRE 31 USER', 'LOGIN-DELAY 900', 'TOP', 'USER', 'SASL PLAIN LOGIN', 'RESP-CODES', 'AUTH-RESP-CODE',
+      'CAPA', 'EXPIRE 31 USER', 'LOGIN-DELAY 900', 'TOP', 'USER', 'SASL PLAIN LOGIN XOAUTH2', 'RESP-CODES', 'AUTH-RESP-CODE',
     ]);
   });
 

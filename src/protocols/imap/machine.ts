@@ -2,11 +2,12 @@
 // Pure: no sockets, no timers; the session runs the effects it returns.
 import { answerLogin } from '../login-answer.js';
 import type { CloseReason, Effect, GoodbyeReason, LoginResult, MachineOptions, ProtocolMachine } from '../protocol.js';
-import { SaslExchange, SASL_MECHANISMS, type Credentials, type SaslFailure, type SaslStep } from '../sasl.js';
+import { offeredMechanisms, relayedResponse, SaslExchange, type Credentials, type SaslFailure, type SaslMechanism, type SaslStep } from '../sasl.js';
 import { ImapParser, type ImapArg, type ImapEvent } from './parser.js';
-import { capabilities, R } from './replies.js';
+import { backendMechanisms, capabilities, R } from './replies.js';
 
-type State = 'ready' | 'sasl' | 'login' | 'tls' | 'closed';
+/** relay: during a login, waiting for the client's answer to a challenge from the backend. */
+type State = 'ready' | 'sasl' | 'login' | 'relay' | 'tls' | 'closed';
 type Handler = (m: ImapMachine, tag: string, args: ImapArg[]) => Effect[];
 
 const COMMANDS = {
@@ -40,9 +41,11 @@ export class ImapMachine implements ProtocolMachine {
   private failedLogins = 0;
   private sasl: { tag: string; exchange: SaslExchange } | null = null;
   private loginTag = '';
+  private readonly mechanisms: SaslMechanism[];
 
   constructor(private readonly opts: MachineOptions) {
     this.secure = opts.tlsMode === 'implicit';
+    this.mechanisms = offeredMechanisms(backendMechanisms(opts.backendCapabilities));
   }
 
   get bufferedBytes(): number {
@@ -50,7 +53,7 @@ export class ImapMachine implements ProtocolMachine {
   }
 
   caps(): string {
-    return capabilities({ secure: this.secure, tlsMode: this.opts.tlsMode, requireTls: this.opts.requireTls, backend: this.opts.backendCapabilities });
+    return capabilities({ secure: this.secure, tlsMode: this.opts.tlsMode, requireTls: this.opts.requireTls, backend: this.opts.backendCapabilities, mechanisms: this.mechanisms });
   }
 
   start(): Effect[] {
@@ -78,6 +81,13 @@ export class ImapMachine implements ProtocolMachine {
     return a.close ? a.effects : [...a.effects, ...this.pump()];
   }
 
+  loginChallenge(text: string): Effect[] {
+    if (this.state !== 'login') return [];
+    this.state = 'relay';
+    this.parser.expectLine();
+    return [send(R.challenge(text)), ...this.pump()];
+  }
+
   takeBuffered(): Buffer {
     return this.parser.takeBuffered();
   }
@@ -88,7 +98,7 @@ export class ImapMachine implements ProtocolMachine {
 
   private pump(): Effect[] {
     const out: Effect[] = [];
-    while (this.state === 'ready' || this.state === 'sasl') {
+    while (this.state === 'ready' || this.state === 'sasl' || this.state === 'relay') {
       const ev = this.parser.next();
       if (!ev) break;
       out.push(...this.onEvent(ev));
@@ -109,6 +119,10 @@ export class ImapMachine implements ProtocolMachine {
       case 'bad':
         return ev.fatal ? this.close(R.bad(ev.tag, ev.text) + R.byeErrors, 'protocol-error') : this.bad(ev.tag, ev.text);
       case 'line':
+        if (this.state === 'relay') {
+          this.state = 'login';
+          return [{ type: 'loginResponse', response: relayedResponse(ev.text) }];
+        }
         return this.saslStep(this.sasl!.tag, this.sasl!.exchange.respond(ev.text));
       case 'command': {
         const handler = (COMMANDS as Record<string, Handler>)[ev.verb];
@@ -164,7 +178,7 @@ export class ImapMachine implements ProtocolMachine {
     if (!mech || mech.kind !== 'atom' || args.length > 2 || (initial && initial.kind !== 'atom')) {
       return this.bad(tag, 'AUTHENTICATE expects a mechanism and an optional initial response');
     }
-    const { exchange, step } = SaslExchange.start(mech.value, initial?.kind === 'atom' ? initial.value : null, SASL_MECHANISMS);
+    const { exchange, step } = SaslExchange.start(mech.value, initial?.kind === 'atom' ? initial.value : null, this.mechanisms);
     this.sasl = exchange ? { tag, exchange } : null;
     return this.saslStep(tag, step);
   }
@@ -188,6 +202,7 @@ export class ImapMachine implements ProtocolMachine {
       case 'authzid-unsupported':
         return this.countBad(R.no(tag, 'AUTHORIZATIONFAILED', 'Authorization identity not supported.'));
       case 'bad-plain':
+      case 'bad-oauth':
         return this.countBad(R.authFailed(tag));
       case 'cancelled':
         // RFC 9051 §6.2.2: a cancelled exchange gets a tagged BAD.

@@ -25,6 +25,13 @@ export interface CapabilityOptions {
   requireTls: boolean;
   /** The backend's pre-login capabilities as probed; empty when unknown. */
   backend: readonly string[];
+  /** The SASL mechanisms the machine accepts (offeredMechanisms); PLAIN and LOGIN if unset. */
+  mechanisms?: readonly string[];
+}
+
+/** The SASL mechanisms the backend lists ("AUTH=…" tokens, RFC 9051 §7.2.2). */
+export function backendMechanisms(backend: readonly string[]): string[] {
+  return backend.filter((c) => /^AUTH=/i.test(c)).map((c) => c.slice(5));
 }
 
 /**
@@ -54,7 +61,7 @@ export function capabilities(opts: CapabilityOptions): string {
   }
   if (!opts.secure && opts.tlsMode === 'starttls') caps.push('STARTTLS');
   if (!opts.secure && opts.requireTls) caps.push('LOGINDISABLED');
-  else caps.push('AUTH=PLAIN', 'AUTH=LOGIN');
+  else caps.push(...(opts.mechanisms ?? ['PLAIN', 'LOGIN']).map((m) => `AUTH=${m}`));
   return caps.join(' ');
 }
 

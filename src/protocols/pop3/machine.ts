@@ -5,10 +5,11 @@ import { POP3_MAX_LINE_BYTES, SASL_MAX_TOKEN_BYTES } from '../bounds.js';
 import { LineReader } from '../line-reader.js';
 import { answerLogin } from '../login-answer.js';
 import type { CloseReason, Effect, GoodbyeReason, LoginResult, MachineOptions, ProtocolMachine } from '../protocol.js';
-import { SaslExchange, SASL_MECHANISMS, type Credentials, type SaslStep } from '../sasl.js';
-import { capabilities, R } from './replies.js';
+import { offeredMechanisms, relayedResponse, SaslExchange, type Credentials, type SaslMechanism, type SaslStep } from '../sasl.js';
+import { backendMechanisms, capabilities, R } from './replies.js';
 
-type State = 'ready' | 'sasl' | 'login' | 'tls' | 'closed';
+/** relay: during a login, waiting for the client's answer to a challenge from the backend. */
+type State = 'ready' | 'sasl' | 'login' | 'relay' | 'tls' | 'closed';
 /** `arg`: everything after the first space (null when there is none), unchanged. */
 type Handler = (m: Pop3Machine, arg: string | null) => Effect[];
 
@@ -36,9 +37,11 @@ export class Pop3Machine implements ProtocolMachine {
   private sasl: SaslExchange | null = null;
   /** The name from an accepted USER, waiting for PASS (RFC 1939 §7). */
   private pendingUser: Buffer | null = null;
+  private readonly mechanisms: SaslMechanism[];
 
   constructor(private readonly opts: MachineOptions) {
     this.secure = opts.tlsMode === 'implicit';
+    this.mechanisms = offeredMechanisms(backendMechanisms(opts.backendCapabilities));
   }
 
   get bufferedBytes(): number {
@@ -49,7 +52,7 @@ export class Pop3Machine implements ProtocolMachine {
     return capabilities({
       offerStls: !this.secure && this.opts.tlsMode === 'starttls',
       loginAllowed: this.loginAllowed(),
-      mechanisms: SASL_MECHANISMS,
+      mechanisms: this.mechanisms,
       backend: this.opts.backendCapabilities,
     });
   }
@@ -80,6 +83,13 @@ export class Pop3Machine implements ProtocolMachine {
     return a.close ? a.effects : [...a.effects, ...this.pump()];
   }
 
+  loginChallenge(text: string): Effect[] {
+    if (this.state !== 'login') return [];
+    this.state = 'relay';
+    this.reader.setLimit(SASL_MAX_TOKEN_BYTES);
+    return [send(R.challenge(text)), ...this.pump()];
+  }
+
   takeBuffered(): Buffer {
     return this.reader.takeBuffered();
   }
@@ -90,12 +100,18 @@ export class Pop3Machine implements ProtocolMachine {
 
   private pump(): Effect[] {
     const out: Effect[] = [];
-    while (this.state === 'ready' || this.state === 'sasl') {
+    while (this.state === 'ready' || this.state === 'sasl' || this.state === 'relay') {
       const ev = this.reader.next();
       if (!ev) break;
       if (ev.type === 'too-long') {
         this.endSasl();
         return [...out, ...this.close(R.lineTooLong, 'protocol-error')];
+      }
+      if (this.state === 'relay') {
+        this.endSasl();
+        this.state = 'login';
+        out.push({ type: 'loginResponse', response: relayedResponse(ev.text) });
+        continue;
       }
       out.push(...(this.state === 'sasl' ? this.saslStep(this.sasl!.respond(ev.text)) : this.command(ev.text)));
     }
@@ -162,12 +178,12 @@ export class Pop3Machine implements ProtocolMachine {
   auth(arg: string | null): Effect[] {
     if (!this.loginAllowed()) return this.bad(R.plaintextRefused);
     // Bare AUTH lists the mechanisms (the pre-RFC 5034 convention many clients still probe).
-    if (arg === null) return [send(R.mechanisms(SASL_MECHANISMS))];
+    if (arg === null) return [send(R.mechanisms(this.mechanisms))];
     const [mech, initial, extra] = arg.split(' ');
     if (!mech || extra !== undefined || initial === '') return this.bad(R.syntax('AUTH mechanism [initial-response]'));
     // SASL state never mixes with a pending USER (RFC 5034 §4: AUTH is a fresh start).
     this.forgetUser();
-    const { exchange, step } = SaslExchange.start(mech, initial ?? null, SASL_MECHANISMS);
+    const { exchange, step } = SaslExchange.start(mech, initial ?? null, this.mechanisms);
     this.sasl = exchange;
     return this.saslStep(step);
   }

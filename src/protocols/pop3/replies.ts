@@ -12,6 +12,12 @@ const BACKEND_CAPA = new Set(['TOP', 'UIDL', 'PIPELINING', 'EXPIRE', 'LOGIN-DELA
 /** A CAPA line we can repeat: printable ASCII words, never dot-led (RFC 1939 §3 stuffing). */
 const CAPA_LINE = /^[\x21-\x2d\x2f-\x7e][\x21-\x7e]*(?: [\x21-\x7e]+)*$/;
 
+/** The SASL mechanisms the backend lists in its CAPA "SASL …" line (RFC 2449 §6.3). */
+export function backendMechanisms(backend: readonly string[]): string[] {
+  const line = backend.find((l) => /^SASL(?: |$)/i.test(l));
+  return line ? line.split(' ').slice(1).filter(Boolean) : [];
+}
+
 /** Pre-login CAPA list (RFC 2449 §5): ours, plus what the backend offers of BACKEND_CAPA (its
  *  lines as written, arguments included, e.g. "EXPIRE 31"). */
 export function capabilities(opts: { offerStls: boolean; loginAllowed: boolean; mechanisms: readonly string[]; backend: readonly string[] }): string[] {
@@ -67,6 +73,7 @@ export const R = {
     'authzid-unsupported': '-ERR Authorization identity not supported.\r\n',
     cancelled: '-ERR Authentication cancelled.\r\n',
     'bad-plain': '-ERR [AUTH] Authentication failed.\r\n',
+    'bad-oauth': '-ERR [AUTH] Authentication failed.\r\n',
     'bad-base64': '-ERR Invalid SASL response.\r\n',
     'too-long': '-ERR Invalid SASL response.\r\n',
   } satisfies Record<SaslFailure, string>,

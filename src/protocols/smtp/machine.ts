@@ -36,7 +36,7 @@ export class SmtpMachine implements ProtocolMachine {
   // RFC 5321 §4.5.3.1.4: 512 octets per command line; only AUTH (with its initial response)
   // and SASL responses may be longer (RFC 4954 §4). Longer lines are never buffered: close.
   private readonly reader = new LineReader((head) =>
-    this.state === 'sasl' ? SASL_MAX_TOKEN_BYTES : head.subarray(0, 5).toString('latin1').toUpperCase() === 'AUTH ' ? MAX_AUTH_LINE_BYTES : SMTP_MAX_LINE_BYTES - 2,
+    this.state === 'sasl' || this.state === 'relay' ? SASL_MAX_TOKEN_BYTES : head.subarray(0, 5).toString('latin1').toUpperCase() === 'AUTH ' ? MAX_AUTH_LINE_BYTES : SMTP_MAX_LINE_BYTES - 2,
   );
   private state: State = 'ready';
   private secure: boolean;

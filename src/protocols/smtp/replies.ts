@@ -11,6 +11,12 @@ export function passThroughKeywords(backend: readonly string[]): string[] {
   return backend.filter((line) => /^[\x21-\x7e]+(?: [\x21-\x7e]+)*$/.test(line) && BACKEND_KEYWORDS.has(line.split(' ')[0]!.toUpperCase()));
 }
 
+/** The SASL mechanisms the backend lists in its EHLO "AUTH …" keyword (RFC 4954 §3). */
+export function backendMechanisms(backend: readonly string[]): string[] {
+  const line = backend.find((l) => l.split(' ')[0]!.toUpperCase() === 'AUTH');
+  return line ? line.split(' ').slice(1).filter(Boolean) : [];
+}
+
 export function ehlo(hostname: string, keywords: string[]): string {
   const lines = [hostname, ...keywords];
   return lines.map((l, i) => `250${i === lines.length - 1 ? ' ' : '-'}${l}\r\n`).join('');
@@ -51,5 +57,6 @@ export const R = {
     'bad-base64': '501 5.5.2 Cannot decode response\r\n',
     'too-long': '501 5.5.2 Cannot decode response\r\n',
     'bad-plain': '501 5.5.2 Cannot decode response\r\n',
+    'bad-oauth': '501 5.5.2 Cannot decode response\r\n',
   } satisfies Record<SaslFailure, string>,
 } as const;
