@@ -1,11 +1,10 @@
 // Composition root: config in; logger, store, policy, listeners, admin endpoint out. Owns the
 // running configuration, so reload (SIGHUP) and shutdown (SIGTERM) live here too.
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import tls from 'node:tls';
 import { AdminServer } from './admin/server.js';
 import { CapabilityCache, type Target } from './backend/capabilities.js';
-import { BackendPools } from './backend/pool.js';
+import { BackendPools, tcpReachable } from './backend/pool.js';
 import { systemClock, type Clock } from './clock.js';
 import { cidrMatcher } from './config/address.js';
 import type { Config, ListenerConfig } from './config/schema.js';
@@ -64,20 +63,6 @@ function adminToken(cfg: Config): string | null {
   } catch (err) {
     throw new MailgateError('MG_CONFIG_READ', `admin.tokenFile: ${(err as Error).message}`);
   }
-}
-
-function tcpReachable(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host, port });
-    const done = (ok: boolean) => {
-      clearTimeout(t);
-      s.destroy();
-      resolve(ok);
-    };
-    const t = setTimeout(() => done(false), READY_PROBE_MS);
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
 }
 
 const sameListener = (a: ListenerConfig, b: ListenerConfig) => JSON.stringify(a) === JSON.stringify(b);
@@ -152,7 +137,7 @@ export async function startProxy(initial: Config, opts: { log?: Logger; clock?: 
         ready: async () => {
           // At least one server of every backend accepts connections.
           const backends = await Promise.all(
-            Object.values(current.cfg.backends).map(async (b) => (await Promise.all(b.servers.map((s) => tcpReachable(s.host, s.port)))).some(Boolean)),
+            Object.values(current.cfg.backends).map(async (b) => (await Promise.all(b.servers.map((s) => tcpReachable(s.host, s.port, READY_PROBE_MS)))).some(Boolean)),
           );
           return {
             listeners: [...listeners.values()].every((l) => l.listening),

@@ -15,7 +15,8 @@ function score(user: string, server: string): number {
   return createHash('sha256').update(user).update('\0').update(server).digest().readUInt32BE(0);
 }
 
-function reachable(host: string, port: number): Promise<boolean> {
+/** Does host:port accept a TCP connection within timeoutMs? (Health checks, /readyz.) */
+export function tcpReachable(host: string, port: number, timeoutMs = HEALTH_CONNECT_MS): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect({ host, port });
     const done = (ok: boolean) => {
@@ -23,7 +24,7 @@ function reachable(host: string, port: number): Promise<boolean> {
       s.destroy();
       resolve(ok);
     };
-    const t = setTimeout(() => done(false), HEALTH_CONNECT_MS);
+    const t = setTimeout(() => done(false), timeoutMs);
     s.once('connect', () => done(true));
     s.once('error', () => done(false));
   });
@@ -84,7 +85,7 @@ export class BackendPools {
     const servers = Object.values(this.backends()).flatMap((b) => (b.servers.length > 1 || this.down.size ? b.servers : []));
     await Promise.all(
       servers.map(async (s) => {
-        if (await reachable(s.host, s.port)) this.markUp(s);
+        if (await tcpReachable(s.host, s.port)) this.markUp(s);
         else this.markDown(s, 'health check: no TCP connection');
       }),
     );

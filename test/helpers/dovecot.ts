@@ -66,6 +66,21 @@ function oauth2Conf(dir: string, introspectionUrl: string): { mechanisms: string
   };
 }
 
+/** A login service with a plaintext/STARTTLS listener and an implicit-TLS one. */
+function loginService(name: string, plain: number, tls: number): string {
+  return [
+    `service ${name}-login {`,
+    `  inet_listener ${name} {`,
+    `    port = ${plain}`,
+    '  }',
+    `  inet_listener ${name}s {`,
+    `    port = ${tls}`,
+    '    ssl = yes',
+    '  }',
+    '}',
+  ].join('\n');
+}
+
 export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotInstance> {
   const dir = mkdtempSync(join(os.tmpdir(), 'mailgate-dovecot-'));
   chmodSync(dir, 0o755); // login processes run unprivileged and must reach base_dir
@@ -112,33 +127,9 @@ userdb {
   driver = static
   args = uid=${ids.uid} gid=${ids.gid} home=${home}/%u
 }
-service imap-login {
-  inet_listener imap {
-    port = ${ports.imap}
-  }
-  inet_listener imaps {
-    port = ${ports.imaps}
-    ssl = yes
-  }
-}
-service pop3-login {
-  inet_listener pop3 {
-    port = ${ports.pop3}
-  }
-  inet_listener pop3s {
-    port = ${ports.pop3s}
-    ssl = yes
-  }
-}
-service submission-login {
-  inet_listener submission {
-    port = ${ports.submission}
-  }
-  inet_listener submissions {
-    port = ${ports.submissions}
-    ssl = yes
-  }
-}
+${loginService('imap', ports.imap, ports.imaps)}
+${loginService('pop3', ports.pop3, ports.pop3s)}
+${loginService('submission', ports.submission, ports.submissions)}
 # Dovecot's own auth penalty (anvil, 2 s doubling per failure per IP) would slow every
 # failure test: mailgate is the one under test here, so switch it off.
 service anvil {
