@@ -11,7 +11,8 @@ import { freePort } from '../helpers/ports.js';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
 import { RawClient } from '../helpers/raw-client.js';
 
-const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank'].map((u) => ({ user: u, pass: `${u}-pass` }));
+// 16 users: the chance that rendezvous hashing puts them all on one of two servers is 2^-15.
+const USERS = Array.from({ length: 16 }, (_, i) => ({ user: `user${i}`, pass: `user${i}-pass` }));
 let a: DovecotInstance;
 let b: DovecotInstance;
 const proxies: TestProxy[] = [];
@@ -49,7 +50,9 @@ describe('backend pools', () => {
   it('sticky: user sends each user to one server, and the users spread over both', async () => {
     const p = await proxyWith([`127.0.0.1:${a.ports.imap}`, `127.0.0.1:${b.ports.imap}`], { sticky: 'user' });
     for (const u of USERS) for (let i = 0; i < 3; i++) expect(await login(p, u.user)).toBe('ok');
-    await new Promise((r) => setTimeout(r, 200)); // Dovecot writes its log asynchronously
+    // Dovecot writes its log asynchronously: wait until every login is in one of the two logs.
+    const total = () => USERS.reduce((n, u) => n + loginsIn(a, u.user) + loginsIn(b, u.user), 0);
+    for (let i = 0; i < 100 && total() < USERS.length * 3; i++) await new Promise((r) => setTimeout(r, 50));
     const placement = USERS.map((u) => [loginsIn(a, u.user), loginsIn(b, u.user)]);
     for (const [ina, inb] of placement) expect([ina, inb].sort()).toEqual([0, 3]);
     expect(placement.some(([ina]) => ina === 3)).toBe(true);
@@ -61,13 +64,13 @@ describe('backend pools', () => {
     const p = await proxyWith([`127.0.0.1:${dead}`, `127.0.0.1:${b.ports.imap}`], {}, [
       { name: 'ip-failures', key: 'ip', count: 'failures', limit: 1, window: '10m' },
     ]);
-    for (let i = 0; i < 4; i++) expect(await login(p, 'alice', '127.0.81.1')).toBe('ok');
+    for (let i = 0; i < 4; i++) expect(await login(p, 'user0', '127.0.81.1')).toBe('ok');
     expect(p.log.lines.filter((l) => l.event === 'backend.down')).toHaveLength(1);
 
     const allDead = await proxyWith([`127.0.0.1:${dead}`, `127.0.0.1:${await freePort()}`], {}, [
       { name: 'ip-failures', key: 'ip', count: 'failures', limit: 1, window: '10m' },
     ]);
-    for (let i = 0; i < 3; i++) expect(await login(allDead, 'alice', '127.0.81.2')).toBe('unavailable');
+    for (let i = 0; i < 3; i++) expect(await login(allDead, 'user0', '127.0.81.2')).toBe('unavailable');
     expect(allDead.log.lines.filter((l) => l.outcome === 'backend-error')).toHaveLength(3);
   });
 });
