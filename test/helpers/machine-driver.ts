@@ -3,6 +3,7 @@
 // Shared by the IMAP, POP3 and SMTP machine tests. Pure: no sockets.
 import { expect } from 'vitest';
 import type { Effect, LoginResult, MachineOptions, MailProtocol, ProtocolMachine } from '../../src/protocols/protocol.js';
+import type { Credentials } from '../../src/protocols/sasl.js';
 
 /** A step of a script: bytes from the client, or a call the session would make. */
 export type Step = string | ((m: ProtocolMachine) => Effect[]);
@@ -56,4 +57,23 @@ export function machineDriver(protocol: MailProtocol, defaults: Partial<MachineO
   }
 
   return { opts, run, drive };
+}
+
+/** Options for a listener already inside TLS (implicit). */
+export const secure = { tlsMode: 'implicit' as const };
+
+export const creds = (mechanism: Credentials['mechanism'], user: string, password: string): Credentials => ({
+  mechanism,
+  user: Buffer.from(user, 'latin1'),
+  password: Buffer.from(password, 'latin1'),
+});
+
+/** Capability tokens of the (first) IMAP "* CAPABILITY" line. */
+export const capsLine = (text: string) => /\* CAPABILITY ([^\r]*)\r\n/.exec(text)?.[1]?.split(' ') ?? [];
+
+/** Capability lines of the (first) POP3 CAPA response. */
+export function capaOf(text: string): string[] {
+  const m = /\+OK Capability list follows\.\r\n((?:[^\r]*\r\n)*?)\.\r\n/.exec(text);
+  if (!m) throw new Error(`no CAPA response in ${JSON.stringify(text)}`);
+  return m[1]!.split('\r\n').slice(0, -1);
 }

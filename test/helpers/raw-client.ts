@@ -55,14 +55,14 @@ export class RawClient {
     this.socket.write(data);
   }
 
-  /** Wait (bounded) until the received text matches; returns everything received so far. */
-  async waitFor(pattern: RegExp | string, timeoutMs = 10_000): Promise<string> {
+  /** Resolves once cond() holds, waking on every received chunk or close; throws the
+   *  message from fail() when the deadline passes or (unless waiting for it) on close. */
+  private async until(cond: () => boolean, timeoutMs: number, fail: (why: 'closed' | 'timeout') => string): Promise<string> {
     const deadline = Date.now() + timeoutMs;
-    const matches = () => (typeof pattern === 'string' ? this.buf.includes(pattern) : pattern.test(this.buf));
-    while (!matches()) {
-      if (this.closed) throw new Error(`connection closed while waiting for ${pattern}; got: ${JSON.stringify(this.buf)}`);
+    while (!cond()) {
+      if (this.closed) throw new Error(fail('closed'));
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${pattern}; got: ${JSON.stringify(this.buf)}`);
+      if (left <= 0) throw new Error(fail('timeout'));
       await new Promise<void>((r) => {
         const t = setTimeout(r, left);
         this.waiters.push(() => {
@@ -74,21 +74,17 @@ export class RawClient {
     return this.buf;
   }
 
+  /** Wait (bounded) until the received text matches; returns everything received so far. */
+  waitFor(pattern: RegExp | string, timeoutMs = 10_000): Promise<string> {
+    const matches = () => (typeof pattern === 'string' ? this.buf.includes(pattern) : pattern.test(this.buf));
+    return this.until(matches, timeoutMs, (why) =>
+      why === 'closed' ? `connection closed while waiting for ${pattern}; got: ${JSON.stringify(this.buf)}` : `timed out waiting for ${pattern}; got: ${JSON.stringify(this.buf)}`,
+    );
+  }
+
   /** Wait until the peer closes the connection (bounded). */
-  async waitClosed(timeoutMs = 10_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.closed) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`connection not closed; got: ${JSON.stringify(this.buf)}`);
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, left);
-        this.waiters.push(() => {
-          clearTimeout(t);
-          r();
-        });
-      });
-    }
-    return this.buf;
+  waitClosed(timeoutMs = 10_000): Promise<string> {
+    return this.until(() => this.closed, timeoutMs, () => `connection not closed; got: ${JSON.stringify(this.buf)}`);
   }
 
   get received(): string {

@@ -3,12 +3,10 @@
 import { describe, expect, it } from 'vitest';
 import { imap } from '../../src/protocols/imap/index.js';
 import type { Effect, LoginResult, MachineOptions } from '../../src/protocols/protocol.js';
-import { b64, machineDriver, normalise, result, tls, type Step } from '../helpers/machine-driver.js';
+import { b64, capsLine, machineDriver, normalise, result, secure, type Step, tls } from '../helpers/machine-driver.js';
 
 const { opts, run, drive } = machineDriver(imap);
 const runScript = run;
-
-const capsLine = (text: string) => /\* CAPABILITY ([^\r]*)\r\n/.exec(text)?.[1]?.split(' ') ?? [];
 
 describe('IMAP machine: greeting and capabilities', () => {
   it('greets with CAPABILITY, never PREAUTH, and advertises STARTTLS LOGINDISABLED before TLS', () => {
@@ -176,8 +174,7 @@ describe('IMAP machine: LOGIN', () => {
 
 describe('IMAP machine: AUTHENTICATE', () => {
   const plain = (user: string, password: string) => ({ mechanism: 'PLAIN', user: Buffer.from(user), password: Buffer.from(password) });
-  const secure = { tlsMode: 'implicit' as const };
-
+  
   it('PLAIN with SASL-IR logs in at once', () => {
     const { logins, text } = drive(secure, [`a AUTHENTICATE PLAIN ${b64('\0alice\0secret')}\r\n`]);
     expect(text).toBe('');

@@ -4,27 +4,11 @@
 import { describe, expect, it } from 'vitest';
 import { imap } from '../../src/protocols/imap/index.js';
 import { pop3 } from '../../src/protocols/pop3/index.js';
-import type { Credentials } from '../../src/protocols/sasl.js';
-import { machineDriver, tls } from '../helpers/machine-driver.js';
+import { capaOf, capsLine, creds, machineDriver, secure, tls } from '../helpers/machine-driver.js';
 
 const imapDriver = machineDriver(imap);
 const pop3Driver = machineDriver(pop3);
 
-const capsLine = (text: string) => /\* CAPABILITY ([^\r]*)\r\n/.exec(text)?.[1]?.split(' ') ?? [];
-
-/** Capability lines of the (first) CAPA response. */
-function capaOf(text: string): string[] {
-  const m = /\+OK Capability list follows\.\r\n((?:[^\r]*\r\n)*?)\.\r\n/.exec(text);
-  if (!m) throw new Error(`no CAPA response in ${JSON.stringify(text)}`);
-  return m[1]!.split('\r\n').slice(0, -1);
-}
-
-const secure = { tlsMode: 'implicit' as const };
-const creds = (mechanism: Credentials['mechanism'], user: string, password: string): Credentials => ({
-  mechanism,
-  user: Buffer.from(user, 'latin1'),
-  password: Buffer.from(password, 'latin1'),
-});
 const context = { tag: '', hostname: 'mx.example.org' };
 
 describe('IMAP machine: capabilities that match the backend', () => {

@@ -4,25 +4,12 @@ import { describe, expect, it } from 'vitest';
 import { POP3_MAX_LINE_BYTES, SASL_MAX_TOKEN_BYTES } from '../../src/protocols/bounds.js';
 import { pop3 } from '../../src/protocols/pop3/index.js';
 import type { Effect, LoginResult, MachineOptions } from '../../src/protocols/protocol.js';
-import { b64, machineDriver, normalise, result, tls, type Step } from '../helpers/machine-driver.js';
+import { b64, capaOf, creds, machineDriver, normalise, result, secure, type Step, tls } from '../helpers/machine-driver.js';
 import type { Credentials } from '../../src/protocols/sasl.js';
 
 const { opts, run, drive } = machineDriver(pop3);
 const runScript = run;
 
-/** Capability lines of the (first) CAPA response. */
-function capaOf(text: string): string[] {
-  const m = /\+OK Capability list follows\.\r\n((?:[^\r]*\r\n)*?)\.\r\n/.exec(text);
-  if (!m) throw new Error(`no CAPA response in ${JSON.stringify(text)}`);
-  return m[1]!.split('\r\n').slice(0, -1);
-}
-
-const secure = { tlsMode: 'implicit' as const };
-const creds = (mechanism: Credentials['mechanism'], user: string, password: string): Credentials => ({
-  mechanism,
-  user: Buffer.from(user, 'latin1'),
-  password: Buffer.from(password, 'latin1'),
-});
 const context = { tag: '', hostname: 'mx.example.org' };
 
 describe('POP3 machine: greeting and CAPA', () => {
