@@ -6,7 +6,9 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wri
 import os from 'node:os';
 import { join } from 'node:path';
 import { freePorts, waitForPort } from './ports.js';
+import { RawClient } from './raw-client.js';
 import { devCert, type TestCert } from './tls.js';
+import { until } from './until.js';
 
 export interface DovecotUser {
   user: string;
@@ -32,8 +34,19 @@ export interface DovecotInstance {
   users: DovecotUser[];
   cert: TestCert;
   readLog(): string;
+  /** Dovecot writes its log asynchronously (login processes → log process → file): open and
+   *  close a connection from a barrier address (127.0.59.x, kept for this) and wait until its
+   *  disconnect is logged, so everything said to Dovecot before has been written too. Returns
+   *  the log from offset `from` on, without barrier lines. */
+  settledLog(from?: number): Promise<string>;
+  /** The log offset once everything already said to Dovecot is written: take it before an
+   *  action and hand it to settledLog after. (`readLog().length` races the log process: a
+   *  login answered a moment ago may be logged after the offset is taken.) */
+  logMark(): Promise<number>;
   stop(): Promise<void>;
 }
+
+let barriers = 0;
 
 export const DEFAULT_USERS: DovecotUser[] = [
   { user: 'alice', pass: 'alice-pass' },
@@ -170,6 +183,18 @@ ${opts.extraConf ?? ''}
     throw err;
   }
 
+  const settledLog = async (from = 0): Promise<string> => {
+    const ip = `127.0.59.${(barriers++ % 250) + 1}`;
+    const seen = () => readLog().split(`rip=${ip},`).length;
+    const before = seen();
+    const c = await RawClient.connect(ports.imap, { localAddress: ip });
+    await c.waitFor(/\r\n/);
+    c.write('b LOGOUT\r\n');
+    await c.waitClosed();
+    await until(() => seen() > before, 'Dovecot to log the barrier connection');
+    return readLog().slice(from).split('\n').filter((l) => !l.includes('rip=127.0.59.')).join('\n');
+  };
+
   return {
     dir,
     host: '127.0.0.1',
@@ -177,6 +202,11 @@ ${opts.extraConf ?? ''}
     users,
     cert,
     readLog,
+    settledLog,
+    async logMark() {
+      await settledLog();
+      return readLog().length;
+    },
     async stop() {
       if (child.exitCode === null) {
         child.kill('SIGTERM');

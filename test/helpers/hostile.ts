@@ -172,31 +172,6 @@ export function memoryAfterGc(): { heapUsed: number; arrayBuffers: number; rss: 
   return { heapUsed: m.heapUsed, arrayBuffers: m.arrayBuffers, rss: m.rss };
 }
 
-/** Polls `cond` every 20 ms until it holds (bounded). For conditions, never for time. */
-export async function until(cond: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/** Dovecot writes its log asynchronously: open and close a connection to it from a barrier
- *  address (127.0.59.x, kept for this) and wait until its disconnect is logged, so everything
- *  before it has been written too. Returns the log from `from` on, without barrier lines. */
-let barriers = 0;
-export async function dovecotBarrier(dovecot: DovecotInstance, from = 0): Promise<string> {
-  const ip = `127.0.59.${(barriers++ % 250) + 1}`;
-  const seen = () => dovecot.readLog().split(`rip=${ip},`).length;
-  const before = seen();
-  const c = await RawClient.connect(dovecot.ports.imap, { localAddress: ip });
-  await c.waitFor(/\r\n/);
-  c.write('b LOGOUT\r\n');
-  await c.waitClosed();
-  await until(() => seen() > before, 'Dovecot to log the barrier connection');
-  return dovecot.readLog().slice(from).split('\n').filter((l) => !l.includes('rip=127.0.59.')).join('\n');
-}
-
 /** SIGKILLs the post-login processes (imap, pop3, submission) of one Dovecot instance started
  *  by test/helpers/dovecot.ts, as a crash would: the backend side of every spliced session
  *  dies at once. Returns how many were killed. */

@@ -12,7 +12,8 @@ import os from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { b64, GREETING, memoryAfterGc, openFds, PROTOS, until, type Proto } from '../helpers/hostile.js';
+import { b64, GREETING, memoryAfterGc, openFds, PROTOS, type Proto } from '../helpers/hostile.js';
+import { until } from '../helpers/until.js';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
 import { devCert } from '../helpers/tls.js';
 

@@ -8,7 +8,7 @@
 // takeBuffered handing bytes over raw (unit/*-machine.test.ts), and, for arbitrary input and
 // chunking, fuzz-machines.test.ts ("the same effects as one read", handed-over bytes).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { b64, dovecotBarrier, greeted, type Proto, proxyConfig, TEMP_FAIL } from '../helpers/hostile.js';
+import { b64, greeted, type Proto, proxyConfig, TEMP_FAIL } from '../helpers/hostile.js';
 import { dovecotWithProxy } from '../helpers/rig.js';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
 
@@ -39,13 +39,13 @@ describe('behind a limited login', () => {
     first.write(GOOD[proto]);
     await first.waitFor({ imap: /^a OK /m, pop3: /^\+OK Logged in/m, smtp: /^235 /m }[proto]);
     first.close();
-    const before = rig.dovecot.readLog().length;
+    const before = await rig.dovecot.logMark();
     const c = await greeted(proto, limited.port(`${proto}-plain`), { localAddress: ip });
     c.write(GOOD[proto] + PIPELINED[proto].cmds);
     const text = await c.waitClosed();
     expect(text).toMatch(TEMP_FAIL[proto]);
     expect(text).not.toMatch(PIPELINED[proto].backendOnly);
-    expect(await dovecotBarrier(rig.dovecot, before)).not.toMatch(/user=<alice>/);
+    expect(await rig.dovecot.settledLog(before)).not.toMatch(/user=<alice>/);
   });
 });
 

@@ -9,7 +9,8 @@
 // (unit/resilient-store.test.ts), two CLI processes on one killed Redis (e2e/redis.test.ts).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
-import { LOGIN_OK, loginOnce, PROTOS, proxyConfig, TEMP_FAIL, until, type Proto } from '../helpers/hostile.js';
+import { LOGIN_OK, loginOnce, PROTOS, proxyConfig, TEMP_FAIL, type Proto } from '../helpers/hostile.js';
+import { until } from '../helpers/until.js';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 

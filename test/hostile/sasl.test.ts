@@ -10,7 +10,8 @@
 // PLAIN decoding for arbitrary input.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
-import { b64, greeted, LOGIN_OK, loginOnce, proxyConfig, until, type Proto } from '../helpers/hostile.js';
+import { b64, greeted, LOGIN_OK, loginOnce, type Proto, proxyConfig } from '../helpers/hostile.js';
+import { until } from '../helpers/until.js';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
 
 let dovecot: DovecotInstance;
@@ -59,7 +60,7 @@ describe('malformed SASL never reaches the backend or the log', () => {
     // A budget big enough for the whole barrage: this test is about where the bytes go.
     const p = await startTestProxy({ ...proxyConfig(dovecot), limits: { rules: [], maxBadCommands: 50, maxAuthAttempts: 50 } });
     try {
-      const before = dovecot.readLog().length;
+      const before = await dovecot.logMark();
       const s = SCRIPTS[proto];
       const c = await greeted(proto, p.port(`${proto}-plain`), { localAddress: ip });
       c.write(`${proto === 'smtp' ? 'EHLO c\r\n' : ''}${MALFORMED.map(s.bad).join('')}${s.extra}${s.good}`);
@@ -101,7 +102,7 @@ describe('no stale SASL state', () => {
   ];
   it.each(cases)('%s: a cancelled LOGIN and a rejected LOGIN, then PLAIN: the backend sees exactly bob, then alice', async (proto, failing, good, end) => {
     const ip = `127.0.42.${10 + ['imap', 'pop3', 'smtp'].indexOf(proto)}`;
-    const before = dovecot.readLog().length;
+    const before = await dovecot.logMark();
     const c = await greeted(proto, proxy.port(`${proto}-plain`), { localAddress: ip });
     c.write(failing);
     // Wait for the backend's rejection of bob before going on, as a real client would.

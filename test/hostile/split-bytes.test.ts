@@ -11,7 +11,8 @@ import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
-import { b64, GREETING, proxyConfig, until, type Proto } from '../helpers/hostile.js';
+import { b64, GREETING, proxyConfig, type Proto } from '../helpers/hostile.js';
+import { until } from '../helpers/until.js';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
 

@@ -9,7 +9,7 @@
 // (unit/imap-machine.test.ts), XCLIENT/XFORWARD unknown before AUTH and never advertised in
 // EHLO (unit/smtp-machine.test.ts, integration/smtp.test.ts).
 import { describe, expect, it } from 'vitest';
-import { b64, dovecotBarrier, greeted, LOGIN_OK, type Proto, proxyConfig } from '../helpers/hostile.js';
+import { b64, greeted, LOGIN_OK, type Proto, proxyConfig } from '../helpers/hostile.js';
 import { dovecotWithProxy } from '../helpers/rig.js';
 
 const rig = dovecotWithProxy();
@@ -45,7 +45,7 @@ const ATTEMPTS: Record<Proto, { spoof: string; bad: RegExp; login: string }> = {
 describe('spoofed client identity before login', () => {
   it.each(['imap', 'pop3', 'smtp'] as Proto[])('%s: PROXY v1, ID x-originating-ip, XCLIENT, XFORWARD are bad commands; the login keeps the real address', async (proto) => {
     const ip = `127.0.44.${1 + ['imap', 'pop3', 'smtp'].indexOf(proto)}`;
-    const before = rig.dovecot.readLog().length;
+    const before = await rig.dovecot.logMark();
     const c = await greeted(proto, rig.proxy.port(`${proto}-plain`), { localAddress: ip });
     const { spoof, bad, login } = ATTEMPTS[proto];
     c.write(spoof);
@@ -55,7 +55,7 @@ describe('spoofed client identity before login', () => {
     c.close();
     expect(rig.proxy.log.lines.filter((l) => l.event === 'auth.attempt' && l.outcome === 'ok' && l.ip === ip)).toHaveLength(1);
     expect(rig.proxy.log.raw.join('\n')).not.toContain(SPOOF);
-    const added = await dovecotBarrier(rig.dovecot, before);
+    const added = await rig.dovecot.settledLog(before);
     expect(added).toMatch(/Login: user=<alice>/);
     expect(added).not.toContain(SPOOF);
   });

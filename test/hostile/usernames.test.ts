@@ -9,7 +9,8 @@
 // refusing CR/LF/NUL in USER/PASS at the replay level (integration/pop3.test.ts), one
 // counter for Alice/ALICE/alice (integration/imap.test.ts, unit/identity.test.ts).
 import { describe, expect, it } from 'vitest';
-import { AUTH_FAIL, b64, dovecotBarrier, greeted, type Proto, proxyConfig, startFakeBackend, until } from '../helpers/hostile.js';
+import { AUTH_FAIL, b64, greeted, type Proto, proxyConfig, startFakeBackend } from '../helpers/hostile.js';
+import { until } from '../helpers/until.js';
 import { dovecotWithProxy } from '../helpers/rig.js';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
 
@@ -53,7 +54,7 @@ describe('hostile user names', () => {
   for (const [proto, vectors] of Object.entries(VECTORS) as [Proto, [string, Vector][]][]) {
     for (const [how, vector] of vectors) {
       it(`${proto} ${how}: refused as a failed login, never sent on, logged escaped and whole`, async () => {
-        const before = rig.dovecot.readLog().length;
+        const before = await rig.dovecot.logMark();
         for (const [name, user, tail] of USERS) {
           const bytes = vector(user);
           if (bytes === null) continue;
@@ -75,7 +76,7 @@ describe('hostile user names', () => {
           expect(raw, name).not.toMatch(/\\u00(?:0|1)[0-9a-f]|\\[rn]/i); // not even JSON-escaped controls
         }
         // Dovecot never heard of any of them.
-        const added = await dovecotBarrier(rig.dovecot, before);
+        const added = await rig.dovecot.settledLog(before);
         expect(added).not.toMatch(/INJECTED|user=<alice|auth failed|Login:/);
       });
     }
@@ -117,11 +118,11 @@ describe('passwords with line breaks', () => {
     ['pop3', `USER alice\r\nPASS pw\0INJECTED\r\n`],
     ['pop3', `USER alice\r\nPASS pw\rINJECTED\r\n`],
   ] as [Proto, string][])('%s: a NUL or CR in a USER/PASS password is refused before the backend', async (proto, bytes) => {
-    const before = rig.dovecot.readLog().length;
+    const before = await rig.dovecot.logMark();
     const c = await greeted(proto, rig.proxy.port(`${proto}-plain`), { localAddress: '127.0.43.202' });
     c.write(bytes);
     expect(await c.waitFor(AUTH_FAIL[proto])).not.toContain('INJECTED');
     c.close();
-    expect(await dovecotBarrier(rig.dovecot, before)).not.toMatch(/INJECTED|user=<alice>/);
+    expect(await rig.dovecot.settledLog(before)).not.toMatch(/INJECTED|user=<alice>/);
   });
 });

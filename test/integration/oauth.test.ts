@@ -82,7 +82,7 @@ describe('good tokens log in and splice', () => {
     const box = await client.mailboxOpen('INBOX');
     expect(box.path).toBe('INBOX');
     await client.logout();
-    expect(dovecot.readLog()).toMatch(/imap-login: Info: Login: user=<alice>, method=OAUTHBEARER/);
+    expect(await dovecot.settledLog()).toMatch(/imap-login: Info: Login: user=<alice>, method=OAUTHBEARER/);
   });
 
   it('IMAP XOAUTH2 by hand: the backend OK comes back under the client tag, then the backend answers directly', async () => {
@@ -143,7 +143,7 @@ describe('refused tokens', () => {
     transport.close();
     const attempts = proxy.log.lines.filter((l) => l.event === 'auth.attempt' && l.ip === '127.0.51.3');
     expect(attempts.map((l) => [l.mechanism, l.outcome, l.challenged])).toEqual([['XOAUTH2', 'fail', true], ['XOAUTH2', 'limited', undefined]]);
-    expect(dovecot.readLog()).toMatch(/oauth2\(bob,[^)]*\): oauth2 failed: Introspection failed/);
+    expect(await dovecot.settledLog()).toMatch(/oauth2\(bob,[^)]*\): oauth2 failed: Introspection failed/);
     const c = await greeted('smtp', '127.0.51.3', /^220 /m);
     await send(c, 'EHLO client.test', /^250 /m);
     expect(await send(c, `AUTH XOAUTH2 ${b64(xoauth2('bob', BOB))}`, /^\d{3} /m)).toMatch(/^454 4\.7\.0 Too many login attempts/m);
@@ -198,7 +198,7 @@ describe('a backend without token mechanisms', () => {
     expect(await send(smtp, `AUTH XOAUTH2 ${b64(xoauth2('alice', ALICE))}`, /^\d{3} /m)).toMatch(/^504 /m);
     smtp.close();
     expect(introspection.seen.length).toBe(seen);
-    expect(passwordsOnly.readLog()).not.toMatch(/method=(OAUTHBEARER|XOAUTH2)|oauth/i);
+    expect(await passwordsOnly.settledLog()).not.toMatch(/method=(OAUTHBEARER|XOAUTH2)|oauth/i);
   });
 });
 

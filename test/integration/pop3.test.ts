@@ -171,7 +171,7 @@ describe('POP3 through mailgate', () => {
     expect(text).not.toContain('[AUTH]');
     c.close();
     expect(proxy.log.lines.filter((l) => l.event === 'auth.attempt' && l.user === 'carol')).toEqual([]);
-    expect(dovecot.readLog()).not.toMatch(/carol/);
+    expect(await dovecot.settledLog()).not.toMatch(/carol/);
   });
 
   it('STLS: USER/PASS pipelined after the command is never executed', async () => {
@@ -185,7 +185,7 @@ describe('POP3 through mailgate', () => {
     c.close();
     expect(proxy.log.lines.some((l) => l.event === 'starttls.injection')).toBe(true);
     expect(proxy.log.lines.filter((l) => l.event === 'auth.attempt' && l.user === 'dave')).toEqual([]);
-    expect(dovecot.readLog()).not.toMatch(/dave/);
+    expect(await dovecot.settledLog()).not.toMatch(/dave/);
   });
 
   it('STLS inside TLS, twice, or on an implicit listener is -ERR', async () => {
@@ -213,7 +213,7 @@ describe('POP3 limits through mailgate', () => {
       f.close();
     }
     // The rejection came from Dovecot: it saw the wrong password, and the proxy logged "fail".
-    expect(dovecot.readLog()).toMatch(/alice.*(?:[Pp]assword mismatch|auth failed)/);
+    expect(await dovecot.settledLog()).toMatch(/alice.*(?:[Pp]assword mismatch|auth failed)/);
     expect(proxy.log.lines.filter((l) => l.event === 'auth.attempt' && l.outcome === 'fail')).toHaveLength(2);
     const after = await greeted(proxy.port('cleartext'), { localAddress: ip });
     await cmd(after, 'USER alice');
