@@ -145,10 +145,10 @@ function verdict(conn: BackendConn, reply: string): FinalBackendLoginResult {
   conn.close('QUIT\r\n');
   // RFC 3206 §4 SYS/TEMP: a server-side problem, not the user's failure.
   if (/^-ERR \[SYS\/TEMP\b/i.test(reply)) return { kind: 'unavailable', error: `backend: ${reply.slice(0, 120)}` };
-  // [IN-USE] (RFC 3206 §4: the mailbox is locked by another session) is forwarded as a
-  // rejection so the client sees the backend's own words, although the password may have
-  // been right. It therefore counts toward "failures" rules: BackendLoginResult has no
-  // outcome for "authenticated but cannot open the mailbox".
+  // RFC 3206 §4 IN-USE: "the authentication was successful" but the maildrop is locked by
+  // another session (a phone and a desktop both polling): the client gets the backend's own
+  // words, and the attempt is never the user's failure.
+  if (/^-ERR \[IN-USE\b/i.test(reply)) return { kind: 'locked', clientReply: Buffer.from(`${reply}\r\n`, 'latin1') };
   return { kind: 'rejected', clientReply: Buffer.from(`${reply}\r\n`, 'latin1') };
 }
 

@@ -13,7 +13,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean; storeHealth?: ()
     registry,
     loginAttempts: new Counter({
       name: 'mailgate_login_attempts_total',
-      help: 'Login attempts by protocol and outcome (ok, fail, limited, backend-error, invalid).',
+      help: 'Login attempts by protocol and outcome (ok, fail, limited, backend-error, invalid, locked: a POP3 [IN-USE] mailbox after good credentials).',
       labelNames: ['protocol', 'outcome'] as const,
       registers: r,
     }),

@@ -1,5 +1,6 @@
 // How every protocol machine answers the auth path's verdict; one rule set for all three:
-// limited → temporary failure and close; unavailable → temporary failure, attempt not used;
+// limited → temporary failure and close; unavailable → temporary failure (or the backend's own
+// words for it), attempt not used;
 // rejected / invalid user → the failure reply, and close after maxAuthAttempts. Pure.
 import type { CloseReason, Effect, LoginResult } from './protocol.js';
 
@@ -24,7 +25,7 @@ export function answerLogin(result: LoginResult, replies: LoginReplies, failedBe
     case 'limited':
       return { effects: [send(replies.limited(result.retryAfterSec)), { type: 'close', reason: 'limited' }], close: 'limited', failed: false };
     case 'unavailable':
-      return { effects: [send(replies.unavailable)], close: null, failed: false };
+      return { effects: [send(result.reply ?? replies.unavailable)], close: null, failed: false };
     case 'rejected':
     case 'invalid-user': {
       const reply = send(result.kind === 'rejected' ? result.reply : replies.authFailed);

@@ -61,7 +61,9 @@ export type Effect =
 export type LoginResult =
   | { kind: 'rejected'; reply: Buffer }
   | { kind: 'limited'; retryAfterSec: number }
-  | { kind: 'unavailable' }
+  /** Not the user's failure; `reply`: the backend's own words for it (POP3 [IN-USE]),
+   *  otherwise the protocol's temporary failure. */
+  | { kind: 'unavailable'; reply?: Buffer }
   | { kind: 'invalid-user' };
 
 export type GoodbyeReason = 'timeout' | 'shutdown' | 'busy' | 'limited';
@@ -89,6 +91,9 @@ export interface ProtocolMachine {
 export type BackendLoginResult =
   | { kind: 'ok'; socket: Socket; clientReply: Buffer; leftover: Buffer }
   | { kind: 'rejected'; clientReply: Buffer }
+  /** The backend accepted the credentials but cannot start the session now (POP3 [IN-USE],
+   *  RFC 3206 §4: the maildrop is locked by another session). Not a failure. */
+  | { kind: 'locked'; clientReply: Buffer }
   /** unreachable: the server could not be connected to (nothing was sent to it). */
   | { kind: 'unavailable'; error: string; unreachable?: boolean }
   /** The backend answered a token with an error challenge (RFC 7628 §3.2.2) and waits for

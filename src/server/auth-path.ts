@@ -78,10 +78,13 @@ export async function runAuth(deps: { policy: Policy; clock: Clock; metrics: Met
     // goes to the backend, whose final reply ends the attempt (the client's time is not
     // backend latency, so it is left out of the histogram).
     const result = first.kind === 'challenge' ? await first.respond((await req.relay?.(first.challenge)) ?? null) : first;
-    const outcome = result.kind === 'ok' ? 'ok' : result.kind === 'rejected' ? 'fail' : 'unavailable';
+    // A locked mailbox means the backend accepted the credentials: the limits count it as the
+    // success it is (no failure, a known-good pair), the client hears the backend's refusal.
+    const outcome = result.kind === 'ok' || result.kind === 'locked' ? 'ok' : result.kind === 'rejected' ? 'fail' : 'unavailable';
+    const shown = result.kind === 'locked' ? 'locked' : outcome === 'unavailable' ? 'backend-error' : outcome;
     metrics.backendLoginSeconds.observe({ backend: req.listener.backend, result: outcome }, backendSec);
     metrics.backendUp.set({ backend: req.listener.backend }, result.kind === 'unavailable' ? 0 : 1);
-    count(outcome === 'unavailable' ? 'backend-error' : outcome);
+    count(shown);
     const delayMs = await deps.policy.record(decision, outcome, fingerprint).catch((err: Error) => {
       log.error({ event: 'auth.attempt', err: err.message }, 'could not record outcome');
       return 0;
@@ -90,7 +93,7 @@ export async function runAuth(deps: { policy: Policy; clock: Clock; metrics: Met
     if (result.kind === 'rejected' && delayMs > 0) await deps.tarpit.wait(delayMs);
     const fields = {
       ...base,
-      outcome: outcome === 'unavailable' ? 'backend-error' : outcome,
+      outcome: shown,
       trusted: decision.trusted || undefined,
       knownGood: decision.knownGood || undefined,
       tarpitMs: delayMs || undefined,
@@ -100,6 +103,10 @@ export async function runAuth(deps: { policy: Policy; clock: Clock; metrics: Met
     if (result.kind === 'unavailable') {
       log.warn({ ...fields, error: result.error }, 'backend unavailable');
       return { kind: 'unavailable' };
+    }
+    if (result.kind === 'locked') {
+      log.info(fields, 'login ok, but the backend cannot open the mailbox now');
+      return { kind: 'unavailable', reply: result.clientReply };
     }
     log.info(fields, result.kind === 'ok' ? 'login ok' : 'login failed');
     return result.kind === 'ok' ? result : { kind: 'rejected', reply: result.clientReply };

@@ -13,6 +13,8 @@ import { until } from './until.js';
 export interface DovecotUser {
   user: string;
   pass: string;
+  /** passwd-file extra fields (space-separated), e.g. `userdb_pop3_lock_session=yes`. */
+  extra?: string;
 }
 
 export interface DovecotOptions {
@@ -104,7 +106,7 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotIn
   const home = join(dir, 'home');
   mkdirSync(home);
   if (os.userInfo().uid === 0) chownSync(home, ids.uid, ids.gid);
-  writeFileSync(join(dir, 'passwd'), users.map((u) => `${u.user}:{PLAIN}${u.pass}::::::`).join('\n') + '\n');
+  writeFileSync(join(dir, 'passwd'), users.map((u) => `${u.user}:{PLAIN}${u.pass}::::::${u.extra ?? ''}`).join('\n') + '\n');
 
   const [imap, imaps, pop3, pop3s, submission, submissions] = await freePorts(6);
   const ports = { imap: imap!, imaps: imaps!, pop3: pop3!, pop3s: pop3s!, submission: submission!, submissions: submissions! };

@@ -9,10 +9,18 @@ import type { BackendConfig } from '../../src/config/schema.js';
 import { DEFAULT_USERS, startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
 import { RawClient } from '../helpers/raw-client.js';
+import { until } from '../helpers/until.js';
 
 // A password long enough that the backend AUTH PLAIN line exceeds 255 octets (RFC 5034 §4).
 const LONG_PASS = `L${'o'.repeat(228)}ng`;
-const USERS = [...DEFAULT_USERS, { user: 'carol', pass: 'carol-pass' }, { user: 'dave', pass: 'dave-pass' }, { user: 'longpw', pass: LONG_PASS }];
+const USERS = [
+  ...DEFAULT_USERS,
+  { user: 'carol', pass: 'carol-pass' },
+  { user: 'dave', pass: 'dave-pass' },
+  { user: 'longpw', pass: LONG_PASS },
+  // One POP3 session at a time: a second one gets -ERR [IN-USE] (after Dovecot's 10 s lock wait).
+  { user: 'locky', pass: 'locky-pass', extra: 'userdb_pop3_lock_session=yes' },
+];
 
 let dovecot: DovecotInstance;
 const proxies: TestProxy[] = [];
@@ -227,6 +235,25 @@ describe('POP3 limits through mailgate', () => {
     other.close();
   });
 
+  it('[IN-USE] from Dovecot (right password, mailbox held by another session) reaches the client and is never a failure', { timeout: 60_000 }, async () => {
+    const proxy = await proxyWith([{ name: 'ip-failures', key: 'ip', count: 'failures', limit: 1, window: '10m' }]);
+    const ip = '127.0.9.5';
+    const holder = await greeted(dovecot.ports.pop3);
+    expect(await cmd(holder, `AUTH PLAIN ${b64('\0locky\0locky-pass')}`)).toMatch(/^\+OK Logged in/);
+    const c = await greeted(proxy.port('cleartext'), { localAddress: ip });
+    expect(await cmd(c, 'USER locky')).toMatch(/^\+OK /);
+    c.clear();
+    c.write('PASS locky-pass\r\n');
+    expect(await c.waitFor(/\r\n/, 40_000)).toMatch(/^-ERR \[IN-USE\] /);
+    expect(proxy.log.lines.filter((l) => l.event === 'auth.attempt' && l.ip === ip)).toEqual([expect.objectContaining({ outcome: 'locked', user: 'locky' })]);
+    expect(await proxy.metrics.registry.metrics()).toMatch(/^mailgate_login_attempts_total\{[^}]*outcome="locked"[^}]*\} 1$/m);
+    // Not a failure: with a limit of one failure, the same connection still gets a login.
+    holder.close();
+    await until(() => /pop3\(locky\)[^\n]*Disconnected: Connection closed/.test(dovecot.readLog()), 'Dovecot to release the lock');
+    expect(await userPass(c, 'locky', 'locky-pass')).toMatch(/^\+OK Logged in/);
+    c.close();
+  });
+
   it('a rule with protocols: [imap] does not apply to POP3', async () => {
     const proxy = await proxyWith([{ name: 'imap-only', key: 'ip', count: 'attempts', limit: 1, window: '1h', protocols: ['imap'] }]);
     const ip = '127.0.10.1';
@@ -360,12 +387,12 @@ describe('POP3 backend replay against a scripted fake backend', () => {
     await fake.stop();
   });
 
-  it('[SYS/TEMP] is unavailable (not the user\'s failure); [IN-USE] is forwarded as a rejection', async () => {
-    for (const [answer, kind] of [['-ERR [SYS/TEMP] try later', 'unavailable'], ['-ERR [IN-USE] mailbox locked', 'rejected']] as const) {
+  it('[SYS/TEMP] is unavailable (not the user\'s failure); [IN-USE] is "locked"; [AUTH] a rejection', async () => {
+    for (const [answer, kind] of [['-ERR [SYS/TEMP] try later', 'unavailable'], ['-ERR [IN-USE] mailbox locked', 'locked'], ['-ERR [AUTH] no', 'rejected']] as const) {
       const fake = await fakeBackend((l) => (l === 'CAPA' ? '+OK\r\nSASL PLAIN\r\n.\r\n' : `${answer}\r\n`));
       const r = await pop3BackendLogin(fake.cfg, creds('alice', 'x'), ctx);
       expect(r.kind).toBe(kind);
-      if (r.kind === 'rejected') expect(r.clientReply.toString()).toBe(`${answer}\r\n`);
+      if (r.kind === 'rejected' || r.kind === 'locked') expect(r.clientReply.toString()).toBe(`${answer}\r\n`);
       expect(fake.received).toEqual(['CAPA', `AUTH PLAIN ${b64('\0alice\0x')}`]);
       await fake.stop();
     }
