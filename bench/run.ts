@@ -16,7 +16,7 @@ import { profilePhase } from './phase-profile.js';
 import { redisTripsPhase } from './phase-redis.js';
 import { seedBigMessage, transferPhase } from './phase-transfer.js';
 import { render } from './report.mjs';
-import { benchUsers, startMailgate, startNginx, startTunedDovecot, type Proc } from './services.js';
+import { benchUsers, startFloor, startMailgate, startNginx, startTunedDovecot, type Proc } from './services.js';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick') || process.env.npm_config_quick === 'true';
@@ -102,13 +102,15 @@ try {
   const nginx = await startNginx(join(dir, 'nginx'), dovecot);
   const mgMem = await startMailgate({ name: 'mailgate-memory', dir: join(dir, 'mailgate'), dovecot });
   const mgRedis = await startMailgate({ name: 'mailgate-redis', dir: join(dir, 'mailgate'), dovecot, redisUrl: redis.url });
-  running.push(nginx, mgMem, mgRedis);
+  const floor = await startFloor(dovecot);
+  running.push(nginx, mgMem, mgRedis, floor);
   log(`dovecot imap ${dovecot.ports.imap}, nginx ${nginx.ports.imap}, mailgate ${mgMem.ports.imap} (memory) ${mgRedis.ports.imap} (redis ${redis.port})`);
   const targets: Target[] = [
     { name: 'direct', port: dovecot.ports.imap, pids: () => [] },
     { name: 'nginx', port: nginx.ports.imap, pids: nginx.pids },
     { name: 'mailgate-memory', port: mgMem.ports.imap, pids: mgMem.pids },
     { name: 'mailgate-redis', port: mgRedis.ports.imap, pids: mgRedis.pids, redisPort: redis.port },
+    { name: 'node-floor', port: floor.ports.imap, pids: floor.pids, plainOnly: true },
   ];
 
   if (wants('logins')) {

@@ -225,3 +225,16 @@ export async function startMailgate(o: MailgateOptions): Promise<Proc> {
   const pid = child.pid!;
   return { name: o.name, pid, pids: () => [pid], ports: { imap, pop3 }, stop: () => stopChild(child) };
 }
+
+/** The Node floor (bench/floor-proxy.mjs): the least a Node process does to pass an IMAP login
+ *  through, plaintext only, as a reference for mailgate's CPU per login. Not a product. */
+export async function startFloor(dovecot: DovecotInstance): Promise<Proc> {
+  const [imap] = (await freePorts(1)) as [number];
+  const script = new URL('./floor-proxy.mjs', import.meta.url).pathname;
+  const child = spawn(process.execPath, [script, String(imap), String(dovecot.ports.imap)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  await started(child, [imap], 'floor proxy', () => stderr);
+  const pid = child.pid!;
+  return { name: 'node-floor', pid, pids: () => [pid], ports: { imap, pop3: 0 }, stop: () => stopChild(child) };
+}

@@ -12,6 +12,9 @@ export interface Target {
   hostname: string;
 }
 
+/** Unknown yet: one shared empty list (callers memoise per list). */
+const NONE: readonly string[] = Object.freeze([]);
+
 export class CapabilityCache {
   private readonly known = new Map<string, readonly string[]>();
   private timer: NodeJS.Timeout | null = null;
@@ -43,7 +46,7 @@ export class CapabilityCache {
   }
 
   get(backend: string): readonly string[] {
-    return this.known.get(backend) ?? [];
+    return this.known.get(backend) ?? NONE;
   }
 
   private async refresh(): Promise<void> {

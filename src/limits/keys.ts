@@ -8,6 +8,8 @@ import type { RuleConfig } from '../config/schema.js';
  *  default, since one host usually owns a whole /64), IPv4 by ipv4Prefix (default: the
  *  address itself). Unparseable input is returned as is. */
 export function clientKey(address: string, ipv6Prefix: number, ipv4Prefix = 32): string {
+  // The common case, a plain IPv4 socket address kept whole: already its own key.
+  if (ipv4Prefix === 32 && PLAIN_IPV4.test(address)) return address;
   if (!ipaddr.isValid(address)) return address;
   const addr = ipaddr.process(address);
   const bits = addr.kind() === 'ipv4' ? ipv4Prefix : ipv6Prefix;
@@ -18,8 +20,16 @@ export function clientKey(address: string, ipv6Prefix: number, ipv4Prefix = 32):
   return `${ipaddr.fromByteArray(bytes).toString()}/${bits}`;
 }
 
+/** Dotted-quad IPv4 in canonical form (no leading zeros), as sockets report it. */
+const PLAIN_IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+
+/** User hashes remembered (one login asks for the same one several times); the memo is
+ *  emptied when full, so a spray of made-up names costs what it did without it. */
+const USER_HASH_MEMO = 10_000;
+
 export class KeyBuilder {
   private readonly secret: Buffer;
+  private readonly hashes = new Map<string, string>();
 
   /** secret: HMAC key for user names; random per process when not configured. */
   constructor(secret?: string) {
@@ -27,7 +37,13 @@ export class KeyBuilder {
   }
 
   userHash(canonicalUser: string): string {
-    return createHmac('sha256', this.secret).update(canonicalUser, 'utf8').digest('base64url').slice(0, 22);
+    let h = this.hashes.get(canonicalUser);
+    if (h === undefined) {
+      h = createHmac('sha256', this.secret).update(canonicalUser, 'utf8').digest('base64url').slice(0, 22);
+      if (this.hashes.size >= USER_HASH_MEMO) this.hashes.clear();
+      this.hashes.set(canonicalUser, h);
+    }
+    return h;
   }
 
   /** A known-good (client network, user) pair. */

@@ -77,7 +77,7 @@ export class Policy {
   }
 
   isTrusted(address: string): boolean {
-    if (!ipaddr.isValid(address)) return false;
+    if (this.trusted.length === 0 || !ipaddr.isValid(address)) return false;
     const addr = ipaddr.process(address);
     return this.trusted.some(([net, bits]) => net.kind() === addr.kind() && addr.match(net, bits));
   }

@@ -338,9 +338,12 @@ export class Session {
     this.close();
   }
 
-  /** Connection limits (TrackedConnection): counted per client key once the client is known. */
+  private key: string | null = null;
+
+  /** Connection limits (TrackedConnection): counted per client key once the client is known
+   *  (admission comes after the PROXY header), the same key from admission to release. */
   get clientKey(): string {
-    return this.env.clientKey(this.client.ip);
+    return (this.key ??= this.env.clientKey(this.client.ip));
   }
 
   get evictable(): boolean {

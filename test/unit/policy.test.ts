@@ -1,3 +1,5 @@
+import fc from 'fast-check';
+import ipaddr from 'ipaddr.js';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import { parseConfig } from '../../src/config/load.js';
@@ -24,6 +26,27 @@ describe('client keys', () => {
     expect(clientKey('2001:db8:1:2:aaaa::1', 64)).toBe(clientKey('2001:db8:1:2:bbbb::9', 64));
     expect(clientKey('2001:db8:1:2::1', 64)).not.toBe(clientKey('2001:db8:1:3::1', 64));
     expect(clientKey('2001:db8:1:2::1', 48)).toBe(clientKey('2001:db8:1:3::1', 48));
+  });
+
+  it('a plain IPv4 address is its own key, as ipaddr.js reads it; other spellings are parsed, never taken as they are', () => {
+    fc.assert(
+      fc.property(fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)), fc.constantFrom('', '0', '00'), (octets, pad) => {
+        const plain = octets.join('.');
+        expect(clientKey(plain, 64)).toBe(ipaddr.process(plain).toString());
+        const padded = octets.map((o) => pad + o).join('.');
+        if (ipaddr.isValid(padded)) expect(clientKey(padded, 64)).toBe(ipaddr.process(padded).toString());
+      }),
+    );
+    expect(clientKey('127.000.000.001', 64)).toBe('127.0.0.1');
+    expect(clientKey('10.1.2.3', 64, 24)).toBe('10.1.2.0/24');
+  });
+
+  it('user hashes are keyed and stable, past the memo\'s bound too', () => {
+    const k = new KeyBuilder('s1');
+    const first = k.userHash('alice');
+    for (let i = 0; i < 10_001; i++) k.userHash(`u${i}`);
+    expect(k.userHash('alice')).toBe(first);
+    expect(new KeyBuilder('s2').userHash('alice')).not.toBe(first);
   });
 });
 

@@ -41,6 +41,19 @@ export function backendMechanisms(backend: readonly string[]): string[] {
  * covers LITERAL- (RFC 7888 §5: at most 4096 octets). Unknown backend: our own defaults.
  */
 export function capabilities(opts: CapabilityOptions): string {
+  // Every greeting asks, with the same few option sets per probed list: built once each.
+  let memo = MEMO.get(opts.backend);
+  if (!memo) MEMO.set(opts.backend, (memo = new Map()));
+  const key = `${opts.secure}|${opts.tlsMode}|${opts.requireTls}|${opts.mechanisms?.join(' ') ?? ''}`;
+  let caps = memo.get(key);
+  if (caps === undefined) memo.set(key, (caps = build(opts)));
+  return caps;
+}
+
+/** Per probed capability list (replaced, not mutated, on each probe). */
+const MEMO = new WeakMap<readonly string[], Map<string, string>>();
+
+function build(opts: CapabilityOptions): string {
   const backend = opts.backend.filter((c) => CAPABILITY_ATOM.test(c));
   const has = (name: string) => backend.some((c) => c.toUpperCase() === name);
   const known = backend.length > 0;
