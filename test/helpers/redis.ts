@@ -1,8 +1,9 @@
-// Starts real redis-server processes (Debian's package) for tests: one server, or a 3-node
-// Cluster, on free loopback ports in temp dirs; never the machine's 6379. Also moves Redis'
+// Starts real redis-server processes (Debian's package) for tests: one server, a 3-node
+// Cluster, or a master, a replica and a Sentinel watching them, on free loopback ports in temp
+// dirs; never the machine's 6379. Also moves Redis'
 // notion of time for a key prefix (shortens TTLs) so window tests never sleep.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -87,6 +88,81 @@ export async function startRedisCluster(size = 3): Promise<RedisCluster> {
     nodes,
     async stop() {
       await Promise.all(children.map((c) => killChild(c, 'SIGTERM')));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface RedisSentinel {
+  /** The Sentinel's address (host:port) and the master name it watches. */
+  sentinels: string[];
+  name: string;
+  /** The current master's port, as the Sentinel reports it. */
+  masterPort(): Promise<number>;
+  /** SIGKILL the current master, as a crash would. */
+  killMaster(): Promise<void>;
+  /** Resolves once the Sentinel has promoted another server (bounded). */
+  failedOver(fromPort: number, timeoutMs?: number): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** A master, one replica and one Sentinel (quorum 1) that declares the master down after one
+ *  second and fails over at once: Sentinel's own failover, with real processes. */
+export async function startRedisSentinel(): Promise<RedisSentinel> {
+  const dir = mkdtempSync(join(os.tmpdir(), 'mailgate-redis-sentinel-'));
+  const [master, replica, sentinel] = (await freePorts(3)) as [number, number, number];
+  const servers = new Map<number, ChildProcess>();
+  servers.set(master, await spawnServer(master, dir));
+  servers.set(replica, await spawnServer(replica, dir, ['--replicaof', '127.0.0.1', String(master)]));
+  const name = 'mailgate-test';
+  // Sentinel rewrites its config file: it lives in the temp dir.
+  const conf = join(dir, 'sentinel.conf');
+  writeFileSync(
+    conf,
+    [
+      `port ${sentinel}`,
+      'bind 127.0.0.1',
+      'protected-mode no',
+      `dir ${dir}`,
+      `logfile ${join(dir, 'sentinel.log')}`,
+      `sentinel monitor ${name} 127.0.0.1 ${master} 1`,
+      `sentinel down-after-milliseconds ${name} 1000`,
+      `sentinel failover-timeout ${name} 5000`,
+      `sentinel parallel-syncs ${name} 1`,
+      '',
+    ].join('\n'),
+  );
+  const sentinelChild = spawn('/usr/bin/redis-server', [conf, '--sentinel'], { stdio: 'ignore' });
+  await waitForPort(sentinel);
+  const admin = new Redis({ port: sentinel, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 1 });
+  await admin.connect();
+  const masterPort = async () => Number(((await admin.call('SENTINEL', 'get-master-addr-by-name', name)) as string[])[1]);
+  // Wait until the Sentinel knows the replica too, or there is nothing to fail over to.
+  for (let i = 0; i < 100; i++) {
+    const replicas = (await admin.call('SENTINEL', 'replicas', name)) as unknown[];
+    if (replicas.length > 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    sentinels: [`127.0.0.1:${sentinel}`],
+    name,
+    masterPort,
+    async killMaster() {
+      const port = await masterPort();
+      await killChild(servers.get(port)!, 'SIGKILL');
+    },
+    async failedOver(fromPort, timeoutMs = 20_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const port = await masterPort();
+        if (port !== fromPort) return port;
+        if (Date.now() > deadline) throw new Error('Sentinel did not fail over in time');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    async stop() {
+      admin.disconnect();
+      await Promise.all([...servers.values(), sentinelChild].map((c) => killChild(c, 'SIGTERM')));
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -1,12 +1,12 @@
-// mailgate instances sharing counters in a real redis-server (and a real 3-node Cluster),
-// in front of a real Dovecot: one limit across instances, Redis killed mid-run, recovery,
-// and what is left in Redis afterwards.
+// mailgate instances sharing counters in a real redis-server (and a real 3-node Cluster, and
+// a master + replica behind a real Sentinel), in front of a real Dovecot: one limit across
+// instances, Redis killed mid-run, recovery, a Sentinel failover, and what is left in Redis.
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { scanKeys, startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../helpers/redis.js';
+import { scanKeys, startRedis, startRedisCluster, startRedisSentinel, type RedisCluster, type RedisSentinel, type RedisServer } from '../helpers/redis.js';
 
 let dovecot: DovecotInstance;
 let redis: RedisServer;
@@ -107,5 +107,49 @@ describe('Redis Cluster', () => {
     for (const p of [a, b, a, b]) results.push(await login(p, '127.0.12.1'));
     expect(results).toEqual(['ok', 'ok', 'ok', 'limited']);
     expect(a.log.lines.some((l) => l.event === 'store.fallback')).toBe(false);
+  });
+});
+
+describe('Redis Sentinel', () => {
+  let sentinel: RedisSentinel;
+  beforeAll(async () => {
+    sentinel = await startRedisSentinel();
+  });
+  afterAll(async () => {
+    await sentinel?.stop();
+  });
+
+  it('two instances find the master through the Sentinel, share one limit, and follow a failover to the new master', { timeout: 60_000 }, async () => {
+    const cfg = { sentinels: sentinel.sentinels, name: sentinel.name, keyPrefix: 'sn:' };
+    const [a, b] = await Promise.all([instance(cfg, 3), instance(cfg, 3)]);
+    const results = [];
+    for (const p of [a, b, a, b]) results.push(await login(p, '127.0.13.1'));
+    expect(results).toEqual(['ok', 'ok', 'ok', 'limited']);
+    expect([...a.log.lines, ...b.log.lines].some((l) => l.event === 'store.fallback')).toBe(false);
+
+    const old = await sentinel.masterPort();
+    await sentinel.killMaster();
+    const promoted = await sentinel.failedOver(old);
+    // Each instance counts in the promoted server again once ioredis has asked the Sentinel
+    // (a login meanwhile is counted locally: onError local, the default).
+    const master = new Redis({ port: promoted, host: '127.0.0.1' });
+    try {
+      let n = 10;
+      for (const p of [a, b]) {
+        let inMaster = false;
+        for (let i = 0; i < 150 && !inMaster; i++) {
+          const ip = `127.0.13.${n++}`;
+          expect(await login(p, ip)).toBe('ok');
+          inMaster = (await scanKeys(master, 'sn:')).some((k) => k.key.endsWith(`:${ip}`) || k.key.includes(`:${ip}:`));
+          if (!inMaster) await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(inMaster).toBe(true);
+      }
+      const again = [];
+      for (const p of [b, a, b, a]) again.push(await login(p, '127.0.13.200'));
+      expect(again).toEqual(['ok', 'ok', 'ok', 'limited']);
+    } finally {
+      master.disconnect();
+    }
   });
 });
