@@ -77,14 +77,17 @@ async function sendClientId(conn: BackendConn, caps: Set<string>, client: Client
   if (!/^\S+ OK/i.test(tagged)) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend refused ID');
 }
 
-async function sendLogin(conn: BackendConn, caps: Set<string>, c: Credentials): Promise<void> {
+/** LOGIN with both values as literals; every buffer holding the password goes to `secrets`. */
+async function sendLogin(conn: BackendConn, caps: Set<string>, c: Credentials, secrets: Buffer[]): Promise<void> {
   // LITERAL+ (or LITERAL- for small values) saves two round trips per login.
   const nonSync = caps.has('LITERAL+') || (caps.has('LITERAL-') && c.user.length <= 4096 && c.password.length <= 4096);
   if (nonSync) {
-    conn.write(Buffer.concat([
+    const command = Buffer.concat([
       Buffer.from(`${TAG} LOGIN {${c.user.length}+}\r\n`), c.user,
       Buffer.from(` {${c.password.length}+}\r\n`), c.password, Buffer.from('\r\n'),
-    ]));
+    ]);
+    secrets.push(command);
+    conn.write(command);
     return;
   }
   const expectContinue = async () => {
@@ -95,7 +98,9 @@ async function sendLogin(conn: BackendConn, caps: Set<string>, c: Credentials): 
   await expectContinue();
   conn.write(Buffer.concat([c.user, Buffer.from(` {${c.password.length}}\r\n`)]));
   await expectContinue();
-  conn.write(Buffer.concat([c.password, Buffer.from('\r\n')]));
+  const password = Buffer.concat([c.password, Buffer.from('\r\n')]);
+  secrets.push(password);
+  conn.write(password);
 }
 
 /** The tagged reply to our login, under the client's tag: OK hands the connection over. */
@@ -153,7 +158,7 @@ export async function imapBackendLogin(cfg: BackendConfig, c: Credentials, ctx: 
     const caps = new Set(tokens.map((t) => t.toUpperCase()));
     if (cfg.forwardClientInfo) await sendClientId(conn, caps, ctx.client);
     if (isTokenLogin(c)) return await tokenLogin(conn, caps, c, ctx, secrets);
-    await sendLogin(conn, caps, c);
+    await sendLogin(conn, caps, c, secrets);
     return verdict(conn, await untilTagged(conn, TAG), ctx);
   } catch (err) {
     conn?.close();

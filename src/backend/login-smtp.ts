@@ -121,13 +121,14 @@ export async function smtpBackendLogin(cfg: BackendConfig, c: Credentials, ctx: 
     const plain = Buffer.concat([Buffer.from([0]), c.user, Buffer.from([0]), c.password]);
     const line = Buffer.from(`AUTH PLAIN ${plain.toString('base64')}\r\n`);
     plain.fill(0);
+    secrets.push(line);
     conn.write(line);
     return verdict(conn, await readReply(conn));
   } catch (err) {
     conn?.close();
     return { kind: 'unavailable', error: (err as Error).message, unreachable: isUnreachable(err) };
   } finally {
-    // Lines built from a token are wiped once the backend has answered them.
+    // Lines built from credentials are wiped once the backend has answered them.
     for (const b of secrets) b.fill(0);
   }
 }
