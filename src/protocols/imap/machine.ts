@@ -1,13 +1,13 @@
 // IMAP pre-auth state machine: parser events in, effects out (RFC 9051 §6.1–6.2).
-// Pure: no sockets, no timers; the session runs the effects it returns.
-import { answerLogin } from '../login-answer.js';
-import type { CloseReason, Effect, GoodbyeReason, LoginResult, MachineOptions, ProtocolMachine } from '../protocol.js';
-import { offeredMechanisms, relayedResponse, SaslExchange, type Credentials, type SaslFailure, type SaslMechanism, type SaslStep } from '../sasl.js';
+// Pure: no sockets, no timers; the session runs the effects it returns. States, TLS, the
+// verdict and the error budget are PreauthMachine's, shared with POP3 and SMTP.
+import type { LoginReplies } from '../login-answer.js';
+import { PreauthMachine, send } from '../preauth-machine.js';
+import type { Effect, GoodbyeReason, MachineOptions } from '../protocol.js';
+import { relayedResponse, SaslExchange, type Credentials, type SaslFailure, type SaslStep } from '../sasl.js';
 import { ImapParser, type ImapArg, type ImapEvent } from './parser.js';
 import { backendMechanisms, capabilities, R } from './replies.js';
 
-/** relay: during a login, waiting for the client's answer to a challenge from the backend. */
-type State = 'ready' | 'sasl' | 'login' | 'relay' | 'tls' | 'closed';
 type Handler = (m: ImapMachine, tag: string, args: ImapArg[]) => Effect[];
 
 const COMMANDS = {
@@ -24,8 +24,6 @@ const COMMANDS = {
   AUTHENTICATE: (m, tag, args) => m.authenticate(tag, args),
 } satisfies Record<string, Handler>;
 
-const send = (data: string): Effect => ({ type: 'send', data });
-
 function astring(arg: ImapArg | undefined): Buffer | null {
   if (!arg) return null;
   if (arg.kind === 'string') return arg.value;
@@ -33,23 +31,16 @@ function astring(arg: ImapArg | undefined): Buffer | null {
   return null;
 }
 
-export class ImapMachine implements ProtocolMachine {
-  private readonly parser = new ImapParser();
-  private state: State = 'ready';
-  private secure: boolean;
-  private badCommands = 0;
-  private failedLogins = 0;
+export class ImapMachine extends PreauthMachine {
+  private readonly parser: ImapParser;
   private sasl: { tag: string; exchange: SaslExchange } | null = null;
   private loginTag = '';
-  private readonly mechanisms: SaslMechanism[];
+  protected readonly tooManyErrors = R.byeErrors;
 
-  constructor(private readonly opts: MachineOptions) {
-    this.secure = opts.tlsMode === 'implicit';
-    this.mechanisms = offeredMechanisms(backendMechanisms(opts.backendCapabilities));
-  }
-
-  get bufferedBytes(): number {
-    return this.parser.bufferedBytes;
+  constructor(opts: MachineOptions) {
+    const parser = new ImapParser();
+    super(opts, parser, backendMechanisms(opts.backendCapabilities));
+    this.parser = parser;
   }
 
   caps(): string {
@@ -60,50 +51,23 @@ export class ImapMachine implements ProtocolMachine {
     return [send(R.greeting(this.caps()))];
   }
 
-  push(chunk: Buffer): Effect[] {
-    if (this.state === 'closed' || this.state === 'tls') return [];
-    this.parser.push(chunk);
-    return this.pump();
-  }
-
-  tlsStarted(): Effect[] {
-    // RFC 9051 §6.2.1: everything learned before TLS is forgotten; nothing buffered survives.
-    this.parser.discard();
-    this.secure = true;
-    this.state = 'ready';
-    return [];
-  }
-
-  loginResult(result: LoginResult): Effect[] {
-    const a = answerLogin(result, { limited: (s) => R.limited(this.loginTag, s), unavailable: R.unavailable(this.loginTag), authFailed: R.authFailed(this.loginTag), tooManyFailures: R.byeFailures }, this.failedLogins, this.opts.maxAuthAttempts);
-    if (a.failed) this.failedLogins++;
-    this.state = a.close ? 'closed' : 'ready';
-    return a.close ? a.effects : [...a.effects, ...this.pump()];
-  }
-
-  loginChallenge(text: string): Effect[] {
-    if (this.state !== 'login') return [];
-    this.state = 'relay';
-    this.parser.expectLine();
-    return [send(R.challenge(text)), ...this.pump()];
-  }
-
-  takeBuffered(): Buffer {
-    return this.parser.takeBuffered();
-  }
-
   goodbye(reason: GoodbyeReason, retryAfterSec = 60): string {
     return { timeout: R.byeTimeout, shutdown: R.byeShutdown, busy: R.byeBusy, limited: R.byeLimited(retryAfterSec) }[reason];
   }
 
-  private pump(): Effect[] {
-    const out: Effect[] = [];
-    while (this.state === 'ready' || this.state === 'sasl' || this.state === 'relay') {
-      const ev = this.parser.next();
-      if (!ev) break;
-      out.push(...this.onEvent(ev));
-    }
-    return out;
+  protected loginReplies(): LoginReplies {
+    const tag = this.loginTag;
+    return { limited: (s) => R.limited(tag, s), unavailable: R.unavailable(tag), authFailed: R.authFailed(tag), tooManyFailures: R.byeFailures };
+  }
+
+  protected relayChallenge(text: string): string {
+    this.parser.expectLine();
+    return R.challenge(text);
+  }
+
+  protected step(): Effect[] | null {
+    const ev = this.parser.next();
+    return ev ? this.onEvent(ev) : null;
   }
 
   private onEvent(ev: ImapEvent): Effect[] {
@@ -132,34 +96,18 @@ export class ImapMachine implements ProtocolMachine {
   }
 
   bad(tag: string, text: string): Effect[] {
-    if (++this.badCommands >= this.opts.maxBadCommands) return this.close(R.bad(tag, text) + R.byeErrors, 'too-many-errors');
-    return [send(R.bad(tag, text))];
-  }
-
-  close(text: string, reason: CloseReason): Effect[] {
-    this.state = 'closed';
-    return [send(text), { type: 'close', reason }];
+    return this.countBad(R.bad(tag, text));
   }
 
   startTls(tag: string, args: ImapArg[]): Effect[] {
     if (args.length) return this.bad(tag, 'STARTTLS takes no arguments');
-    if (this.secure) return this.bad(tag, 'TLS is already active');
-    if (this.opts.tlsMode !== 'starttls') return this.bad(tag, 'STARTTLS is not available here');
-    // Plaintext pipelined behind STARTTLS must never run after the handshake (CVE-2021-33515).
-    const discarded = this.parser.bufferedBytes;
-    this.parser.discard();
-    this.state = 'tls';
-    return [send(R.startTls(tag)), { type: 'startTls', discarded }];
+    const refusal = this.tlsRefusal();
+    if (refusal) return this.bad(tag, refusal === 'active' ? 'TLS is already active' : 'STARTTLS is not available here');
+    return this.beginTls(R.startTls(tag));
   }
 
   private plaintextRefused(tag: string): Effect[] | null {
-    if (this.secure || !this.opts.requireTls) return null;
-    return this.countBad(R.privacyRequired(tag));
-  }
-
-  private countBad(reply: string): Effect[] {
-    if (++this.badCommands >= this.opts.maxBadCommands) return this.close(reply + R.byeErrors, 'too-many-errors');
-    return [send(reply)];
+    return this.loginAllowed() ? null : this.countBad(R.privacyRequired(tag));
   }
 
   login(tag: string, args: ImapArg[]): Effect[] {
@@ -213,9 +161,8 @@ export class ImapMachine implements ProtocolMachine {
     }
   }
 
-  private beginLogin(tag: string, credentials: Credentials): Effect[] {
-    this.state = 'login';
+  protected override beginLogin(tag: string, credentials: Credentials): Effect[] {
     this.loginTag = tag;
-    return [{ type: 'login', credentials, context: { tag, hostname: this.opts.hostname } }];
+    return super.beginLogin(tag, credentials);
   }
 }
