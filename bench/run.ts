@@ -16,7 +16,7 @@ import { profilePhase } from './phase-profile.js';
 import { redisTripsPhase } from './phase-redis.js';
 import { seedBigMessage, transferPhase } from './phase-transfer.js';
 import { render } from './report.mjs';
-import { benchUsers, startFloor, startMailgate, startNginx, startTunedDovecot, type Proc } from './services.js';
+import { antiLockoutLimits, benchUsers, startFloor, startMailgate, startNginx, startTunedDovecot, type Proc } from './services.js';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick') || process.env.npm_config_quick === 'true';
@@ -136,11 +136,16 @@ try {
     log(`  ${res.redisTrips.successfulLogin.perAttempt} per successful login, ${res.redisTrips.failedLogin.perAttempt} per failed login`);
   }
   if (wants('flood')) {
+    const mgGuard = await startMailgate({ name: 'mailgate-anti-lockout', dir: join(dir, 'mailgate'), dovecot, limits: antiLockoutLimits() });
+    running.push(mgGuard);
     log(`brute-force flood: ${settings.flood.attackRate}/s failing logins vs ${settings.flood.legitRate}/s legitimate`);
     res.flood = await floodPhase(
       [
         { name: 'mailgate-memory', port: mgMem.ports.imap, pids: mgMem.pids },
         { name: 'mailgate-redis', port: mgRedis.ports.imap, pids: mgRedis.pids, redisPort: redis.port },
+        // A configuration, not another proxy: the README's anti-lockout setup against the
+        // attack that stays under every per-IP limit (not counted in the targets).
+        { name: 'mailgate-anti-lockout', port: mgGuard.ports.imap, pids: mgGuard.pids, scenarios: ['many-ips'] },
         // Context, not a target: the same flood straight at Dovecot shows what the machine
         // itself does with it (no limits there, so only the many-addresses case).
         ...(quick ? [] : [{ name: 'direct', port: dovecot.ports.imap, pids: () => [], scenarios: ['many-ips'] }]),

@@ -177,6 +177,8 @@ export interface MailgateOptions {
   redisUrl?: string;
   /** node --cpu-prof into this directory (the profile is written when mailgate exits). */
   profileDir?: string;
+  /** limits.* keys that replace the benchmark's defaults (rules, knownGood, …). */
+  limits?: Record<string, unknown>;
 }
 
 /** Limits as a deployment would set them (README's worked example), with the aggregate
@@ -188,6 +190,20 @@ export function mailgateRules() {
     { name: 'ip-failures', key: 'ip', count: 'failures', limit: 10, window: '10m', block: '30m' },
     { name: 'pair-failures', key: 'ip+user', count: 'failures', limit: 5, window: '15m', block: '1h' },
   ];
+}
+
+/** The README's anti-lockout setup, as written there: known-good pairs, the fail2ban-style rule
+ *  with growth and a tarpit, one user guessed from many IPs, one IP spraying many users. */
+export function antiLockoutLimits() {
+  return {
+    knownGood: { ttl: '14d' },
+    dedupeFailures: true,
+    rules: [
+      { name: 'ip-failures', key: 'ip', count: 'failures', limit: 10, window: '10m', block: '30m', blockGrowth: 2, blockMax: '1d', delay: { base: '1s', max: '15s' } },
+      { name: 'user-spread', key: 'user', count: 'failures', distinct: 'ip', limit: 5, window: '1h', block: '1h' },
+      { name: 'spray', key: 'ip', count: 'failures', distinct: 'user', limit: 5, window: '1h', block: '1h' },
+    ],
+  };
 }
 
 /** mailgate as a separate process: `node dist/cli.js --config <file>`. */
@@ -210,6 +226,7 @@ export async function startMailgate(o: MailgateOptions): Promise<Proc> {
       rules: mailgateRules(),
       // The idle-connection figures hold 10,000 connections from a few hundred addresses.
       connections: { perIp: 1_000_000, total: 1_000_000 },
+      ...o.limits,
     },
     timeouts: { preauth: '30m', shutdown: '1s' },
     log: { level: 'info' },
