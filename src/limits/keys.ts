@@ -24,8 +24,11 @@ export function clientKey(address: string, ipv6Prefix: number, ipv4Prefix = 32):
 const PLAIN_IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
 
 /** User hashes remembered (one login asks for the same one several times); the memo is
- *  emptied when full, so a spray of made-up names costs what it did without it. */
+ *  emptied when full, so a spray of made-up names costs what it did without it. Only names a
+ *  person could have are kept: at most USER_HASH_MEMO × MEMO_NAME_CHARS characters (~2.5 MB),
+ *  whatever length attackers send. */
 const USER_HASH_MEMO = 10_000;
+const MEMO_NAME_CHARS = 128;
 
 export class KeyBuilder {
   private readonly secret: Buffer;
@@ -40,8 +43,10 @@ export class KeyBuilder {
     let h = this.hashes.get(canonicalUser);
     if (h === undefined) {
       h = createHmac('sha256', this.secret).update(canonicalUser, 'utf8').digest('base64url').slice(0, 22);
-      if (this.hashes.size >= USER_HASH_MEMO) this.hashes.clear();
-      this.hashes.set(canonicalUser, h);
+      if (canonicalUser.length <= MEMO_NAME_CHARS) {
+        if (this.hashes.size >= USER_HASH_MEMO) this.hashes.clear();
+        this.hashes.set(canonicalUser, h);
+      }
     }
     return h;
   }

@@ -47,6 +47,10 @@ describe('client keys', () => {
     for (let i = 0; i < 10_001; i++) k.userHash(`u${i}`);
     expect(k.userHash('alice')).toBe(first);
     expect(new KeyBuilder('s2').userHash('alice')).not.toBe(first);
+    // Long made-up names are hashed each time, never kept.
+    const long = 'x'.repeat(4096);
+    expect(k.userHash(long)).toBe(k.userHash(long));
+    expect((k as unknown as { hashes: Map<string, string> }).hashes.has(long)).toBe(false);
   });
 });
 
