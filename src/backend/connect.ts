@@ -97,8 +97,14 @@ export class BackendConn {
       this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
       this.notify();
     });
-    s.on('error', (err) => this.fail(new MailgateError('MG_BACKEND_CONNECT', err.message)));
-    s.on('close', () => this.fail(new MailgateError('MG_BACKEND_PROTOCOL', 'backend closed the connection during login')));
+    // Built only when it is the first failure: a connection we closed ourselves (every failed
+    // login's) must not pay for an error and its stack trace on the way out.
+    s.on('error', (err) => {
+      if (!this.failure) this.fail(new MailgateError('MG_BACKEND_CONNECT', err.message));
+    });
+    s.on('close', () => {
+      if (!this.failure) this.fail(new MailgateError('MG_BACKEND_PROTOCOL', 'backend closed the connection during login'));
+    });
   }
 
   private notify(): void {
