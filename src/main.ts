@@ -1,7 +1,6 @@
 // Composition root: config in; logger, store, policy, listeners, admin endpoint out. Owns the
 // running configuration, so reload (SIGHUP) and shutdown (SIGTERM) live here too.
 import { readFileSync } from 'node:fs';
-import tls from 'node:tls';
 import { AdminServer } from './admin/server.js';
 import { CapabilityCache, type Target } from './backend/capabilities.js';
 import { BackendPools, tcpReachable } from './backend/pool.js';
@@ -83,7 +82,7 @@ export async function startProxy(initial: Config, opts: { log?: Logger; clock?: 
   await capabilities.start();
 
   async function buildEnv(cfg: Config): Promise<{ env: SessionEnv; token: string | null }> {
-    const tlsOpts = await loadServerTls(cfg.tls, log);
+    const serverTls = await loadServerTls(cfg.tls, log);
     return {
       token: adminToken(cfg),
       env: {
@@ -92,7 +91,7 @@ export async function startProxy(initial: Config, opts: { log?: Logger; clock?: 
         tarpit,
         pools,
         clock,
-        tls: tlsOpts ? tls.createSecureContext(tlsOpts) : null,
+        tls: serverTls,
         maxBadCommands: cfg.limits.maxBadCommands,
         maxAuthAttempts: cfg.limits.maxAuthAttempts,
         timeouts: cfg.timeouts,

@@ -207,6 +207,10 @@ const timeouts = z
   .prefault({})
   .describe('Deadlines for client connections.');
 
+/** A DNS host name of two labels or more, or "*." and one, as TLS clients send in SNI; the last
+ *  label starts with a letter, so an IP address (never sent in SNI, RFC 6066 §3) is refused. */
+const SNI_NAME = /^(\*\.)?([A-Za-z0-9][A-Za-z0-9-]{0,62}\.)+[A-Za-z][A-Za-z0-9-]{0,62}$/;
+
 export const configSchema = z
   .strictObject({
     listeners: z.array(listener).min(1).describe('Where mail clients connect.'),
@@ -218,6 +222,34 @@ export const configSchema = z
           .boolean()
           .default(false)
           .describe('Generate a self-signed development certificate at cert/key when both are missing. Never for production.'),
+        sni: z
+          .array(
+            z.strictObject({
+              names: z
+                .array(
+                  z
+                    .string()
+                    .regex(SNI_NAME, 'expected a host name like mail.example.org, or *.example.org for one label')
+                    .transform((n) => n.toLowerCase()),
+                )
+                .min(1)
+                .describe('Host names this certificate serves, as clients ask for them (TLS SNI); "*.example.org" matches one label.'),
+              cert: z.string().describe('PEM certificate (chain).'),
+              key: z.string().describe('PEM private key.'),
+            }),
+          )
+          .default([])
+          .describe('More certificates, chosen by the name the client asks for (SNI): several mail domains on one listener. A name nobody lists, or none, gets cert/key.'),
+      })
+      .superRefine((t, ctx) => {
+        const seen = new Map<string, number>();
+        t.sni.forEach((entry, i) =>
+          entry.names.forEach((name, j) => {
+            const first = seen.get(name);
+            if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['sni', i, 'names', j], message: `${name} is already served by tls.sni.${first}` });
+            else seen.set(name, i);
+          }),
+        );
       })
       .optional()
       .describe('Certificate for starttls/implicit listeners (required when any listener uses TLS).'),

@@ -15,6 +15,7 @@ import type { BackendPools } from '../backend/pool.js';
 import { runAuth } from './auth-path.js';
 import type { ConnectionTracker } from './connections.js';
 import { ProxyHeaderReader, type ProxyHeaderStep } from './proxy-header.js';
+import type { ServerTls } from './tls.js';
 
 /** Replies queued to a client that does not read before we stop reading its commands. */
 const MAX_PENDING_WRITE_BYTES = 64 * 1024;
@@ -31,7 +32,7 @@ export interface SessionEnv {
   tarpit: Tarpit;
   pools: BackendPools;
   clock: Clock;
-  tls: tls.SecureContext | null;
+  tls: ServerTls | null;
   maxBadCommands: number;
   maxAuthAttempts: number;
   timeouts: { preauth: number; tlsHandshake: number; idle: number };
@@ -222,7 +223,8 @@ export class Session {
     raw.removeAllListeners('data');
     raw.removeAllListeners('end');
     this.phase = 'tls-handshake';
-    const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: this.env.tls! });
+    const { context, SNICallback } = this.env.tls!;
+    const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: context, ...(SNICallback ? { SNICallback } : {}) });
     const ok = await new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), this.env.timeouts.tlsHandshake);
       secure.once('secure', () => {

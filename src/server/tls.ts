@@ -23,7 +23,39 @@ export async function generateDevCertificate(cert: string, key: string): Promise
   writeFileSync(cert, pems.cert, { mode: 0o644 });
 }
 
-export async function loadServerTls(cfg: Config['tls'], log: Logger): Promise<tls.SecureContextOptions | null> {
+/** What a client-facing TLS handshake uses: the default context, and (tls.sni) the one for the
+ *  name the client asked for. */
+export interface ServerTls {
+  context: tls.SecureContext;
+  /** Node's SNICallback; absent without tls.sni. */
+  SNICallback?: (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) => void;
+}
+
+/** The context for a client's SNI name: an exact name, else "*." and the name without its first
+ *  label (one label only, as RFC 6125 §6.4.3 has it), else none (the default then serves). */
+export function sniSelector(entries: { names: readonly string[]; context: tls.SecureContext }[]): (servername: string) => tls.SecureContext | undefined {
+  const byName = new Map<string, tls.SecureContext>();
+  for (const e of entries) for (const n of e.names) byName.set(n.toLowerCase(), e.context);
+  return (servername) => {
+    const name = servername.toLowerCase().replace(/\.$/, '');
+    const exact = byName.get(name);
+    if (exact) return exact;
+    const dot = name.indexOf('.');
+    return dot > 0 ? byName.get(`*${name.slice(dot)}`) : undefined;
+  };
+}
+
+/** One certificate and key, read now: a bad file fails at start-up (or reload), not at the
+ *  first client. `where` names the config keys in the error. */
+function context(certPath: string, keyPath: string, where: string): tls.SecureContext {
+  try {
+    return tls.createSecureContext({ cert: readFileSync(certPath), key: readFileSync(keyPath) });
+  } catch (err) {
+    throw new MailgateError('MG_TLS_MATERIAL', `${where}: ${(err as Error).message}`);
+  }
+}
+
+export async function loadServerTls(cfg: Config['tls'], log: Logger): Promise<ServerTls | null> {
   if (!cfg) return null;
   if (cfg.devCertificate) {
     if (!existsSync(cfg.cert) && !existsSync(cfg.key)) {
@@ -34,11 +66,8 @@ export async function loadServerTls(cfg: Config['tls'], log: Logger): Promise<tl
       'using a self-signed development certificate (tls.devCertificate: true); clients will not trust it: configure a real certificate for production',
     );
   }
-  try {
-    const opts = { cert: readFileSync(cfg.cert), key: readFileSync(cfg.key) };
-    tls.createSecureContext(opts); // fail at start-up, not at the first client
-    return opts;
-  } catch (err) {
-    throw new MailgateError('MG_TLS_MATERIAL', `tls.cert/tls.key: ${(err as Error).message}`);
-  }
+  const fallback = context(cfg.cert, cfg.key, 'tls.cert/tls.key');
+  if (cfg.sni.length === 0) return { context: fallback };
+  const select = sniSelector(cfg.sni.map((e, i) => ({ names: e.names, context: context(e.cert, e.key, `tls.sni.${i}.cert/key`) })));
+  return { context: fallback, SNICallback: (servername, cb) => cb(null, select(servername) ?? fallback) };
 }

@@ -96,14 +96,14 @@ export class RawClient {
     this.buf = '';
   }
 
-  /** Upgrade to TLS (after the server's STARTTLS OK). */
-  async startTls(): Promise<void> {
+  /** Upgrade to TLS (after the server's STARTTLS OK), asking for `servername` (SNI) if given. */
+  async startTls(opts: { servername?: string } = {}): Promise<void> {
     const plain = this.socket;
     plain.removeAllListeners('data');
     plain.removeAllListeners('close');
     this.buf = '';
     this.socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
-      const s = tls.connect({ socket: plain, rejectUnauthorized: false }, () => resolve(s));
+      const s = tls.connect({ socket: plain, rejectUnauthorized: false, ...(opts.servername ? { servername: opts.servername } : {}) }, () => resolve(s));
       s.once('error', reject);
     });
     this.listen(this.socket);

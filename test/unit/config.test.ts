@@ -207,3 +207,25 @@ describe('loadConfig', () => {
     expect(() => loadConfig(file)).toThrow(expect.objectContaining({ code: 'MG_CONFIG_INVALID', message: expect.stringMatching(/^extra: unknown key$/m) }));
   });
 });
+
+describe('tls.sni', () => {
+  const sni = (entries: Doc[]) => base({ tls: { cert: 'c.pem', key: 'k.pem', sni: entries } }, { tls: 'implicit' });
+
+  it('takes host names and one-label wildcards, lower-cased; defaults to none', () => {
+    expect(parseConfig(base(withTls, { tls: 'implicit' })).tls!.sni).toEqual([]);
+    const cfg = parseConfig(sni([{ names: ['Mail.Example.ORG', '*.example.net'], cert: 'a.pem', key: 'a.key' }]));
+    expect(cfg.tls!.sni).toEqual([{ names: ['mail.example.org', '*.example.net'], cert: 'a.pem', key: 'a.key' }]);
+  });
+
+  it.each([['*.com'], ['mail.*.example.org'], ['127.0.0.1'], ['*'], ['localhost'], ['']])('refuses %j, naming the key', (name) => {
+    expect(configError(sni([{ names: [name], cert: 'a.pem', key: 'a.key' }])).message).toMatch(/^tls\.sni\.0\.names\.0: expected a host name/m);
+  });
+
+  it('refuses a name two entries claim, naming the second', () => {
+    const err = configError(sni([
+      { names: ['mail.example.org'], cert: 'a.pem', key: 'a.key' },
+      { names: ['imap.example.org', 'MAIL.example.org'], cert: 'b.pem', key: 'b.key' },
+    ]));
+    expect(err.message).toMatch(/^tls\.sni\.1\.names\.1: mail\.example\.org is already served by tls\.sni\.0$/m);
+  });
+});

@@ -1,0 +1,113 @@
+// Several mail domains on one listener: tls.sni picks the certificate by the name the client
+// asks for (exact, then a one-label wildcard), on implicit TLS and after STARTTLS, and the
+// session goes on to a real Dovecot login; an unknown name or none gets tls.cert. Also the
+// selector alone.
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import tls from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sniSelector } from '../../src/server/tls.js';
+import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
+import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { certFor } from '../helpers/tls.js';
+
+describe('sniSelector', () => {
+  const [a, b, c] = [{}, {}, {}] as tls.SecureContext[];
+  const select = sniSelector([
+    { names: ['mail.example.org'], context: a! },
+    { names: ['*.example.net'], context: b! },
+    { names: ['imap.example.net'], context: c! },
+  ]);
+
+  it.each([
+    ['mail.example.org', 'a'],
+    ['MAIL.Example.ORG', 'a'],
+    ['mail.example.org.', 'a'],
+    ['pop.example.net', 'b'],
+    ['imap.example.net', 'c'], // an exact name wins over a wildcard
+    ['example.net', undefined], // the wildcard covers one label, not the apex
+    ['a.b.example.net', undefined], // nor two labels
+    ['other.example.com', undefined],
+    ['', undefined],
+  ])('%j → %s', (name, want) => {
+    const got = select(name);
+    expect(got === undefined ? undefined : got === a ? 'a' : got === b ? 'b' : 'c').toBe(want);
+  });
+});
+
+describe('tls.sni through the proxy', () => {
+  let dir: string;
+  let dovecot: DovecotInstance;
+  let proxy: TestProxy;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(os.tmpdir(), 'mailgate-sni-'));
+    const [fallback, org, net] = await Promise.all([
+      certFor(dir, ['default.example.com']),
+      certFor(dir, ['mail.example.org', 'imap.example.org']),
+      certFor(dir, ['*.example.net']),
+    ]);
+    dovecot = await startDovecot();
+    proxy = await startTestProxy({
+      listeners: [
+        { name: 'imaps', protocol: 'imap', listen: '127.0.0.1:0', tls: 'implicit', backend: 'imap' },
+        { name: 'imap', protocol: 'imap', listen: '127.0.0.1:0', tls: 'starttls', backend: 'imap' },
+      ],
+      tls: {
+        cert: fallback.certPath,
+        key: fallback.keyPath,
+        sni: [
+          { names: ['mail.example.org', 'imap.example.org'], cert: org.certPath, key: org.keyPath },
+          { names: ['*.example.net'], cert: net.certPath, key: net.keyPath },
+        ],
+      },
+      backends: { imap: { host: '127.0.0.1', port: dovecot.ports.imap } },
+    });
+  });
+  afterAll(async () => {
+    await proxy?.stop();
+    await dovecot?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Implicit TLS with `servername`: the common name of the certificate served, then a login. */
+  async function implicit(servername: string | undefined): Promise<{ cn: string; login: string }> {
+    const socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
+      const s = tls.connect({ host: '127.0.0.1', port: proxy.port('imaps'), rejectUnauthorized: false, ...(servername ? { servername } : {}) }, () => resolve(s));
+      s.once('error', reject);
+    });
+    const cn = String(socket.getPeerCertificate().subject.CN);
+    const c = RawClient.wrap(socket);
+    await c.waitFor(/^\* OK /m);
+    c.write('a LOGIN alice alice-pass\r\n');
+    const login = await c.waitFor(/^a (OK|NO|BAD)/m);
+    c.close();
+    return { cn, login };
+  }
+
+  it.each([
+    ['mail.example.org', 'mail.example.org'],
+    ['IMAP.example.org', 'mail.example.org'],
+    ['pop.example.net', '*.example.net'],
+    ['unknown.example.com', 'default.example.com'],
+    [undefined, 'default.example.com'],
+  ])('implicit TLS asking for %j is served %j, and the login goes on', async (servername, cn) => {
+    const r = await implicit(servername);
+    expect(r.cn).toBe(cn);
+    expect(r.login).toMatch(/^a OK /m);
+  });
+
+  it('after STARTTLS too', async () => {
+    const c = await RawClient.connect(proxy.port('imap'));
+    await c.waitFor(/^\* OK /m);
+    c.write('s STARTTLS\r\n');
+    await c.waitFor(/^s OK /m);
+    await c.startTls({ servername: 'imap.example.net' });
+    expect(String((c.socket as tls.TLSSocket).getPeerCertificate().subject.CN)).toBe('*.example.net');
+    c.write('a LOGIN alice alice-pass\r\n');
+    expect(await c.waitFor(/^a (OK|NO|BAD)/m)).toMatch(/^a OK /m);
+    c.close();
+  });
+});
