@@ -1,6 +1,7 @@
 // The one config schema: types, defaults, validation and the docs of every key.
 // Pure: parsing of values only; reading files is load.ts.
 import os from 'node:os';
+import tls from 'node:tls';
 import { z } from 'zod';
 import { isLoopbackHost, isValidCidr, parseHostPort } from './address.js';
 import { parseDuration } from './duration.js';
@@ -207,6 +208,16 @@ const timeouts = z
   .prefault({})
   .describe('Deadlines for client connections.');
 
+/** An OpenSSL cipher list this OpenSSL accepts (checked by building a context with it). */
+function knownCiphers(list: string): boolean {
+  try {
+    tls.createSecureContext({ ciphers: list });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A DNS host name of two labels or more, or "*." and one, as TLS clients send in SNI; the last
  *  label starts with a letter, so an IP address (never sent in SNI, RFC 6066 §3) is refused. */
 const SNI_NAME = /^(\*\.)?([A-Za-z0-9][A-Za-z0-9-]{0,62}\.)+[A-Za-z][A-Za-z0-9-]{0,62}$/;
@@ -222,6 +233,15 @@ export const configSchema = z
           .boolean()
           .default(false)
           .describe('Generate a self-signed development certificate at cert/key when both are missing. Never for production.'),
+        minVersion: z
+          .enum(['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'])
+          .default('TLSv1.2')
+          .describe('Oldest TLS version clients may use (as Dovecot ssl_min_protocol). Below TLSv1.2 only for clients that cannot do better; OpenSSL may also need ciphers with @SECLEVEL=0 for them.'),
+        ciphers: z
+          .string()
+          .refine(knownCiphers, 'expected an OpenSSL cipher list that names at least one cipher this OpenSSL has')
+          .optional()
+          .describe("OpenSSL cipher list for TLS 1.2 and older (TLS 1.3 suites are OpenSSL's defaults). Default: Node's."),
         sni: z
           .array(
             z.strictObject({

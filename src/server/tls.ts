@@ -45,11 +45,12 @@ export function sniSelector(entries: { names: readonly string[]; context: tls.Se
   };
 }
 
-/** One certificate and key, read now: a bad file fails at start-up (or reload), not at the
- *  first client. `where` names the config keys in the error. */
-function context(certPath: string, keyPath: string, where: string): tls.SecureContext {
+/** One certificate and key, read now, with the protocol settings every context shares: a bad
+ *  file or cipher list fails at start-up (or reload), not at the first client. `where` names
+ *  the config keys in the error. */
+function context(certPath: string, keyPath: string, protocol: Pick<tls.SecureContextOptions, 'minVersion' | 'ciphers'>, where: string): tls.SecureContext {
   try {
-    return tls.createSecureContext({ cert: readFileSync(certPath), key: readFileSync(keyPath) });
+    return tls.createSecureContext({ cert: readFileSync(certPath), key: readFileSync(keyPath), ...protocol });
   } catch (err) {
     throw new MailgateError('MG_TLS_MATERIAL', `${where}: ${(err as Error).message}`);
   }
@@ -66,8 +67,9 @@ export async function loadServerTls(cfg: Config['tls'], log: Logger): Promise<Se
       'using a self-signed development certificate (tls.devCertificate: true); clients will not trust it: configure a real certificate for production',
     );
   }
-  const fallback = context(cfg.cert, cfg.key, 'tls.cert/tls.key');
+  const protocol = { minVersion: cfg.minVersion, ...(cfg.ciphers ? { ciphers: cfg.ciphers } : {}) };
+  const fallback = context(cfg.cert, cfg.key, protocol, 'tls.cert/tls.key');
   if (cfg.sni.length === 0) return { context: fallback };
-  const select = sniSelector(cfg.sni.map((e, i) => ({ names: e.names, context: context(e.cert, e.key, `tls.sni.${i}.cert/key`) })));
+  const select = sniSelector(cfg.sni.map((e, i) => ({ names: e.names, context: context(e.cert, e.key, protocol, `tls.sni.${i}.cert/key`) })));
   return { context: fallback, SNICallback: (servername, cb) => cb(null, select(servername) ?? fallback) };
 }

@@ -229,3 +229,16 @@ describe('tls.sni', () => {
     expect(err.message).toMatch(/^tls\.sni\.1\.names\.1: mail\.example\.org is already served by tls\.sni\.0$/m);
   });
 });
+
+describe('tls protocol settings', () => {
+  it('minVersion defaults to TLSv1.2 and takes the versions Node knows', () => {
+    expect(parseConfig(base(withTls, { tls: 'implicit' })).tls!.minVersion).toBe('TLSv1.2');
+    expect(parseConfig(base({ tls: { cert: 'c', key: 'k', minVersion: 'TLSv1.3' } }, { tls: 'implicit' })).tls!.minVersion).toBe('TLSv1.3');
+    expect(configError(base({ tls: { cert: 'c', key: 'k', minVersion: 'SSLv3' } }, { tls: 'implicit' })).message).toMatch(/^tls\.minVersion: /m);
+  });
+
+  it('ciphers must name a cipher OpenSSL has', () => {
+    expect(parseConfig(base({ tls: { cert: 'c', key: 'k', ciphers: 'ECDHE+AESGCM' } }, { tls: 'implicit' })).tls!.ciphers).toBe('ECDHE+AESGCM');
+    expect(configError(base({ tls: { cert: 'c', key: 'k', ciphers: 'NO-SUCH-CIPHER' } }, { tls: 'implicit' })).message).toMatch(/^tls\.ciphers: expected an OpenSSL cipher list/m);
+  });
+});

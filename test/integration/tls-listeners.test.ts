@@ -1,7 +1,8 @@
-// Several mail domains on one listener: tls.sni picks the certificate by the name the client
-// asks for (exact, then a one-label wildcard), on implicit TLS and after STARTTLS, and the
-// session goes on to a real Dovecot login; an unknown name or none gets tls.cert. Also the
-// selector alone.
+// Client-facing TLS settings. Several mail domains on one listener: tls.sni picks the
+// certificate by the name the client asks for (exact, then a one-label wildcard), on implicit
+// TLS and after STARTTLS, and the session goes on to a real Dovecot login; an unknown name or
+// none gets tls.cert (also the selector alone). tls.minVersion turns older clients away in the
+// handshake.
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -109,5 +110,52 @@ describe('tls.sni through the proxy', () => {
     c.write('a LOGIN alice alice-pass\r\n');
     expect(await c.waitFor(/^a (OK|NO|BAD)/m)).toMatch(/^a OK /m);
     c.close();
+  });
+});
+
+describe('tls.minVersion', () => {
+  let dir: string;
+  let dovecot: DovecotInstance;
+  const proxies: TestProxy[] = [];
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(os.tmpdir(), 'mailgate-tlsver-'));
+    dovecot = await startDovecot();
+  });
+  afterAll(async () => {
+    await Promise.all(proxies.map((p) => p.stop()));
+    await dovecot?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function proxyWith(minVersion?: string): Promise<TestProxy> {
+    const cert = await certFor(dir, [`v${proxies.length}.example.com`]);
+    const p = await startTestProxy({
+      listeners: [{ name: 'imaps', protocol: 'imap', listen: '127.0.0.1:0', tls: 'implicit', backend: 'imap' }],
+      tls: { cert: cert.certPath, key: cert.keyPath, ...(minVersion ? { minVersion } : {}) },
+      backends: { imap: { host: '127.0.0.1', port: dovecot.ports.imap } },
+    });
+    proxies.push(p);
+    return p;
+  }
+
+  /** The protocol a client capped at `maxVersion` gets, or the handshake error. */
+  function handshake(port: number, maxVersion: tls.SecureVersion): Promise<string> {
+    return new Promise((resolve) => {
+      const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, maxVersion }, () => {
+        resolve(s.getProtocol() ?? 'none');
+        s.destroy();
+      });
+      s.once('error', (err) => resolve(`error: ${err.message}`));
+    });
+  }
+
+  it('the default (TLSv1.2) serves a TLS 1.2 client; TLSv1.3 turns it away and serves TLS 1.3', async () => {
+    const byDefault = await proxyWith();
+    expect(await handshake(byDefault.port('imaps'), 'TLSv1.2')).toBe('TLSv1.2');
+    const strict = await proxyWith('TLSv1.3');
+    expect(await handshake(strict.port('imaps'), 'TLSv1.2')).toMatch(/^error: .*(protocol version|alert)/i);
+    expect(await handshake(strict.port('imaps'), 'TLSv1.3')).toBe('TLSv1.3');
+    expect(strict.log.lines.some((l) => l.event === 'tls.failed')).toBe(true);
   });
 });
