@@ -3,13 +3,15 @@
 // TLS and after STARTTLS, and the session goes on to a real Dovecot login; an unknown name or
 // none gets tls.cert (also the selector alone). tls.minVersion turns older clients away in the
 // handshake.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sniSelector } from '../../src/server/tls.js';
 import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
+import { parseConfig } from '../../src/config/load.js';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { certFor } from '../helpers/tls.js';
@@ -42,6 +44,8 @@ describe('tls.sni through the proxy', () => {
   let dir: string;
   let dovecot: DovecotInstance;
   let proxy: TestProxy;
+  let config: Record<string, unknown>;
+  let orgCert: { certPath: string; keyPath: string };
 
   beforeAll(async () => {
     dir = mkdtempSync(join(os.tmpdir(), 'mailgate-sni-'));
@@ -50,8 +54,9 @@ describe('tls.sni through the proxy', () => {
       certFor(dir, ['mail.example.org', 'imap.example.org']),
       certFor(dir, ['*.example.net']),
     ]);
+    orgCert = org;
     dovecot = await startDovecot();
-    proxy = await startTestProxy({
+    proxy = await startTestProxy((config = {
       listeners: [
         { name: 'imaps', protocol: 'imap', listen: '127.0.0.1:0', tls: 'implicit', backend: 'imap' },
         { name: 'imap', protocol: 'imap', listen: '127.0.0.1:0', tls: 'starttls', backend: 'imap' },
@@ -65,7 +70,7 @@ describe('tls.sni through the proxy', () => {
         ],
       },
       backends: { imap: { host: '127.0.0.1', port: dovecot.ports.imap } },
-    });
+    }));
   });
   afterAll(async () => {
     await proxy?.stop();
@@ -98,6 +103,29 @@ describe('tls.sni through the proxy', () => {
     const r = await implicit(servername);
     expect(r.cn).toBe(cn);
     expect(r.login).toMatch(/^a OK /m);
+  });
+
+  it('a renewed certificate file is served after SIGHUP\'s reload, the listener unchanged', async () => {
+    const fingerprint = async () => {
+      const s = await new Promise<tls.TLSSocket>((resolve, reject) => {
+        const c = tls.connect({ host: '127.0.0.1', port: proxy.port('imaps'), rejectUnauthorized: false, servername: 'mail.example.org' }, () => resolve(c));
+        c.once('error', reject);
+      });
+      const f = s.getPeerCertificate().fingerprint256;
+      s.destroy();
+      return f;
+    };
+    const before = await fingerprint();
+    mkdirSync(join(dir, 'renewed'));
+    const renewed = await certFor(join(dir, 'renewed'), ['mail.example.org', 'imap.example.org']);
+    copyFileSync(renewed.certPath, orgCert.certPath);
+    copyFileSync(renewed.keyPath, orgCert.keyPath);
+    const port = proxy.port('imaps');
+    await proxy.reload(parseConfig(config));
+    expect(proxy.port('imaps')).toBe(port);
+    const after = await fingerprint();
+    expect(after).not.toBe(before);
+    expect(after).toBe(new X509Certificate(renewed.cert).fingerprint256);
   });
 
   it('after STARTTLS too', async () => {
