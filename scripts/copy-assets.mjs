@@ -1,7 +1,10 @@
-// Copies the non-TypeScript files the compiled code reads (the Redis Lua scripts) next to it.
+// Copies the non-TypeScript files the compiled code reads next to it: the Redis Lua scripts,
+// and the package version (dist/version.json, for `mailgate --version`).
 // Usage: node scripts/copy-assets.mjs [outDir]   (default dist)
-import { cpSync } from 'node:fs';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const out = process.argv[2] ?? 'dist';
 cpSync('src/stores/lua', join(out, 'stores', 'lua'), { recursive: true });
+const { name, version } = JSON.parse(readFileSync('package.json', 'utf8'));
+writeFileSync(join(out, 'version.json'), `${JSON.stringify({ name, version })}\n`);

@@ -2,6 +2,7 @@
 // Command line: `mailgate --config FILE` runs the proxy (SIGHUP reloads, SIGTERM stops
 // gracefully), `--check` validates, `mailgate admin …` talks to the admin endpoint.
 // Exit codes: 0 ok, 1 runtime failure, 2 invalid config or usage.
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { adminMain } from './admin/client.js';
 import { loadConfig } from './config/load.js';
@@ -10,7 +11,12 @@ import { MailgateError } from './errors.js';
 import { createLogger } from './logging/logger.js';
 import { startProxy } from './main.js';
 
-const USAGE = 'usage: mailgate --config FILE [--check]\n       mailgate admin COMMAND … (mailgate admin --help)';
+const USAGE = 'usage: mailgate --config FILE [--check]\n       mailgate --version\n       mailgate admin COMMAND … (mailgate admin --help)';
+
+/** The package version the build wrote next to this file (scripts/copy-assets.mjs). */
+function version(): string {
+  return (JSON.parse(readFileSync(new URL('./version.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
 
 function fail(message: string, code: number): never {
   process.stderr.write(`mailgate: ${message}\n`);
@@ -25,7 +31,7 @@ async function main(): Promise<void> {
   let args;
   try {
     args = parseArgs({
-      options: { config: { type: 'string', short: 'c' }, check: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: { config: { type: 'string', short: 'c' }, check: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' } },
       strict: true,
     }).values;
   } catch (err) {
@@ -33,6 +39,10 @@ async function main(): Promise<void> {
   }
   if (args.help) {
     process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  if (args.version) {
+    process.stdout.write(`mailgate ${version()} (node ${process.version})\n`);
     return;
   }
   const file = args.config;

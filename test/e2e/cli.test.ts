@@ -2,7 +2,7 @@
 // --check exit codes, config errors naming the key, the development certificate on first
 // start, and a clean stop on SIGTERM.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -53,6 +53,12 @@ describe('mailgate --check', () => {
 
   it('exits 2 on unknown options', () => {
     expect(run(['--frobnicate']).code).toBe(2);
+  });
+
+  it('--version prints the package version and exits 0', () => {
+    const r = run(['--version']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`mailgate ${(JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version} (node ${process.version})\n`);
   });
 });
 
