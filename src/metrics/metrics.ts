@@ -52,6 +52,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean; storeHealth?: ()
     }),
     splicedBytes: new Counter({ name: 'mailgate_spliced_bytes_total', help: 'Bytes moved after login, by direction (in: client to backend).', labelNames: ['listener', 'direction'] as const, registers: r }),
     tlsFailures: new Counter({ name: 'mailgate_tls_handshake_failures_total', help: 'Client TLS handshakes that failed or timed out.', labelNames: ['listener'] as const, registers: r }),
+    tlsHandshakes: new Counter({
+      name: 'mailgate_tls_handshakes_total',
+      help: 'Client TLS handshakes completed, by protocol version (TLSv1 … TLSv1.3): who still needs an old one before tls.minVersion goes up.',
+      labelNames: ['listener', 'version'] as const,
+      registers: r,
+    }),
     starttlsInjections: new Counter({ name: 'mailgate_starttls_injection_total', help: 'Plaintext pipelined after STARTTLS/STLS and discarded.', labelNames: ['listener'] as const, registers: r }),
     reloads: new Counter({ name: 'mailgate_config_reloads_total', help: 'Config reloads by result (ok, invalid).', labelNames: ['result'] as const, registers: r }),
   };

@@ -253,6 +253,7 @@ export class Session {
       this.destroy();
       return false;
     }
+    this.env.metrics.tlsHandshakes.inc({ listener: this.listener.name, version: secure.getProtocol() ?? 'unknown' });
     this.phase = 'preauth';
     this.socket = secure;
     secure.on('error', () => this.destroy());

@@ -167,10 +167,12 @@ describe('tls.minVersion', () => {
     return p;
   }
 
-  /** The protocol a client capped at `maxVersion` gets, or the handshake error. */
+  /** The protocol a client capped at `maxVersion` gets (once the greeting shows the proxy is
+   *  past its side of the handshake), or the handshake error. */
   function handshake(port: number, maxVersion: tls.SecureVersion): Promise<string> {
     return new Promise((resolve) => {
-      const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, maxVersion }, () => {
+      const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, maxVersion });
+      s.once('data', () => {
         resolve(s.getProtocol() ?? 'none');
         s.destroy();
       });
@@ -185,5 +187,9 @@ describe('tls.minVersion', () => {
     expect(await handshake(strict.port('imaps'), 'TLSv1.2')).toMatch(/^error: .*(protocol version|alert)/i);
     expect(await handshake(strict.port('imaps'), 'TLSv1.3')).toBe('TLSv1.3');
     expect(strict.log.lines.some((l) => l.event === 'tls.failed')).toBe(true);
+    // Who connects with which version, for the operator deciding on minVersion.
+    expect(await byDefault.metrics.registry.metrics()).toMatch(/^mailgate_tls_handshakes_total\{listener="imaps",version="TLSv1\.2"\} 1$/m);
+    expect(await strict.metrics.registry.metrics()).toMatch(/^mailgate_tls_handshakes_total\{listener="imaps",version="TLSv1\.3"\} 1$/m);
+    expect(await strict.metrics.registry.metrics()).not.toMatch(/version="TLSv1\.2"/);
   });
 });
