@@ -97,6 +97,7 @@ export async function startProxy(initial: Config, opts: { log?: Logger; clock?: 
         timeouts: cfg.timeouts,
         capabilities: (backend) => capabilities.get(backend),
         isTrustedProxy: cidrMatcher(cfg.limits.trustedProxies),
+        isDenied: cidrMatcher(cfg.limits.deniedNetworks),
         connections,
         clientKey: (ip) => clientKey(ip, cfg.limits.ipv6Prefix),
       },

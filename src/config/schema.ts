@@ -162,6 +162,10 @@ const limits = z
       .optional()
       .describe('HMAC key for user names in counter keys; same on every instance. Or the MAILGATE_KEY_SECRET environment variable. Required with store.type redis.'),
     trustedNetworks: z.array(cidr).default([]).describe('CIDRs never throttled.'),
+    deniedNetworks: z
+      .array(cidr)
+      .default([])
+      .describe("CIDRs turned away at connect with the protocol's permanent refusal, before anything is read: networks an operator bans by hand (behind a load balancer only mailgate sees the client's address). Applied on reload; trustedNetworks do not override it."),
     trustedProxies: z.array(cidr).default([]).describe('CIDRs of load balancers allowed to send a PROXY header to listeners with proxyProtocol: true; connections from elsewhere are closed.'),
     ipv6Prefix: z.number().int().min(1).max(128).default(64).describe('IPv6 clients are grouped by this prefix length.'),
     maxAuthAttempts: z.number().int().min(1).max(100).default(DEFAULT_MAX_AUTH_ATTEMPTS).describe('Failed logins on one connection before it is closed.'),

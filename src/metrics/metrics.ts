@@ -20,7 +20,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean; storeHealth?: ()
     refusals: new Counter({ name: 'mailgate_refusals_total', help: 'Logins (or, for blocked IPs, connections) refused by a limit rule.', labelNames: ['rule'] as const, registers: r }),
     connectionsRefused: new Counter({
       name: 'mailgate_connections_refused_total',
-      help: 'Connections turned away at connect: blocked (an ip rule block), per-ip or total (limits.connections).',
+      help: 'Connections turned away at connect: blocked (an ip rule block), per-ip or total (limits.connections), denied (limits.deniedNetworks).',
       labelNames: ['listener', 'reason'] as const,
       registers: r,
     }),

@@ -66,7 +66,8 @@ export type LoginResult =
   | { kind: 'unavailable'; reply?: Buffer }
   | { kind: 'invalid-user' };
 
-export type GoodbyeReason = 'timeout' | 'shutdown' | 'busy' | 'limited';
+/** denied: limits.deniedNetworks, a permanent refusal (the others are temporary). */
+export type GoodbyeReason = 'timeout' | 'shutdown' | 'busy' | 'limited' | 'denied';
 
 export interface ProtocolMachine {
   /** Greeting. */

@@ -40,6 +40,8 @@ export interface SessionEnv {
   capabilities(backendName: string): readonly string[];
   /** limits.trustedProxies: peers allowed to send a PROXY header. */
   isTrustedProxy(address: string | undefined): boolean;
+  /** limits.deniedNetworks: clients turned away at connect. */
+  isDenied(address: string): boolean;
   /** Concurrent connection limits, shared by every listener. */
   connections: ConnectionTracker;
   /** The client key connection limits count (ipv6Prefix grouping). */
@@ -122,7 +124,8 @@ export class Session {
       if (!(await this.upgrade())) return;
     }
     if (refusal) {
-      this.env.metrics.connectionsRefused.inc({ listener: this.listener.name, reason: refusal.reason === 'limited' ? 'blocked' : refusal.why.endsWith('perIp') ? 'per-ip' : 'total' });
+      const kind = refusal.reason === 'limited' ? 'blocked' : refusal.reason === 'denied' ? 'denied' : refusal.why.endsWith('perIp') ? 'per-ip' : 'total';
+      this.env.metrics.connectionsRefused.inc({ listener: this.listener.name, reason: kind });
       if (refusal.reason === 'limited') this.env.metrics.refusals.inc({ rule: refusal.why });
       this.log.info({ event: 'session.refused', reason: refusal.why, retryAfterSec: refusal.retryAfterSec }, 'connection refused by limits');
       return this.goodbye(refusal.reason, refusal.retryAfterSec);
@@ -358,9 +361,10 @@ export class Session {
     this.goodbye('busy');
   }
 
-  /** Connection limits, then a client IP an ip rule already refuses: turned away before the
-   *  proxy reads anything. Null: welcome. */
-  private async admission(): Promise<{ reason: 'busy' | 'limited'; retryAfterSec?: number; why: string } | null> {
+  /** A denied network, connection limits, then a client IP an ip rule already refuses: turned
+   *  away before the proxy reads anything. Null: welcome. */
+  private async admission(): Promise<{ reason: 'busy' | 'limited' | 'denied'; retryAfterSec?: number; why: string } | null> {
+    if (this.env.isDenied(this.client.ip)) return { reason: 'denied', why: 'limits.deniedNetworks' };
     const a = this.env.connections.admit(this);
     if (a !== 'ok') return { reason: 'busy', why: a === 'per-ip' ? 'limits.connections.perIp' : 'limits.connections.total' };
     this.tracked = true;

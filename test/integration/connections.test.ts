@@ -1,7 +1,8 @@
 // Connection limits and connect-time refusal against a real Dovecot: per client IP, in total
-// (the oldest pre-auth connection makes room, a logged-in one never does), and a blocked IP
-// turned away in each protocol's words before anything is read.
+// (the oldest pre-auth connection makes room, a logged-in one never does), a blocked IP
+// turned away in each protocol's words before anything is read, and limits.deniedNetworks.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.js';
 import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
 import { RawClient } from '../helpers/raw-client.js';
@@ -16,8 +17,9 @@ afterAll(async () => {
   await dovecot?.stop();
 });
 
-async function proxyWith(limits: Record<string, unknown>): Promise<TestProxy> {
-  const p = await startTestProxy({
+/** IMAP, POP3 and SMTP listeners in front of the file's Dovecot, with these limits. */
+function config(limits: Record<string, unknown>) {
+  return {
     listeners: [
       { name: 'imap', protocol: 'imap', listen: '127.0.0.1:0', tls: 'none', backend: 'imap' },
       { name: 'pop3', protocol: 'pop3', listen: '127.0.0.1:0', tls: 'none', backend: 'pop3' },
@@ -29,7 +31,11 @@ async function proxyWith(limits: Record<string, unknown>): Promise<TestProxy> {
       smtp: { host: '127.0.0.1', port: dovecot.ports.submission },
     },
     limits,
-  });
+  };
+}
+
+async function proxyWith(limits: Record<string, unknown>): Promise<TestProxy> {
+  const p = await startTestProxy(config(limits));
   proxies.push(p);
   return p;
 }
@@ -98,5 +104,31 @@ describe('a blocked IP is refused at connect', () => {
     const fresh = await RawClient.connect(p.port('imap'), { localAddress: '127.0.72.2' });
     expect(await fresh.waitFor(/\r\n/)).toMatch(/^\* OK /);
     fresh.close();
+  });
+});
+
+describe('limits.deniedNetworks', () => {
+  it("turns a denied network away at connect with each protocol's permanent refusal; others and, after a reload without it, the same client get in", async () => {
+    // A trusted network inside the denied one is still denied.
+    const cfg = (denied: string[]) => config({ deniedNetworks: denied, trustedNetworks: ['127.0.73.0/28'] });
+    const p = await startTestProxy(cfg(['127.0.73.0/24']));
+    proxies.push(p);
+    const goodbyes: Record<string, string> = { imap: '* BYE Access denied.\r\n', pop3: '-ERR [SYS/PERM] Access denied.\r\n', smtp: '554 5.7.1 mx.test Access denied\r\n' };
+    for (const [proto, bye] of Object.entries(goodbyes)) {
+      const denied = await RawClient.connect(p.port(proto), { localAddress: '127.0.73.5' });
+      expect(await denied.waitClosed()).toBe(bye);
+      const other = await RawClient.connect(p.port(proto), { localAddress: '127.0.74.5' });
+      expect(await other.waitFor(/\r\n/)).toMatch(/^(\* OK|\+OK|220) /);
+      other.close();
+    }
+    expect(p.log.lines.filter((l) => l.event === 'session.refused').map((l) => l.reason)).toEqual(Array(3).fill('limits.deniedNetworks'));
+    expect(await p.metrics.registry.metrics()).toMatch(/^mailgate_connections_refused_total\{listener="imap",reason="denied"\} 1$/m);
+
+    const port = p.port('imap');
+    await p.reload(parseConfig(cfg([]))); // the listeners are unchanged, so they stay bound
+    expect(p.port('imap')).toBe(port);
+    const back = await RawClient.connect(p.port('imap'), { localAddress: '127.0.73.5' });
+    expect(await back.waitFor(/\r\n/)).toMatch(/^\* OK /);
+    back.close();
   });
 });

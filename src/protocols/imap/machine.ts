@@ -52,7 +52,7 @@ export class ImapMachine extends PreauthMachine {
   }
 
   goodbye(reason: GoodbyeReason, retryAfterSec = 60): string {
-    return { timeout: R.byeTimeout, shutdown: R.byeShutdown, busy: R.byeBusy, limited: R.byeLimited(retryAfterSec) }[reason];
+    return { timeout: R.byeTimeout, shutdown: R.byeShutdown, busy: R.byeBusy, limited: R.byeLimited(retryAfterSec), denied: R.byeDenied }[reason];
   }
 
   protected loginReplies(): LoginReplies {

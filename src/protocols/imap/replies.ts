@@ -100,5 +100,7 @@ export const R = {
   byeTimeout: '* BYE Disconnected for inactivity.\r\n',
   byeShutdown: '* BYE Server shutting down.\r\n',
   byeBusy: '* BYE [UNAVAILABLE] Too many connections; try again later.\r\n',
+  // No response code fits a ban (RFC 5530 [UNAVAILABLE] would invite retries): text only.
+  byeDenied: '* BYE Access denied.\r\n',
   byeLimited: (retryAfterSec: number) => `* BYE [UNAVAILABLE] Too many login attempts; try again in ${retryAfterSec} seconds.\r\n`,
 } as const;

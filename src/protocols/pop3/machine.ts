@@ -36,7 +36,7 @@ const REPLIES: LineReplies = {
   saslFailure: R.saslFailure,
   lineTooLong: R.lineTooLong,
   tooManyErrors: R.byeErrors,
-  goodbye: { timeout: () => R.byeTimeout, shutdown: () => R.byeShutdown, busy: () => R.byeBusy, limited: R.byeLimited },
+  goodbye: { timeout: () => R.byeTimeout, shutdown: () => R.byeShutdown, busy: () => R.byeBusy, limited: R.byeLimited, denied: () => R.byeDenied },
 };
 
 export class Pop3Machine extends LineMachine {

@@ -66,6 +66,8 @@ export const R = {
   byeTimeout: '-ERR [SYS/TEMP] Disconnected for inactivity.\r\n',
   byeShutdown: '-ERR [SYS/TEMP] Server shutting down; try again later.\r\n',
   byeBusy: '-ERR [SYS/TEMP] Too many connections; try again later.\r\n',
+  /** RFC 3206 §4 SYS/PERM: do not retry. */
+  byeDenied: '-ERR [SYS/PERM] Access denied.\r\n',
   byeLimited: (retryAfterSec: number) => `-ERR [SYS/TEMP] Too many login attempts; try again in ${retryAfterSec} seconds.\r\n`,
   /** RFC 5034 §4: "*" MUST be answered with -ERR; a malformed PLAIN reads as a failed login. */
   saslFailure: {

@@ -42,7 +42,7 @@ function replies(host: string): LineReplies {
     // A line past every bound is not buffered: said once, then the connection closes.
     lineTooLong: R.lineTooLong + R.tooManyErrors(host),
     tooManyErrors: R.tooManyErrors(host),
-    goodbye: { timeout: () => R.timeout(host), shutdown: () => R.shutdown(host), busy: () => R.busy(host), limited: (s) => R.refused(host, s) },
+    goodbye: { timeout: () => R.timeout(host), shutdown: () => R.shutdown(host), busy: () => R.busy(host), limited: (s) => R.refused(host, s), denied: () => R.denied(host) },
   };
 }
 

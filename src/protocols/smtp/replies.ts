@@ -48,6 +48,8 @@ export const R = {
   timeout: (host: string) => `421 4.4.2 ${host} Timeout; closing connection\r\n`,
   shutdown: (host: string) => `421 4.3.2 ${host} Service shutting down\r\n`,
   busy: (host: string) => `421 4.7.0 ${host} Too many connections; try again later\r\n`,
+  /** RFC 5321 §3.1: a 554 greeting refuses the session for good. */
+  denied: (host: string) => `554 5.7.1 ${host} Access denied\r\n`,
   refused: (host: string, retryAfterSec: number) => `421 4.7.0 ${host} Too many login attempts; try again in ${retryAfterSec} seconds\r\n`,
   /** RFC 4954 §4: "*" and responses that cannot be decoded get 501. */
   saslFailure: {
