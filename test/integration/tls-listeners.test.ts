@@ -4,7 +4,7 @@
 // none gets tls.cert (also the selector alone). tls.minVersion turns older clients away in the
 // handshake.
 import { X509Certificate } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
@@ -126,6 +126,10 @@ describe('tls.sni through the proxy', () => {
     const after = await fingerprint();
     expect(after).not.toBe(before);
     expect(after).toBe(new X509Certificate(renewed.cert).fingerprint256);
+    // A half-written renewal is refused and the running certificates stay.
+    writeFileSync(orgCert.certPath, '-----BEGIN CERTIFICATE-----\ntruncated\n');
+    await expect(proxy.reload(parseConfig(config))).rejects.toThrow(/tls\.sni\.0\.cert\/key/);
+    expect(await fingerprint()).toBe(after);
   });
 
   it('after STARTTLS too', async () => {
