@@ -16,6 +16,7 @@ import { runAuth } from './auth-path.js';
 import type { ConnectionTracker } from './connections.js';
 import { ProxyHeaderReader, type ProxyHeaderStep } from './proxy-header.js';
 import type { ServerTls } from './tls.js';
+import { printable } from '../protocols/identity.js';
 
 /** Replies queued to a client that does not read before we stop reading its commands. */
 const MAX_PENDING_WRITE_BYTES = 64 * 1024;
@@ -256,7 +257,13 @@ export class Session {
       this.destroy();
       return false;
     }
-    this.env.metrics.tlsHandshakes.inc({ listener: this.listener.name, version: secure.getProtocol() ?? 'unknown' });
+    const version = secure.getProtocol() ?? 'unknown';
+    this.env.metrics.tlsHandshakes.inc({ listener: this.listener.name, version });
+    // Later lines (the login, the session's end) say which TLS and which name the client asked
+    // for: which domain a user came in by, who still needs an old version. The name is the
+    // client's own text, escaped like a user name.
+    const sni = typeof secure.servername === 'string' && secure.servername ? printable(Buffer.from(secure.servername, 'latin1'), 255) : undefined;
+    this.log = this.log.child({ tls: version, ...(sni ? { sni } : {}) });
     this.phase = 'preauth';
     this.socket = secure;
     secure.on('error', () => this.destroy());

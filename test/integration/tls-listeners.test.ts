@@ -100,9 +100,14 @@ describe('tls.sni through the proxy', () => {
     ['unknown.example.com', 'default.example.com'],
     [undefined, 'default.example.com'],
   ])('implicit TLS asking for %j is served %j, and the login goes on', async (servername, cn) => {
+    const before = proxy.log.lines.length;
     const r = await implicit(servername);
     expect(r.cn).toBe(cn);
     expect(r.login).toMatch(/^a OK /m);
+    // The login's log line says which name the client asked for, and over which TLS.
+    const line = proxy.log.lines.slice(before).find((l) => l.event === 'auth.attempt')!;
+    expect(line).toMatchObject({ outcome: 'ok', tls: expect.stringMatching(/^TLSv1\.[23]$/) });
+    expect(line.sni).toBe(servername);
   });
 
   it('a renewed certificate file is served after SIGHUP\'s reload, the listener unchanged', async () => {
