@@ -3,6 +3,7 @@
 // dirs; never the machine's 6379. Also moves Redis'
 // notion of time for a key prefix (shortens TTLs) so window tests never sleep.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -69,9 +70,30 @@ export interface RedisCluster {
   stop(): Promise<void>;
 }
 
+/** Whether host:port can be bound right now. */
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+/** Ports for Cluster nodes: each node also listens on port + 10000 (the cluster bus), which must
+ *  exist (≤ 65535) and be free. The kernel's ephemeral ports reach 60999, so about one in five
+ *  would not do. */
+async function clusterPorts(n: number): Promise<number[]> {
+  const out: number[] = [];
+  while (out.length < n) {
+    const [p] = await freePorts(1);
+    if (p! + 10_000 <= 65_535 && !out.includes(p!) && (await bindable(p! + 10_000))) out.push(p!);
+  }
+  return out;
+}
+
 export async function startRedisCluster(size = 3): Promise<RedisCluster> {
   const dir = mkdtempSync(join(os.tmpdir(), 'mailgate-redis-cluster-'));
-  const ports = await freePorts(size);
+  const ports = await clusterPorts(size);
   const children = await Promise.all(
     ports.map((p) => spawnServer(p, dir, ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${p}.conf`), '--cluster-node-timeout', '2000'])),
   );
