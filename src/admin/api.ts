@@ -2,6 +2,7 @@
 // User names are canonicalised like logins (identity.ts) and only ever hashed into keys.
 import ipaddr from 'ipaddr.js';
 import { parseKey, type Policy } from '../limits/policy.js';
+import { parseDuration } from '../config/duration.js';
 import { checkUser } from '../protocols/identity.js';
 import type { LimitStore } from '../stores/store.js';
 
@@ -85,6 +86,22 @@ export async function listBlocks(store: LimitStore) {
       expires: new Date(Date.now() + b.remainingMs).toISOString(),
     };
   });
+}
+
+/** Longest block by hand: past it, deniedNetworks in the config is the tool. */
+const MAX_HAND_BLOCK_MS = 30 * 86_400_000;
+
+/** POST /api/v1/blocks?ip=…|user=…&for=1h[&rule=NAME]: block by hand, on the rules keyed on
+ *  exactly that subject (or the one named). */
+export async function blockSubject(policy: Policy, s: Subject, forValue: string | null, rule: string | null): Promise<{ blocked: string[]; seconds: number }> {
+  const ms = forValue === null ? null : parseDuration(forValue);
+  if (ms === null || ms <= 0 || ms > MAX_HAND_BLOCK_MS) throw new AdminError(400, 'Bad Request', 'for: expected a duration like 90s, 10m, 1h, 7d (at most 30d)');
+  const blocked = await policy.blockByHand(s, ms, rule ?? undefined);
+  if (blocked.length === 0) {
+    const kind = s.ip && s.user ? 'ip+user' : s.ip ? 'ip' : 'user';
+    throw new AdminError(409, 'Conflict', rule ? `no rule ${rule} keyed on ${kind}` : `no rule keyed on ${kind} to block on`);
+  }
+  return { blocked, seconds: Math.round(ms / 1000) };
 }
 
 /** DELETE /api/v1/blocks/{ip-or-user}: an IP if it parses as one, else a user name. */

@@ -1,5 +1,6 @@
 // `mailgate admin …`: the admin API from the command line. Prints JSON; exit 0 on 2xx,
 // 1 when the API answers with an error, 2 on usage errors.
+import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.js';
 
@@ -7,7 +8,9 @@ export const ADMIN_USAGE = `usage: mailgate admin COMMAND [--url URL] [--token T
   limits  --ip IP | --user NAME     counters, limits and blocks for an IP and/or user
   reset   --ip IP | --user NAME     reset those counters and blocks
   blocks                            keys currently refused
-  unblock IP-OR-USER                lift a block (and reset its counters)`;
+  unblock IP-OR-USER                lift a block (and reset its counters)
+  block   IP-OR-USER --for 1h [--rule NAME]
+                                    block by hand on the rules keyed on it (or the one named)`;
 
 export async function adminMain(argv: string[], out: (s: string) => void): Promise<number> {
   let parsed;
@@ -15,7 +18,15 @@ export async function adminMain(argv: string[], out: (s: string) => void): Promi
     parsed = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: { url: { type: 'string' }, token: { type: 'string' }, config: { type: 'string', short: 'c' }, ip: { type: 'string' }, user: { type: 'string' } },
+      options: {
+        url: { type: 'string' },
+        token: { type: 'string' },
+        config: { type: 'string', short: 'c' },
+        ip: { type: 'string' },
+        user: { type: 'string' },
+        for: { type: 'string' },
+        rule: { type: 'string' },
+      },
     });
   } catch (err) {
     out(`${(err as Error).message}\n${ADMIN_USAGE}\n`);
@@ -61,6 +72,16 @@ export async function adminMain(argv: string[], out: (s: string) => void): Promi
       method = 'DELETE';
       path = `/api/v1/blocks/${encodeURIComponent(arg)}`;
       break;
+    case 'block': {
+      if (!arg || !v.for) {
+        out(`block needs an IP or user and --for DURATION\n${ADMIN_USAGE}\n`);
+        return 2;
+      }
+      const b = new URLSearchParams({ [isIP(arg) ? 'ip' : 'user']: arg, for: v.for, ...(v.rule ? { rule: v.rule } : {}) });
+      method = 'POST';
+      path = `/api/v1/blocks?${b}`;
+      break;
+    }
     default:
       out(`${ADMIN_USAGE}\n`);
       return 2;

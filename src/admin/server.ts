@@ -8,7 +8,7 @@ import type { Policy } from '../limits/policy.js';
 import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { LimitStore } from '../stores/store.js';
-import { AdminError, limitsOf, listBlocks, resetSubject, subject, subjectFromPath } from './api.js';
+import { AdminError, blockSubject, limitsOf, listBlocks, resetSubject, subject, subjectFromPath } from './api.js';
 
 export interface AdminDeps {
   policy(): Policy;
@@ -60,6 +60,10 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, deps: 
     throw new AdminError(405, 'Method Not Allowed', 'GET or DELETE');
   }
   if (path === '/api/v1/blocks' && req.method === 'GET') return send(res, 200, { blocks: await listBlocks(deps.store) });
+  if (path === '/api/v1/blocks' && req.method === 'POST') {
+    const s = subject({ ip: url.searchParams.get('ip'), user: url.searchParams.get('user') });
+    return send(res, 201, await blockSubject(deps.policy(), s, url.searchParams.get('for'), url.searchParams.get('rule')));
+  }
   const one = /^\/api\/v1\/blocks\/([^/]+)$/.exec(path);
   if (one && req.method === 'DELETE') {
     const reset = await resetSubject(deps.policy(), deps.store, subjectFromPath(decodeURIComponent(one[1]!)));

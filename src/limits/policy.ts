@@ -135,7 +135,8 @@ export class Policy {
       return null;
     }
     const pairs = this.rules
-      .filter((r) => r.key === 'ip' && r.block !== undefined && (!r.protocols || r.protocols.includes(protocol)))
+      // Any ip rule: an operator may block on one without `block` (blockByHand).
+      .filter((r) => r.key === 'ip' && (!r.protocols || r.protocols.includes(protocol)))
       .map((rule) => ({ rule, spec: this.spec(rule, this.keys.ruleKey(rule, key, '')) }));
     if (pairs.length === 0) return null;
     const r = await this.store.hit(pairs.map((p) => p.spec), { count: false });
@@ -153,6 +154,18 @@ export class Policy {
       this.blockedHints.delete(this.blockedHints.keys().next().value!);
     }
     this.blockedHints.set(key, Date.now() + forMs);
+  }
+
+  /** Admin: block a subject by hand for `ms` on the rules keyed exactly on it (ip, user or
+   *  ip+user), or on the one named. Returns the rules blocked (none: no such rule). An ip block
+   *  is refused at connect by this process at once, by others from their next login on. */
+  async blockByHand(q: { ip?: string; user?: string }, ms: number, ruleName?: string): Promise<string[]> {
+    const kind = q.ip !== undefined && q.user !== undefined ? 'ip+user' : q.ip !== undefined ? 'ip' : 'user';
+    const ip = q.ip !== undefined ? clientKey(q.ip, this.cfg.ipv6Prefix) : '';
+    const rules = this.rules.filter((r) => r.key === kind && (ruleName === undefined || r.name === ruleName));
+    for (const rule of rules) await this.store.block(this.keys.ruleKey(rule, ip, q.user ?? ''), ms);
+    if (kind === 'ip' && rules.length) this.hintBlocked(ip, ms);
+    return rules.map((r) => r.name);
   }
 
   /** Admin: forget hints for a subject whose blocks were lifted. */

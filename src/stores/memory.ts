@@ -82,7 +82,7 @@ export class MemoryStore implements LimitStore {
     return { value: c ? (spec.distinct ? c.set?.size ?? 0 : c.v) : 0, exp: c?.exp ?? now };
   }
 
-  private block(spec: CounterSpec, now: number): void {
+  private startBlock(spec: CounterSpec, now: number): void {
     if (spec.blockMs === null) return;
     const n = spec.blockGrowth && spec.blockGrowth > 1 ? this.incr(`${spec.key}:o`, 1, spec.blockMemoryMs ?? 86_400_000, now, true) : 1;
     // The value is when the block started, for the admin listing.
@@ -109,7 +109,7 @@ export class MemoryStore implements LimitStore {
     for (const [i, s] of specs.entries()) {
       if (s.kind === 'attempts') {
         if (this.incr(s.key, 1, s.windowMs, now) >= s.limit && s.blockMs !== null) {
-          this.block(s, now);
+          this.startBlock(s, now);
           blockedNow.push(i);
         }
       } else if (!s.distinct) {
@@ -139,7 +139,7 @@ export class MemoryStore implements LimitStore {
       } else {
         c = this.incr(s.key, 1, s.windowMs, now);
       }
-      if (c >= s.limit && !this.get(`${s.key}:b`, now)) this.block(s, now);
+      if (c >= s.limit && !this.get(`${s.key}:b`, now)) this.startBlock(s, now);
       return c;
     });
     if (!req.failed && req.knownGood) this.m.set(req.knownGood.key, { v: 1, exp: now + req.knownGood.ttlMs });
@@ -172,6 +172,11 @@ export class MemoryStore implements LimitStore {
 
   async reset(key: string): Promise<void> {
     for (const suffix of ['', ':r', ':b', ':d', ':o']) this.m.delete(`${key}${suffix}`);
+  }
+
+  async block(key: string, ms: number): Promise<void> {
+    const now = this.clock.now();
+    this.m.set(`${key}:b`, { v: now, exp: now + ms });
   }
 
   async close(): Promise<void> {

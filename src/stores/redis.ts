@@ -20,6 +20,7 @@ interface Scripts {
   mgHit(...args: (string | number)[]): Promise<number[]>;
   mgSettle(...args: (string | number)[]): Promise<number[]>;
   mgPeek(...args: (string | number)[]): Promise<number[]>;
+  mgBlock(key: string, ms: number): Promise<number>;
 }
 type Client = (Redis | Cluster) & Scripts;
 
@@ -60,6 +61,7 @@ export class RedisStore implements LimitStore {
     client.defineCommand('mgHit', { lua: lua('hit') });
     client.defineCommand('mgSettle', { lua: lua('settle') });
     client.defineCommand('mgPeek', { numberOfKeys: 3, lua: lua('peek') });
+    client.defineCommand('mgBlock', { numberOfKeys: 1, lua: lua('block') });
     this.prefix = (client instanceof Cluster ? client.options.keyPrefix : client.options.keyPrefix) ?? '';
     // Errors surface per command (and through the resilient wrapper); an unhandled 'error'
     // event would crash the process.
@@ -151,6 +153,10 @@ export class RedisStore implements LimitStore {
 
   async reset(key: string): Promise<void> {
     await this.client.del(...this.keys(key));
+  }
+
+  async block(key: string, ms: number): Promise<void> {
+    await this.client.mgBlock(this.keys(key)[2]!, Math.round(ms));
   }
 
   async close(): Promise<void> {

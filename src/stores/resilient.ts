@@ -100,6 +100,12 @@ export class ResilientStore implements LimitStore {
     await this.guarded(() => this.primary.reset(key), async () => undefined);
   }
 
+  /** In both, like reset: the block holds in the local fallback during an outage too. */
+  async block(key: string, ms: number): Promise<void> {
+    await this.local.block(key, ms);
+    await this.guarded(() => this.primary.block(key, ms), async () => undefined);
+  }
+
   async ready(withinMs: number): Promise<boolean> {
     const ok = (await this.primary.ready?.(withinMs)) ?? true;
     if (!ok) {

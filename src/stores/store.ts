@@ -90,6 +90,9 @@ export interface LimitStore {
   blocks(): Promise<BlockEntry[]>;
   /** Remove the counter, its reservations, dedupe memory and block. */
   reset(key: string): Promise<void>;
+  /** Block the key for `ms` from now whatever its count (admin: a block by hand); it lists,
+   *  refuses and lifts like a block a rule started. */
+  block(key: string, ms: number): Promise<void>;
   close(): Promise<void>;
   /** Resolves once the store can answer, or after `withinMs` (then it answers by its
    *  fallback rules until it can). Stores that are always ready omit it. */

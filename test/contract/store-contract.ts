@@ -136,6 +136,23 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       expect((await store.hit([s])).ok).toBe(true);
     });
 
+    it('a block by hand refuses whatever the count, lists, lasts its time, and reset lifts it', async () => {
+      const { store, advance } = await make();
+      const s = spec({ limit: 100 });
+      await store.hit([s]);
+      await store.block(s.key, 120_000);
+      const refused = await store.hit([s]);
+      expect(refused).toMatchObject({ ok: false, index: 0, blocked: true });
+      expect(!refused.ok && refused.retryAfterMs).toBeGreaterThan(110_000);
+      expect(await store.blocks()).toContainEqual(expect.objectContaining({ key: s.key, count: 1 }));
+      await advance(120_001);
+      expect((await store.hit([s])).ok).toBe(true);
+      await store.block(s.key, 60_000);
+      await store.reset(s.key);
+      expect((await store.hit([s])).ok).toBe(true);
+      expect((await store.blocks()).some((b) => b.key === s.key)).toBe(false);
+    });
+
     it('known-good: exempt specs do not refuse when the pair exists; others still do; it expires', async () => {
       const { store, advance } = await make();
       const user = spec({ limit: 1, kind: 'failures', knownGoodExempt: true });

@@ -1,6 +1,7 @@
 // The admin endpoint against a live proxy and a real Dovecot: token handling, limits and
 // blocks (find, lift, log in again), metrics, health, readiness, and reload.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminMain } from '../../src/admin/client.js';
 import { parseConfig } from '../../src/config/load.js';
 import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
@@ -104,6 +105,36 @@ describe('admin endpoint', () => {
     expect(text).toMatch(/^mailgate_connections\{listener="imap",state="preauth"\} 0$/m);
     expect(text).toMatch(/^mailgate_store_up 1$/m);
     expect(text).not.toMatch(/alice|127\.0\.20\.1/);
+  });
+
+  it('block by hand: POST /api/v1/blocks and `mailgate admin block`; refused at connect, listed, lifted by unblock', async () => {
+    const ip = '127.0.20.7';
+    expect(await login(ip, 'alice-pass', 'a')).toMatch(/^a OK/m);
+    const r = await api(`/api/v1/blocks?ip=${ip}&for=2h`, { method: 'POST' });
+    expect(r.status).toBe(201);
+    expect(await r.json()).toEqual({ blocked: ['ip-failures'], seconds: 7200 });
+    expect(await login(ip, 'alice-pass', 'b')).toMatch(/^\* BYE \[UNAVAILABLE\] Too many login attempts; try again in (71\d\d|7200) seconds/m);
+    const listed = (await (await api('/api/v1/blocks')).json()) as { blocks: Record<string, unknown>[] };
+    expect(listed.blocks).toContainEqual(expect.objectContaining({ rule: 'ip-failures', ip, count: 0 }));
+
+    // The CLI, on a user: every rule keyed on users (here user-logins), from any address.
+    const printed: string[] = [];
+    const code = await adminMain(['block', 'alice', '--for', '10m', '--url', `http://127.0.0.1:${proxy.admin!.port}`, '--token', TOKEN], (t) => printed.push(t));
+    expect(code).toBe(0);
+    expect(JSON.parse(printed.join(''))).toEqual({ blocked: ['user-logins'], seconds: 600 });
+    expect(await login('127.0.20.8', 'alice-pass', 'c')).toMatch(/^c NO \[UNAVAILABLE\] /m);
+
+    // Bad requests are problems, not blocks.
+    expect((await api(`/api/v1/blocks?ip=${ip}`, { method: 'POST' })).status).toBe(400);
+    expect((await api(`/api/v1/blocks?ip=${ip}&for=soon`, { method: 'POST' })).status).toBe(400);
+    expect((await api(`/api/v1/blocks?ip=${ip}&for=90d`, { method: 'POST' })).status).toBe(400);
+    const noRule = await api(`/api/v1/blocks?ip=${ip}&for=1h&rule=user-logins`, { method: 'POST' });
+    expect(noRule.status).toBe(409);
+    expect(await noRule.json()).toMatchObject({ detail: 'no rule user-logins keyed on ip' });
+
+    expect((await api(`/api/v1/blocks/${ip}`, { method: 'DELETE' })).status).toBe(200);
+    expect((await api('/api/v1/blocks/alice', { method: 'DELETE' })).status).toBe(200);
+    expect(await login(ip, 'alice-pass', 'd')).toMatch(/^d OK/m);
   });
 
   it('/readyz checks listeners, store and backends', async () => {

@@ -21,6 +21,7 @@ function scripted() {
     settle: (s, f) => gate(() => inner.settle(s, f)),
     peek: (k) => gate(() => inner.peek(k)),
     reset: (k) => gate(() => inner.reset(k)),
+    block: (k, ms) => gate(() => inner.block(k, ms)),
     blocks: () => gate(() => inner.blocks()),
     close: () => inner.close(),
   };
