@@ -96,7 +96,20 @@ function loginService(name: string, plain: number, tls: number): string {
   ].join('\n');
 }
 
+/** Starts Dovecot; a start that fails because one of its six free ports was taken meanwhile (by
+ *  another test file's server: the ports are free when asked for, not reserved) is tried again
+ *  on new ports, at most twice. */
 export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotInstance> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startDovecotOnce(opts);
+    } catch (err) {
+      if (attempt >= 3 || !/Address already in use/i.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function startDovecotOnce(opts: DovecotOptions): Promise<DovecotInstance> {
   const dir = mkdtempSync(join(os.tmpdir(), 'mailgate-dovecot-'));
   chmodSync(dir, 0o755); // login processes run unprivileged and must reach base_dir
   const users = opts.users ?? DEFAULT_USERS;
