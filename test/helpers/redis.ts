@@ -27,6 +27,9 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
+/** A redis-server on `port`, checked to be this one: a free port is free when asked for, not
+ *  reserved, so another test file's server may have taken it meanwhile (then this one exits and
+ *  the port answers for the other). Throws PORT_TAKEN then. */
 async function spawnServer(port: number, dir: string, extra: string[] = []): Promise<ChildProcess> {
   const child = spawn(
     '/usr/bin/redis-server',
@@ -34,8 +37,21 @@ async function spawnServer(port: number, dir: string, extra: string[] = []): Pro
     { stdio: 'ignore' },
   );
   await waitForPort(port);
+  const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await probe.connect();
+    const pid = /process_id:(\d+)/.exec(await probe.info('server'))?.[1];
+    if (Number(pid) !== child.pid) throw new Error(PORT_TAKEN);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  } finally {
+    probe.disconnect();
+  }
   return child;
 }
+
+const PORT_TAKEN = 'redis test port taken by another server';
 
 async function killChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
@@ -46,14 +62,22 @@ async function killChild(child: ChildProcess, signal: NodeJS.Signals): Promise<v
 
 export async function startRedis(): Promise<RedisServer> {
   const dir = mkdtempSync(join(os.tmpdir(), 'mailgate-redis-'));
-  const [port] = await freePorts(1);
-  let child = await spawnServer(port!, dir);
+  let port = 0;
+  let started: ChildProcess | undefined;
+  for (let attempt = 1; !started; attempt++) {
+    [port] = (await freePorts(1)) as [number];
+    started = await spawnServer(port, dir).catch((err: Error) => {
+      if (attempt >= 3 || err.message !== PORT_TAKEN) throw err;
+      return undefined;
+    });
+  }
+  let child: ChildProcess = started;
   return {
-    port: port!,
+    port,
     url: `redis://127.0.0.1:${port}`,
     kill: () => killChild(child, 'SIGKILL'),
     async restart() {
-      child = await spawnServer(port!, dir);
+      child = await spawnServer(port, dir);
     },
     pause: () => void child.kill('SIGSTOP'),
     resume: () => void child.kill('SIGCONT'),
