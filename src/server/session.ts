@@ -230,25 +230,17 @@ export class Session {
     const { context, SNICallback } = this.env.tls!;
     const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: context, ...(SNICallback ? { SNICallback } : {}) });
     const ok = await new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), this.env.timeouts.tlsHandshake);
-      secure.once('secure', () => {
+      const settle = (result: boolean) => () => {
         clearTimeout(timer);
-        resolve(true);
-      });
-      secure.once('error', () => {
-        clearTimeout(timer);
-        resolve(false);
-      });
+        resolve(result);
+      };
+      const timer = setTimeout(settle(false), this.env.timeouts.tlsHandshake);
+      secure.once('secure', settle(true));
+      secure.once('error', settle(false));
       // A client that hangs up mid-handshake (a port scan, a refused certificate) frees its
       // socket and its connection slot now, not at the handshake deadline.
-      secure.once('end', () => {
-        clearTimeout(timer);
-        resolve(false);
-      });
-      secure.once('close', () => {
-        clearTimeout(timer);
-        resolve(false);
-      });
+      secure.once('end', settle(false));
+      secure.once('close', settle(false));
     });
     if (!ok || this.isClosed()) {
       this.env.metrics.tlsFailures.inc({ listener: this.listener.name });
