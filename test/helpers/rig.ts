@@ -1,7 +1,8 @@
-// Test-file hooks (vitest): a real Dovecot with a proxy in front of it for the whole file.
+// Test-file hooks (vitest): a real Dovecot for the whole file, with the proxies a test file
+// starts in front of it stopped after its tests, or one standard proxy.
 // Kept apart from hostile.ts, which the soak script imports outside vitest.
 import { afterAll, beforeAll } from 'vitest';
-import { startDovecot, type DovecotInstance } from './dovecot.js';
+import { startDovecot, type DovecotInstance, type DovecotOptions } from './dovecot.js';
 import { proxyConfig } from './hostile.js';
 import { startTestProxy, type TestProxy } from './proxy.js';
 
@@ -15,6 +16,36 @@ export function dovecotWithProxy(): { dovecot: DovecotInstance; proxy: TestProxy
   });
   afterAll(async () => {
     await rig.proxy?.stop();
+    await rig.dovecot?.stop();
+  });
+  return rig;
+}
+
+export interface DovecotRig {
+  /** Set once the file's hooks have run: read it inside tests and helpers, not at load time. */
+  dovecot: DovecotInstance;
+  /** Every proxy started with proxy(), stopped after the file's tests. */
+  proxies: TestProxy[];
+  proxy(config: Record<string, unknown>): Promise<TestProxy>;
+}
+
+/** For a test file: a real Dovecot started before its tests (with `opts`), and a proxy factory
+ *  whose proxies are stopped after them, before Dovecot. */
+export function dovecotForFile(opts: DovecotOptions = {}): DovecotRig {
+  const rig: DovecotRig = {
+    dovecot: undefined as unknown as DovecotInstance,
+    proxies: [],
+    async proxy(config) {
+      const p = await startTestProxy(config);
+      rig.proxies.push(p);
+      return p;
+    },
+  };
+  beforeAll(async () => {
+    rig.dovecot = await startDovecot(opts);
+  });
+  afterAll(async () => {
+    await Promise.all(rig.proxies.map((p) => p.stop()));
     await rig.dovecot?.stop();
   });
   return rig;

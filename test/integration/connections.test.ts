@@ -1,21 +1,13 @@
 // Connection limits and connect-time refusal against a real Dovecot: per client IP, in total
 // (the oldest pre-auth connection makes room, a logged-in one never does), a blocked IP
 // turned away in each protocol's words before anything is read, and limits.deniedNetworks.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
-import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
+import { dovecotForFile } from '../helpers/rig.js';
 import { RawClient } from '../helpers/raw-client.js';
 
-let dovecot: DovecotInstance;
-const proxies: TestProxy[] = [];
-beforeAll(async () => {
-  dovecot = await startDovecot();
-});
-afterAll(async () => {
-  await Promise.all(proxies.map((p) => p.stop()));
-  await dovecot?.stop();
-});
+const rig = dovecotForFile();
 
 /** IMAP, POP3 and SMTP listeners in front of the file's Dovecot, with these limits. */
 function config(limits: Record<string, unknown>) {
@@ -26,18 +18,16 @@ function config(limits: Record<string, unknown>) {
       { name: 'smtp', protocol: 'smtp', listen: '127.0.0.1:0', tls: 'none', backend: 'smtp', hostname: 'mx.test' },
     ],
     backends: {
-      imap: { host: '127.0.0.1', port: dovecot.ports.imap },
-      pop3: { host: '127.0.0.1', port: dovecot.ports.pop3 },
-      smtp: { host: '127.0.0.1', port: dovecot.ports.submission },
+      imap: { host: '127.0.0.1', port: rig.dovecot.ports.imap },
+      pop3: { host: '127.0.0.1', port: rig.dovecot.ports.pop3 },
+      smtp: { host: '127.0.0.1', port: rig.dovecot.ports.submission },
     },
     limits,
   };
 }
 
 async function proxyWith(limits: Record<string, unknown>): Promise<TestProxy> {
-  const p = await startTestProxy(config(limits));
-  proxies.push(p);
-  return p;
+  return rig.proxy(config(limits));
 }
 
 describe('limits.connections', () => {
@@ -111,8 +101,7 @@ describe('limits.deniedNetworks', () => {
   it("turns a denied network away at connect with each protocol's permanent refusal; others and, after a reload without it, the same client get in", async () => {
     // A trusted network inside the denied one is still denied.
     const cfg = (denied: string[]) => config({ deniedNetworks: denied, trustedNetworks: ['127.0.73.0/28'] });
-    const p = await startTestProxy(cfg(['127.0.73.0/24']));
-    proxies.push(p);
+    const p = await rig.proxy(cfg(['127.0.73.0/24']));
     const goodbyes: Record<string, string> = { imap: '* BYE Access denied.\r\n', pop3: '-ERR [SYS/PERM] Access denied.\r\n', smtp: '554 5.7.1 mx.test Access denied\r\n' };
     for (const [proto, bye] of Object.entries(goodbyes)) {
       const denied = await RawClient.connect(p.port(proto), { localAddress: '127.0.73.5' });

@@ -1,35 +1,24 @@
 // Pre-auth session bounds and concurrency, against a real Dovecot: absolute deadlines, the
 // bad-command budget, oversize lines, parallel logins against a limit, usernames with
 // control characters in logs.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
+import { describe, expect, it } from 'vitest';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
+import { dovecotForFile } from '../helpers/rig.js';
 import { RawClient } from '../helpers/raw-client.js';
 
-let dovecot: DovecotInstance;
-const proxies: TestProxy[] = [];
-
-beforeAll(async () => {
-  dovecot = await startDovecot();
-});
-afterAll(async () => {
-  await Promise.all(proxies.map((p) => p.stop()));
-  await dovecot?.stop();
-});
+const rig = dovecotForFile();
 
 async function proxyWith(limits: Record<string, unknown> = {}, timeouts: Record<string, unknown> = {}): Promise<TestProxy> {
-  const p = await startTestProxy({
+  return rig.proxy({
     listeners: [
       { name: 'plain', protocol: 'imap', listen: '127.0.0.1:0', tls: 'none', backend: 'imap' },
       { name: 'imaps', protocol: 'imap', listen: '127.0.0.1:0', tls: 'implicit', backend: 'imap' },
     ],
-    tls: { cert: dovecot.cert.certPath, key: dovecot.cert.keyPath },
-    backends: { imap: { host: '127.0.0.1', port: dovecot.ports.imap } },
+    tls: { cert: rig.dovecot.cert.certPath, key: rig.dovecot.cert.keyPath },
+    backends: { imap: { host: '127.0.0.1', port: rig.dovecot.ports.imap } },
     limits: { rules: [], ...limits },
     timeouts,
   });
-  proxies.push(p);
-  return p;
 }
 
 async function connected(p: TestProxy, listener = 'plain', localAddress?: string): Promise<RawClient> {
@@ -85,7 +74,7 @@ describe('pre-auth bounds', () => {
     expect(line).toBeDefined();
     expect(line).not.toContain('\x1b');
     expect(line).toContain('\\\\x1b');
-    expect(dovecot.readLog()).not.toContain('\x1b');
+    expect(rig.dovecot.readLog()).not.toContain('\x1b');
   });
 });
 
@@ -107,7 +96,7 @@ describe('concurrency', () => {
 
   it('20 parallel wrong passwords cannot overshoot a failures limit of 3', async () => {
     const p = await proxyWith({ rules: [{ name: 'ip-failures', key: 'ip', count: 'failures', limit: 3, window: '10m' }] });
-    const mark = await dovecot.logMark();
+    const mark = await rig.dovecot.logMark();
     const results = await Promise.all(
       Array.from({ length: 20 }, async (_, i) => {
         const c = await connected(p, 'plain', '127.0.6.2');
@@ -120,6 +109,6 @@ describe('concurrency', () => {
     expect(results.filter((r) => r === 'fail')).toHaveLength(3);
     expect(results.filter((r) => r === 'limited')).toHaveLength(17);
     // Dovecot itself saw exactly three guesses.
-    expect((await dovecot.settledLog(mark)).match(/Password mismatch/g)).toHaveLength(3);
+    expect((await rig.dovecot.settledLog(mark)).match(/Password mismatch/g)).toHaveLength(3);
   });
 });

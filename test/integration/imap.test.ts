@@ -2,21 +2,12 @@
 // for byte, limits tripping at exactly their limit, failures counted only on backend NO,
 // STARTTLS injection, pipelining around LOGIN, limited wording, secrets absent from logs.
 import { ImapFlow } from 'imapflow';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
+import { dovecotForFile } from '../helpers/rig.js';
 import { RawClient } from '../helpers/raw-client.js';
 
-let dovecot: DovecotInstance;
-const proxies: TestProxy[] = [];
-
-beforeAll(async () => {
-  dovecot = await startDovecot();
-});
-afterAll(async () => {
-  await Promise.all(proxies.map((p) => p.stop()));
-  await dovecot?.stop();
-});
+const rig = dovecotForFile();
 
 function config(rules: unknown[] = [], extra: Record<string, unknown> = {}) {
   return {
@@ -27,20 +18,18 @@ function config(rules: unknown[] = [], extra: Record<string, unknown> = {}) {
       { name: 'to-starttls', protocol: 'imap', listen: '127.0.0.1:0', tls: 'implicit', backend: 'starttls' },
       { name: 'to-implicit', protocol: 'imap', listen: '127.0.0.1:0', tls: 'implicit', backend: 'implicit' },
     ],
-    tls: { cert: dovecot.cert.certPath, key: dovecot.cert.keyPath },
+    tls: { cert: rig.dovecot.cert.certPath, key: rig.dovecot.cert.keyPath },
     backends: {
-      plain: { host: '127.0.0.1', port: dovecot.ports.imap, tls: 'none' },
-      starttls: { host: '127.0.0.1', port: dovecot.ports.imap, tls: 'starttls', ca: dovecot.cert.certPath, servername: 'localhost' },
-      implicit: { host: '127.0.0.1', port: dovecot.ports.imaps, tls: 'implicit', ca: dovecot.cert.certPath, servername: 'localhost' },
+      plain: { host: '127.0.0.1', port: rig.dovecot.ports.imap, tls: 'none' },
+      starttls: { host: '127.0.0.1', port: rig.dovecot.ports.imap, tls: 'starttls', ca: rig.dovecot.cert.certPath, servername: 'localhost' },
+      implicit: { host: '127.0.0.1', port: rig.dovecot.ports.imaps, tls: 'implicit', ca: rig.dovecot.cert.certPath, servername: 'localhost' },
     },
     limits: { rules, ...extra },
   };
 }
 
 async function proxyWith(rules: unknown[] = [], extra: Record<string, unknown> = {}): Promise<TestProxy> {
-  const p = await startTestProxy(config(rules, extra));
-  proxies.push(p);
-  return p;
+  return rig.proxy(config(rules, extra));
 }
 
 function flow(port: number, opts: { secure?: boolean; doSTARTTLS?: boolean; user?: string; pass?: string; loginMethod?: string }) {
@@ -112,7 +101,7 @@ describe('IMAP through mailgate', () => {
     expect(raw.received).toMatch(/a NO \[PRIVACYREQUIRED\]/);
     raw.close();
     expect(proxy.log.lines.filter((l) => l.event === 'auth.attempt' && l.user === 'bob')).toHaveLength(0);
-    expect(await dovecot.settledLog()).not.toMatch(/user=<bob>/);
+    expect(await rig.dovecot.settledLog()).not.toMatch(/user=<bob>/);
   });
 
   it('STARTTLS: plaintext pipelined after the command is never executed', async () => {
@@ -231,8 +220,7 @@ describe('limits through mailgate', () => {
   it('a dead backend gives NO [UNAVAILABLE] and does not count as a failure', async () => {
     const cfg = config([{ name: 'ip-failures', key: 'ip', count: 'failures', limit: 1, window: '10m' }]);
     (cfg.backends.plain as { port: number }).port = 1; // nothing listens on port 1 here
-    const proxy = await startTestProxy(cfg);
-    proxies.push(proxy);
+    const proxy = await rig.proxy(cfg);
     const c = await RawClient.connect(proxy.port('cleartext'));
     await c.waitFor(/\r\n/);
     for (let i = 0; i < 3; i++) {
@@ -245,8 +233,8 @@ describe('limits through mailgate', () => {
 
   it('no password or SASL token appears in any log line', async () => {
     const secrets = ['alice-pass', 'bob-pass', 'wrong-pass', Buffer.from('\0alice\0alice-pass').toString('base64'), Buffer.from('alice-pass').toString('base64')];
-    expect(proxies.length).toBeGreaterThan(0);
-    for (const p of proxies) {
+    expect(rig.proxies.length).toBeGreaterThan(0);
+    for (const p of rig.proxies) {
       for (const line of p.log.raw) for (const s of secrets) expect(line).not.toContain(s);
     }
   });
