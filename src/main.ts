@@ -13,7 +13,7 @@ import { Policy } from './limits/policy.js';
 import { Tarpit } from './limits/tarpit.js';
 import { createLogger, type Logger } from './logging/logger.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
-import { protocolFor } from './protocols/registry.js';
+import { PROTOCOLS } from './registry.js';
 import { ConnectionTracker } from './server/connections.js';
 import { Listener } from './server/listener.js';
 import type { SessionEnv } from './server/session.js';
@@ -45,10 +45,7 @@ export interface Proxy {
 function probeTargets(cfg: Config): Target[] {
   const seen = new Map<string, Target>();
   for (const l of cfg.listeners) {
-    const protocol = protocolFor(l.protocol);
-    if (protocol?.probeCapabilities && !seen.has(l.backend)) {
-      seen.set(l.backend, { backend: l.backend, cfg: cfg.backends[l.backend]!, protocol, hostname: l.hostname });
-    }
+    if (!seen.has(l.backend)) seen.set(l.backend, { backend: l.backend, cfg: cfg.backends[l.backend]!, replay: PROTOCOLS[l.protocol].replay, hostname: l.hostname });
   }
   return [...seen.values()];
 }
@@ -109,9 +106,7 @@ export async function startProxy(initial: Config, opts: { log?: Logger; clock?: 
   const addresses: Proxy['addresses'] = {};
 
   async function open(l: ListenerConfig): Promise<void> {
-    const protocol = protocolFor(l.protocol);
-    if (!protocol) throw new MailgateError('MG_CONFIG_INVALID', `listeners.${l.name}: protocol ${l.protocol} is not implemented`);
-    const listener = new Listener(l, protocol, () => current.cfg.backends[l.backend]!, () => current.env, log);
+    const listener = new Listener(l, PROTOCOLS[l.protocol], () => current.env, log);
     const addr = await listener.listen();
     addresses[l.name] = { host: addr.address, port: addr.port };
     listeners.set(l.name, listener);

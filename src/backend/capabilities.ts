@@ -3,12 +3,12 @@
 // keeps the last good answer; with none, nothing optional is advertised.
 import type { BackendConfig } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
-import type { MailProtocol } from '../protocols/protocol.js';
+import type { BackendReplay } from './types.js';
 
 export interface Target {
   backend: string;
   cfg: BackendConfig;
-  protocol: MailProtocol;
+  replay: BackendReplay;
   hostname: string;
 }
 
@@ -53,7 +53,7 @@ export class CapabilityCache {
     await Promise.all(
       this.targets.map(async (t) => {
         try {
-          const caps = await t.protocol.probeCapabilities!(t.cfg, t.hostname);
+          const caps = await t.replay.probeCapabilities(t.cfg, t.hostname);
           this.known.set(t.backend, caps);
           this.log.debug({ event: 'backend.probe', backend: t.backend, capabilities: caps }, 'backend capabilities');
         } catch (err) {

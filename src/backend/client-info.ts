@@ -4,7 +4,7 @@
 import ipaddr from 'ipaddr.js';
 import { Command, INETProtocol, IPv4Address, IPv4ProxyAddress, IPv6Address, IPv6ProxyAddress, Peer, TransportProtocol, UnspecProxyAddress, V1ProxyProtocol, V2ProxyProtocol } from 'proxy-protocol-js';
 import { MailgateError } from '../errors.js';
-import type { ClientAddress } from '../protocols/protocol.js';
+import type { ClientAddress } from './types.js';
 
 export type ProxyVersion = 'v1' | 'v2';
 

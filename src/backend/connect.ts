@@ -5,8 +5,8 @@ import net, { type Socket } from 'node:net';
 import tls from 'node:tls';
 import type { BackendConfig } from '../config/schema.js';
 import { MailgateError } from '../errors.js';
-import { BACKEND_MAX_PRELOGIN_BYTES } from '../protocols/bounds.js';
-import type { ClientAddress } from '../protocols/protocol.js';
+import { BACKEND_MAX_PRELOGIN_BYTES } from '../bounds.js';
+import type { ClientAddress } from './types.js';
 import { proxyHeader } from './client-info.js';
 
 function tlsOptions(cfg: BackendConfig): tls.ConnectionOptions {

@@ -4,7 +4,7 @@
 // reply under the client's tag; and the capability probe.
 import type { BackendConfig } from '../config/schema.js';
 import { MailgateError } from '../errors.js';
-import type { BackendLoginResult, ClientAddress, FinalBackendLoginResult, LoginContext } from '../protocols/protocol.js';
+import type { BackendLoginResult, BackendReplay, ClientAddress, FinalBackendLoginResult, LoginContext } from './types.js';
 import { isTokenLogin, type Credentials, type TokenCredentials } from '../protocols/sasl.js';
 import { imapIdCommand } from './client-info.js';
 import { BackendConn, isUnreachable } from './connect.js';
@@ -175,3 +175,5 @@ export async function imapProbeCapabilities(cfg: BackendConfig): Promise<string[
   conn.close(`${TAG} LOGOUT\r\n`);
   return tokens;
 }
+
+export const imapReplay: BackendReplay = { login: imapBackendLogin, probeCapabilities: imapProbeCapabilities };

@@ -4,7 +4,7 @@
 // client's token message (RFC 7628); and the probe.
 import type { BackendConfig } from '../config/schema.js';
 import { MailgateError } from '../errors.js';
-import type { BackendLoginResult, ClientAddress, FinalBackendLoginResult, LoginContext } from '../protocols/protocol.js';
+import type { BackendLoginResult, BackendReplay, ClientAddress, FinalBackendLoginResult, LoginContext } from './types.js';
 import { isTokenLogin, type Credentials, type TokenCredentials } from '../protocols/sasl.js';
 import { xclientCommand } from './client-info.js';
 import { BackendConn, isUnreachable } from './connect.js';
@@ -198,3 +198,5 @@ export async function pop3ProbeCapabilities(cfg: BackendConfig): Promise<string[
   conn.close('QUIT\r\n');
   return lines;
 }
+
+export const pop3Replay: BackendReplay = { login: pop3BackendLogin, probeCapabilities: pop3ProbeCapabilities };

@@ -4,7 +4,7 @@
 // AUTH with a client's token message (RFC 7628), equally base64.
 import type { BackendConfig } from '../config/schema.js';
 import { MailgateError } from '../errors.js';
-import type { BackendLoginResult, ClientAddress, FinalBackendLoginResult, LoginContext } from '../protocols/protocol.js';
+import type { BackendLoginResult, BackendReplay, ClientAddress, FinalBackendLoginResult, LoginContext } from './types.js';
 import { isTokenLogin, type Credentials, type TokenCredentials } from '../protocols/sasl.js';
 import { xclientCommand } from './client-info.js';
 import { BackendConn, isUnreachable } from './connect.js';
@@ -139,3 +139,5 @@ export async function smtpProbeCapabilities(cfg: BackendConfig, hostname: string
   conn.close('QUIT\r\n');
   return keywords;
 }
+
+export const smtpReplay: BackendReplay = { login: smtpBackendLogin, probeCapabilities: smtpProbeCapabilities };

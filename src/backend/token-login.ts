@@ -1,7 +1,7 @@
 // Token logins toward the backend (OAUTHBEARER RFC 7628, XOAUTH2), shared by the replays:
 // the client's message encoded for the wire, and the backend's error challenge wrapped so the
 // attempt always ends, and ends as a failure unless the backend says OK. No protocol framing.
-import type { BackendLoginResult, FinalBackendLoginResult } from '../protocols/protocol.js';
+import type { BackendLoginResult, FinalBackendLoginResult } from './types.js';
 import { decodeBase64Strict, type TokenCredentials } from '../protocols/sasl.js';
 import type { BackendConn } from './connect.js';
 

@@ -15,7 +15,7 @@ import {
   DEFAULT_SHUTDOWN_GRACE_MS,
   DEFAULT_SPLICE_IDLE_MS,
   DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
-} from '../protocols/bounds.js';
+} from '../bounds.js';
 
 /** Timers: Node's setTimeout fires at once for anything above 2^31-1 ms (24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;

@@ -2,7 +2,7 @@
 // command per line, SASL exchanges whose responses may be longer than a command line, STLS /
 // STARTTLS answered from a shared check. Pure. Each protocol supplies its replies and its
 // command table; IMAP, whose commands carry tags and literals, has its own parser.
-import { SASL_MAX_TOKEN_BYTES } from './bounds.js';
+import { SASL_MAX_TOKEN_BYTES } from '../bounds.js';
 import type { LineReader } from './line-reader.js';
 import type { LoginReplies } from './login-answer.js';
 import { PreauthMachine, send } from './preauth-machine.js';

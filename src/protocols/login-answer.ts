@@ -28,7 +28,7 @@ export function answerLogin(result: LoginResult, replies: LoginReplies, failedBe
       return { effects: [send(result.reply ?? replies.unavailable)], close: null, failed: false };
     case 'rejected':
     case 'invalid-user': {
-      const reply = send(result.kind === 'rejected' ? result.reply : replies.authFailed);
+      const reply = send((result.kind === 'rejected' ? result.reply : null) ?? replies.authFailed);
       if (failedBefore + 1 < maxAuthAttempts) return { effects: [reply], close: null, failed: true };
       return { effects: [reply, send(replies.tooManyFailures), { type: 'close', reason: 'too-many-failures' }], close: 'too-many-failures', failed: true };
     }

@@ -143,6 +143,6 @@ export abstract class PreauthMachine implements ProtocolMachine {
 
   protected beginLogin(tag: string, credentials: Credentials): Effect[] {
     this.state = 'login';
-    return [{ type: 'login', credentials, context: { tag, hostname: this.opts.hostname } }];
+    return [{ type: 'login', credentials, context: { tag } }];
   }
 }

@@ -1,7 +1,6 @@
 // The interface every mail protocol fills in (nginx's ngx_mail_protocol_t, as a value).
 // Session, limits and backend code stay protocol-blind: they only see these types.
-import type { Socket } from 'node:net';
-import type { BackendConfig, ProtocolName, TlsMode } from '../config/schema.js';
+import type { ProtocolName, TlsMode } from '../config/schema.js';
 import type { Credentials } from './sasl.js';
 
 export interface MachineOptions {
@@ -22,26 +21,6 @@ export interface MachineOptions {
 export interface MachineLoginContext {
   /** IMAP: the client's tag, so the backend's tagged reply can be returned under it. */
   tag: string;
-  /** Our host name (SMTP EHLO to the backend). */
-  hostname: string;
-}
-
-/** Who the client is, as the session knows it (after a PROXY header, the header's view),
- *  for a backend that is told (PROXY out, IMAP ID, XCLIENT). Addresses in canonicalIp form. */
-export interface ClientAddress {
-  ip: string;
-  port: number;
-  /** The address and port the client connected to. */
-  localIp: string;
-  localPort: number;
-  /** The session id in mailgate's logs ([A-Za-z0-9]), so both logs can be joined. */
-  sessionId: string;
-}
-
-/** What the backend login replay gets: the machine's context plus the client, added by the
- *  session (machines are pure and never see addresses). */
-export interface LoginContext extends MachineLoginContext {
-  client: ClientAddress;
 }
 
 export type CloseReason = 'logout' | 'too-many-errors' | 'too-many-failures' | 'limited' | 'protocol-error' | 'timeout' | 'shutdown';
@@ -59,7 +38,8 @@ export type Effect =
   | { type: 'close'; reason: CloseReason };
 
 export type LoginResult =
-  | { kind: 'rejected'; reply: Buffer }
+  /** `reply`: the backend's own refusal; null: the protocol's failure reply. */
+  | { kind: 'rejected'; reply: Buffer | null }
   | { kind: 'limited'; retryAfterSec: number }
   /** Not the user's failure; `reply`: the backend's own words for it (POP3 [IN-USE]),
    *  otherwise the protocol's temporary failure. */
@@ -89,34 +69,9 @@ export interface ProtocolMachine {
   readonly bufferedBytes: number;
 }
 
-export type BackendLoginResult =
-  | { kind: 'ok'; socket: Socket; clientReply: Buffer; leftover: Buffer }
-  | { kind: 'rejected'; clientReply: Buffer }
-  /** The backend accepted the credentials but cannot start the session now (POP3 [IN-USE],
-   *  RFC 3206 §4: the maildrop is locked by another session). Not a failure. */
-  | { kind: 'locked'; clientReply: Buffer }
-  /** unreachable: the server could not be connected to (nothing was sent to it). */
-  | { kind: 'unavailable'; error: string; unreachable?: boolean }
-  /** The backend answered a token with an error challenge (RFC 7628 §3.2.2) and waits for
-   *  the client's reply. `challenge`: validated base64 for the client; `respond` relays the
-   *  client's line (null: the client is gone) and ends the attempt: 'ok' only if the backend
-   *  says so, otherwise 'rejected' whatever happens, since the token was already refused. */
-  | { kind: 'challenge'; challenge: string; respond(response: string | null): Promise<FinalBackendLoginResult> };
-
-export type FinalBackendLoginResult = Exclude<BackendLoginResult, { kind: 'challenge' }>;
-
-export type BackendLogin = (
-  backend: BackendConfig,
-  credentials: Credentials,
-  context: LoginContext,
-) => Promise<BackendLoginResult>;
-
+/** A protocol's client side (nginx's ngx_mail_protocol_t, as a value); its replay toward the
+ *  backend is bound to it in src/registry.ts, so this folder never imports backend code. */
 export interface MailProtocol {
   name: ProtocolName;
   createMachine(opts: MachineOptions): ProtocolMachine;
-  backendLogin: BackendLogin;
-  /** Asks the backend what it supports (IMAP capabilities, POP3 CAPA lines, SMTP EHLO
-   *  keywords), without logging in. Protocols whose pre-login advertisement must match the
-   *  backend provide it. */
-  probeCapabilities?: (backend: BackendConfig, hostname: string) => Promise<string[]>;
 }

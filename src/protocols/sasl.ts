@@ -1,7 +1,7 @@
 // The one SASL module (RFC 4422) for IMAP, POP3 and SMTP: strict base64, PLAIN (RFC 4616),
 // LOGIN, and OAUTHBEARER (RFC 7628) / XOAUTH2 messages, as a small pure exchange.
 // Pure: no sockets, no timers, no logging.
-import { OAUTH_MAX_MESSAGE_BYTES, OAUTH_MAX_PAIRS, SASL_MAX_FIELD_BYTES, SASL_MAX_TOKEN_BYTES } from './bounds.js';
+import { OAUTH_MAX_MESSAGE_BYTES, OAUTH_MAX_PAIRS, SASL_MAX_FIELD_BYTES, SASL_MAX_TOKEN_BYTES } from '../bounds.js';
 
 export type OAuthMechanism = 'OAUTHBEARER' | 'XOAUTH2';
 export type SaslMechanism = 'PLAIN' | 'LOGIN' | OAuthMechanism;

@@ -2,22 +2,23 @@
 // to the backend, settle the counters, log one line per decision. Credentials are wiped
 // here once the backend has seen them.
 import type { Clock } from '../clock.js';
-import type { BackendConfig, ListenerConfig } from '../config/schema.js';
+import type { ListenerConfig } from '../config/schema.js';
 import type { Policy } from '../limits/policy.js';
 import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Tarpit } from '../limits/tarpit.js';
 import type { BackendPools } from '../backend/pool.js';
 import { checkUser } from '../protocols/identity.js';
-import type { BackendLoginResult, LoginContext, LoginResult, MailProtocol } from '../protocols/protocol.js';
+import type { LoginResult } from '../protocols/protocol.js';
+import type { BackendLoginResult, LoginContext } from '../backend/types.js';
+import type { ProtocolBinding } from '../registry.js';
 import { wipeCredentials, type Credentials } from '../protocols/sasl.js';
 
 export type AuthOutcome = Extract<BackendLoginResult, { kind: 'ok' }> | LoginResult;
 
 export interface AuthRequest {
   listener: ListenerConfig;
-  protocol: MailProtocol;
-  backend: BackendConfig;
+  protocol: ProtocolBinding;
   clientIp: string;
   credentials: Credentials;
   context: LoginContext;
@@ -31,7 +32,7 @@ export interface AuthRequest {
 async function loginToPool(pools: BackendPools, req: AuthRequest, user: string): Promise<BackendLoginResult> {
   let result: BackendLoginResult = { kind: 'unavailable', error: 'no server' };
   for (const server of pools.candidates(req.listener.backend, user)) {
-    result = await req.protocol.backendLogin(server, req.credentials, req.context);
+    result = await req.protocol.replay.login(server, req.credentials, req.context);
     if (result.kind === 'unavailable' && result.unreachable) {
       pools.markDown(server, result.error);
       continue;
@@ -44,7 +45,7 @@ async function loginToPool(pools: BackendPools, req: AuthRequest, user: string):
 
 export async function runAuth(deps: { policy: Policy; clock: Clock; metrics: Metrics; tarpit: Tarpit; pools: BackendPools }, log: Logger, req: AuthRequest): Promise<AuthOutcome> {
   const { metrics } = deps;
-  const count = (outcome: string) => metrics.loginAttempts.inc({ protocol: req.protocol.name, outcome });
+  const count = (outcome: string) => metrics.loginAttempts.inc({ protocol: req.protocol.protocol.name, outcome });
   const t0 = deps.clock.now();
   const { credentials: creds } = req;
   const user = checkUser(creds.user);
@@ -55,7 +56,7 @@ export async function runAuth(deps: { policy: Policy; clock: Clock; metrics: Met
       log.info({ ...base, outcome: 'invalid', reason: user.reason, latencyMs: deps.clock.now() - t0 }, 'login refused: invalid user name');
       return { kind: 'invalid-user' };
     }
-    const decision = await deps.policy.check({ protocol: req.protocol.name, ip: req.clientIp, user: user.canonical });
+    const decision = await deps.policy.check({ protocol: req.protocol.protocol.name, ip: req.clientIp, user: user.canonical });
     if (decision.kind === 'refuse') {
       count('limited');
       metrics.refusals.inc({ rule: decision.rule });

@@ -2,9 +2,9 @@
 import { randomInt } from 'node:crypto';
 import net from 'node:net';
 import { parseHostPort } from '../config/address.js';
-import type { BackendConfig, ListenerConfig } from '../config/schema.js';
+import type { ListenerConfig } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
-import type { MailProtocol } from '../protocols/protocol.js';
+import type { ProtocolBinding } from '../registry.js';
 import { Session, type SessionEnv } from './session.js';
 
 /** Session ids are this process's random prefix plus a counter ([a-z0-9], as IMAP ID's
@@ -19,8 +19,7 @@ export class Listener {
 
   constructor(
     readonly cfg: ListenerConfig,
-    private readonly protocol: MailProtocol,
-    private readonly backend: () => BackendConfig,
+    private readonly protocol: ProtocolBinding,
     private readonly env: () => SessionEnv,
     private readonly log: Logger,
   ) {
@@ -31,7 +30,7 @@ export class Listener {
   private accept(socket: net.Socket): void {
     const id = PROCESS_PREFIX + (nextSessionId++).toString(36);
     // The session makes its one child logger (the client is known only after a PROXY header).
-    const session = new Session(socket, this.cfg, this.protocol, this.backend(), this.env(), this.log, id);
+    const session = new Session(socket, this.cfg, this.protocol, this.env(), this.log, id);
     this.sessions.add(session);
     session.logger.debug({ event: 'session.open' }, 'connection');
     void session.done.then(() => {

@@ -4,7 +4,7 @@
 import net from 'node:net';
 import ipaddr from 'ipaddr.js';
 import { Command, IPv4ProxyAddress, IPv6ProxyAddress, TransportProtocol, V1ProxyProtocol, V2ProxyProtocol } from 'proxy-protocol-js';
-import { PROXY_V1_MAX_BYTES, PROXY_V2_MAX_BYTES } from '../protocols/bounds.js';
+import { PROXY_V1_MAX_BYTES, PROXY_V2_MAX_BYTES } from '../bounds.js';
 
 export interface Endpoint {
   ip: string;

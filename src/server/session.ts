@@ -3,11 +3,13 @@
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import type { Clock } from '../clock.js';
-import type { BackendConfig, ListenerConfig } from '../config/schema.js';
+import type { ListenerConfig } from '../config/schema.js';
 import type { Policy } from '../limits/policy.js';
 import type { Logger } from '../logging/logger.js';
 import { canonicalIp } from '../config/address.js';
-import type { ClientAddress, Effect, GoodbyeReason, MailProtocol, ProtocolMachine } from '../protocols/protocol.js';
+import type { Effect, GoodbyeReason, ProtocolMachine } from '../protocols/protocol.js';
+import type { ClientAddress } from '../backend/types.js';
+import type { ProtocolBinding } from '../registry.js';
 import { splice, type Splice } from '../backend/splice.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Tarpit } from '../limits/tarpit.js';
@@ -68,8 +70,7 @@ export class Session {
   constructor(
     raw: Socket,
     private readonly listener: ListenerConfig,
-    private readonly protocol: MailProtocol,
-    private readonly backend: BackendConfig,
+    private readonly protocol: ProtocolBinding,
     private readonly env: SessionEnv,
     log: Logger,
     sessionId: string,
@@ -87,7 +88,7 @@ export class Session {
     const who = listener.proxyProtocol ? { proxy: this.client.ip } : { ip: this.client.ip, port: this.client.port };
     this.log = log.child({ session: sessionId, listener: listener.name, protocol: listener.protocol, ...who });
     this.done = new Promise((r) => (this.resolveDone = r));
-    this.machine = protocol.createMachine({
+    this.machine = protocol.protocol.createMachine({
       tlsMode: listener.tls,
       requireTls: listener.requireTls,
       maxBadCommands: env.maxBadCommands,
@@ -279,10 +280,9 @@ export class Session {
     const outcome = await runAuth(this.env, this.log, {
       listener: this.listener,
       protocol: this.protocol,
-      backend: this.backend,
       clientIp: this.clientIp,
       credentials: e.credentials,
-      context: { ...e.context, client: this.client },
+      context: { ...e.context, client: this.client, hostname: this.listener.hostname },
       relay: (challenge) => this.relayChallenge(challenge),
     });
     if (this.isClosed()) {
@@ -367,7 +367,7 @@ export class Session {
     const a = this.env.connections.admit(this);
     if (a !== 'ok') return { reason: 'busy', why: a === 'per-ip' ? 'limits.connections.perIp' : 'limits.connections.total' };
     this.tracked = true;
-    const refused = await this.env.policy.connectCheck(this.protocol.name, this.client.ip).catch(() => null);
+    const refused = await this.env.policy.connectCheck(this.protocol.protocol.name, this.client.ip).catch(() => null);
     return refused ? { reason: 'limited', retryAfterSec: refused.retryAfterSec, why: refused.rule } : null;
   }
 

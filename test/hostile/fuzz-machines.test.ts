@@ -5,7 +5,7 @@
 // and never produce a login before TLS when TLS is required. FUZZ_RUNS sets the depth.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { IMAP_MAX_LINE_BYTES, IMAP_MAX_LITERAL_BYTES, SASL_MAX_TOKEN_BYTES } from '../../src/protocols/bounds.js';
+import { IMAP_MAX_LINE_BYTES, IMAP_MAX_LITERAL_BYTES, SASL_MAX_TOKEN_BYTES } from '../../src/bounds.js';
 import { imap } from '../../src/protocols/imap/index.js';
 import { pop3 } from '../../src/protocols/pop3/index.js';
 import type { MailProtocol } from '../../src/protocols/protocol.js';

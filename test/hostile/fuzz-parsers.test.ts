@@ -5,7 +5,7 @@
 // exactly what they should. FUZZ_RUNS sets the depth (npm run fuzz).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { IMAP_MAX_LINE_BYTES, IMAP_MAX_LITERAL_BYTES, SASL_MAX_FIELD_BYTES, SASL_MAX_TOKEN_BYTES } from '../../src/protocols/bounds.js';
+import { IMAP_MAX_LINE_BYTES, IMAP_MAX_LITERAL_BYTES, SASL_MAX_FIELD_BYTES, SASL_MAX_TOKEN_BYTES } from '../../src/bounds.js';
 import { ImapParser, type ImapEvent } from '../../src/protocols/imap/parser.js';
 import { LineReader, type LineEvent } from '../../src/protocols/line-reader.js';
 import { decodeBase64Strict, decodePlain, SaslExchange, SASL_MECHANISMS } from '../../src/protocols/sasl.js';

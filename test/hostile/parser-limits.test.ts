@@ -9,7 +9,7 @@
 // budget and an IMAP oversize line over a socket: integration/imap-session.test.ts. The
 // fuzz-*.test.ts files check the buffer bounds for arbitrary input.
 import { describe, expect, it } from 'vitest';
-import { SASL_MAX_TOKEN_BYTES } from '../../src/protocols/bounds.js';
+import { SASL_MAX_TOKEN_BYTES } from '../../src/bounds.js';
 import { greeted, type Proto, proxyConfig } from '../helpers/hostile.js';
 import { dovecotWithProxy } from '../helpers/rig.js';
 import type { RawClient } from '../helpers/raw-client.js';

@@ -8,7 +8,7 @@ import { imapBackendLogin } from '../../src/backend/login-imap.js';
 import { pop3BackendLogin } from '../../src/backend/login-pop3.js';
 import { smtpBackendLogin } from '../../src/backend/login-smtp.js';
 import { parseConfig } from '../../src/config/load.js';
-import type { BackendLogin } from '../../src/protocols/protocol.js';
+import type { BackendLogin } from '../../src/backend/types.js';
 import type { Credentials } from '../../src/protocols/sasl.js';
 import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';

@@ -7,7 +7,7 @@ import { imapBackendLogin } from '../../src/backend/login-imap.js';
 import { pop3BackendLogin } from '../../src/backend/login-pop3.js';
 import { smtpBackendLogin } from '../../src/backend/login-smtp.js';
 import { parseConfig } from '../../src/config/load.js';
-import type { BackendLogin } from '../../src/protocols/protocol.js';
+import type { BackendLogin } from '../../src/backend/types.js';
 
 /** A scripted fake backend (faults a real Dovecot will not produce): a greeting, then one
  *  canned answer per command line; records what it was sent. */

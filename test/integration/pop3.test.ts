@@ -355,7 +355,7 @@ describe('POP3 backend replay against a scripted fake backend', () => {
     const r = await pop3BackendLogin(fake.cfg, creds('alice', 'pass word'), ctx);
     expect(r.kind).toBe('ok');
     if (r.kind === 'ok') {
-      expect(r.clientReply.toString()).toBe('+OK Logged in.\r\n');
+      expect(r.clientReply?.toString()).toBe('+OK Logged in.\r\n');
       expect(r.leftover.toString()).toBe('+OK extra\r\n');
       r.socket.destroy();
     }
@@ -392,7 +392,7 @@ describe('POP3 backend replay against a scripted fake backend', () => {
       const fake = await fakeBackend((l) => (l === 'CAPA' ? '+OK\r\nSASL PLAIN\r\n.\r\n' : `${answer}\r\n`));
       const r = await pop3BackendLogin(fake.cfg, creds('alice', 'x'), ctx);
       expect(r.kind).toBe(kind);
-      if (r.kind === 'rejected' || r.kind === 'locked') expect(r.clientReply.toString()).toBe(`${answer}\r\n`);
+      if (r.kind === 'rejected' || r.kind === 'locked') expect(r.clientReply?.toString()).toBe(`${answer}\r\n`);
       expect(fake.received).toEqual(['CAPA', `AUTH PLAIN ${b64('\0alice\0x')}`]);
       await fake.stop();
     }

@@ -6,7 +6,7 @@ import {
   IMAP_MAX_LINE_BYTES,
   IMAP_MAX_LIST_DEPTH,
   IMAP_MAX_LITERAL_BYTES,
-} from '../../src/protocols/bounds.js';
+} from '../../src/bounds.js';
 import { ImapParser, type ImapArg, type ImapEvent } from '../../src/protocols/imap/parser.js';
 
 type Hook = (ev: ImapEvent, p: ImapParser) => void;

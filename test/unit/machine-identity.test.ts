@@ -9,7 +9,7 @@ import { capaOf, capsLine, creds, machineDriver, secure, tls } from '../helpers/
 const imapDriver = machineDriver(imap);
 const pop3Driver = machineDriver(pop3);
 
-const context = { tag: '', hostname: 'mx.example.org' };
+const context = { tag: '' };
 
 describe('IMAP machine: capabilities that match the backend', () => {
   /** Dovecot 2.3's own pre-login list, as probed from it. */

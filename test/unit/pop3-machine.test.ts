@@ -1,7 +1,7 @@
 // Unit tests for the POP3 pre-login machine, driven with bytes through the protocol
 // descriptor's factory. Byte streams run twice (one chunk, byte by byte). Pure: no sockets.
 import { describe, expect, it } from 'vitest';
-import { POP3_MAX_LINE_BYTES, SASL_MAX_TOKEN_BYTES } from '../../src/protocols/bounds.js';
+import { POP3_MAX_LINE_BYTES, SASL_MAX_TOKEN_BYTES } from '../../src/bounds.js';
 import { pop3 } from '../../src/protocols/pop3/index.js';
 import type { Effect, LoginResult, MachineOptions } from '../../src/protocols/protocol.js';
 import { b64, capaOf, creds, machineDriver, normalise, result, secure, type Step, tls } from '../helpers/machine-driver.js';
@@ -10,7 +10,7 @@ import type { Credentials } from '../../src/protocols/sasl.js';
 const { opts, run, drive } = machineDriver(pop3);
 const runScript = run;
 
-const context = { tag: '', hostname: 'mx.example.org' };
+const context = { tag: '' };
 
 describe('POP3 machine: greeting and CAPA', () => {
   it('greets with +OK and no APOP timestamp', () => {

@@ -2,8 +2,8 @@
 // input twice, as one chunk and byte by byte; headers we build are read back by our reader.
 import { describe, expect, it } from 'vitest';
 import { imapIdCommand, proxyHeader, xclientCommand, xtext } from '../../src/backend/client-info.js';
-import { PROXY_V1_MAX_BYTES, PROXY_V2_MAX_BYTES } from '../../src/protocols/bounds.js';
-import type { ClientAddress } from '../../src/protocols/protocol.js';
+import { PROXY_V1_MAX_BYTES, PROXY_V2_MAX_BYTES } from '../../src/bounds.js';
+import type { ClientAddress } from '../../src/backend/types.js';
 import { ProxyHeaderReader, type ProxyHeaderStep } from '../../src/server/proxy-header.js';
 
 /** Feeds the input whole and byte by byte; both must give the same verdict, which is returned. */

@@ -1,7 +1,7 @@
 // Unit tests for the token mechanisms in the shared SASL module: OAUTHBEARER (RFC 7628) and
 // XOAUTH2 messages, the exchange, what is offered, the relayed answer and wiping. Pure.
 import { describe, expect, it } from 'vitest';
-import { OAUTH_MAX_MESSAGE_BYTES, OAUTH_MAX_PAIRS, SASL_MAX_FIELD_BYTES } from '../../src/protocols/bounds.js';
+import { OAUTH_MAX_MESSAGE_BYTES, OAUTH_MAX_PAIRS, SASL_MAX_FIELD_BYTES } from '../../src/bounds.js';
 import {
   decodeOAuth,
   isTokenLogin,

@@ -1,7 +1,7 @@
 // Unit tests for the shared SASL module: strict base64, PLAIN decoding, the PLAIN/LOGIN
 // exchange and credential wiping. Pure: no sockets, no timers.
 import { describe, expect, it } from 'vitest';
-import { SASL_MAX_FIELD_BYTES, SASL_MAX_TOKEN_BYTES } from '../../src/protocols/bounds.js';
+import { SASL_MAX_FIELD_BYTES, SASL_MAX_TOKEN_BYTES } from '../../src/bounds.js';
 import {
   decodeBase64Strict,
   decodePlain,

@@ -86,7 +86,7 @@ describe('SMTP machine: AUTH', () => {
     expect(logins).toHaveLength(1);
     expect(logins[0]!.credentials.user.toString()).toBe('alice');
     expect(logins[0]!.credentials.password.toString()).toBe('pw');
-    expect(logins[0]!.context).toEqual({ tag: '', hostname: 'mx.test' });
+    expect(logins[0]!.context).toEqual({ tag: '' });
   });
 
   it('PLAIN without an initial response gets "334 " and then the response', () => {

@@ -1,11 +1,9 @@
-// The IMAP protocol descriptor.
-import { imapBackendLogin, imapProbeCapabilities } from '../../backend/login-imap.js';
+// The IMAP protocol descriptor: the client side only (the backend replay is bound in
+// src/registry.ts).
 import type { MailProtocol } from '../protocol.js';
 import { ImapMachine } from './machine.js';
 
 export const imap: MailProtocol = {
   name: 'imap',
   createMachine: (opts) => new ImapMachine(opts),
-  backendLogin: imapBackendLogin,
-  probeCapabilities: imapProbeCapabilities,
 };

@@ -8,7 +8,7 @@ import {
   IMAP_MAX_LIST_DEPTH,
   IMAP_MAX_LITERAL_BYTES,
   IMAP_MAX_LITERAL_DIGITS,
-} from '../bounds.js';
+} from '../../bounds.js';
 
 export type ImapArg =
   | { kind: 'atom'; value: string }

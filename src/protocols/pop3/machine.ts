@@ -2,7 +2,7 @@
 // Pure: no sockets, no timers; the session runs the effects. Nothing of the TRANSACTION state
 // is handled here: after a login the session splices and the backend answers everything.
 // The line, STLS, SASL and login plumbing is LineMachine's, shared with SMTP.
-import { POP3_MAX_LINE_BYTES } from '../bounds.js';
+import { POP3_MAX_LINE_BYTES } from '../../bounds.js';
 import { LineMachine, send, type LineReplies } from '../line-machine.js';
 import { LineReader } from '../line-reader.js';
 import type { Effect, MachineOptions } from '../protocol.js';

@@ -2,7 +2,7 @@
 // effects out. Pure: no sockets, no timers. MAIL, RCPT, DATA and BDAT are never accepted
 // here; after AUTH the session splices and the backend MTA alone parses the transaction.
 // The line, STARTTLS, SASL and login plumbing is LineMachine's, shared with POP3.
-import { SASL_MAX_TOKEN_BYTES, SMTP_MAX_LINE_BYTES } from '../bounds.js';
+import { SASL_MAX_TOKEN_BYTES, SMTP_MAX_LINE_BYTES } from '../../bounds.js';
 import { LineMachine, send, type LineReplies } from '../line-machine.js';
 import { LineReader } from '../line-reader.js';
 import type { Effect, MachineOptions } from '../protocol.js';

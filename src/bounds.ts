@@ -1,4 +1,5 @@
-// Every byte and time bound that protects pre-auth code, in one place.
+// Every byte and time bound that protects the process (pre-auth parsers, backend replies,
+// PROXY headers), in one place, used project-wide as imapflow keeps its limits.js.
 // Pure constants: each says why it exists; SECURITY.md lists them for operators.
 
 /** IMAP pre-auth command line (per line segment between literals). Dovecot uses 8 KiB too;
