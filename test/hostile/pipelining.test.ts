@@ -8,7 +8,8 @@
 // takeBuffered handing bytes over raw (unit/*-machine.test.ts), and, for arbitrary input and
 // chunking, fuzz-machines.test.ts ("the same effects as one read", handed-over bytes).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { b64, greeted, type Proto, proxyConfig, TEMP_FAIL } from '../helpers/hostile.js';
+import { b64 } from '../helpers/codec.js';
+import { greeted, type Proto, proxyConfig, TEMP_FAIL } from '../helpers/hostile.js';
 import { dovecotWithProxy } from '../helpers/rig.js';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
 

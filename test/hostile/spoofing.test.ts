@@ -9,7 +9,8 @@
 // (unit/imap-machine.test.ts), XCLIENT/XFORWARD unknown before AUTH and never advertised in
 // EHLO (unit/smtp-machine.test.ts, integration/smtp.test.ts).
 import { describe, expect, it } from 'vitest';
-import { b64, greeted, LOGIN_OK, type Proto, proxyConfig } from '../helpers/hostile.js';
+import { b64 } from '../helpers/codec.js';
+import { greeted, LOGIN_OK, type Proto, proxyConfig } from '../helpers/hostile.js';
 import { dovecotWithProxy } from '../helpers/rig.js';
 
 const rig = dovecotWithProxy();

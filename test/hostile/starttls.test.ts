@@ -13,7 +13,8 @@
 // - after the handshake everything is forgotten (EHLO, USER, SASL): unit machine tests;
 // - a POP3 backend injecting after STLS, at the replay level: integration/pop3.test.ts.
 import { describe, expect, it } from 'vitest';
-import { AUTH_FAIL, b64, type FakeAction, greeted, LOGIN_OK, loginOnce, type Proto, proxyConfig, startFakeBackend, TEMP_FAIL } from '../helpers/hostile.js';
+import { b64 } from '../helpers/codec.js';
+import { AUTH_FAIL, type FakeAction, greeted, LOGIN_OK, loginOnce, type Proto, proxyConfig, startFakeBackend, TEMP_FAIL } from '../helpers/hostile.js';
 import { dovecotWithProxy } from '../helpers/rig.js';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
 

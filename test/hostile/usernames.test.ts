@@ -9,7 +9,8 @@
 // refusing CR/LF/NUL in USER/PASS at the replay level (integration/pop3.test.ts), one
 // counter for Alice/ALICE/alice (integration/imap.test.ts, unit/identity.test.ts).
 import { describe, expect, it } from 'vitest';
-import { AUTH_FAIL, b64, greeted, type Proto, proxyConfig, startFakeBackend } from '../helpers/hostile.js';
+import { b64 } from '../helpers/codec.js';
+import { AUTH_FAIL, greeted, type Proto, proxyConfig, startFakeBackend } from '../helpers/hostile.js';
 import { until } from '../helpers/until.js';
 import { dovecotWithProxy } from '../helpers/rig.js';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';

@@ -5,8 +5,9 @@
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { b64 } from '../helpers/codec.js';
 import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
-import { b64, oauthBearer, startIntrospection, xoauth2, type Introspection } from '../helpers/oauth.js';
+import { oauthBearer, startIntrospection, xoauth2, type Introspection } from '../helpers/oauth.js';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';

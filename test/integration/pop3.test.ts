@@ -6,6 +6,7 @@ import { ImapFlow } from 'imapflow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pop3BackendLogin } from '../../src/backend/login-pop3.js';
 import type { BackendConfig } from '../../src/config/schema.js';
+import { b64 } from '../helpers/codec.js';
 import { DEFAULT_USERS, startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
 import { RawClient } from '../helpers/raw-client.js';
@@ -69,8 +70,6 @@ async function proxyWith(rules: unknown[] = []): Promise<TestProxy> {
   proxies.push(p);
   return p;
 }
-
-const b64 = (s: string) => Buffer.from(s, 'latin1').toString('base64');
 
 async function greeted(port: number, opts: { localAddress?: string; tls?: boolean } = {}): Promise<RawClient> {
   const c = await RawClient.connect(port, opts);
