@@ -38,25 +38,6 @@ export const OAUTH_MAX_MESSAGE_BYTES = (SASL_MAX_TOKEN_BYTES / 4) * 3;
  *  more leave room for extensions without letting a message be thousands of tiny pairs. */
 export const OAUTH_MAX_PAIRS = 8;
 
-/** Bad commands before the session is closed (nginx max_errors, Dovecot 3–10). */
-export const DEFAULT_MAX_BAD_COMMANDS = 10;
-
-/** Failed logins on one connection before it is closed. */
-export const DEFAULT_MAX_AUTH_ATTEMPTS = 3;
-
-/** Absolute pre-auth deadline: not reset by traffic, so slow-drip clients cannot hold a
- *  connection open with a byte every few seconds. */
-export const DEFAULT_PREAUTH_TIMEOUT_MS = 60_000;
-
-/** TLS handshake deadline; Node's default (120 s) lets idle handshakes pile up. */
-export const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS = 15_000;
-
-/** Idle timeout of a spliced session. RFC 9051 §5.4 forbids an IMAP autologout under 30 min. */
-export const DEFAULT_SPLICE_IDLE_MS = 30 * 60_000;
-
-/** A whole backend login (connect, greeting, STARTTLS, LOGIN reply) must finish within this. */
-export const DEFAULT_BACKEND_LOGIN_TIMEOUT_MS = 30_000;
-
 /** Bytes we accept from a backend before its login reply; a server that talks more is broken. */
 export const BACKEND_MAX_PRELOGIN_BYTES = 64 * 1024;
 
@@ -68,12 +49,6 @@ export const POP3_MAX_LINE_BYTES = 512;
  *  SASL responses may be longer (RFC 4954 §4: 12,288), bounded by SASL_MAX_TOKEN_BYTES. */
 export const SMTP_MAX_LINE_BYTES = 512;
 
-/** Re-probe backend capabilities this often: a server upgrade shows up without a restart. */
-export const DEFAULT_BACKEND_PROBE_INTERVAL_MS = 5 * 60_000;
-
-/** SIGTERM: spliced sessions get this long to finish before they are cut. */
-export const DEFAULT_SHUTDOWN_GRACE_MS = 30_000;
-
 /** PROXY protocol v1 header, CRLF included: the spec's own worst case (TCP6, two full IPv6
  *  addresses, two 5-digit ports) is 107 bytes, so anything longer is not a header. */
 export const PROXY_V1_MAX_BYTES = 107;
@@ -82,6 +57,3 @@ export const PROXY_V1_MAX_BYTES = 107;
  *  the largest address block, AF_UNIX; the spec's recommended receive buffer is 16 + 216).
  *  A longer length field is refused rather than buffered. */
 export const PROXY_V2_MAX_BYTES = 16 + 216;
-
-/** Pool health check period: how soon a recovered server is used again. */
-export const DEFAULT_BACKEND_HEALTH_INTERVAL_MS = 10_000;

@@ -5,17 +5,6 @@ import tls from 'node:tls';
 import { z } from 'zod';
 import { isLoopbackHost, isValidCidr, parseHostPort } from './address.js';
 import { parseDuration } from './duration.js';
-import {
-  DEFAULT_BACKEND_HEALTH_INTERVAL_MS,
-  DEFAULT_BACKEND_LOGIN_TIMEOUT_MS,
-  DEFAULT_BACKEND_PROBE_INTERVAL_MS,
-  DEFAULT_MAX_AUTH_ATTEMPTS,
-  DEFAULT_MAX_BAD_COMMANDS,
-  DEFAULT_PREAUTH_TIMEOUT_MS,
-  DEFAULT_SHUTDOWN_GRACE_MS,
-  DEFAULT_SPLICE_IDLE_MS,
-  DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
-} from '../bounds.js';
 
 /** Timers: Node's setTimeout fires at once for anything above 2^31-1 ms (24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -75,20 +64,17 @@ const backend = z.strictObject({
   port: z.number().int().min(1).max(65535).optional().describe('Backend port (with host).'),
   servers: z.array(hostPort).min(1).optional().describe('A pool of equivalent servers, host:port each, instead of host and port.'),
   sticky: z.enum(['none', 'user']).default('none').describe("user: a user's logins go to the same healthy server (rendezvous hashing: adding a server moves few users)."),
-  healthCheck: duration('How often servers of a pool are checked (TCP connect); unhealthy ones are skipped until they answer.').prefault(
-    DEFAULT_BACKEND_HEALTH_INTERVAL_MS / 1000,
-  ),
+  // How soon a recovered server of a pool is used again.
+  healthCheck: duration('How often servers of a pool are checked (TCP connect); unhealthy ones are skipped until they answer.').prefault('10s'),
   tls: tlsMode.default('none').describe('How mailgate talks TLS to the backend: none | starttls | implicit.'),
   tlsVerify: z.boolean().default(true).describe('Verify the backend certificate (never fall back to plaintext).'),
   ca: z.string().optional().describe('PEM file with the CA that signed the backend certificate (default: system CAs).'),
   servername: z.string().optional().describe('TLS server name to verify (default: host).'),
-  connectTimeout: duration('TCP/TLS connect timeout.').prefault(10),
-  loginTimeout: duration('Whole backend login (greeting to tagged reply) deadline.').prefault(
-    DEFAULT_BACKEND_LOGIN_TIMEOUT_MS / 1000,
-  ),
-  probeInterval: duration('How often to re-read what the backend advertises (IMAP CAPABILITY, POP3 CAPA, SMTP EHLO), so the proxy offers the same.').prefault(
-    DEFAULT_BACKEND_PROBE_INTERVAL_MS / 1000,
-  ),
+  connectTimeout: duration('TCP/TLS connect timeout.').prefault('10s'),
+  // A whole backend login (connect, greeting, STARTTLS, LOGIN reply) must finish within this.
+  loginTimeout: duration('Whole backend login (greeting to tagged reply) deadline.').prefault('30s'),
+  // Re-probed on a period so that a backend upgrade shows up without a restart.
+  probeInterval: duration('How often to re-read what the backend advertises (IMAP CAPABILITY, POP3 CAPA, SMTP EHLO), so the proxy offers the same.').prefault('5m'),
   proxyProtocol: z
     .enum(['v1', 'v2'])
     .optional()
@@ -168,8 +154,9 @@ const limits = z
       .describe("CIDRs turned away at connect with the protocol's permanent refusal, before anything is read: networks an operator bans by hand (behind a load balancer only mailgate sees the client's address). Applied on reload; trustedNetworks do not override it."),
     trustedProxies: z.array(cidr).default([]).describe('CIDRs of load balancers allowed to send a PROXY header to listeners with proxyProtocol: true; connections from elsewhere are closed.'),
     ipv6Prefix: z.number().int().min(1).max(128).default(64).describe('IPv6 clients are grouped by this prefix length.'),
-    maxAuthAttempts: z.number().int().min(1).max(100).default(DEFAULT_MAX_AUTH_ATTEMPTS).describe('Failed logins on one connection before it is closed.'),
-    maxBadCommands: z.number().int().min(1).max(1000).default(DEFAULT_MAX_BAD_COMMANDS).describe('Bad commands before login, then goodbye and close.'),
+    maxAuthAttempts: z.number().int().min(1).max(100).default(3).describe('Failed logins on one connection before it is closed.'),
+    // As nginx max_errors; Dovecot closes after 3 to 10.
+    maxBadCommands: z.number().int().min(1).max(1000).default(10).describe('Bad commands before login, then goodbye and close.'),
     rules: z.array(rule).default([]).describe('Checked in order, ip rules before user rules.'),
     mode: z.enum(['enforce', 'dry-run']).default('enforce').describe('dry-run: evaluate and log what would be refused, refuse nothing.'),
     knownGood: z
@@ -204,10 +191,13 @@ const limits = z
 
 const timeouts = z
   .strictObject({
-    preauth: duration('Absolute deadline from connect to login; not reset by traffic.').prefault(DEFAULT_PREAUTH_TIMEOUT_MS / 1000),
-    tlsHandshake: duration('TLS handshake deadline.').prefault(DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS / 1000),
-    idle: duration('Idle timeout of a spliced session (RFC 9051 forbids less than 30m for IMAP).').prefault(DEFAULT_SPLICE_IDLE_MS / 1000),
-    shutdown: duration('On SIGTERM, how long spliced sessions may go on before they are cut.').prefault(DEFAULT_SHUTDOWN_GRACE_MS / 1000),
+    // Absolute, so slow-drip clients cannot hold a connection open with a byte every few seconds.
+    preauth: duration('Absolute deadline from connect to login; not reset by traffic.').prefault('60s'),
+    // Node's default (120 s) lets idle handshakes pile up.
+    tlsHandshake: duration('TLS handshake deadline.').prefault('15s'),
+    // RFC 9051 §5.4: an IMAP server's autologout timer must be at least 30 minutes.
+    idle: duration('Idle timeout of a spliced session (RFC 9051 forbids less than 30m for IMAP).').prefault('30m'),
+    shutdown: duration('On SIGTERM, how long spliced sessions may go on before they are cut.').prefault('30s'),
   })
   .prefault({})
   .describe('Deadlines for client connections.');

@@ -102,6 +102,14 @@ describe('durations', () => {
     const partial = parseConfig(base({ timeouts: { idle: '2h' } }));
     expect(partial.timeouts).toEqual({ preauth: 60_000, tlsHandshake: 15_000, idle: 7_200_000, shutdown: 30_000 });
   });
+
+  it('every default duration and count, as the running proxy sees it', () => {
+    const cfg = parseConfig(base(rule({})));
+    expect(cfg.timeouts).toEqual({ preauth: 60_000, tlsHandshake: 15_000, idle: 1_800_000, shutdown: 30_000 });
+    expect(cfg.backends.b).toMatchObject({ healthCheck: 10_000, connectTimeout: 10_000, loginTimeout: 30_000, probeInterval: 300_000 });
+    expect(cfg.limits).toMatchObject({ maxAuthAttempts: 3, maxBadCommands: 10 });
+    expect(cfg.limits.rules[0]!.blockMemory).toBe(86_400_000);
+  });
 });
 
 describe('errors name the key path', () => {
