@@ -118,7 +118,16 @@ const rule = z.strictObject({
   blockGrowth: z.number().min(1).max(100).optional().describe('Multiply the block each time the same key is blocked again within blockMemory.'),
   blockMemory: duration('How long a key\'s past blocks count toward blockGrowth.', MAX_TTL_MS).prefault('1d'),
   blockMax: duration('Cap of a grown block.', MAX_TTL_MS).optional(),
-});
+})
+  .superRefine((r, ctx) => {
+    if (r.distinct && r.count !== 'failures') ctx.addIssue({ code: 'custom', path: ['distinct'], message: 'distinct needs count: failures' });
+    if (r.distinct === 'ip' && r.key !== 'user') ctx.addIssue({ code: 'custom', path: ['distinct'], message: 'distinct: ip needs key: user' });
+    if (r.distinct === 'user' && r.key !== 'ip') ctx.addIssue({ code: 'custom', path: ['distinct'], message: 'distinct: user needs key: ip' });
+    if (r.delay && r.delay.max < r.delay.base) ctx.addIssue({ code: 'custom', path: ['delay', 'max'], message: 'must be at least delay.base' });
+    if ((r.blockGrowth !== undefined || r.blockMax !== undefined) && r.block === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['block'], message: 'blockGrowth and blockMax need block' });
+    }
+  });
 
 const redisStore = z
   .strictObject({
@@ -176,17 +185,6 @@ const limits = z
       .describe('Connection limits, checked when a client connects.'),
   })
   .prefault({})
-  .superRefine((l, ctx) => {
-    l.rules.forEach((r, i) => {
-      if (r.distinct && r.count !== 'failures') ctx.addIssue({ code: 'custom', path: ['rules', i, 'distinct'], message: 'distinct needs count: failures' });
-      if (r.distinct === 'ip' && r.key !== 'user') ctx.addIssue({ code: 'custom', path: ['rules', i, 'distinct'], message: 'distinct: ip needs key: user' });
-      if (r.distinct === 'user' && r.key !== 'ip') ctx.addIssue({ code: 'custom', path: ['rules', i, 'distinct'], message: 'distinct: user needs key: ip' });
-      if (r.delay && r.delay.max < r.delay.base) ctx.addIssue({ code: 'custom', path: ['rules', i, 'delay', 'max'], message: 'must be at least delay.base' });
-      if ((r.blockGrowth !== undefined || r.blockMax !== undefined) && r.block === undefined) {
-        ctx.addIssue({ code: 'custom', path: ['rules', i, 'block'], message: 'blockGrowth and blockMax need block' });
-      }
-    });
-  })
   .describe('Login limits: who is counted, how, and for how long.');
 
 const timeouts = z

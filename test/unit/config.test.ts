@@ -145,6 +145,22 @@ describe('errors name the key path', () => {
     expect(configError({ backends: base().backends }).message).toMatch(/^listeners: /m);
   });
 
+  it.each([
+    [{ count: 'attempts', distinct: 'user' }, 'limits.rules.0.distinct: distinct needs count: failures'],
+    [{ count: 'failures', key: 'ip', distinct: 'ip' }, 'limits.rules.0.distinct: distinct: ip needs key: user'],
+    [{ count: 'failures', key: 'user', distinct: 'user' }, 'limits.rules.0.distinct: distinct: user needs key: ip'],
+    [{ delay: { base: '5s', max: '1s' } }, 'limits.rules.0.delay.max: must be at least delay.base'],
+    [{ blockGrowth: 2 }, 'limits.rules.0.block: blockGrowth and blockMax need block'],
+    [{ blockMax: '1d' }, 'limits.rules.0.block: blockGrowth and blockMax need block'],
+  ])('a rule that contradicts itself (%j)', (r, line) => {
+    expect(configError(base(rule(r))).message.split('\n')).toContain(line);
+  });
+
+  it('a rule check names the rule by its index', () => {
+    const doc = base({ limits: { rules: [{ name: 'ok', key: 'ip', count: 'attempts', limit: 1, window: '1h' }, { name: 'bad', key: 'ip', count: 'attempts', limit: 1, window: '1h', distinct: 'user' }] } });
+    expect(configError(doc).message).toBe('limits.rules.1.distinct: distinct needs count: failures');
+  });
+
   it('reports every problem, one per line', () => {
     const err = configError(base({ bogus: 1 }, { backend: 'nope', listen: 'x' }));
     expect(err.message.split('\n').length).toBeGreaterThanOrEqual(2);
