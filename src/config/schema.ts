@@ -339,5 +339,3 @@ export type StoreConfig = Config['store'];
 export type RedisStoreConfig = Extract<StoreConfig, { type: 'redis' }>['redis'];
 export type ProtocolName = (typeof PROTOCOLS)[number];
 export type TlsMode = (typeof TLS_MODES)[number];
-
-export { isLoopbackHost };
