@@ -2,18 +2,12 @@
 // while it is unreachable: local (same rules on in-memory counters), allow, or deny. Logs
 // once per outage and once on recovery; counts every fallback. Never throws.
 import type { Logger } from '../logging/logger.js';
-import type { BlockEntry, CounterSpec, CounterState, HitOptions, HitResult, LimitStore, SettleRequest, StoreRoute } from './store.js';
+import type { BlockEntry, CounterSpec, CounterState, HitOptions, HitResult, LimitStore, SettleRequest, StoreHealth, StoreRoute } from './store.js';
 
 export type OnError = 'local' | 'allow' | 'deny';
 
 /** How long a client refused in deny mode is told to wait. */
 const DENY_RETRY_AFTER_MS = 60_000;
-
-export interface StoreHealth {
-  up: boolean;
-  fallbacks: number;
-  outages: number;
-}
 
 function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
@@ -34,7 +28,7 @@ function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
 const routed = (r: HitResult, route: StoreRoute): HitResult => (r.ok ? { ...r, route } : r);
 
 export class ResilientStore implements LimitStore {
-  readonly health: StoreHealth = { up: true, fallbacks: 0, outages: 0 };
+  private readonly state: StoreHealth = { up: true, fallbacks: 0, outages: 0 };
 
   constructor(
     private readonly primary: LimitStore,
@@ -44,22 +38,27 @@ export class ResilientStore implements LimitStore {
     private readonly log: Logger,
   ) {}
 
+  /** A copy: callers read it, only this wrapper changes it. */
+  get health(): Readonly<StoreHealth> {
+    return { ...this.state };
+  }
+
   private async guarded<T>(op: () => Promise<T>, fallback: () => Promise<T>): Promise<T> {
     let value: T;
     try {
       value = await withDeadline(op(), this.timeoutMs);
     } catch (err) {
-      this.health.fallbacks++;
-      if (this.health.up) {
-        this.health.up = false;
-        this.health.outages++;
+      this.state.fallbacks++;
+      if (this.state.up) {
+        this.state.up = false;
+        this.state.outages++;
         this.log.error({ event: 'store.fallback', onError: this.onError, error: (err as Error).message }, `limit store unreachable; onError: ${this.onError}`);
       }
       return fallback();
     }
-    if (!this.health.up) {
-      this.health.up = true;
-      this.log.warn({ event: 'store.recovered', fallbacks: this.health.fallbacks }, 'limit store reachable again');
+    if (!this.state.up) {
+      this.state.up = true;
+      this.log.warn({ event: 'store.recovered', fallbacks: this.state.fallbacks }, 'limit store reachable again');
     }
     return value;
   }
@@ -109,8 +108,8 @@ export class ResilientStore implements LimitStore {
   async ready(withinMs: number): Promise<boolean> {
     const ok = (await this.primary.ready?.(withinMs)) ?? true;
     if (!ok) {
-      this.health.up = false;
-      this.health.outages++;
+      this.state.up = false;
+      this.state.outages++;
       this.log.error({ event: 'store.fallback', onError: this.onError, error: `not reachable within ${withinMs} ms of start` }, `limit store unreachable; onError: ${this.onError}`);
     }
     return ok;

@@ -97,6 +97,17 @@ export interface LimitStore {
   /** Resolves once the store can answer, or after `withinMs` (then it answers by its
    *  fallback rules until it can). Stores that are always ready omit it. */
   ready?(withinMs: number): Promise<boolean>;
+  /** Whether the store answers, for /readyz and the store metrics. Stores without a fallback
+   *  (memory, Redis on its own) omit it: callers take them as up. */
+  readonly health?: Readonly<StoreHealth>;
+}
+
+export interface StoreHealth {
+  up: boolean;
+  /** Calls answered by the fallback (onError) instead of the store. */
+  fallbacks: number;
+  /** Times the store went from answering to not. */
+  outages: number;
 }
 
 /** How long a failure reservation may outlive its settle (a proxy that died mid-login):
