@@ -5,7 +5,6 @@ import { readFileSync } from 'node:fs';
 import { Cluster, Redis } from 'ioredis';
 import type { RedisStoreConfig } from '../config/schema.js';
 import { parseHostPort } from '../config/address.js';
-import { MailgateError } from '../errors.js';
 import { RESERVATION_TTL_MS, type BlockEntry, type CounterSpec, type CounterState, type HitOptions, type HitResult, type LimitStore, type SettleRequest } from './store.js';
 
 // Next to this module: src/stores/lua, or dist/stores/lua (copied by scripts/copy-assets.mjs).
@@ -166,8 +165,4 @@ export class RedisStore implements LimitStore {
       this.client.disconnect();
     }
   }
-}
-
-export function redisUnavailable(err: unknown): MailgateError {
-  return new MailgateError('MG_STORE_UNAVAILABLE', `redis: ${(err as Error).message}`);
 }
