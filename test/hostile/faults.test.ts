@@ -11,7 +11,8 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_USERS, startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
-import { greeted, killDovecotSessions, LOGIN_OK, loginBytes, loginOnce, memoryAfterGc, PROTOS, proxyConfig, startFakeBackend, TEMP_FAIL, type FakeAction, type FakeBackend, type Proto } from '../helpers/hostile.js';
+import { startFakeBackend, type FakeAction, type FakeBackend } from '../helpers/fake-backend.js';
+import { greeted, killDovecotSessions, LOGIN_OK, loginBytes, loginOnce, memoryAfterGc, PROTOS, proxyConfig, TEMP_FAIL, type Proto } from '../helpers/hostile.js';
 import { until } from '../helpers/until.js';
 import { freePort } from '../helpers/ports.js';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';

@@ -9,7 +9,8 @@
 // itself over loopback (integration/splice.test.ts).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
-import { greeted, LOGIN_OK, loginBytes, PROTOS, proxyConfig, startFakeBackend, type FakeAction, type Proto } from '../helpers/hostile.js';
+import { startFakeBackend, type FakeAction } from '../helpers/fake-backend.js';
+import { greeted, LOGIN_OK, loginBytes, PROTOS, proxyConfig, type Proto } from '../helpers/hostile.js';
 import { until } from '../helpers/until.js';
 import { startTestProxy } from '../helpers/proxy.js';
 

@@ -14,7 +14,8 @@
 // - a POP3 backend injecting after STLS, at the replay level: integration/pop3.test.ts.
 import { describe, expect, it } from 'vitest';
 import { b64 } from '../helpers/codec.js';
-import { AUTH_FAIL, type FakeAction, greeted, LOGIN_OK, loginOnce, type Proto, proxyConfig, startFakeBackend, TEMP_FAIL } from '../helpers/hostile.js';
+import { type FakeAction, startFakeBackend } from '../helpers/fake-backend.js';
+import { AUTH_FAIL, greeted, LOGIN_OK, loginOnce, type Proto, proxyConfig, TEMP_FAIL } from '../helpers/hostile.js';
 import { dovecotWithProxy } from '../helpers/rig.js';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
 

@@ -10,7 +10,8 @@
 // counter for Alice/ALICE/alice (integration/imap.test.ts, unit/identity.test.ts).
 import { describe, expect, it } from 'vitest';
 import { b64 } from '../helpers/codec.js';
-import { AUTH_FAIL, greeted, type Proto, proxyConfig, startFakeBackend } from '../helpers/hostile.js';
+import { startFakeBackend } from '../helpers/fake-backend.js';
+import { AUTH_FAIL, greeted, type Proto, proxyConfig } from '../helpers/hostile.js';
 import { until } from '../helpers/until.js';
 import { dovecotWithProxy } from '../helpers/rig.js';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
