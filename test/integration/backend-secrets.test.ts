@@ -7,9 +7,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { imapBackendLogin } from '../../src/backend/login-imap.js';
 import { pop3BackendLogin } from '../../src/backend/login-pop3.js';
 import { smtpBackendLogin } from '../../src/backend/login-smtp.js';
-import { parseConfig } from '../../src/config/load.js';
 import type { BackendLogin } from '../../src/backend/types.js';
 import type { Credentials } from '../../src/protocols/sasl.js';
+import { parseBackend } from '../helpers/backend-config.js';
 import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
 
@@ -28,10 +28,6 @@ afterAll(async () => {
 afterEach(() => vi.restoreAllMocks());
 
 const ctx = { tag: 'a', hostname: 'mx.test', client: { ip: '127.0.0.1', port: 40000, localIp: '127.0.0.1', localPort: 143, sessionId: 'wipe1' } };
-
-function backend(port: number) {
-  return parseConfig({ listeners: [{ name: 'l', protocol: 'imap', listen: '127.0.0.1:0', tls: 'none', backend: 'b' }], backends: { b: { host: '127.0.0.1', port } } }).backends.b!;
-}
 
 /** Every Buffer written to any socket while `run` goes on, by reference. */
 async function written(run: () => Promise<void>): Promise<Buffer[]> {
@@ -56,7 +52,7 @@ describe('credential lines sent to the backend are zeroed after its answer', () 
     const creds = { mechanism, user: Buffer.from('wiper'), password: Buffer.from(PASS) } as Credentials;
     let kind = '';
     const buffers = await written(async () => {
-      const r = await login(backend(port()), creds, ctx);
+      const r = await login(parseBackend({ host: '127.0.0.1', port: port() }), creds, ctx);
       kind = r.kind;
       if (r.kind === 'ok') r.socket.destroy();
     });
