@@ -1,22 +1,8 @@
 // The behaviour every LimitStore must have. Run against each implementation so they
 // cannot drift (memory now, Redis with the Redis store).
 import { describe, expect, it } from 'vitest';
-import type { CounterSpec, LimitStore } from '../../src/stores/store.js';
-
-export interface StoreHarness {
-  store: LimitStore;
-  /** Move the store's notion of time forward (fake clock, or Redis-side expiry). */
-  advance(ms: number): Promise<void>;
-}
-
-const spec = (over: Partial<CounterSpec> = {}): CounterSpec => ({
-  key: `k-${Math.random().toString(36).slice(2)}`,
-  kind: 'attempts',
-  limit: 3,
-  windowMs: 60_000,
-  blockMs: null,
-  ...over,
-});
+import { spec, type StoreHarness } from './harness.js';
+import { specFieldContract } from './spec-fields.js';
 
 export function storeContract(name: string, make: () => Promise<StoreHarness>): void {
   describe(`LimitStore contract: ${name}`, () => {
@@ -231,5 +217,7 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       expect(await store.hit([plain, blocking])).toEqual(expect.not.objectContaining({ blockedNow: expect.anything() }));
       expect(await store.hit([plain, blocking])).toMatchObject({ ok: true, blockedNow: [1] });
     });
+
+    specFieldContract(make);
   });
 }
