@@ -1,7 +1,8 @@
 // Admin operations on counters and blocks, as plain data: what the HTTP layer and tests call.
 // User names are canonicalised like logins (identity.ts) and only ever hashed into keys.
 import ipaddr from 'ipaddr.js';
-import { parseKey, type Policy } from '../limits/policy.js';
+import { parseKey } from '../limits/keys.js';
+import type { Policy } from '../limits/policy.js';
 import { parseDuration } from '../config/duration.js';
 import { checkUser } from '../protocols/identity.js';
 import type { LimitStore } from '../stores/store.js';

@@ -1,4 +1,5 @@
-// Every counter key is built here and only here: client address grouping, user hashing.
+// Every counter key is built here and only here: client address grouping, user hashing; and
+// read back here (parseKey), so one file owns the key grammar both ways.
 // Pure apart from the HMAC. User names enter keys only as keyed hashes, never in clear.
 import { createHmac, randomBytes } from 'node:crypto';
 import ipaddr from 'ipaddr.js';
@@ -73,4 +74,27 @@ export class KeyBuilder {
         return `r:${rule.name}:iu:${ip}:${this.userHash(canonicalUser)}`;
     }
   }
+}
+
+/** The parts of a rule key, as ruleKey built it. */
+export interface ParsedKey {
+  rule: string;
+  kind: RuleConfig['key'];
+  /** The client key (ip and ip+user keys). */
+  ip?: string;
+  /** The keyed hash of the canonical user (user and ip+user keys). */
+  userHash?: string;
+}
+
+/** The parts of a key built by KeyBuilder.ruleKey; null for any other key. Rule names never
+ *  contain ":" (schema), nor do user hashes (base64url), so an ip+user key splits at its last
+ *  ":" even when the client key is IPv6. */
+export function parseKey(key: string): ParsedKey | null {
+  const m = /^r:([^:]+):(ip|u|iu):(.+)$/.exec(key);
+  if (!m) return null;
+  const [, rule, kind, rest] = m as unknown as [string, string, string, string];
+  if (kind === 'ip') return { rule, kind: 'ip', ip: rest };
+  if (kind === 'u') return { rule, kind: 'user', userHash: rest };
+  const cut = rest.lastIndexOf(':');
+  return { rule, kind: 'ip+user', ip: rest.slice(0, cut), userHash: rest.slice(cut + 1) };
 }

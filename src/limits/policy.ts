@@ -3,7 +3,7 @@
 import ipaddr from 'ipaddr.js';
 import type { LimitsConfig, ProtocolName, RuleConfig } from '../config/schema.js';
 import type { CounterSpec, LimitStore, StoreRoute } from '../stores/store.js';
-import { clientKey, KeyBuilder } from './keys.js';
+import { clientKey, KeyBuilder, parseKey } from './keys.js';
 
 export interface Attempt {
   protocol: ProtocolName;
@@ -229,17 +229,6 @@ export class Policy {
     });
     return Math.max(0, ...st.pairs.map((p, i) => (p.rule.delay && p.rule.count === 'failures' ? tarpitDelayMs(p.rule.delay, counts[i] ?? 0) : 0)));
   }
-}
-
-/** The parts of a key built by KeyBuilder.ruleKey (IPv6 keys contain ":"; hashes never do). */
-export function parseKey(key: string): { rule: string; kind: 'ip' | 'user' | 'ip+user'; ip?: string; userHash?: string } | null {
-  const m = /^r:([^:]+):(ip|u|iu):(.+)$/.exec(key);
-  if (!m) return null;
-  const [, rule, kind, rest] = m as unknown as [string, string, string, string];
-  if (kind === 'ip') return { rule, kind: 'ip', ip: rest };
-  if (kind === 'u') return { rule, kind: 'user', userHash: rest };
-  const cut = rest.lastIndexOf(':');
-  return { rule, kind: 'ip+user', ip: rest.slice(0, cut), userHash: rest.slice(cut + 1) };
 }
 
 function parseRange(cidr: string): Range {
