@@ -4,6 +4,7 @@ import ipaddr from 'ipaddr.js';
 import type { LimitsConfig, ProtocolName, RuleConfig } from '../config/schema.js';
 import type { CounterSpec, LimitStore, StoreRoute } from '../stores/store.js';
 import { clientKey, KeyBuilder, parseKey } from './keys.js';
+import { tarpitDelayMs } from './tarpit.js';
 
 export interface Attempt {
   protocol: ProtocolName;
@@ -48,13 +49,6 @@ const retrySec = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
 
 /** Bound of the blocked-IP hints kept for connect-time refusal. */
 const MAX_BLOCK_HINTS = 100_000;
-
-/** Tarpit delay after the n-th failure: base doubling per failure, capped (Dovecot's auth
- *  penalty works the same way). */
-export function tarpitDelayMs(delay: { base: number; max: number }, failures: number): number {
-  if (failures < 1) return 0;
-  return Math.min(delay.max, delay.base * 2 ** Math.min(failures - 1, 30));
-}
 
 export class Policy {
   private readonly rules: readonly RuleConfig[];

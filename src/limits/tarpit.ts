@@ -1,8 +1,16 @@
-// Delays failed-login replies (rule `delay`) with one timer for all waiting connections:
-// waiters sit in a queue ordered by due time; the single timer is re-armed for the earliest.
-// The waiting session's socket is paused meanwhile, so nothing buffers. Bounded: beyond
-// MAX_TARPIT_WAITERS, replies go out at once rather than holding more connections.
+// Delays failed-login replies (rule `delay`): how long (tarpitDelayMs), and one timer for all
+// waiting connections: waiters sit in a queue ordered by due time; the single timer is re-armed
+// for the earliest. The waiting session's socket is paused meanwhile, so nothing buffers.
+// Bounded: beyond MAX_TARPIT_WAITERS, replies go out at once rather than holding more connections.
 import type { Clock } from '../clock.js';
+
+/** Tarpit delay after the n-th failure: base doubling per failure, capped (Dovecot's auth
+ *  penalty works the same way). The exponent stops at 30: the cap (60 s at most) is reached
+ *  long before, and an unbounded 2 ** n becomes Infinity, which a base of 0 turns into NaN. */
+export function tarpitDelayMs(delay: { base: number; max: number }, failures: number): number {
+  if (failures < 1) return 0;
+  return Math.min(delay.max, delay.base * 2 ** Math.min(failures - 1, 30));
+}
 
 /** At most this many connections wait in the tarpit at a time. */
 export const MAX_TARPIT_WAITERS = 10_000;

@@ -2,8 +2,7 @@
 // due order; beyond the bound, replies go out at once. Fake timers: no wall-clock sleeping.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { systemClock } from '../../src/clock.js';
-import { tarpitDelayMs } from '../../src/limits/policy.js';
-import { Tarpit } from '../../src/limits/tarpit.js';
+import { Tarpit, tarpitDelayMs } from '../../src/limits/tarpit.js';
 
 afterEach(() => {
   vi.useRealTimers();
