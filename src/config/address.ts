@@ -53,6 +53,9 @@ export function cidrMatcher(list: readonly string[]): (address: string | undefin
     if (net.kind() === 'ipv6' && (net as ipaddr.IPv6).isIPv4MappedAddress() && bits >= 96) return [(net as ipaddr.IPv6).toIPv4Address(), bits - 96];
     return [net, bits];
   });
+  // An empty list (the default for every list) answers without parsing the address: the
+  // trusted networks are asked on every login.
+  if (ranges.length === 0) return () => false;
   return (address) => {
     if (!address || !ipaddr.isValid(address)) return false;
     const a = ipaddr.process(address);

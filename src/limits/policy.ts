@@ -1,6 +1,6 @@
 // The limit rules: which apply to an attempt, in what order, and what the store says.
 // Protocol-blind: sees only {protocol, ip, user}. A Decision is data, never an exception.
-import ipaddr from 'ipaddr.js';
+import { cidrMatcher } from '../config/address.js';
 import type { LimitsConfig, ProtocolName, RuleConfig } from '../config/schema.js';
 import type { CounterSpec, LimitStore, StoreRoute } from '../stores/store.js';
 import { clientKey, KeyBuilder, parseKey } from './keys.js';
@@ -43,8 +43,6 @@ export type Outcome = 'ok' | 'fail' | 'unavailable';
 
 const KEY_ORDER: Record<RuleConfig['key'], number> = { ip: 0, 'ip+user': 1, user: 2 };
 
-type Range = [ipaddr.IPv4 | ipaddr.IPv6, number];
-
 const retrySec = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
 
 /** Bound of the blocked-IP hints kept for connect-time refusal. */
@@ -52,7 +50,7 @@ const MAX_BLOCK_HINTS = 100_000;
 
 export class Policy {
   private readonly rules: readonly RuleConfig[];
-  private readonly trusted: readonly Range[];
+  private readonly trusted: (address: string) => boolean;
   /** Client keys seen blocked by an ip rule, until when (wall clock; only a hint). */
   private readonly blockedHints = new Map<string, number>();
 
@@ -63,7 +61,7 @@ export class Policy {
   ) {
     // IP rules before user rules, otherwise in file order (stable sort).
     this.rules = [...cfg.rules].sort((a, b) => KEY_ORDER[a.key] - KEY_ORDER[b.key]);
-    this.trusted = cfg.trustedNetworks.map(parseRange);
+    this.trusted = cidrMatcher(cfg.trustedNetworks);
   }
 
   get dryRun(): boolean {
@@ -71,9 +69,7 @@ export class Policy {
   }
 
   isTrusted(address: string): boolean {
-    if (this.trusted.length === 0 || !ipaddr.isValid(address)) return false;
-    const addr = ipaddr.process(address);
-    return this.trusted.some(([net, bits]) => net.kind() === addr.kind() && addr.match(net, bits));
+    return this.trusted(address);
   }
 
   private spec(rule: RuleConfig, key: string): CounterSpec {
@@ -223,17 +219,4 @@ export class Policy {
     });
     return Math.max(0, ...st.pairs.map((p, i) => (p.rule.delay && p.rule.count === 'failures' ? tarpitDelayMs(p.rule.delay, counts[i] ?? 0) : 0)));
   }
-}
-
-function parseRange(cidr: string): Range {
-  if (cidr.includes('/')) {
-    const [net, bits] = ipaddr.parseCIDR(cidr);
-    // IPv4-mapped ranges match as IPv4, like the addresses they are compared with.
-    if (net.kind() === 'ipv6' && (net as ipaddr.IPv6).isIPv4MappedAddress() && bits >= 96) {
-      return [(net as ipaddr.IPv6).toIPv4Address(), bits - 96];
-    }
-    return [net, bits];
-  }
-  const addr = ipaddr.process(cidr);
-  return [addr, addr.kind() === 'ipv4' ? 32 : 128];
 }
