@@ -83,7 +83,7 @@ export async function startProxy(initial: Config, opts: { log?: Logger; clock?: 
     return {
       token: adminToken(cfg),
       env: {
-        policy: new Policy(cfg.limits, store, new KeyBuilder(cfg.limits.keySecret)),
+        policy: new Policy(cfg.limits, store, new KeyBuilder(cfg.limits.keySecret), clock),
         metrics,
         tarpit,
         pools,

@@ -1,8 +1,10 @@
 // The limit rules: which apply to an attempt, in what order, and what the store says.
 // Protocol-blind: sees only {protocol, ip, user}. A Decision is data, never an exception.
+import type { Clock } from '../clock.js';
 import { cidrMatcher } from '../config/address.js';
 import type { LimitsConfig, ProtocolName, RuleConfig } from '../config/schema.js';
 import type { CounterSpec, LimitStore, StoreRoute } from '../stores/store.js';
+import { BlockHints } from './block-hints.js';
 import { clientKey, KeyBuilder, parseKey } from './keys.js';
 import { tarpitDelayMs } from './tarpit.js';
 
@@ -45,23 +47,22 @@ const KEY_ORDER: Record<RuleConfig['key'], number> = { ip: 0, 'ip+user': 1, user
 
 const retrySec = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
 
-/** Bound of the blocked-IP hints kept for connect-time refusal. */
-const MAX_BLOCK_HINTS = 100_000;
-
 export class Policy {
   private readonly rules: readonly RuleConfig[];
   private readonly trusted: (address: string) => boolean;
-  /** Client keys seen blocked by an ip rule, until when (wall clock; only a hint). */
-  private readonly blockedHints = new Map<string, number>();
+  /** Client keys seen blocked by an ip rule: the only ones connectCheck asks the store about. */
+  readonly hints: BlockHints;
 
   constructor(
     private readonly cfg: LimitsConfig,
     private readonly store: LimitStore,
     private readonly keys: KeyBuilder,
+    clock: Clock,
   ) {
     // IP rules before user rules, otherwise in file order (stable sort).
     this.rules = [...cfg.rules].sort((a, b) => KEY_ORDER[a.key] - KEY_ORDER[b.key]);
     this.trusted = cidrMatcher(cfg.trustedNetworks);
+    this.hints = new BlockHints(clock);
   }
 
   get dryRun(): boolean {
@@ -118,12 +119,7 @@ export class Policy {
   async connectCheck(protocol: ProtocolName, ip: string): Promise<{ rule: string; retryAfterSec: number } | null> {
     if (this.dryRun || this.isTrusted(ip)) return null;
     const key = clientKey(ip, this.cfg.ipv6Prefix);
-    const hint = this.blockedHints.get(key);
-    if (hint === undefined) return null;
-    if (hint < Date.now()) {
-      this.blockedHints.delete(key);
-      return null;
-    }
+    if (!this.hints.has(key)) return null;
     const pairs = this.rules
       // Any ip rule: an operator may block on one without `block` (blockByHand).
       .filter((r) => r.key === 'ip' && (!r.protocols || r.protocols.includes(protocol)))
@@ -131,19 +127,10 @@ export class Policy {
     if (pairs.length === 0) return null;
     const r = await this.store.hit(pairs.map((p) => p.spec), { count: false });
     if (r.ok || !r.blocked) {
-      this.blockedHints.delete(key);
+      this.hints.forget(key);
       return null;
     }
     return { rule: pairs[r.index]!.rule.name, retryAfterSec: retrySec(r.retryAfterMs) };
-  }
-
-  /** Remember that a client key is (probably) blocked until untilMs. Bounded: the oldest
-   *  hint makes room. */
-  private hintBlocked(key: string, forMs: number): void {
-    if (this.blockedHints.size >= MAX_BLOCK_HINTS && !this.blockedHints.has(key)) {
-      this.blockedHints.delete(this.blockedHints.keys().next().value!);
-    }
-    this.blockedHints.set(key, Date.now() + forMs);
   }
 
   /** Admin: block a subject by hand for `ms` on the rules keyed exactly on it (ip, user or
@@ -154,13 +141,13 @@ export class Policy {
     const ip = q.ip !== undefined ? clientKey(q.ip, this.cfg.ipv6Prefix) : '';
     const rules = this.rules.filter((r) => r.key === kind && (ruleName === undefined || r.name === ruleName));
     for (const rule of rules) await this.store.block(this.keys.ruleKey(rule, ip, q.user ?? ''), ms);
-    if (kind === 'ip' && rules.length) this.hintBlocked(ip, ms);
+    if (kind === 'ip' && rules.length) this.hints.note(ip, ms);
     return rules.map((r) => r.name);
   }
 
   /** Admin: forget hints for a subject whose blocks were lifted. */
   forgetBlocked(ip: string): void {
-    this.blockedHints.delete(clientKey(ip, this.cfg.ipv6Prefix));
+    this.hints.forget(clientKey(ip, this.cfg.ipv6Prefix));
   }
 
   async check(a: Attempt): Promise<Decision> {
@@ -174,11 +161,11 @@ export class Policy {
     if (specs.length === 0 && !knownGoodKey) return { kind: 'allow', specs, trusted: false, knownGood: false };
     const r = await this.store.hit(specs, knownGoodKey ? { knownGoodKey } : {});
     if (r.ok) {
-      for (const i of r.blockedNow ?? []) if (pairs[i]!.rule.key === 'ip') this.hintBlocked(client, pairs[i]!.rule.block ?? 0);
+      for (const i of r.blockedNow ?? []) if (pairs[i]!.rule.key === 'ip') this.hints.note(client, pairs[i]!.rule.block ?? 0);
       return { kind: 'allow', specs, trusted: false, knownGood: r.knownGood ?? false, settlement: { ...base, reserved: true, ...(r.route ? { route: r.route } : {}) } };
     }
     const refusal = { rule: pairs[r.index]!.rule.name, retryAfterSec: retrySec(r.retryAfterMs), count: r.count, blocked: r.blocked };
-    if (r.blocked && pairs[r.index]!.rule.key === 'ip') this.hintBlocked(client, r.retryAfterMs);
+    if (r.blocked && pairs[r.index]!.rule.key === 'ip') this.hints.note(client, r.retryAfterMs);
     if (this.dryRun) {
       // Nothing was counted or reserved by the refused hit; record() still counts the outcome.
       return { kind: 'allow', specs, trusted: false, knownGood: false, wouldRefuse: refusal, settlement: { ...base, reserved: false } };
@@ -215,7 +202,7 @@ export class Policy {
     );
     if (!failed) return 0;
     st.pairs.forEach((p, i) => {
-      if (p.rule.key === 'ip' && p.rule.block !== undefined && (counts[i] ?? 0) >= p.rule.limit) this.hintBlocked(st.client, p.rule.block);
+      if (p.rule.key === 'ip' && p.rule.block !== undefined && (counts[i] ?? 0) >= p.rule.limit) this.hints.note(st.client, p.rule.block);
     });
     return Math.max(0, ...st.pairs.map((p, i) => (p.rule.delay && p.rule.count === 'failures' ? tarpitDelayMs(p.rule.delay, counts[i] ?? 0) : 0)));
   }

@@ -1,5 +1,5 @@
-// The policy core: rule order, counting per key kind, failures and blocks, trusted networks.
-// Memory store on a ManualClock: no waiting on the wall clock.
+// The policy core: rule order, counting per key kind, failures and blocks, trusted networks,
+// the connect-time block check. Memory store on a ManualClock: no waiting on the wall clock.
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import { parseConfig } from '../../src/config/load.js';
@@ -15,7 +15,7 @@ function policyWith(limits: unknown) {
   });
   const clock = new ManualClock();
   const store = new MemoryStore(clock);
-  return { policy: new Policy(cfg.limits, store, new KeyBuilder('test-secret')), clock, store };
+  return { policy: new Policy(cfg.limits, store, new KeyBuilder('test-secret'), clock), clock, store };
 }
 
 const a = (ip: string, user = 'alice', protocol: 'imap' | 'pop3' | 'smtp' = 'imap') => ({ protocol, ip, user });
@@ -92,5 +92,16 @@ describe('policy', () => {
     await policy.check(a('10.0.0.1', 'alice'));
     expect((await policy.check(a('10.0.0.1', 'bob'))).kind).toBe('allow');
     expect((await policy.check(a('10.0.0.1', 'alice'))).kind).toBe('refuse');
+  });
+
+  it('an IP blocked by an ip rule is refused at connect until its block ends on the injected clock', async () => {
+    const { policy, clock } = policyWith({ rules: [{ name: 'f', key: 'ip', count: 'failures', limit: 2, window: '10m', block: '30m' }] });
+    expect(await policy.connectCheck('imap', '10.0.0.1')).toBeNull();
+    for (let i = 0; i < 2; i++) await policy.record(await policy.check(a('10.0.0.1')), 'fail');
+    expect(await policy.connectCheck('pop3', '10.0.0.1')).toEqual({ rule: 'f', retryAfterSec: 30 * 60 });
+    expect(await policy.connectCheck('imap', '10.0.0.2')).toBeNull();
+    clock.advance(30 * 60_000 + 1);
+    expect(await policy.connectCheck('imap', '10.0.0.1')).toBeNull();
+    expect(policy.hints.size).toBe(0);
   });
 });
