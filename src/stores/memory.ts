@@ -5,6 +5,7 @@
 import type { Clock } from '../clock.js';
 import {
   grownBlockMs,
+  growsBlocks,
   INFLIGHT_RETRY_MS,
   MAX_SET_MEMBERS,
   RESERVATION_TTL_MS,
@@ -84,7 +85,8 @@ export class MemoryStore implements LimitStore {
 
   private startBlock(spec: CounterSpec, now: number): void {
     if (spec.blockMs === null) return;
-    const n = spec.blockGrowth && spec.blockGrowth > 1 ? this.incr(`${spec.key}:o`, 1, spec.blockMemoryMs ?? 86_400_000, now, true) : 1;
+    // The n-th block within the memory: the memory restarts with each block.
+    const n = growsBlocks(spec) ? this.incr(`${spec.key}:o`, 1, spec.blockMemoryMs, now, true) : 1;
     // The value is when the block started, for the admin listing.
     this.m.set(`${spec.key}:b`, { v: now, exp: now + grownBlockMs(spec, n) });
   }

@@ -20,7 +20,8 @@ export interface CounterSpec {
   /** Failures only: a fingerprint already counted in this window does not count again. */
   dedupe?: boolean;
   /** Escalating blocks: each block within blockMemoryMs of the last is blockGrowth times
-   *  longer, up to blockMaxMs. */
+   *  longer, up to blockMaxMs. Without blockMemoryMs (policy always gives the rule's, whose
+   *  default is in the config schema) no block is remembered, so none grows. */
   blockGrowth?: number;
   blockMemoryMs?: number;
   blockMaxMs?: number;
@@ -122,9 +123,15 @@ export const INFLIGHT_RETRY_MS = 1_000;
  *  bound. Redis uses HyperLogLog (fixed 12 KiB) for distinct. */
 export const MAX_SET_MEMBERS = 4096;
 
-/** The block length for the n-th block within the block memory (n from 1). */
+/** Whether a spec's blocks grow: a factor above 1 and a memory of past blocks to count them in. */
+export function growsBlocks(spec: CounterSpec): spec is CounterSpec & { blockGrowth: number; blockMemoryMs: number } {
+  return (spec.blockGrowth ?? 0) > 1 && (spec.blockMemoryMs ?? 0) > 0;
+}
+
+/** The block length for the n-th block within the block memory (n from 1): the TypeScript copy
+ *  of lib.lua's start_block. */
 export function grownBlockMs(spec: CounterSpec, n: number): number {
   const base = spec.blockMs ?? 0;
-  if (!spec.blockGrowth || spec.blockGrowth <= 1) return base;
-  return Math.min(spec.blockMaxMs ?? Number.MAX_SAFE_INTEGER, Math.floor(base * spec.blockGrowth ** (n - 1)));
+  if (!growsBlocks(spec)) return base;
+  return Math.min(spec.blockMaxMs || Number.MAX_SAFE_INTEGER, Math.floor(base * spec.blockGrowth ** (n - 1)));
 }
