@@ -1,6 +1,7 @@
 // Admin operations on counters and blocks, as plain data: what the HTTP layer and tests call.
 // User names are canonicalised like logins (identity.ts) and only ever hashed into keys.
 import ipaddr from 'ipaddr.js';
+import { blockByHand, forgetBlocked, keyConcerns, specsForSubject } from '../limits/admin.js';
 import { parseKey } from '../limits/keys.js';
 import type { Policy } from '../limits/policy.js';
 import { parseDuration } from '../config/duration.js';
@@ -40,7 +41,7 @@ export function subject(q: { ip?: string | null; user?: string | null }): Subjec
 
 export async function limitsOf(policy: Policy, store: LimitStore, s: Subject) {
   return Promise.all(
-    policy.specsForSubject(s).map(async ({ rule, spec }) => {
+    specsForSubject(policy, s).map(async ({ rule, spec }) => {
       const st = await store.peek(spec.key);
       return {
         rule: rule.name,
@@ -62,14 +63,14 @@ export async function limitsOf(policy: Policy, store: LimitStore, s: Subject) {
  *  that involve it (those cannot be derived from one side alone). Returns the rules reset. */
 export async function resetSubject(policy: Policy, store: LimitStore, s: Subject): Promise<string[]> {
   const keys = new Map<string, string>();
-  for (const { rule, spec } of policy.specsForSubject(s)) keys.set(spec.key, rule.name);
-  for (const b of await store.blocks()) if (policy.keyConcerns(b.key, s)) keys.set(b.key, parseKey(b.key)?.rule ?? '');
+  for (const { rule, spec } of specsForSubject(policy, s)) keys.set(spec.key, rule.name);
+  for (const b of await store.blocks()) if (keyConcerns(policy, b.key, s)) keys.set(b.key, parseKey(b.key)?.rule ?? '');
   await Promise.all([...keys.keys()].map((k) => store.reset(k)));
   for (const k of keys.keys()) {
     const ip = parseKey(k)?.ip;
-    if (ip && !ip.includes('/')) policy.forgetBlocked(ip);
+    if (ip && !ip.includes('/')) forgetBlocked(policy, ip);
   }
-  if (s.ip) policy.forgetBlocked(s.ip);
+  if (s.ip) forgetBlocked(policy, s.ip);
   return [...new Set(keys.values())];
 }
 
@@ -97,7 +98,7 @@ const MAX_HAND_BLOCK_MS = 30 * 86_400_000;
 export async function blockSubject(policy: Policy, s: Subject, forValue: string | null, rule: string | null): Promise<{ blocked: string[]; seconds: number }> {
   const ms = forValue === null ? null : parseDuration(forValue);
   if (ms === null || ms <= 0 || ms > MAX_HAND_BLOCK_MS) throw new AdminError(400, 'Bad Request', 'for: expected a duration like 90s, 10m, 1h, 7d (at most 30d)');
-  const blocked = await policy.blockByHand(s, ms, rule ?? undefined);
+  const blocked = await blockByHand(policy, s, ms, rule ?? undefined);
   if (blocked.length === 0) {
     const kind = s.ip && s.user ? 'ip+user' : s.ip ? 'ip' : 'user';
     throw new AdminError(409, 'Conflict', rule ? `no rule ${rule} keyed on ${kind}` : `no rule keyed on ${kind} to block on`);

@@ -5,7 +5,7 @@ import { cidrMatcher } from '../config/address.js';
 import type { LimitsConfig, ProtocolName, RuleConfig } from '../config/schema.js';
 import type { CounterSpec, LimitStore, StoreRoute } from '../stores/store.js';
 import { BlockHints } from './block-hints.js';
-import { clientKey, KeyBuilder, parseKey } from './keys.js';
+import { clientKey, KeyBuilder } from './keys.js';
 import { tarpitDelayMs } from './tarpit.js';
 
 export interface Attempt {
@@ -16,9 +16,15 @@ export interface Attempt {
   user: string;
 }
 
+/** A rule with its counter spec for one client and user. */
+export interface RuleSpec {
+  rule: RuleConfig;
+  spec: CounterSpec;
+}
+
 /** What record() needs to settle an allowed attempt. */
 interface Settlement {
-  pairs: readonly { rule: RuleConfig; spec: CounterSpec }[];
+  pairs: readonly RuleSpec[];
   /** Client key (ipv6Prefix grouping) and canonical user of the attempt. */
   client: string;
   user: string;
@@ -45,24 +51,26 @@ export type Outcome = 'ok' | 'fail' | 'unavailable';
 
 const KEY_ORDER: Record<RuleConfig['key'], number> = { ip: 0, 'ip+user': 1, user: 2 };
 
+/** Seconds to tell a refused client, rounded up and at least 1: never "retry in 0 s". */
 const retrySec = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
 
 export class Policy {
-  private readonly rules: readonly RuleConfig[];
-  private readonly trusted: (address: string) => boolean;
+  /** Rules in check order: IP rules before user rules, otherwise in file order. */
+  readonly rules: readonly RuleConfig[];
   /** Client keys seen blocked by an ip rule: the only ones connectCheck asks the store about. */
   readonly hints: BlockHints;
+  private readonly trusted: (address: string) => boolean;
 
   constructor(
     private readonly cfg: LimitsConfig,
-    private readonly store: LimitStore,
-    private readonly keys: KeyBuilder,
+    readonly store: LimitStore,
+    readonly keys: KeyBuilder,
     clock: Clock,
   ) {
-    // IP rules before user rules, otherwise in file order (stable sort).
+    // Stable sort: rules of one key kind keep their file order.
     this.rules = [...cfg.rules].sort((a, b) => KEY_ORDER[a.key] - KEY_ORDER[b.key]);
-    this.trusted = cidrMatcher(cfg.trustedNetworks);
     this.hints = new BlockHints(clock);
+    this.trusted = cidrMatcher(cfg.trustedNetworks);
   }
 
   get dryRun(): boolean {
@@ -73,42 +81,34 @@ export class Policy {
     return this.trusted(address);
   }
 
-  private spec(rule: RuleConfig, key: string): CounterSpec {
+  /** The client key of a socket address: IPv6 grouped by ipv6Prefix. */
+  clientOf(ip: string): string {
+    return clientKey(ip, this.cfg.ipv6Prefix);
+  }
+
+  /** A rule with its counter spec for one client key and canonical user. */
+  ruleSpec(rule: RuleConfig, client: string, user: string): RuleSpec {
     return {
-      key,
-      kind: rule.count,
-      limit: rule.limit,
-      windowMs: rule.window,
-      blockMs: rule.block ?? null,
-      ...(rule.distinct ? { distinct: true } : {}),
-      ...(rule.key === 'user' && this.cfg.knownGood ? { knownGoodExempt: true } : {}),
-      ...(rule.count === 'failures' && !rule.distinct && this.cfg.dedupeFailures ? { dedupe: true } : {}),
-      ...(rule.blockGrowth ? { blockGrowth: rule.blockGrowth, blockMemoryMs: rule.blockMemory, ...(rule.blockMax ? { blockMaxMs: rule.blockMax } : {}) } : {}),
+      rule,
+      spec: {
+        key: this.keys.ruleKey(rule, client, user),
+        kind: rule.count,
+        limit: rule.limit,
+        windowMs: rule.window,
+        blockMs: rule.block ?? null,
+        ...(rule.distinct ? { distinct: true } : {}),
+        ...(rule.key === 'user' && this.cfg.knownGood ? { knownGoodExempt: true } : {}),
+        ...(rule.count === 'failures' && !rule.distinct && this.cfg.dedupeFailures ? { dedupe: true } : {}),
+        ...(rule.blockGrowth ? { blockGrowth: rule.blockGrowth, blockMemoryMs: rule.blockMemory, ...(rule.blockMax ? { blockMaxMs: rule.blockMax } : {}) } : {}),
+      },
     };
   }
 
-  specsFor(a: Attempt): { rule: RuleConfig; spec: CounterSpec }[] {
-    const ip = clientKey(a.ip, this.cfg.ipv6Prefix);
+  specsFor(a: Attempt): RuleSpec[] {
+    const client = this.clientOf(a.ip);
     return this.rules
       .filter((r) => !r.protocols || r.protocols.includes(a.protocol))
-      .map((rule) => ({ rule, spec: this.spec(rule, this.keys.ruleKey(rule, ip, a.user)) }));
-  }
-
-  /** Admin: every rule that applies to this IP and/or canonical user (a rule keyed on both
-   *  needs both), with its counter spec. */
-  specsForSubject(q: { ip?: string; user?: string }): { rule: RuleConfig; spec: CounterSpec }[] {
-    const ip = q.ip !== undefined ? clientKey(q.ip, this.cfg.ipv6Prefix) : '';
-    return this.rules
-      .filter((r) => (r.key === 'ip' ? q.ip !== undefined : r.key === 'user' ? q.user !== undefined : q.ip !== undefined && q.user !== undefined))
-      .map((rule) => ({ rule, spec: this.spec(rule, this.keys.ruleKey(rule, ip, q.user ?? '')) }));
-  }
-
-  /** Admin: does this counter key belong to the IP / canonical user? */
-  keyConcerns(key: string, q: { ip?: string; user?: string }): boolean {
-    const k = parseKey(key);
-    if (!k) return false;
-    if (q.ip !== undefined && k.ip === clientKey(q.ip, this.cfg.ipv6Prefix)) return true;
-    return q.user !== undefined && k.userHash === this.keys.userHash(q.user);
+      .map((rule) => this.ruleSpec(rule, client, a.user));
   }
 
   /** At connect: is the client IP blocked by an ip rule (a rule with `block` whose block is
@@ -118,42 +118,25 @@ export class Policy {
    *  Trusted networks and dry-run are never refused. */
   async connectCheck(protocol: ProtocolName, ip: string): Promise<{ rule: string; retryAfterSec: number } | null> {
     if (this.dryRun || this.isTrusted(ip)) return null;
-    const key = clientKey(ip, this.cfg.ipv6Prefix);
-    if (!this.hints.has(key)) return null;
+    const client = this.clientOf(ip);
+    if (!this.hints.has(client)) return null;
     const pairs = this.rules
       // Any ip rule: an operator may block on one without `block` (blockByHand).
       .filter((r) => r.key === 'ip' && (!r.protocols || r.protocols.includes(protocol)))
-      .map((rule) => ({ rule, spec: this.spec(rule, this.keys.ruleKey(rule, key, '')) }));
+      .map((rule) => this.ruleSpec(rule, client, ''));
     if (pairs.length === 0) return null;
     const r = await this.store.hit(pairs.map((p) => p.spec), { count: false });
     if (r.ok || !r.blocked) {
-      this.hints.forget(key);
+      this.hints.forget(client);
       return null;
     }
     return { rule: pairs[r.index]!.rule.name, retryAfterSec: retrySec(r.retryAfterMs) };
   }
 
-  /** Admin: block a subject by hand for `ms` on the rules keyed exactly on it (ip, user or
-   *  ip+user), or on the one named. Returns the rules blocked (none: no such rule). An ip block
-   *  is refused at connect by this process at once, by others from their next login on. */
-  async blockByHand(q: { ip?: string; user?: string }, ms: number, ruleName?: string): Promise<string[]> {
-    const kind = q.ip !== undefined && q.user !== undefined ? 'ip+user' : q.ip !== undefined ? 'ip' : 'user';
-    const ip = q.ip !== undefined ? clientKey(q.ip, this.cfg.ipv6Prefix) : '';
-    const rules = this.rules.filter((r) => r.key === kind && (ruleName === undefined || r.name === ruleName));
-    for (const rule of rules) await this.store.block(this.keys.ruleKey(rule, ip, q.user ?? ''), ms);
-    if (kind === 'ip' && rules.length) this.hints.note(ip, ms);
-    return rules.map((r) => r.name);
-  }
-
-  /** Admin: forget hints for a subject whose blocks were lifted. */
-  forgetBlocked(ip: string): void {
-    this.hints.forget(clientKey(ip, this.cfg.ipv6Prefix));
-  }
-
   async check(a: Attempt): Promise<Decision> {
     if (this.isTrusted(a.ip)) return { kind: 'allow', specs: [], trusted: true, knownGood: false };
     const pairs = this.specsFor(a);
-    const client = clientKey(a.ip, this.cfg.ipv6Prefix);
+    const client = this.clientOf(a.ip);
     const kg = this.cfg.knownGood;
     const knownGoodKey = kg ? this.keys.knownGoodKey(clientKey(a.ip, this.cfg.ipv6Prefix, kg.ipv4Prefix), a.user) : undefined;
     const specs = pairs.map((p) => p.spec);
