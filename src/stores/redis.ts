@@ -1,14 +1,20 @@
 // Redis limit store: the same semantics as the memory store, shared by every instance.
 // One Lua script per decision (hit) and at most one per outcome (settle), registered once and
-// called by SHA; windows and blocks are Redis TTLs on Redis' clock.
+// called by SHA; windows and blocks are Redis TTLs on Redis' clock. What travels to the
+// scripts, and in which order, is wire.ts'.
 import { readFileSync } from 'node:fs';
 import { Cluster, Redis } from 'ioredis';
 import type { RedisStoreConfig } from '../config/schema.js';
 import { parseHostPort } from '../config/address.js';
-import { RESERVATION_TTL_MS, type BlockEntry, type CounterSpec, type CounterState, type HitOptions, type HitResult, type LimitStore, type SettleRequest } from './store.js';
+import type { BlockEntry, CounterSpec, CounterState, HitOptions, HitResult, LimitStore, SettleRequest } from './store.js';
+import { encodeArgs, HIT_WIRE, luaHeader, PLAIN_WIRE, SETTLE_WIRE, SPEC_KEYS, type ScriptWire, type SpecKey } from './wire.js';
 
 // Next to this module: src/stores/lua, or dist/stores/lua (copied by scripts/copy-assets.mjs).
 const lua = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
+
+/** A script as Redis runs it: the layout and constants from wire.ts, the shared prelude, the
+ *  script. */
+const script = (name: string, wire: ScriptWire) => `${luaHeader(wire)}${lua('lib')}${lua(name)}`;
 
 /** Every key an attempt touches must live in one Cluster slot for the scripts to be atomic,
  *  so all keys share this hash tag. Cluster then gives failover and memory headroom, not
@@ -57,10 +63,10 @@ export class RedisStore implements LimitStore {
   private readonly prefix: string;
 
   constructor(client: Redis | Cluster) {
-    client.defineCommand('mgHit', { lua: lua('hit') });
-    client.defineCommand('mgSettle', { lua: lua('settle') });
-    client.defineCommand('mgPeek', { numberOfKeys: 3, lua: lua('peek') });
-    client.defineCommand('mgBlock', { numberOfKeys: 1, lua: lua('block') });
+    client.defineCommand('mgHit', { lua: script('hit', HIT_WIRE) });
+    client.defineCommand('mgSettle', { lua: script('settle', SETTLE_WIRE) });
+    client.defineCommand('mgPeek', { numberOfKeys: 3, lua: script('peek', PLAIN_WIRE) });
+    client.defineCommand('mgBlock', { numberOfKeys: 1, lua: script('block', PLAIN_WIRE) });
     this.prefix = (client instanceof Cluster ? client.options.keyPrefix : client.options.keyPrefix) ?? '';
     // Errors surface per command (and through the resilient wrapper); an unhandled 'error'
     // event would crash the process.
@@ -87,48 +93,40 @@ export class RedisStore implements LimitStore {
     });
   }
 
+  private key(key: string, role: SpecKey): string {
+    return `${HASH_TAG}${key}${SPEC_KEYS[role]}`;
+  }
+
+  /** A spec's keys, in the order wire.ts gives them. */
   private keys(key: string): string[] {
-    const k = `${HASH_TAG}${key}`;
-    return [k, `${k}:r`, `${k}:b`, `${k}:d`, `${k}:o`];
+    return (Object.keys(SPEC_KEYS) as SpecKey[]).map((role) => this.key(key, role));
   }
 
   async hit(specs: readonly CounterSpec[], opts: HitOptions = {}): Promise<HitResult> {
     if (specs.length === 0) return { ok: true };
-    const kg = opts.knownGoodKey !== undefined;
-    const keys = [...specs.flatMap((s) => this.keys(s.key)), ...(kg ? [`${HASH_TAG}${opts.knownGoodKey}`] : [])];
-    const argv = [
-      opts.count === false ? '0' : '1',
-      kg ? '1' : '0',
-      RESERVATION_TTL_MS,
-      ...specs.flatMap((s) => [
-        s.kind === 'attempts' ? 'a' : 'f', s.limit, s.windowMs, s.blockMs ?? 0, s.knownGoodExempt ? 1 : 0, s.distinct ? 1 : 0,
-        s.blockGrowth ?? 0, s.blockMemoryMs ?? 0, s.blockMaxMs ?? 0,
-      ]),
-    ];
-    const r = await this.client.mgHit(keys.length, ...keys, ...argv);
+    const kg = opts.knownGoodKey;
+    const keys = [...specs.flatMap((s) => this.keys(s.key)), ...(kg !== undefined ? [`${HASH_TAG}${kg}`] : [])];
+    const r = await this.client.mgHit(keys.length, ...keys, ...encodeArgs(HIT_WIRE, specs, { count: opts.count !== false }, () => ({})));
     if (r[0] === 0) return r.length > 2 ? { ok: true, knownGood: r[1] === 1, blockedNow: r.slice(2).map((i) => i - 1) } : { ok: true, knownGood: r[1] === 1 };
     return { ok: false, index: r[0]! - 1, retryAfterMs: r[1]!, count: r[2]!, blocked: r[3] === 1 };
   }
 
   async settle(specs: readonly CounterSpec[], req: SettleRequest): Promise<number[]> {
-    const kg = !req.failed && req.knownGood ? req.knownGood : null;
+    // A pair remembered for 0 ms is not remembered (and SET PX 0 is an error).
+    const kg = !req.failed && req.knownGood && req.knownGood.ttlMs > 0 ? req.knownGood : null;
     if (specs.length === 0 && !kg) return [];
     const keys = [...specs.flatMap((s) => this.keys(s.key)), ...(kg ? [`${HASH_TAG}${kg.key}`] : [])];
-    const argv = [
-      req.failed ? '1' : '0',
-      req.reserved ? '1' : '0',
-      req.fingerprint ?? '',
-      kg ? kg.ttlMs : 0,
-      ...specs.flatMap((s, i) => [
-        s.kind === 'attempts' ? 'a' : 'f', s.limit, s.windowMs, s.blockMs ?? 0, s.distinct ? 1 : 0, s.dedupe ? 1 : 0,
-        s.blockGrowth ?? 0, s.blockMemoryMs ?? 0, s.blockMaxMs ?? 0, req.members?.[i] ?? '',
-      ]),
-    ];
-    return this.client.mgSettle(keys.length, ...keys, ...argv);
+    const call = { failed: req.failed, reserved: req.reserved, fingerprint: req.fingerprint, knownGoodTtlMs: kg?.ttlMs };
+    return this.client.mgSettle(keys.length, ...keys, ...encodeArgs(SETTLE_WIRE, specs, call, (i) => ({ member: req.members?.[i] })));
+  }
+
+  /** peek.lua's keys: counter, reservations, block. */
+  private peekKeys(key: string): [string, string, string] {
+    return [this.key(key, 'counterKey'), this.key(key, 'reservedKey'), this.key(key, 'blockKey')];
   }
 
   async peek(key: string): Promise<CounterState> {
-    const [count, inflight, ttlMs, blockedMs] = await this.client.mgPeek(...this.keys(key).slice(0, 3));
+    const [count, inflight, ttlMs, blockedMs] = await this.client.mgPeek(...this.peekKeys(key));
     return { count: count!, inflight: inflight!, ttlMs: ttlMs!, blockedMs: blockedMs! };
   }
 
@@ -138,11 +136,11 @@ export class RedisStore implements LimitStore {
     const out: BlockEntry[] = [];
     for (const node of nodes) {
       // SCAN patterns are not prefixed by ioredis: match the full key, then strip the prefix.
-      const stream = node.scanStream({ match: `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*:b`, count: 1000 });
+      const stream = node.scanStream({ match: `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*${SPEC_KEYS.blockKey}`, count: 1000 });
       for await (const batch of stream as AsyncIterable<string[]>) {
         for (const full of batch) {
-          const key = full.slice(prefix.length, -2);
-          const [count, , , remaining, since] = await this.client.mgPeek(...this.keys(key).slice(0, 3));
+          const key = full.slice(prefix.length, -SPEC_KEYS.blockKey.length);
+          const [count, , , remaining, since] = await this.client.mgPeek(...this.peekKeys(key));
           if (remaining! > 0) out.push({ key, sinceMs: since!, count: count!, remainingMs: remaining! });
         }
       }
@@ -155,7 +153,7 @@ export class RedisStore implements LimitStore {
   }
 
   async block(key: string, ms: number): Promise<void> {
-    await this.client.mgBlock(this.keys(key)[2]!, Math.round(ms));
+    await this.client.mgBlock(this.key(key, 'blockKey'), Math.round(ms));
   }
 
   async close(): Promise<void> {

@@ -133,5 +133,6 @@ export function growsBlocks(spec: CounterSpec): spec is CounterSpec & { blockGro
 export function grownBlockMs(spec: CounterSpec, n: number): number {
   const base = spec.blockMs ?? 0;
   if (!growsBlocks(spec)) return base;
+  // blockMaxMs 0 is no cap, as it travels to Redis.
   return Math.min(spec.blockMaxMs || Number.MAX_SAFE_INTEGER, Math.floor(base * spec.blockGrowth ** (n - 1)));
 }
