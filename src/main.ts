@@ -16,7 +16,7 @@ import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { PROTOCOLS } from './registry.js';
 import { ConnectionTracker } from './server/connections.js';
 import { Listener } from './server/listener.js';
-import type { SessionEnv } from './server/session.js';
+import type { SessionEnv } from './server/env.js';
 import { loadServerTls } from './server/tls.js';
 import { createStore } from './stores/factory.js';
 import type { ResilientStore } from './stores/resilient.js';

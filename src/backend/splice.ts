@@ -1,6 +1,6 @@
-// Joins client and backend byte for byte after the login: backpressure both ways,
-// half-close passed on, one idle deadline for the pair, and which side ended it.
-// Never parses what it forwards.
+// Joins client and backend byte for byte after the login: the hand-over of what either side
+// sent around the login reply, backpressure both ways, half-close passed on, one idle
+// deadline for the pair, and which side ended it. Never parses what it forwards.
 import type { Socket } from 'node:net';
 
 export interface SpliceStats {
@@ -67,4 +67,15 @@ export function splice(client: Socket, backend: Socket, idleMs: number): Splice 
   client.resume();
   backend.resume();
   return { destroy: () => finish('shutdown'), done };
+}
+
+/** After the backend's OK: the client gets the reply and whatever the backend sent behind it
+ *  in one write, the backend gets the commands the client pipelined behind its login (once,
+ *  after the OK), then both are spliced. The client's pre-auth listeners are dropped here. */
+export function handOver(client: Socket, login: { socket: Socket; clientReply: Buffer; leftover: Buffer }, pipelined: Buffer, idleMs: number): Splice {
+  client.removeAllListeners('data');
+  client.removeAllListeners('end');
+  client.write(login.leftover.length ? Buffer.concat([login.clientReply, login.leftover]) : login.clientReply);
+  if (pipelined.length) login.socket.write(pipelined);
+  return splice(client, login.socket, idleMs);
 }

@@ -4,6 +4,9 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
+/** The `outcome` label of mailgate_login_attempts_total: a closed set. */
+export type LoginOutcome = 'ok' | 'fail' | 'locked' | 'backend-error' | 'invalid' | 'limited';
+
 export function createMetrics(opts: { defaultMetrics?: boolean; storeHealth?: () => { up: boolean; fallbacks: number } } = {}) {
   const health = opts.storeHealth ?? (() => ({ up: true, fallbacks: 0 }));
   const registry = new Registry();
@@ -33,7 +36,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean; storeHealth?: ()
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: r,
     }),
-    backendUp: new Gauge({ name: 'mailgate_backend_up', help: '1 when the last login or probe reached the backend, else 0.', labelNames: ['backend'] as const, registers: r }),
+    backendUp: new Gauge({ name: 'mailgate_backend_up', help: '1 when the last login reached the backend (it answered, whatever its verdict), 0 when it could not be reached or did not answer.', labelNames: ['backend'] as const, registers: r }),
     storeUp: new Gauge({
       name: 'mailgate_store_up',
       help: '1 when the limit store answers, 0 during a fallback.',

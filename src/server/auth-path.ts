@@ -1,20 +1,30 @@
 // The one auth-attempt path for every protocol: validate the user, ask the limits, replay
-// to the backend, settle the counters, log one line per decision. Credentials are wiped
-// here once the backend has seen them.
+// to the backend, settle the counters, log one line per decision. A coroutine the session
+// drives: it yields a backend's challenge for the client and is resumed with the client's
+// answer, so it never calls back into the session. Credentials are wiped here once the
+// backend has seen them.
 import type { Clock } from '../clock.js';
 import type { ListenerConfig } from '../config/schema.js';
-import type { Policy } from '../limits/policy.js';
+import type { Decision, Outcome, Policy } from '../limits/policy.js';
 import type { Logger } from '../logging/logger.js';
-import type { Metrics } from '../metrics/metrics.js';
+import type { LoginOutcome, Metrics } from '../metrics/metrics.js';
 import type { Tarpit } from '../limits/tarpit.js';
 import type { BackendPools } from '../backend/pool.js';
+import type { BackendLoginResult, FinalBackendLoginResult, LoginContext } from '../backend/types.js';
 import { checkUser } from '../protocols/identity.js';
 import type { LoginResult } from '../protocols/protocol.js';
-import type { BackendLoginResult, LoginContext } from '../backend/types.js';
-import type { ProtocolBinding } from '../registry.js';
 import { wipeCredentials, type Credentials } from '../protocols/sasl.js';
+import type { ProtocolBinding } from '../registry.js';
 
 export type AuthOutcome = Extract<BackendLoginResult, { kind: 'ok' }> | LoginResult;
+
+export interface AuthDeps {
+  policy: Policy;
+  clock: Clock;
+  metrics: Metrics;
+  tarpit: Tarpit;
+  pools: BackendPools;
+}
 
 export interface AuthRequest {
   listener: ListenerConfig;
@@ -22,9 +32,46 @@ export interface AuthRequest {
   clientIp: string;
   credentials: Credentials;
   context: LoginContext;
-  /** Sends a backend's challenge to the client and resolves with its one-line answer (null:
-   *  the client is gone). Without it a challenge is answered as if the client had left. */
-  relay?: (challenge: string) => Promise<string | null>;
+}
+
+/** What the attempt asks of the session while it runs: send this challenge to the client and
+ *  resume with its one-line answer (null: the client is gone). */
+export interface RelayRequest {
+  relay: string;
+}
+
+export type AuthAttempt = AsyncGenerator<RelayRequest, AuthOutcome, string | null>;
+
+interface Verdict {
+  /** What the limits count: a locked mailbox had good credentials, a backend that could not
+   *  answer is nobody's failure. */
+  policy: Outcome;
+  metric: LoginOutcome;
+  message: string;
+  level: 'info' | 'warn';
+}
+
+/** The one translation of a backend result into what limits count, metrics show and logs say. */
+const VERDICT = {
+  ok: { policy: 'ok', metric: 'ok', message: 'login ok', level: 'info' },
+  locked: { policy: 'ok', metric: 'locked', message: 'login ok, but the backend cannot open the mailbox now', level: 'info' },
+  rejected: { policy: 'fail', metric: 'fail', message: 'login failed', level: 'info' },
+  unavailable: { policy: 'unavailable', metric: 'backend-error', message: 'backend unavailable', level: 'warn' },
+} as const satisfies Record<FinalBackendLoginResult['kind'], Verdict>;
+
+/** What the session's machine is told, per backend result (the ok socket goes to the splice). */
+function answer(result: FinalBackendLoginResult): AuthOutcome {
+  switch (result.kind) {
+    case 'ok':
+      return result;
+    case 'rejected':
+      return { kind: 'rejected', reply: result.clientReply };
+    // The client hears the backend's own words; the attempt is not used up.
+    case 'locked':
+      return { kind: 'unavailable', reply: result.clientReply };
+    case 'unavailable':
+      return { kind: 'unavailable' };
+  }
 }
 
 /** Replays the login to the backend's servers in pool order; only a server that could not be
@@ -43,28 +90,27 @@ async function loginToPool(pools: BackendPools, req: AuthRequest, user: string):
   return result;
 }
 
-export async function runAuth(deps: { policy: Policy; clock: Clock; metrics: Metrics; tarpit: Tarpit; pools: BackendPools }, log: Logger, req: AuthRequest): Promise<AuthOutcome> {
-  const { metrics } = deps;
-  const count = (outcome: string) => metrics.loginAttempts.inc({ protocol: req.protocol.protocol.name, outcome });
-  const t0 = deps.clock.now();
-  const { credentials: creds } = req;
+export async function* authAttempt(deps: AuthDeps, log: Logger, req: AuthRequest): AuthAttempt {
+  const { metrics, clock } = deps;
+  const protocol = req.protocol.protocol.name;
+  const count = (outcome: LoginOutcome) => metrics.loginAttempts.inc({ protocol, outcome });
+  const t0 = clock.now();
+  const creds = req.credentials;
   const user = checkUser(creds.user);
   const base = { event: 'auth.attempt', mechanism: creds.mechanism, user: user.display };
   try {
     if (!user.ok) {
       count('invalid');
-      log.info({ ...base, outcome: 'invalid', reason: user.reason, latencyMs: deps.clock.now() - t0 }, 'login refused: invalid user name');
+      log.info({ ...base, outcome: 'invalid', reason: user.reason, latencyMs: clock.now() - t0 }, 'login refused: invalid user name');
       return { kind: 'invalid-user' };
     }
-    const decision = await deps.policy.check({ protocol: req.protocol.protocol.name, ip: req.clientIp, user: user.canonical });
+    const decision = await deps.policy.check({ protocol, ip: req.clientIp, user: user.canonical });
     if (decision.kind === 'refuse') {
       count('limited');
       metrics.refusals.inc({ rule: decision.rule });
-      log.info(
-        { ...base, outcome: 'limited', rule: decision.rule, count: decision.count, blocked: decision.blocked, retryAfterSec: decision.retryAfterSec, latencyMs: deps.clock.now() - t0 },
-        'login limited',
-      );
-      return { kind: 'limited', retryAfterSec: decision.retryAfterSec };
+      const { rule, count: n, blocked, retryAfterSec } = decision;
+      log.info({ ...base, outcome: 'limited', rule, count: n, blocked, retryAfterSec, latencyMs: clock.now() - t0 }, 'login limited');
+      return { kind: 'limited', retryAfterSec };
     }
     if (decision.wouldRefuse) {
       metrics.wouldRefuse.inc({ rule: decision.wouldRefuse.rule });
@@ -72,46 +118,45 @@ export async function runAuth(deps: { policy: Policy; clock: Clock; metrics: Met
     }
     // Keyed hash for stale-password dedupe, taken before the credentials are wiped.
     const fingerprint = deps.policy.fingerprint(decision, creds.password);
-    const tb = process.hrtime.bigint();
+    const tb = clock.now();
     const first = await loginToPool(deps.pools, req, user.canonical);
-    const backendSec = Number(process.hrtime.bigint() - tb) / 1e9;
+    const backendSec = (clock.now() - tb) / 1000;
     // RFC 7628 §3.2.2: a refused token may come back as an error challenge. The client's answer
     // goes to the backend, whose final reply ends the attempt (the client's time is not
     // backend latency, so it is left out of the histogram).
-    const result = first.kind === 'challenge' ? await first.respond((await req.relay?.(first.challenge)) ?? null) : first;
-    // A locked mailbox means the backend accepted the credentials: the limits count it as the
-    // success it is (no failure, a known-good pair), the client hears the backend's refusal.
-    const outcome = result.kind === 'ok' || result.kind === 'locked' ? 'ok' : result.kind === 'rejected' ? 'fail' : 'unavailable';
-    const shown = result.kind === 'locked' ? 'locked' : outcome === 'unavailable' ? 'backend-error' : outcome;
-    metrics.backendLoginSeconds.observe({ backend: req.listener.backend, result: outcome }, backendSec);
+    const result = first.kind === 'challenge' ? await first.respond(yield { relay: first.challenge }) : first;
+    const v = VERDICT[result.kind];
+    metrics.backendLoginSeconds.observe({ backend: req.listener.backend, result: v.policy }, backendSec);
     metrics.backendUp.set({ backend: req.listener.backend }, result.kind === 'unavailable' ? 0 : 1);
-    count(shown);
-    const delayMs = await deps.policy.record(decision, outcome, fingerprint).catch((err: Error) => {
-      log.error({ event: 'auth.attempt', err: err.message }, 'could not record outcome');
-      return 0;
-    });
+    count(v.metric);
+    const delayMs = await record(deps.policy, log, decision, v.policy, fingerprint);
     // Tarpit: the failure is answered later, with the same wording as any failure.
-    if (result.kind === 'rejected' && delayMs > 0) await deps.tarpit.wait(delayMs);
-    const fields = {
-      ...base,
-      outcome: shown,
-      trusted: decision.trusted || undefined,
-      knownGood: decision.knownGood || undefined,
-      tarpitMs: delayMs || undefined,
-      challenged: first.kind === 'challenge' || undefined,
-      latencyMs: deps.clock.now() - t0,
-    };
-    if (result.kind === 'unavailable') {
-      log.warn({ ...fields, error: result.error }, 'backend unavailable');
-      return { kind: 'unavailable' };
-    }
-    if (result.kind === 'locked') {
-      log.info(fields, 'login ok, but the backend cannot open the mailbox now');
-      return { kind: 'unavailable', reply: result.clientReply };
-    }
-    log.info(fields, result.kind === 'ok' ? 'login ok' : 'login failed');
-    return result.kind === 'ok' ? result : { kind: 'rejected', reply: result.clientReply };
+    if (v.policy === 'fail' && delayMs > 0) await deps.tarpit.wait(delayMs);
+    log[v.level](
+      {
+        ...base,
+        outcome: v.metric,
+        trusted: decision.trusted || undefined,
+        knownGood: decision.knownGood || undefined,
+        tarpitMs: delayMs || undefined,
+        challenged: first.kind === 'challenge' || undefined,
+        error: result.kind === 'unavailable' ? result.error : undefined,
+        latencyMs: clock.now() - t0,
+      },
+      v.message,
+    );
+    return answer(result);
   } finally {
     wipeCredentials(creds);
+  }
+}
+
+/** Settles the counters; a store that fails here costs the tarpit, never the login. */
+async function record(policy: Policy, log: Logger, decision: Decision, outcome: Outcome, fingerprint: string | undefined): Promise<number> {
+  try {
+    return await policy.record(decision, outcome, fingerprint);
+  } catch (err) {
+    log.error({ event: 'auth.record-failed', err: (err as Error).message }, 'could not record outcome');
+    return 0;
   }
 }

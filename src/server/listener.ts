@@ -5,7 +5,8 @@ import { parseHostPort } from '../config/address.js';
 import type { ListenerConfig } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
 import type { ProtocolBinding } from '../registry.js';
-import { Session, type SessionEnv } from './session.js';
+import type { SessionEnv } from './env.js';
+import { Session } from './session.js';
 
 /** Session ids are this process's random prefix plus a counter ([a-z0-9], as IMAP ID's
  *  x-session-id and XCLIENT SESSION need), so ids from restarts and other instances differ
@@ -32,11 +33,7 @@ export class Listener {
     // The session makes its one child logger (the client is known only after a PROXY header).
     const session = new Session(socket, this.cfg, this.protocol, this.env(), this.log, id);
     this.sessions.add(session);
-    session.logger.debug({ event: 'session.open' }, 'connection');
-    void session.done.then(() => {
-      this.sessions.delete(session);
-      session.logger.debug({ event: 'session.close' }, 'closed');
-    });
+    void session.done.then(() => this.sessions.delete(session));
     void session.start();
   }
 

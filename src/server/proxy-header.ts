@@ -1,7 +1,9 @@
 // PROXY protocol v1/v2 header reader for listeners behind a load balancer (haproxy's
-// proxy-protocol.txt). Pure and incremental: bytes in, a verdict out; no sockets, no timers.
+// proxy-protocol.txt). ProxyHeaderReader is pure and incremental: bytes in, a verdict out; no
+// sockets, no timers. readProxyHeader() feeds it from a connection's first bytes.
 // proxy-protocol-js decodes; framing, byte bounds and address validation are ours.
-import net from 'node:net';
+import net, { type Socket } from 'node:net';
+import type { Logger } from '../logging/logger.js';
 import ipaddr from 'ipaddr.js';
 import { Command, IPv4ProxyAddress, IPv6ProxyAddress, TransportProtocol, V1ProxyProtocol, V2ProxyProtocol } from 'proxy-protocol-js';
 import { PROXY_V1_MAX_BYTES, PROXY_V2_MAX_BYTES } from '../bounds.js';
@@ -122,4 +124,40 @@ export class ProxyHeaderReader {
     }
     return { kind: 'invalid', reason: 'no PROXY header' };
   }
+}
+
+/** Reads the header off a connection (the session's deadline bounds the wait). The socket is
+ *  left paused, with the bytes after the header put back for whoever reads next (the protocol,
+ *  or the TLS handshake on implicit listeners). Null: the connection ended first. */
+export function readProxyHeader(socket: Socket): Promise<Exclude<ProxyHeaderStep, { kind: 'more' }> | null> {
+  const reader = new ProxyHeaderReader();
+  return new Promise((resolve) => {
+    const onData = (chunk: Buffer) => {
+      const r = reader.push(chunk);
+      if (r.kind !== 'more') done(r);
+    };
+    const done = (r: Exclude<ProxyHeaderStep, { kind: 'more' }> | null) => {
+      socket.off('data', onData).off('end', onEnd).off('close', onEnd);
+      socket.pause();
+      if (r?.kind === 'done' && r.rest.length) socket.unshift(r.rest);
+      resolve(r);
+    };
+    const onEnd = () => done(null);
+    socket.on('data', onData).once('end', onEnd).once('close', onEnd);
+  });
+}
+
+/** A listener behind a load balancer: the first bytes must be a PROXY header from a trusted
+ *  peer. Null (logged): anything else, and the connection is to be cut without a word. */
+export async function acceptProxyHeader(socket: Socket, trustedPeer: boolean, log: Logger): Promise<ProxyHeader | null> {
+  // A stranger is internet noise (info); a trusted balancer without a valid header is a
+  // misconfiguration someone must see (warn).
+  const refuse = (reason: string, level: 'info' | 'warn' = 'warn') => {
+    log[level]({ event: 'proxy.refused', reason }, 'connection closed: no acceptable PROXY header');
+    return null;
+  };
+  if (!trustedPeer) return refuse('peer not in limits.trustedProxies', 'info');
+  const step = await readProxyHeader(socket);
+  if (!step) return refuse('connection ended before the header');
+  return step.kind === 'invalid' ? refuse(step.reason) : step.header;
 }

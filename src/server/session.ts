@@ -1,71 +1,44 @@
-// One client connection: runs its protocol machine's effects (the only place that does),
-// owns the socket, the PROXY header, the TLS upgrade, the pre-auth deadline, the splice.
+// One client connection: its lifecycle (one phase, changed in one place), the effect loop of
+// its protocol machine (the only place that runs effects), and the login it orchestrates.
+// Admission, the TLS handshake, the PROXY header and the splice hand-off live in their own
+// modules; the socket is owned here until the splice takes it.
 import type { Socket } from 'node:net';
-import tls from 'node:tls';
-import type { Clock } from '../clock.js';
 import type { ListenerConfig } from '../config/schema.js';
-import type { Policy } from '../limits/policy.js';
 import type { Logger } from '../logging/logger.js';
 import { canonicalIp } from '../config/address.js';
 import type { Effect, GoodbyeReason, ProtocolMachine } from '../protocols/protocol.js';
 import type { ClientAddress } from '../backend/types.js';
+import { handOver, type Splice } from '../backend/splice.js';
 import type { ProtocolBinding } from '../registry.js';
-import { splice, type Splice } from '../backend/splice.js';
-import type { Metrics } from '../metrics/metrics.js';
-import type { Tarpit } from '../limits/tarpit.js';
-import type { BackendPools } from '../backend/pool.js';
-import { runAuth } from './auth-path.js';
-import type { ConnectionTracker } from './connections.js';
-import { ProxyHeaderReader, type ProxyHeaderStep } from './proxy-header.js';
-import type { ServerTls } from './tls.js';
-import { printable } from '../protocols/identity.js';
+import { admit, reportRefusal } from './admission.js';
+import { authAttempt, type AuthOutcome } from './auth-path.js';
+import { acceptProxyHeader } from './proxy-header.js';
+import { sendReply } from './client-writer.js';
+import type { SessionEnv } from './env.js';
+import { acceptTls, tlsFacts } from './tls.js';
 
-/** Replies queued to a client that does not read before we stop reading its commands. */
-const MAX_PENDING_WRITE_BYTES = 64 * 1024;
-/** Replies queued to a client that does not read before it is dropped: one read of cheap
- *  pipelined commands (CAPA, EHLO, CAPABILITY) asks for up to ~16 times its size in replies,
- *  so pausing alone would let each such client park about a megabyte here. */
-const MAX_UNREAD_REPLY_BYTES = 2 * MAX_PENDING_WRITE_BYTES;
 /** Grace for a closing socket to flush its goodbye before it is destroyed. */
 const CLOSE_GRACE_MS = 2_000;
 
-export interface SessionEnv {
-  policy: Policy;
-  metrics: Metrics;
-  tarpit: Tarpit;
-  pools: BackendPools;
-  clock: Clock;
-  tls: ServerTls | null;
-  maxBadCommands: number;
-  maxAuthAttempts: number;
-  timeouts: { preauth: number; tlsHandshake: number; idle: number };
-  /** The backend's advertised capabilities as last probed (empty when unknown). */
-  capabilities(backendName: string): readonly string[];
-  /** limits.trustedProxies: peers allowed to send a PROXY header. */
-  isTrustedProxy(address: string | undefined): boolean;
-  /** limits.deniedNetworks: clients turned away at connect. */
-  isDenied(address: string): boolean;
-  /** Concurrent connection limits, shared by every listener. */
-  connections: ConnectionTracker;
-  /** The client key connection limits count (ipv6Prefix grouping). */
-  clientKey(ip: string): string;
-}
-
+/** proxy-header → (tls-handshake) → preauth ⇄ login → spliced; any → closed. The connections
+ *  gauge counts every phase before spliced as `preauth`. */
 type Phase = 'proxy-header' | 'tls-handshake' | 'preauth' | 'login' | 'spliced' | 'closed';
 
 export class Session {
-  private socket: Socket;
-  private readonly machine: ProtocolMachine;
+  readonly done: Promise<void>;
+  private resolveDone!: () => void;
   private phase: Phase = 'preauth';
-  private readonly deadline: NodeJS.Timeout;
-  private spliced: Splice | null = null;
-  /** Set while a backend's challenge waits for the client's answer (relayChallenge). */
-  private relayed: ((response: string | null) => void) | null = null;
+  private socket: Socket;
   /** Who the client is: the socket's peer, or the PROXY header's source once read. */
   private client: ClientAddress;
   private log: Logger;
-  readonly done: Promise<void>;
-  private resolveDone!: () => void;
+  private readonly machine: ProtocolMachine;
+  private readonly deadline: NodeJS.Timeout;
+  /** The client key connection limits count, fixed from admission to release. */
+  private key: string | null = null;
+  private spliced: Splice | null = null;
+  /** Set while a backend's challenge waits for the client's answer (askClient). */
+  private relayed: ((response: string | null) => void) | null = null;
 
   constructor(
     raw: Socket,
@@ -87,6 +60,7 @@ export class Session {
     // name the balancer as `proxy`, never as the client.
     const who = listener.proxyProtocol ? { proxy: this.client.ip } : { ip: this.client.ip, port: this.client.port };
     this.log = log.child({ session: sessionId, listener: listener.name, protocol: listener.protocol, ...who });
+    this.log.debug({ event: 'session.open' }, 'connection');
     this.done = new Promise((r) => (this.resolveDone = r));
     this.machine = protocol.protocol.createMachine({
       tlsMode: listener.tls,
@@ -113,24 +87,24 @@ export class Session {
     return this.client.ip;
   }
 
-  /** This session's logger (bound to the client address once it is known). */
-  get logger(): Logger {
-    return this.log;
+  /** Connection limits (TrackedConnection): counted per client key once the client is known
+   *  (admission comes after the PROXY header). */
+  get clientKey(): string {
+    return (this.key ??= this.env.clientKey(this.client.ip));
+  }
+
+  get evictable(): boolean {
+    return this.phase === 'preauth' || this.phase === 'tls-handshake' || this.phase === 'proxy-header';
   }
 
   async start(): Promise<void> {
-    if (this.listener.proxyProtocol && !(await this.readProxyHeader())) return;
-    const refusal = await this.admission();
+    if (this.listener.proxyProtocol && !(await this.proxyHeader())) return;
+    const admission = await admit(this, this.protocol.protocol.name, this.client.ip, this.env, this.log);
     if (this.isClosed()) return;
-    if (this.listener.tls === 'implicit') {
-      if (!(await this.upgrade())) return;
-    }
-    if (refusal) {
-      const kind = refusal.reason === 'limited' ? 'blocked' : refusal.reason === 'denied' ? 'denied' : refusal.why.endsWith('perIp') ? 'per-ip' : 'total';
-      this.env.metrics.connectionsRefused.inc({ listener: this.listener.name, reason: kind });
-      if (refusal.reason === 'limited') this.env.metrics.refusals.inc({ rule: refusal.why });
-      this.log.info({ event: 'session.refused', reason: refusal.why, retryAfterSec: refusal.retryAfterSec }, 'connection refused by limits');
-      return this.goodbye(refusal.reason, refusal.retryAfterSec);
+    if (this.listener.tls === 'implicit' && !(await this.upgrade())) return;
+    if (admission.kind !== 'welcome') {
+      const { reason, retryAfterSec } = reportRefusal(admission, this.listener.name, this.env, this.log);
+      return this.goodbye(reason, retryAfterSec);
     }
     this.attach();
     // A socket paused after the PROXY header does not resume by itself on a new listener.
@@ -138,45 +112,55 @@ export class Session {
     this.run(this.machine.start());
   }
 
-  /** The first bytes must be a PROXY header from a trusted balancer; anything else closes
-   *  the connection without a word. Bytes after the header are put back for the protocol
-   *  (or for the TLS handshake on implicit listeners, which reads them from the socket). */
-  private async readProxyHeader(): Promise<boolean> {
-    const raw = this.socket;
-    // A stranger is internet noise (info); a trusted balancer without a valid header is a
-    // misconfiguration someone must see (warn).
-    const refuse = (reason: string, level: 'info' | 'warn' = 'warn') => {
-      this.log[level]({ event: 'proxy.refused', reason }, 'connection closed: no acceptable PROXY header');
+  /** End a pre-auth session with the protocol's goodbye (deadline, shutdown, limits). */
+  goodbye(reason: GoodbyeReason, retryAfterSec?: number): void {
+    if (this.phase === 'spliced' && reason === 'shutdown') this.spliced?.destroy();
+    if (this.phase === 'spliced' || this.phase === 'closed') return;
+    // Nothing was said yet: a balancer mid-header is just cut, a client mid-handshake closed.
+    if (this.phase === 'proxy-header') return this.destroy();
+    if (this.phase !== 'tls-handshake') this.socket.write(this.machine.goodbye(reason, retryAfterSec));
+    this.close();
+  }
+
+  evict(): void {
+    this.log.info({ event: 'session.evicted' }, 'dropped to make room under limits.connections.total');
+    this.goodbye('busy');
+  }
+
+  /** The one place the phase changes, with what each change entails. */
+  private enter(next: Phase): void {
+    const was = this.phase;
+    if (was === 'closed' || was === next) return;
+    this.phase = next;
+    const { connections } = this.env.metrics;
+    if (next === 'spliced') {
+      clearTimeout(this.deadline);
+      connections.dec({ listener: this.listener.name, state: 'preauth' });
+      connections.inc({ listener: this.listener.name, state: 'spliced' });
+    } else if (next === 'closed') {
+      clearTimeout(this.deadline);
+      connections.dec({ listener: this.listener.name, state: was === 'spliced' ? 'spliced' : 'preauth' });
+      this.env.connections.release(this); // a no-op unless admission gave this session a slot
+      this.relayed?.(null);
+      this.log.debug({ event: 'session.close' }, 'closed');
+      this.resolveDone();
+    }
+  }
+
+  /** Behind a load balancer: the client is who the PROXY header says. */
+  private async proxyHeader(): Promise<boolean> {
+    this.enter('proxy-header');
+    const header = await acceptProxyHeader(this.socket, this.env.isTrustedProxy(this.socket.remoteAddress), this.log);
+    if (!header || this.isClosed()) {
       this.destroy();
       return false;
-    };
-    if (!this.env.isTrustedProxy(raw.remoteAddress)) return refuse('peer not in limits.trustedProxies', 'info');
-    this.phase = 'proxy-header';
-    const reader = new ProxyHeaderReader();
-    const step = await new Promise<ProxyHeaderStep | null>((resolve) => {
-      const onData = (chunk: Buffer) => {
-        const r = reader.push(chunk);
-        if (r.kind !== 'more') done(r);
-      };
-      const done = (r: ProxyHeaderStep | null) => {
-        raw.off('data', onData).off('end', onEnd).off('close', onEnd);
-        raw.pause();
-        resolve(r);
-      };
-      const onEnd = () => done(null);
-      raw.on('data', onData).once('end', onEnd).once('close', onEnd);
-    });
-    if (this.isClosed()) return false;
-    if (!step) return refuse('connection ended before the header');
-    if (step.kind === 'invalid') return refuse(step.reason);
-    if (step.kind !== 'done') return refuse('incomplete header');
-    if (step.header.kind === 'proxy') {
-      const { source, destination } = step.header;
+    }
+    if (header.kind === 'proxy') {
+      const { source, destination } = header;
       this.client = { ...this.client, ip: source.ip, port: source.port, localIp: destination.ip, localPort: destination.port };
     }
-    this.log = this.log.child({ ip: this.client.ip, port: this.client.port, proxyHeader: step.header.kind === 'local' ? 'local' : `v${step.header.version}` });
-    if (step.rest.length) raw.unshift(step.rest);
-    this.phase = 'preauth';
+    this.log = this.log.child({ ip: this.client.ip, port: this.client.port, proxyHeader: header.kind === 'local' ? 'local' : `v${header.version}` });
+    this.enter('preauth');
     return true;
   }
 
@@ -187,24 +171,16 @@ export class Session {
 
   private run(effects: Effect[]): void {
     for (const e of effects) {
-      if (this.phase === 'closed') return;
+      if (this.isClosed()) return;
       switch (e.type) {
         case 'send':
-          if (this.socket.writableLength > MAX_UNREAD_REPLY_BYTES) {
+          if (!sendReply(this.socket, e.data, () => this.phase === 'preauth')) {
             this.log.info({ event: 'session.close', reason: 'replies not read', queued: this.socket.writableLength }, 'client does not read its replies; dropped');
-            this.destroy();
-            return;
-          }
-          this.socket.write(e.data);
-          // Once per stall: a drain listener per reply would pile up thousands.
-          if (this.socket.writableLength > MAX_PENDING_WRITE_BYTES && !this.socket.isPaused()) {
-            this.socket.pause();
-            this.socket.once('drain', () => this.phase === 'preauth' && this.socket.resume());
+            return this.destroy();
           }
           break;
         case 'close':
-          this.close();
-          return;
+          return this.close();
         case 'startTls':
           if (e.discarded > 0) {
             this.env.metrics.starttlsInjections.inc({ listener: this.listener.name });
@@ -222,42 +198,26 @@ export class Session {
     }
   }
 
+  /** The TLS handshake on this connection; false (and the session closed) when it fails. */
   private async upgrade(): Promise<boolean> {
     const raw = this.socket;
     raw.pause();
     raw.removeAllListeners('data');
     raw.removeAllListeners('end');
-    this.phase = 'tls-handshake';
-    const { context, SNICallback } = this.env.tls!;
-    const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: context, ...(SNICallback ? { SNICallback } : {}) });
-    const ok = await new Promise<boolean>((resolve) => {
-      const settle = (result: boolean) => () => {
-        clearTimeout(timer);
-        resolve(result);
-      };
-      const timer = setTimeout(settle(false), this.env.timeouts.tlsHandshake);
-      secure.once('secure', settle(true));
-      secure.once('error', settle(false));
-      // A client that hangs up mid-handshake (a port scan, a refused certificate) frees its
-      // socket and its connection slot now, not at the handshake deadline.
-      secure.once('end', settle(false));
-      secure.once('close', settle(false));
-    });
-    if (!ok || this.isClosed()) {
+    this.enter('tls-handshake');
+    const secure = await acceptTls(raw, this.env.tls!, this.env.timeouts.tlsHandshake);
+    if (!secure || this.isClosed()) {
       this.env.metrics.tlsFailures.inc({ listener: this.listener.name });
       this.log.info({ event: 'tls.failed' }, 'TLS handshake failed or timed out');
-      secure.destroy();
+      secure?.destroy();
       this.destroy();
       return false;
     }
-    const version = secure.getProtocol() ?? 'unknown';
-    this.env.metrics.tlsHandshakes.inc({ listener: this.listener.name, version });
-    // Later lines (the login, the session's end) say which TLS and which name the client asked
-    // for: which domain a user came in by, who still needs an old version. The name is the
-    // client's own text, escaped like a user name.
-    const sni = typeof secure.servername === 'string' && secure.servername ? printable(Buffer.from(secure.servername, 'latin1'), 255) : undefined;
-    this.log = this.log.child({ tls: version, ...(sni ? { sni } : {}) });
-    this.phase = 'preauth';
+    const facts = tlsFacts(secure);
+    this.env.metrics.tlsHandshakes.inc({ listener: this.listener.name, version: facts.tls });
+    // Later lines (the login, the session's end) say which TLS and which name the client asked for.
+    this.log = this.log.child(facts);
+    this.enter('preauth');
     this.socket = secure;
     secure.on('error', () => this.destroy());
     secure.on('close', () => this.destroy());
@@ -268,56 +228,44 @@ export class Session {
     this.socket.pause();
     // Let the OK reach the client before the handshake starts.
     await new Promise<void>((r) => this.socket.write('', () => r()));
-    if (this.isClosed()) return;
-    if (!(await this.upgrade())) return;
+    if (this.isClosed() || !(await this.upgrade())) return;
     this.attach();
     this.run(this.machine.tlsStarted());
   }
 
+  /** Runs the auth path, relaying a backend's challenge to the client when it asks, then
+   *  answers the machine or hands the connection to the splice. */
   private async login(e: Extract<Effect, { type: 'login' }>): Promise<void> {
-    this.phase = 'login';
+    this.enter('login');
     this.socket.pause();
-    const outcome = await runAuth(this.env, this.log, {
-      listener: this.listener,
-      protocol: this.protocol,
-      clientIp: this.clientIp,
-      credentials: e.credentials,
-      context: { ...e.context, client: this.client, hostname: this.listener.hostname },
-      relay: (challenge) => this.relayChallenge(challenge),
-    });
+    const context = { ...e.context, client: this.client, hostname: this.listener.hostname };
+    const attempt = authAttempt(this.env, this.log, { listener: this.listener, protocol: this.protocol, clientIp: this.client.ip, credentials: e.credentials, context });
+    let step = await attempt.next();
+    while (!step.done) step = await attempt.next(await this.askClient(step.value.relay));
+    const outcome: AuthOutcome = step.value;
     if (this.isClosed()) {
       if (outcome.kind === 'ok') outcome.socket.destroy();
       return;
     }
     if (outcome.kind !== 'ok') {
-      this.phase = 'preauth';
+      this.enter('preauth');
       this.run(this.machine.loginResult(outcome));
       if (this.phase === 'preauth') this.socket.resume();
       return;
     }
-    clearTimeout(this.deadline);
-    this.phase = 'spliced';
-    this.env.metrics.connections.dec({ listener: this.listener.name, state: 'preauth' });
-    this.env.metrics.connections.inc({ listener: this.listener.name, state: 'spliced' });
-    const client = this.socket;
-    client.removeAllListeners('data');
-    client.removeAllListeners('end');
-    // One write for the reply and whatever the backend sent behind it.
-    client.write(outcome.leftover.length ? Buffer.concat([outcome.clientReply, outcome.leftover]) : outcome.clientReply);
-    // Commands pipelined behind the login reach the backend once, after its OK.
-    const pipelined = this.machine.takeBuffered();
-    if (pipelined.length) outcome.socket.write(pipelined);
-    this.spliced = splice(client, outcome.socket, this.env.timeouts.idle);
+    this.enter('spliced');
+    this.spliced = handOver(this.socket, outcome, this.machine.takeBuffered(), this.env.timeouts.idle);
     const stats = await this.spliced.done;
-    this.env.metrics.splicedBytes.inc({ listener: this.listener.name, direction: 'in' }, stats.bytesIn);
-    this.env.metrics.splicedBytes.inc({ listener: this.listener.name, direction: 'out' }, stats.bytesOut);
+    const { splicedBytes } = this.env.metrics;
+    splicedBytes.inc({ listener: this.listener.name, direction: 'in' }, stats.bytesIn);
+    splicedBytes.inc({ listener: this.listener.name, direction: 'out' }, stats.bytesOut);
     this.log.info({ event: 'splice.end', ...stats }, 'session ended');
-    this.finish();
+    this.enter('closed');
   }
 
   /** During a login, a backend's challenge goes to the client and its one answer line comes
    *  back (a loginResponse effect), or null once the session has ended. */
-  private relayChallenge(challenge: string): Promise<string | null> {
+  private askClient(challenge: string): Promise<string | null> {
     if (this.isClosed()) return Promise.resolve(null);
     return new Promise((resolve) => {
       this.relayed = (response) => {
@@ -330,77 +278,21 @@ export class Session {
     });
   }
 
-  /** End a pre-auth session with the protocol's goodbye (deadline, shutdown, limits). */
-  goodbye(reason: GoodbyeReason, retryAfterSec?: number): void {
-    if (this.phase === 'spliced') {
-      if (reason === 'shutdown') this.spliced?.destroy();
-      return;
-    }
-    if (this.phase === 'closed') return;
-    // Nothing was said yet: a balancer mid-header or a client mid-handshake is just cut.
-    if (this.phase === 'proxy-header') return this.destroy();
-    if (this.phase !== 'tls-handshake') this.socket.write(this.machine.goodbye(reason, retryAfterSec));
-    this.close();
-  }
-
-  private key: string | null = null;
-
-  /** Connection limits (TrackedConnection): counted per client key once the client is known
-   *  (admission comes after the PROXY header), the same key from admission to release. */
-  get clientKey(): string {
-    return (this.key ??= this.env.clientKey(this.client.ip));
-  }
-
-  get evictable(): boolean {
-    return this.phase === 'preauth' || this.phase === 'tls-handshake' || this.phase === 'proxy-header';
-  }
-
-  evict(): void {
-    this.log.info({ event: 'session.evicted' }, 'dropped to make room under limits.connections.total');
-    this.goodbye('busy');
-  }
-
-  /** A denied network, connection limits, then a client IP an ip rule already refuses: turned
-   *  away before the proxy reads anything. Null: welcome. */
-  private async admission(): Promise<{ reason: 'busy' | 'limited' | 'denied'; retryAfterSec?: number; why: string } | null> {
-    if (this.env.isDenied(this.client.ip)) return { reason: 'denied', why: 'limits.deniedNetworks' };
-    const a = this.env.connections.admit(this);
-    if (a !== 'ok') return { reason: 'busy', why: a === 'per-ip' ? 'limits.connections.perIp' : 'limits.connections.total' };
-    this.tracked = true;
-    const refused = await this.env.policy.connectCheck(this.protocol.protocol.name, this.client.ip).catch(() => null);
-    return refused ? { reason: 'limited', retryAfterSec: refused.retryAfterSec, why: refused.rule } : null;
-  }
-
-  private tracked = false;
-
   private close(): void {
-    if (this.phase === 'closed') return;
-    this.socket.end();
+    if (this.isClosed()) return;
     const s = this.socket;
+    s.end();
     setTimeout(() => s.destroy(), CLOSE_GRACE_MS).unref();
-    this.finish();
+    this.enter('closed');
   }
 
   private destroy(): void {
     if (this.phase === 'spliced') return; // the splice owns the sockets now
     this.socket.destroy();
-    this.finish();
+    this.enter('closed');
   }
 
   private isClosed(): boolean {
     return this.phase === 'closed';
-  }
-
-  private finished = false;
-
-  private finish(): void {
-    if (this.finished) return;
-    this.finished = true;
-    if (this.tracked) this.env.connections.release(this);
-    this.env.metrics.connections.dec({ listener: this.listener.name, state: this.phase === 'spliced' ? 'spliced' : 'preauth' });
-    this.phase = 'closed';
-    clearTimeout(this.deadline);
-    this.relayed?.(null);
-    this.resolveDone();
   }
 }

@@ -1,12 +1,15 @@
-// TLS material for client-facing listeners. Generates a clearly marked self-signed
-// development certificate when configured to and the files are missing.
+// TLS for client-facing listeners: the certificates (and a clearly marked self-signed
+// development certificate when configured to and the files are missing), and the server side
+// of a handshake on an accepted connection.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { dirname } from 'node:path';
 import tls from 'node:tls';
 import selfsigned from 'selfsigned';
 import type { Config } from '../config/schema.js';
 import { MailgateError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
+import { printable } from '../protocols/identity.js';
 
 export const DEV_CERT_CN = 'mailgate development certificate - not for production';
 
@@ -72,4 +75,37 @@ export async function loadServerTls(cfg: Config['tls'], log: Logger): Promise<Se
   if (cfg.sni.length === 0) return { context: fallback };
   const select = sniSelector(cfg.sni.map((e, i) => ({ names: e.names, context: context(e.cert, e.key, protocol, `tls.sni.${i}.cert/key`) })));
   return { context: fallback, SNICallback: (servername, cb) => cb(null, select(servername) ?? fallback) };
+}
+
+/** The server side of a handshake on `raw` (implicit TLS, or after STARTTLS), within
+ *  `deadlineMs`. Null when it failed, timed out or the client hung up; the TLS socket is then
+ *  destroyed (the caller still owns `raw`). */
+export async function acceptTls(raw: Socket, serverTls: ServerTls, deadlineMs: number): Promise<tls.TLSSocket | null> {
+  const { context, SNICallback } = serverTls;
+  const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: context, ...(SNICallback ? { SNICallback } : {}) });
+  const ok = await new Promise<boolean>((resolve) => {
+    const settle = (result: boolean) => () => {
+      clearTimeout(timer);
+      resolve(result);
+    };
+    const timer = setTimeout(settle(false), deadlineMs);
+    secure.once('secure', settle(true));
+    secure.once('error', settle(false));
+    // A client that hangs up mid-handshake (a port scan, a refused certificate) frees its
+    // socket and its connection slot now, not at the handshake deadline.
+    secure.once('end', settle(false));
+    secure.once('close', settle(false));
+  });
+  if (ok) return secure;
+  secure.destroy();
+  return null;
+}
+
+/** What later log lines say of a finished handshake: the TLS version (who still needs an old
+ *  one) and the name the client asked for (which domain a user came in by), the client's own
+ *  text escaped like a user name. */
+export function tlsFacts(secure: tls.TLSSocket): { tls: string; sni?: string } {
+  const tlsVersion = secure.getProtocol() ?? 'unknown';
+  const name = secure.servername;
+  return typeof name === 'string' && name ? { tls: tlsVersion, sni: printable(Buffer.from(name, 'latin1'), 255) } : { tls: tlsVersion };
 }

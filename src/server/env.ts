@@ -1,0 +1,33 @@
+// What a session needs from the running proxy: the current config's policy and limits, the
+// shared metrics, tarpit, pools and connection limits. Built by main.ts per config (reload
+// swaps it for new sessions); types only.
+import type { BackendPools } from '../backend/pool.js';
+import type { Clock } from '../clock.js';
+import type { Policy } from '../limits/policy.js';
+import type { Tarpit } from '../limits/tarpit.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { ConnectionTracker } from './connections.js';
+import type { ServerTls } from './tls.js';
+
+export interface SessionEnv {
+  policy: Policy;
+  metrics: Metrics;
+  tarpit: Tarpit;
+  pools: BackendPools;
+  clock: Clock;
+  tls: ServerTls | null;
+  maxBadCommands: number;
+  maxAuthAttempts: number;
+  timeouts: { preauth: number; tlsHandshake: number; idle: number };
+  /** The backend's advertised capabilities as last probed (empty when unknown). */
+  capabilities(backendName: string): readonly string[];
+  /** limits.trustedProxies: peers allowed to send a PROXY header. */
+  isTrustedProxy(address: string | undefined): boolean;
+  /** limits.deniedNetworks: clients turned away at connect. */
+  isDenied(address: string): boolean;
+  /** Concurrent connection limits, shared by every listener. */
+  connections: ConnectionTracker;
+  /** The client key connection limits count (ipv6Prefix grouping). */
+  clientKey(ip: string): string;
+}
+
