@@ -96,10 +96,12 @@ export class Policy {
         limit: rule.limit,
         windowMs: rule.window,
         blockMs: rule.block ?? null,
-        ...(rule.distinct ? { distinct: true } : {}),
-        ...(rule.key === 'user' && this.cfg.knownGood ? { knownGoodExempt: true } : {}),
-        ...(rule.count === 'failures' && !rule.distinct && this.cfg.dedupeFailures ? { dedupe: true } : {}),
-        ...(rule.blockGrowth ? { blockGrowth: rule.blockGrowth, blockMemoryMs: rule.blockMemory, ...(rule.blockMax ? { blockMaxMs: rule.blockMax } : {}) } : {}),
+        distinct: rule.distinct !== undefined,
+        knownGoodExempt: rule.key === 'user' && this.cfg.knownGood !== undefined,
+        dedupe: rule.count === 'failures' && !rule.distinct && this.cfg.dedupeFailures,
+        blockGrowth: rule.blockGrowth,
+        blockMemoryMs: rule.blockMemory,
+        blockMaxMs: rule.blockMax,
       },
     };
   }
@@ -140,12 +142,12 @@ export class Policy {
     const kg = this.cfg.knownGood;
     const knownGoodKey = kg ? this.keys.knownGoodKey(clientKey(a.ip, this.cfg.ipv6Prefix, kg.ipv4Prefix), a.user) : undefined;
     const specs = pairs.map((p) => p.spec);
-    const base = { pairs, client, user: a.user, ...(knownGoodKey ? { knownGoodKey } : {}) };
+    const base = { pairs, client, user: a.user, knownGoodKey };
     if (specs.length === 0 && !knownGoodKey) return { kind: 'allow', specs, trusted: false, knownGood: false };
-    const r = await this.store.hit(specs, knownGoodKey ? { knownGoodKey } : {});
+    const r = await this.store.hit(specs, { knownGoodKey });
     if (r.ok) {
       for (const i of r.blockedNow ?? []) if (pairs[i]!.rule.key === 'ip') this.hints.note(client, pairs[i]!.rule.block ?? 0);
-      return { kind: 'allow', specs, trusted: false, knownGood: r.knownGood ?? false, settlement: { ...base, reserved: true, ...(r.route ? { route: r.route } : {}) } };
+      return { kind: 'allow', specs, trusted: false, knownGood: r.knownGood ?? false, settlement: { ...base, reserved: true, route: r.route } };
     }
     const refusal = { rule: pairs[r.index]!.rule.name, retryAfterSec: retrySec(r.retryAfterMs), count: r.count, blocked: r.blocked };
     if (r.blocked && pairs[r.index]!.rule.key === 'ip') this.hints.note(client, r.retryAfterMs);
@@ -169,17 +171,17 @@ export class Policy {
     const st = decision.kind === 'allow' ? decision.settlement : undefined;
     if (!st) return 0;
     const hasFailures = st.pairs.some((p) => p.rule.count === 'failures');
-    const rememberPair = outcome === 'ok' && st.knownGoodKey && this.cfg.knownGood;
-    if (!hasFailures && !rememberPair) return 0;
+    const kg = outcome === 'ok' && st.knownGoodKey ? this.cfg.knownGood : undefined;
+    if (!hasFailures && !kg) return 0;
     const failed = outcome === 'fail';
     const counts = await this.store.settle(
       st.pairs.map((p) => p.spec),
       {
         failed,
         reserved: st.reserved,
-        ...(failed && fingerprint ? { fingerprint } : {}),
+        fingerprint: failed ? fingerprint : undefined,
         members: st.pairs.map((p) => (p.rule.distinct === 'ip' ? st.client : p.rule.distinct === 'user' ? this.keys.userHash(st.user) : null)),
-        ...(rememberPair ? { knownGood: { key: st.knownGoodKey!, ttlMs: this.cfg.knownGood!.ttl } } : {}),
+        knownGood: kg ? { key: st.knownGoodKey!, ttlMs: kg.ttl } : undefined,
       },
       st.route,
     );
