@@ -2,11 +2,10 @@
 // descriptor's factory. Byte streams run twice (one chunk, byte by byte). Pure: no sockets.
 import { describe, expect, it } from 'vitest';
 import { imap } from '../../src/protocols/imap/index.js';
-import type { Effect, LoginResult, MachineOptions } from '../../src/protocols/protocol.js';
+import type { LoginResult } from '../../src/protocols/protocol.js';
 import { b64, capsLine, machineDriver, normalise, result, secure, type Step, tls } from '../helpers/machine-driver.js';
 
-const { opts, run, drive } = machineDriver(imap);
-const runScript = run;
+const { opts, drive } = machineDriver(imap);
 
 describe('IMAP machine: greeting and capabilities', () => {
   it('greets with CAPABILITY, never PREAUTH, and advertises STARTTLS LOGINDISABLED before TLS', () => {

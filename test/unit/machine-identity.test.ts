@@ -32,7 +32,7 @@ describe('IMAP machine: capabilities that match the backend', () => {
   it("never passes on the backend's STARTTLS, AUTH= (but for the token mechanisms mailgate relays), LOGINDISABLED, LANGUAGE, UTF8=, UNAUTHENTICATE, vendor or malformed tokens", () => {
     const backend = ['IMAP4rev1', 'LOGINDISABLED', 'AUTH=XOAUTH2', 'AUTH=GSSAPI', 'STARTTLS', 'LANGUAGE', 'UTF8=ACCEPT', 'UNAUTHENTICATE', 'XLIST', 'X-GM-EXT-1', 'IDLE]', 'MOVE', 'THREAD=REFERENCES', 'APPENDLIMIT=35651584'];
     const caps = capsLine(imapDriver.drive({ tlsMode: 'implicit', backendCapabilities: backend }, ['a CAPABILITY\r\n']).text);
-    // XOAUTH2 is relayed to the backend (issue 6 item 5), so it is offered when the backend offers it.
+    // XOAUTH2 is relayed to the backend, which alone checks the token, so it is offered when the backend offers it.
     expect(caps).toEqual(['IMAP4rev1', 'SASL-IR', 'ID', 'MOVE', 'THREAD=REFERENCES', 'APPENDLIMIT=35651584', 'AUTH=PLAIN', 'AUTH=LOGIN', 'AUTH=XOAUTH2']);
   });
 

@@ -3,12 +3,10 @@
 import { describe, expect, it } from 'vitest';
 import { POP3_MAX_LINE_BYTES, SASL_MAX_TOKEN_BYTES } from '../../src/bounds.js';
 import { pop3 } from '../../src/protocols/pop3/index.js';
-import type { Effect, LoginResult, MachineOptions } from '../../src/protocols/protocol.js';
+import type { LoginResult } from '../../src/protocols/protocol.js';
 import { b64, capaOf, creds, machineDriver, normalise, result, secure, type Step, tls } from '../helpers/machine-driver.js';
-import type { Credentials } from '../../src/protocols/sasl.js';
 
-const { opts, run, drive } = machineDriver(pop3);
-const runScript = run;
+const { opts, drive } = machineDriver(pop3);
 
 const context = { tag: '' };
 
