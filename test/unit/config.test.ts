@@ -53,9 +53,9 @@ describe('the shipped config/mailgate.yaml', () => {
       ['submissions', 'smtp', 'implicit', true],
     ]);
     expect(cfg.listeners.map((l) => l.listen)).toEqual(['0.0.0.0:1143', '0.0.0.0:1993', '0.0.0.0:1110', '0.0.0.0:1995', '0.0.0.0:1587', '0.0.0.0:1465']);
-    expect(Object.fromEntries(Object.entries(cfg.backends).map(([k, b]) => [k, b.port]))).toEqual({ imap: 143, pop3: 110, submission: 587 });
+    expect(Object.fromEntries(Object.entries(cfg.backends).map(([k, b]) => [k, b.servers.map((s) => s.port)]))).toEqual({ imap: [143], pop3: [110], submission: [587] });
     expect(cfg.admin).toEqual({ listen: '127.0.0.1:9925' });
-    expect(cfg.backends.imap).toMatchObject({ host: '127.0.0.1', port: 143, tls: 'none', tlsVerify: true, connectTimeout: 10_000 });
+    expect(cfg.backends.imap).toMatchObject({ servers: [{ host: '127.0.0.1', port: 143 }], tls: 'none', tlsVerify: true, connectTimeout: 10_000 });
     expect(cfg.limits.rules.find((r) => r.name === 'ip-failures')).toMatchObject({ window: 600_000, block: 1_800_000 });
     expect(cfg.store.type).toBe('memory');
   });
