@@ -17,7 +17,6 @@ export type ImapArg =
 
 export type ImapEvent =
   | { type: 'command'; tag: string; verb: string; args: ImapArg[] }
-  /** A synchronizing literal was accepted: the server must now send "+ ...". */
   /** A synchronizing literal awaits "+"; the machine may refuseLiteral() instead. */
   | { type: 'continue'; tag: string; verb: string }
   /** Malformed input; fatal means the connection must be closed (the stream is out of sync). */
