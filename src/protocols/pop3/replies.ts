@@ -1,5 +1,6 @@
 // Canned POP3 replies (RFC 1939 §3, CAPA RFC 2449, STLS RFC 2595, AUTH RFC 5034, response
 // codes RFC 3206). Never echo client text; never offer APOP (no "<...>" in the greeting).
+import type { SaslFailure } from '../sasl.js';
 
 /** Backend CAPA lines passed on before login (RFC 2449 §6): the transaction-state ones the
  *  backend serves through the splice, and PIPELINING, which our machine honours pre-login
@@ -38,8 +39,6 @@ export function capabilities(opts: { offerStls: boolean; loginAllowed: boolean; 
 
 /** A multi-line +OK response (RFC 1939 §3): items are our own tokens, never dot-led. */
 const multiLine = (first: string, items: readonly string[]) => `+OK ${first}\r\n${items.map((i) => `${i}\r\n`).join('')}.\r\n`;
-
-import type { SaslFailure } from '../sasl.js';
 
 export const R = {
   greeting: '+OK POP3 server ready.\r\n',

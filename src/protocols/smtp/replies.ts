@@ -1,5 +1,6 @@
 // Canned SMTP submission replies (RFC 5321 §4.2, enhanced codes RFC 3463, AUTH RFC 4954,
 // STARTTLS RFC 3207). Never echo client text.
+import type { SaslFailure } from '../sasl.js';
 
 /** EHLO keywords we pass on from the backend's own EHLO: clients do not EHLO again after
  *  AUTH, so they must see what the server they end up talking to supports. mailgate owns
@@ -21,8 +22,6 @@ export function ehlo(hostname: string, keywords: string[]): string {
   const lines = [hostname, ...keywords];
   return lines.map((l, i) => `250${i === lines.length - 1 ? ' ' : '-'}${l}\r\n`).join('');
 }
-
-import type { SaslFailure } from '../sasl.js';
 
 export const R = {
   greeting: (host: string) => `220 ${host} ESMTP ready\r\n`,
