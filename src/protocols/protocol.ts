@@ -65,7 +65,8 @@ export interface ProtocolMachine {
    *  connection limits (busy), or a client already refused by a limit at connect (limited,
    *  with the seconds to wait). Always a temporary failure. */
   goodbye(reason: GoodbyeReason, retryAfterSec?: number): string;
-  /** Bytes buffered in the parser (for bounds and tests). */
+  /** Bytes buffered in the parser or line reader. The session never reads it: it is how the
+   *  machine tests and fuzzers hold every machine to its bounds from the outside. */
   readonly bufferedBytes: number;
 }
 
