@@ -1,23 +1,27 @@
 // Bounded CRLF line splitter for the line-based protocols (POP3, SMTP).
 // Pure and incremental: push(bytes), then pull lines with next(). No sockets, no timers.
-// A line longer than the current bound is reported once as 'too-long' and the reader stops:
-// it never buffers more than the bound plus one chunk. Bytes after the last complete line
-// stay raw (takeBuffered) so commands pipelined behind a login reach the backend unchanged.
+// A line longer than its bound is reported once as 'too-long' and the reader stops: it never
+// buffers more than the bound plus one chunk. Bytes after the last complete line stay raw
+// (takeBuffered) so commands pipelined behind a login reach the backend unchanged.
 
 export type LineEvent = { type: 'line'; text: string } | { type: 'too-long' };
+
+/** Where the text of the line at the start of `buf` ends: before its CRLF or bare LF (`lf`:
+ *  where the LF is), or with no LF yet before a final CR, which may be the first half of the
+ *  CRLF: otherwise a line of exactly the bound would pass or fail by how it was split. */
+export function lineEnd(buf: Buffer, lf: number): number {
+  if (lf >= 0) return lf > 0 && buf[lf - 1] === 0x0d ? lf - 1 : lf;
+  return buf.length - (buf.at(-1) === 0x0d ? 1 : 0);
+}
 
 export class LineReader {
   private buf: Buffer = Buffer.alloc(0);
   private overflowed = false;
 
-  /** `limit`: the longest line accepted, CRLF excluded, or a function of the line's first
-   *  bytes (SMTP: AUTH lines may be longer than other commands); `setLimit` changes it per
-   *  line (SASL responses are longer than commands). */
-  constructor(private limit: number | ((head: Buffer) => number)) {}
-
-  setLimit(limit: number | ((head: Buffer) => number)): void {
-    this.limit = limit;
-  }
+  /** `limit`: the longest line accepted, CRLF excluded, asked afresh for each line from its
+   *  first bytes (SMTP: an AUTH line may be longer than other commands) and from whatever the
+   *  owner knows (a SASL response may be longer than a command). */
+  constructor(private readonly limit: (head: Buffer) => number) {}
 
   get bufferedBytes(): number {
     return this.buf.length;
@@ -32,10 +36,8 @@ export class LineReader {
   next(): LineEvent | null {
     if (this.overflowed) return null;
     const lf = this.buf.indexOf(0x0a);
-    // With no LF yet, a final CR may be the first half of the CRLF: it must not count toward
-    // the bound, or a line of exactly `limit` octets would pass or fail by how it was split.
-    const end = lf >= 0 ? (lf > 0 && this.buf[lf - 1] === 0x0d ? lf - 1 : lf) : this.buf.length - (this.buf.at(-1) === 0x0d ? 1 : 0);
-    if (end > (typeof this.limit === 'number' ? this.limit : this.limit(this.buf))) {
+    const end = lineEnd(this.buf, lf);
+    if (end > this.limit(this.buf)) {
       this.overflowed = true;
       this.buf = Buffer.alloc(0);
       return { type: 'too-long' };

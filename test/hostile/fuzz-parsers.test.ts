@@ -20,7 +20,7 @@ function check(ok: boolean, what: string): void {
 
 describe('fuzz: line reader', () => {
   function readAll(data: Buffer, how: Chunking, limit: number) {
-    const r = new LineReader(limit);
+    const r = new LineReader(() => limit);
     const events: LineEvent[] = [];
     for (const c of chunk(data, how)) {
       r.push(c);

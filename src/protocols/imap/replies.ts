@@ -1,5 +1,7 @@
 // Canned IMAP replies (RFC 9051 §7, response codes RFC 5530). Never echo client text
 // except the tag, which the parser has validated as printable ASCII without spaces.
+import type { PreauthReplies } from '../preauth-machine.js';
+import type { SaslFailure } from '../sasl.js';
 
 /** Backend capabilities passed on before login: extensions the backend serves after login
  *  through the splice, none of which changes the pre-login dialogue our parser speaks (RFC
@@ -104,3 +106,30 @@ export const R = {
   byeDenied: '* BYE Access denied.\r\n',
   byeLimited: (retryAfterSec: number) => `* BYE [UNAVAILABLE] Too many login attempts; try again in ${retryAfterSec} seconds.\r\n`,
 } as const;
+
+/** RFC 9051 §6.2.2: a cancelled exchange gets a tagged BAD, as does a response that cannot be
+ *  decoded; the others are NO with the RFC 5530 code that says why. */
+const SASL_FAILURE: Record<SaslFailure, (tag: string) => string> = {
+  'unknown-mechanism': (tag) => R.no(tag, 'CANNOT', 'Unsupported authentication mechanism.'),
+  'authzid-unsupported': (tag) => R.no(tag, 'AUTHORIZATIONFAILED', 'Authorization identity not supported.'),
+  'bad-plain': R.authFailed,
+  'bad-oauth': R.authFailed,
+  cancelled: (tag) => R.bad(tag, 'Authentication cancelled.'),
+  'bad-base64': (tag) => R.bad(tag, 'Invalid SASL response.'),
+  'too-long': (tag) => R.bad(tag, 'Invalid SASL response.'),
+};
+
+/** What the shared pre-auth machine says, in IMAP's words. */
+export const REPLIES: PreauthReplies = {
+  unknown: (tag) => R.bad(tag, 'Unknown or not allowed command before login'),
+  syntax: R.bad,
+  privacy: R.privacyRequired,
+  startTls: R.startTls,
+  tlsActive: (tag) => R.bad(tag, 'TLS is already active'),
+  tlsUnavailable: (tag) => R.bad(tag, 'STARTTLS is not available here'),
+  challenge: R.challenge,
+  saslFailure: (reason, tag) => SASL_FAILURE[reason](tag),
+  login: (tag) => ({ limited: (s) => R.limited(tag, s), unavailable: R.unavailable(tag), authFailed: R.authFailed(tag), tooManyFailures: R.byeFailures }),
+  tooManyErrors: R.byeErrors,
+  goodbye: { timeout: () => R.byeTimeout, shutdown: () => R.byeShutdown, busy: () => R.byeBusy, limited: R.byeLimited, denied: () => R.byeDenied },
+};

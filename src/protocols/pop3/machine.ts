@@ -1,59 +1,31 @@
 // POP3 AUTHORIZATION-state machine (RFC 1939 §4, 2449, 2595, 5034): lines in, effects out.
 // Pure: no sockets, no timers; the session runs the effects. Nothing of the TRANSACTION state
 // is handled here: after a login the session splices and the backend answers everything.
-// The line, STLS, SASL and login plumbing is LineMachine's, shared with SMTP.
+// The line, dispatch, STLS, SASL and login plumbing is LineMachine's, shared with SMTP.
 import { POP3_MAX_LINE_BYTES } from '../../bounds.js';
-import { LineMachine, send, type LineReplies } from '../line-machine.js';
-import { LineReader } from '../line-reader.js';
+import { COMMAND_RE, LineMachine } from '../line-machine.js';
+import { send, type CommandTable } from '../preauth-machine.js';
 import type { Effect, MachineOptions } from '../protocol.js';
-import { backendMechanisms, capabilities, R } from './replies.js';
-
-/** `arg`: everything after the first space (null when there is none), unchanged. */
-type Handler = (m: Pop3Machine, arg: string | null) => Effect[];
-
-const COMMANDS = {
-  CAPA: (m, arg) => (arg === null ? [send(R.capa(m.caps()))] : m.bad(R.syntax('CAPA'))),
-  QUIT: (m, arg) => (arg === null ? m.close(R.quit, 'logout') : m.bad(R.syntax('QUIT'))),
-  STLS: (m, arg) => m.stls(arg),
-  USER: (m, arg) => m.user(arg),
-  PASS: (m, arg) => m.pass(arg),
-  AUTH: (m, arg) => m.auth(arg),
-} satisfies Record<string, Handler>;
-
-/** RFC 1939 §3: a keyword of 3–4 characters, then a single space and the arguments. A longer
- *  bound here only keeps unknown words out of the table lookup. */
-const COMMAND_RE = /^([A-Za-z]{1,16})(?: (.*))?$/s;
-
-const REPLIES: LineReplies = {
-  limited: R.limited,
-  unavailable: R.unavailable,
-  authFailed: R.authFailed,
-  tooManyFailures: R.byeFailures,
-  startTls: R.stls,
-  tlsActive: R.tlsActive,
-  tlsUnavailable: R.tlsUnavailable,
-  challenge: R.challenge,
-  saslFailure: R.saslFailure,
-  lineTooLong: R.lineTooLong,
-  tooManyErrors: R.byeErrors,
-  goodbye: { timeout: () => R.byeTimeout, shutdown: () => R.byeShutdown, busy: () => R.byeBusy, limited: R.byeLimited, denied: () => R.byeDenied },
-};
+import { backendMechanisms, capabilities, R, REPLIES } from './replies.js';
 
 export class Pop3Machine extends LineMachine {
+  /** Arguments are the words after the keyword, split at each space (RFC 1939 §3). USER and
+   *  PASS take them all back as one: the rest of the line, spaces included. */
+  private static readonly COMMANDS = {
+    CAPA: { args: 0, usage: 'CAPA', run: (m) => [send(R.capa(m.caps()))] },
+    QUIT: { args: 0, usage: 'QUIT', run: (m) => m.close(R.quit, 'logout') },
+    STLS: { args: 0, usage: 'STLS', run: (m, tag) => m.startTls(tag) },
+    USER: { needsTls: true, usage: 'USER name', run: (m, _, words) => m.user(words.join(' ')) },
+    // No arity: PASS without a password first needs a USER to refuse (and forget).
+    PASS: { needsTls: true, usage: 'PASS password', run: (m, _, words) => m.pass(words.join(' ')) },
+    AUTH: { needsTls: true, args: [0, 2], usage: 'AUTH mechanism [initial-response]', run: (m, _, [mechanism, initial]) => m.auth(mechanism, initial) },
+  } satisfies CommandTable<Pop3Machine, string[]>;
+
   /** The name from an accepted USER, waiting for PASS (RFC 1939 §7). */
   private pendingUser: Buffer | null = null;
 
   constructor(opts: MachineOptions) {
-    super(opts, new LineReader(POP3_MAX_LINE_BYTES), REPLIES, POP3_MAX_LINE_BYTES, backendMechanisms(opts.backendCapabilities));
-  }
-
-  caps(): string[] {
-    return capabilities({
-      offerStls: !this.secure && this.opts.tlsMode === 'starttls',
-      loginAllowed: this.loginAllowed(),
-      mechanisms: this.mechanisms,
-      backend: this.opts.backendCapabilities,
-    });
+    super(opts, REPLIES, () => POP3_MAX_LINE_BYTES, backendMechanisms(opts.backendCapabilities));
   }
 
   start(): Effect[] {
@@ -62,9 +34,8 @@ export class Pop3Machine extends LineMachine {
 
   protected command(line: string): Effect[] {
     const m = COMMAND_RE.exec(line);
-    const verb = m ? m[1]!.toUpperCase() : '';
-    if (!m || !Object.hasOwn(COMMANDS, verb)) return this.bad(R.unknown);
-    return (COMMANDS as Record<string, Handler>)[verb]!(this, m[2] ?? null);
+    const rest = m?.[2];
+    return this.dispatch(Pop3Machine.COMMANDS, m ? m[1]!.toUpperCase() : '', '', rest === undefined ? [] : rest.split(' '));
   }
 
   /** A USER given in the clear is forgotten at STLS (RFC 2595 §4) and at the close. */
@@ -73,41 +44,42 @@ export class Pop3Machine extends LineMachine {
     this.pendingUser = null;
   }
 
-  stls(arg: string | null): Effect[] {
-    return this.startTls(arg !== null ? R.syntax('STLS') : null);
+  private caps(): string[] {
+    return capabilities({
+      offerStls: !this.secure && this.opts.tlsMode === 'starttls',
+      loginAllowed: this.loginAllowed(),
+      mechanisms: this.mechanisms,
+      backend: this.opts.backendCapabilities,
+    });
   }
 
-  user(arg: string | null): Effect[] {
-    if (!this.loginAllowed()) return this.bad(R.plaintextRefused);
-    if (!arg) return this.bad(R.syntax('USER name'));
+  private user(name: string): Effect[] | null {
+    if (!name) return null;
     // RFC 1939 §7: a new USER replaces the previous one. The whole rest of the line is the
     // name, as raw bytes; identity checks (controls, UTF-8) happen on the auth path.
     this.forgetPlaintextState();
-    this.pendingUser = Buffer.from(arg, 'latin1');
+    this.pendingUser = Buffer.from(name, 'latin1');
     return [send(R.userOk)];
   }
 
-  pass(arg: string | null): Effect[] {
-    if (!this.loginAllowed()) return this.bad(R.plaintextRefused);
+  private pass(password: string): Effect[] | null {
     const user = this.pendingUser;
-    if (!user) return this.bad(R.passWithoutUser);
+    if (!user) return this.countBad(R.passWithoutUser);
     this.pendingUser = null;
     // RFC 1939 §7: the password is the rest of the line and may contain spaces.
-    if (!arg) {
+    if (!password) {
       user.fill(0);
-      return this.bad(R.syntax('PASS password'));
+      return null;
     }
-    return this.beginLogin('', { mechanism: 'USER', user, password: Buffer.from(arg, 'latin1') });
+    return this.beginLogin('', { mechanism: 'USER', user, password: Buffer.from(password, 'latin1') });
   }
 
-  auth(arg: string | null): Effect[] {
-    if (!this.loginAllowed()) return this.bad(R.plaintextRefused);
+  private auth(mechanism: string | undefined, initial: string | undefined): Effect[] | null {
     // Bare AUTH lists the mechanisms (the pre-RFC 5034 convention many clients still probe).
-    if (arg === null) return [send(R.mechanisms(this.mechanisms))];
-    const [mech, initial, extra] = arg.split(' ');
-    if (!mech || extra !== undefined || initial === '') return this.bad(R.syntax('AUTH mechanism [initial-response]'));
+    if (mechanism === undefined) return [send(R.mechanisms(this.mechanisms))];
+    if (!mechanism || initial === '') return null;
     // SASL state never mixes with a pending USER (RFC 5034 §4: AUTH is a fresh start).
     this.forgetPlaintextState();
-    return this.startSasl(mech, initial ?? null);
+    return this.startSasl('', mechanism, initial ?? null);
   }
 }

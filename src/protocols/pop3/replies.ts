@@ -1,5 +1,7 @@
 // Canned POP3 replies (RFC 1939 §3, CAPA RFC 2449, STLS RFC 2595, AUTH RFC 5034, response
 // codes RFC 3206). Never echo client text; never offer APOP (no "<...>" in the greeting).
+import type { LineReplies } from '../line-machine.js';
+import type { LoginReplies } from '../login-answer.js';
 import type { SaslFailure } from '../sasl.js';
 
 /** Backend CAPA lines passed on before login (RFC 2449 §6): the transaction-state ones the
@@ -40,42 +42,57 @@ export function capabilities(opts: { offerStls: boolean; loginAllowed: boolean; 
 /** A multi-line +OK response (RFC 1939 §3): items are our own tokens, never dot-led. */
 const multiLine = (first: string, items: readonly string[]) => `+OK ${first}\r\n${items.map((i) => `${i}\r\n`).join('')}.\r\n`;
 
+/** POP3's own commands. */
 export const R = {
   greeting: '+OK POP3 server ready.\r\n',
   capa: (caps: readonly string[]) => multiLine('Capability list follows.', caps),
   mechanisms: (mechs: readonly string[]) => multiLine('Supported SASL mechanisms follow.', mechs),
   userOk: '+OK Send your password.\r\n',
   quit: '+OK Logging out.\r\n',
-  stls: '+OK Begin TLS negotiation now.\r\n',
-  challenge: (text: string) => `+ ${text}\r\n`,
-  unknown: '-ERR Unknown command.\r\n',
-  syntax: (usage: string) => `-ERR Syntax: ${usage}\r\n`,
   passWithoutUser: '-ERR Send USER first.\r\n',
-  tlsActive: '-ERR TLS is already active.\r\n',
-  tlsUnavailable: '-ERR STLS is not available here.\r\n',
+} as const;
+
+const limited = (retryAfterSec: number) => `-ERR [SYS/TEMP] Too many login attempts; try again in ${retryAfterSec} seconds.\r\n`;
+
+const LOGIN: LoginReplies = {
+  limited,
+  unavailable: '-ERR [SYS/TEMP] Mail server temporarily unavailable; try again later.\r\n',
+  authFailed: '-ERR [AUTH] Authentication failed.\r\n',
+  tooManyFailures: '-ERR Too many failed logins; closing connection.\r\n',
+};
+
+/** RFC 5034 §4: "*" MUST be answered with -ERR; a malformed PLAIN reads as a failed login. */
+const SASL_FAILURE: Record<SaslFailure, string> = {
+  'unknown-mechanism': '-ERR Unsupported authentication mechanism.\r\n',
+  'authzid-unsupported': '-ERR Authorization identity not supported.\r\n',
+  cancelled: '-ERR Authentication cancelled.\r\n',
+  'bad-plain': LOGIN.authFailed,
+  'bad-oauth': LOGIN.authFailed,
+  'bad-base64': '-ERR Invalid SASL response.\r\n',
+  'too-long': '-ERR Invalid SASL response.\r\n',
+};
+
+/** What the shared line machine says, in POP3's words. */
+export const REPLIES: LineReplies = {
+  unknown: () => '-ERR Unknown command.\r\n',
+  syntax: (_, usage) => `-ERR Syntax: ${usage}\r\n`,
   // Deliberately no [AUTH] code: RFC 3206 §4 says [AUTH] means the credentials are wrong,
   // and a client would then ask its user for a new password.
-  plaintextRefused: '-ERR Plaintext authentication disallowed on non-secure connections; use STLS.\r\n',
-  authFailed: '-ERR [AUTH] Authentication failed.\r\n',
-  limited: (retryAfterSec: number) => `-ERR [SYS/TEMP] Too many login attempts; try again in ${retryAfterSec} seconds.\r\n`,
-  unavailable: '-ERR [SYS/TEMP] Mail server temporarily unavailable; try again later.\r\n',
+  privacy: () => '-ERR Plaintext authentication disallowed on non-secure connections; use STLS.\r\n',
+  startTls: () => '+OK Begin TLS negotiation now.\r\n',
+  tlsActive: () => '-ERR TLS is already active.\r\n',
+  tlsUnavailable: () => '-ERR STLS is not available here.\r\n',
+  challenge: (text) => `+ ${text}\r\n`,
+  saslFailure: (reason) => SASL_FAILURE[reason],
+  login: () => LOGIN,
   lineTooLong: '-ERR Line too long.\r\n',
-  byeErrors: '-ERR Too many invalid commands; closing connection.\r\n',
-  byeFailures: '-ERR Too many failed logins; closing connection.\r\n',
-  byeTimeout: '-ERR [SYS/TEMP] Disconnected for inactivity.\r\n',
-  byeShutdown: '-ERR [SYS/TEMP] Server shutting down; try again later.\r\n',
-  byeBusy: '-ERR [SYS/TEMP] Too many connections; try again later.\r\n',
-  /** RFC 3206 §4 SYS/PERM: do not retry. */
-  byeDenied: '-ERR [SYS/PERM] Access denied.\r\n',
-  byeLimited: (retryAfterSec: number) => `-ERR [SYS/TEMP] Too many login attempts; try again in ${retryAfterSec} seconds.\r\n`,
-  /** RFC 5034 §4: "*" MUST be answered with -ERR; a malformed PLAIN reads as a failed login. */
-  saslFailure: {
-    'unknown-mechanism': '-ERR Unsupported authentication mechanism.\r\n',
-    'authzid-unsupported': '-ERR Authorization identity not supported.\r\n',
-    cancelled: '-ERR Authentication cancelled.\r\n',
-    'bad-plain': '-ERR [AUTH] Authentication failed.\r\n',
-    'bad-oauth': '-ERR [AUTH] Authentication failed.\r\n',
-    'bad-base64': '-ERR Invalid SASL response.\r\n',
-    'too-long': '-ERR Invalid SASL response.\r\n',
-  } satisfies Record<SaslFailure, string>,
-} as const;
+  tooManyErrors: '-ERR Too many invalid commands; closing connection.\r\n',
+  goodbye: {
+    timeout: () => '-ERR [SYS/TEMP] Disconnected for inactivity.\r\n',
+    shutdown: () => '-ERR [SYS/TEMP] Server shutting down; try again later.\r\n',
+    busy: () => '-ERR [SYS/TEMP] Too many connections; try again later.\r\n',
+    limited,
+    /** RFC 3206 §4 SYS/PERM: do not retry. */
+    denied: () => '-ERR [SYS/PERM] Access denied.\r\n',
+  },
+};

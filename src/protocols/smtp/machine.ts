@@ -1,63 +1,49 @@
 // SMTP submission pre-auth state machine (RFC 6409, 5321, 3207 STARTTLS, 4954 AUTH): lines in,
 // effects out. Pure: no sockets, no timers. MAIL, RCPT, DATA and BDAT are never accepted
 // here; after AUTH the session splices and the backend MTA alone parses the transaction.
-// The line, STARTTLS, SASL and login plumbing is LineMachine's, shared with POP3.
+// The line, dispatch, STARTTLS, SASL and login plumbing is LineMachine's, shared with POP3.
 import { SASL_MAX_TOKEN_BYTES, SMTP_MAX_LINE_BYTES } from '../../bounds.js';
-import { LineMachine, send, type LineReplies } from '../line-machine.js';
-import { LineReader } from '../line-reader.js';
+import { COMMAND_RE, LineMachine } from '../line-machine.js';
+import { send, type CommandTable } from '../preauth-machine.js';
 import type { Effect, MachineOptions } from '../protocol.js';
-import { backendMechanisms, ehlo, passThroughKeywords, R } from './replies.js';
-
-type Handler = (m: SmtpMachine, arg: string) => Effect[];
+import { backendMechanisms, ehlo, passThroughKeywords, R, replies } from './replies.js';
 
 /** AUTH with an initial response may be far longer than an ordinary command (RFC 4954 §4). */
 const MAX_AUTH_LINE_BYTES = SASL_MAX_TOKEN_BYTES + 32;
 
-const COMMANDS = {
-  EHLO: (m, arg) => m.ehlo(arg, true),
-  HELO: (m, arg) => m.ehlo(arg, false),
-  STARTTLS: (m, arg) => m.starttls(arg),
-  AUTH: (m, arg) => m.auth(arg),
-  NOOP: () => [send(R.ok)],
-  RSET: () => [send(R.ok)],
-  QUIT: (m) => m.close(R.quit(m.hostname), 'logout'),
-  // A transaction needs a login first (RFC 6409 §4.3); these are never parsed further.
-  MAIL: (m) => m.bad(R.authRequired),
-  RCPT: (m) => m.bad(R.authRequired),
-  DATA: (m) => m.bad(R.authRequired),
-  BDAT: (m) => m.bad(R.authRequired),
-} satisfies Record<string, Handler>;
-
-function replies(host: string): LineReplies {
-  return {
-    limited: (s) => R.limited(host, s),
-    unavailable: R.unavailable,
-    authFailed: R.authFailed,
-    tooManyFailures: R.tooManyFailures(host),
-    startTls: R.startTls,
-    tlsActive: R.tlsActive,
-    tlsUnavailable: R.tlsUnavailable,
-    challenge: R.challenge,
-    saslFailure: R.saslFailure,
-    // A line past every bound is not buffered: said once, then the connection closes.
-    lineTooLong: R.lineTooLong + R.tooManyErrors(host),
-    tooManyErrors: R.tooManyErrors(host),
-    goodbye: { timeout: () => R.timeout(host), shutdown: () => R.shutdown(host), busy: () => R.busy(host), limited: (s) => R.refused(host, s), denied: () => R.denied(host) },
-  };
-}
+/** RFC 5321 §4.5.3.1.4: 512 octets per command line, CRLF included; only AUTH (with its
+ *  initial response) may be longer (RFC 4954 §4). Longer lines are never buffered: close. */
+const commandLimit = (head: Buffer) =>
+  head.subarray(0, 5).toString('latin1').toUpperCase() === 'AUTH ' ? MAX_AUTH_LINE_BYTES : SMTP_MAX_LINE_BYTES - 2;
 
 export class SmtpMachine extends LineMachine {
+  /** Arguments are the words after the keyword, trimmed, split at each space. */
+  private static readonly COMMANDS = {
+    EHLO: { args: [1, 1], usage: 'EHLO hostname', run: (m, _, [host]) => m.ehlo(host!, true) },
+    HELO: { args: [1, 1], usage: 'HELO hostname', run: (m, _, [host]) => m.ehlo(host!, false) },
+    STARTTLS: { args: 0, usage: 'STARTTLS', run: (m, tag) => m.startTls(tag) },
+    AUTH: {
+      requires: (m) => (m.extended ? null : R.needEhlo),
+      needsTls: true,
+      args: [1, 2],
+      usage: 'AUTH mechanism [initial-response]',
+      run: (m, tag, [mechanism, initial]) => m.startSasl(tag, mechanism!, initial ?? null),
+    },
+    NOOP: { run: () => [send(R.ok)] },
+    RSET: { run: () => [send(R.ok)] },
+    QUIT: { run: (m) => m.close(R.quit(m.hostname), 'logout') },
+    // A transaction needs a login first (RFC 6409 §4.3); these are never parsed further.
+    MAIL: { run: (m) => m.countBad(R.authRequired) },
+    RCPT: { run: (m) => m.countBad(R.authRequired) },
+    DATA: { run: (m) => m.countBad(R.authRequired) },
+    BDAT: { run: (m) => m.countBad(R.authRequired) },
+  } satisfies CommandTable<SmtpMachine, string[]>;
+
   /** EHLO (not HELO) seen since the greeting or the last STARTTLS. */
   private extended = false;
-  private greeted = false;
 
   constructor(opts: MachineOptions) {
-    // RFC 5321 §4.5.3.1.4: 512 octets per command line; only AUTH (with its initial response)
-    // and SASL responses may be longer (RFC 4954 §4). Longer lines are never buffered: close.
-    const reader = new LineReader((head) =>
-      this.state === 'sasl' || this.state === 'relay' ? SASL_MAX_TOKEN_BYTES : head.subarray(0, 5).toString('latin1').toUpperCase() === 'AUTH ' ? MAX_AUTH_LINE_BYTES : SMTP_MAX_LINE_BYTES - 2,
-    );
-    super(opts, reader, replies(opts.hostname), null, backendMechanisms(opts.backendCapabilities));
+    super(opts, replies(opts.hostname), commandLimit, backendMechanisms(opts.backendCapabilities));
   }
 
   start(): Effect[] {
@@ -65,23 +51,22 @@ export class SmtpMachine extends LineMachine {
   }
 
   protected command(line: string): Effect[] {
-    const m = /^([A-Za-z]{1,16})(?: (.*))?$/.exec(line);
-    const verb = m?.[1]!.toUpperCase() ?? '';
+    const m = COMMAND_RE.exec(line);
+    // RFC 5321 §2.3.8: CR only ever as half of a CRLF; a line holding a bare CR is no command.
+    const verb = m && !line.includes('\r') ? m[1]!.toUpperCase() : '';
     // Only AUTH may exceed the RFC 5321 command line length.
-    if (line.length > SMTP_MAX_LINE_BYTES - 2 && verb !== 'AUTH') return this.bad(R.lineTooLong);
-    const handler = m ? (COMMANDS as Record<string, Handler>)[verb] : undefined;
-    return handler ? handler(this, (m?.[2] ?? '').trim()) : this.bad(R.unknown);
+    if (line.length > SMTP_MAX_LINE_BYTES - 2 && verb !== 'AUTH') return this.countBad(R.lineTooLong);
+    const rest = (m?.[2] ?? '').trim();
+    return this.dispatch(SmtpMachine.COMMANDS, verb, '', rest ? rest.split(' ') : []);
   }
 
   /** RFC 3207 §4.2: after STARTTLS the client must EHLO again. */
   protected override forgetPlaintextState(): void {
     this.extended = false;
-    this.greeted = false;
   }
 
-  ehlo(arg: string, extended: boolean): Effect[] {
-    if (!/^[\x21-\x7e]{1,255}$/.test(arg)) return this.bad(R.syntax(extended ? 'EHLO hostname' : 'HELO hostname'));
-    this.greeted = true;
+  private ehlo(host: string, extended: boolean): Effect[] | null {
+    if (!/^[\x21-\x7e]{1,255}$/.test(host)) return null;
     this.extended = extended;
     if (!extended) return [send(R.helo(this.hostname))];
     const keywords = passThroughKeywords(this.opts.backendCapabilities);
@@ -89,17 +74,5 @@ export class SmtpMachine extends LineMachine {
     // RFC 3207 §4.1 / SECURITY-NOTES: no AUTH offered before TLS when TLS is required.
     if (this.loginAllowed()) keywords.push(`AUTH ${this.mechanisms.join(' ')}`);
     return [send(ehlo(this.hostname, keywords))];
-  }
-
-  starttls(arg: string): Effect[] {
-    return this.startTls(arg ? R.syntax('STARTTLS') : null);
-  }
-
-  auth(arg: string): Effect[] {
-    if (!this.greeted || !this.extended) return this.bad(R.needEhlo);
-    if (!this.loginAllowed()) return this.bad(R.needTls);
-    const [mech, initial, extra] = arg.split(' ');
-    if (!mech || extra !== undefined) return this.bad(R.syntax('AUTH mechanism [initial-response]'));
-    return this.startSasl(mech, initial ?? null);
   }
 }
