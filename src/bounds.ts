@@ -26,7 +26,8 @@ export const IMAP_MAX_LIST_DEPTH = 4;
  *  octets of UTF-8; we allow more for long tokens but bound it. */
 export const SASL_MAX_FIELD_BYTES = 1024;
 
-/** Encoded SASL response line (RFC 4954 §4 uses 12,288 octets for SMTP). */
+/** Encoded SASL response line, CRLF excluded (RFC 4954 §4 uses 12,288 octets for SMTP), in all
+ *  three protocols: IMAP's continuation line may be longer than its command lines too. */
 export const SASL_MAX_TOKEN_BYTES = 12_288;
 
 /** A decoded OAUTHBEARER/XOAUTH2 message (RFC 7628 §3.1), token included: what one response

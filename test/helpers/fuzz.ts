@@ -80,7 +80,7 @@ export const imapSoupArb = soup(
     '{0}', '{3}', '{5}', '{3+}', '{5+}', '{10+}', '{8192}', '{8193}', '{8193+}', '{99999999999}', '{99999999999999999999+}', '{-1}', '{ 5}',
     'a LOGIN alice secret\r\n', 'a STARTTLS\r\n', 'a AUTHENTICATE PLAIN\r\n', 'a ID ("x-originating-ip" "6.6.6.6")\r\n', 'a03 FOOBAR {10+}\r\n',
   ],
-  [8191, 8193, 9000],
+  [8191, 8193, 9000, 12_289],
 );
 
 /** POP3-shaped input. */

@@ -1,7 +1,7 @@
 // Property-based fuzzing of the three pre-auth protocol machines (created through their
 // protocol descriptors, run as server/session.ts runs them): arbitrary and protocol-shaped
 // byte streams, cut into arbitrary reads, never throw, never buffer past the bounds of
-// src/protocols/bounds.ts, answer the same however they are cut, never reflect client bytes,
+// src/bounds.ts, answer the same however they are cut, never reflect client bytes,
 // and never produce a login before TLS when TLS is required. FUZZ_RUNS sets the depth.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -33,8 +33,9 @@ interface Target {
 }
 
 const TARGETS: Record<string, Target> = {
-  // A line without LF up to the line bound, or a literal still arriving (at most its bound).
-  imap: { protocol: imap, soup: imapSoupArb, bound: Math.max(IMAP_MAX_LINE_BYTES, IMAP_MAX_LITERAL_BYTES) },
+  // A line without LF up to the line bound, a literal still arriving (at most its bound), or
+  // an answer to a SASL challenge up to the SASL bound plus a final CR.
+  imap: { protocol: imap, soup: imapSoupArb, bound: Math.max(IMAP_MAX_LINE_BYTES, IMAP_MAX_LITERAL_BYTES, SASL_MAX_TOKEN_BYTES + 1) },
   // LineReader keeps at most its limit plus a trailing CR; SASL responses raise the limit.
   pop3: { protocol: pop3, soup: pop3SoupArb, bound: SASL_MAX_TOKEN_BYTES + 1 },
   // SMTP reads every line up to the AUTH bound (SASL token + "AUTH PLAIN ") plus a CR.

@@ -69,7 +69,8 @@ describe('fuzz: line reader', () => {
 });
 
 describe('fuzz: IMAP parser', () => {
-  const BOUND = Math.max(IMAP_MAX_LINE_BYTES, IMAP_MAX_LITERAL_BYTES);
+  // A command line, a literal still arriving, or a SASL line (its text, then a final CR).
+  const BOUND = Math.max(IMAP_MAX_LINE_BYTES, IMAP_MAX_LITERAL_BYTES, SASL_MAX_TOKEN_BYTES + 1);
   const TAG = /^(?:\*|[^\x00-\x20\x7f-\xff(){%*"\\+]+)$/;
 
   /** Parse like the machine: `choices` decide (by event index) whether a continuation is
@@ -84,7 +85,7 @@ describe('fuzz: IMAP parser', () => {
         const refuse = choose();
         events.push(e);
         if (e.type === 'continue' && refuse) p.refuseLiteral();
-        if (e.type === 'command' && e.verb === 'AUTHENTICATE' && refuse) p.expectLine();
+        if (e.type === 'command' && e.verb === 'AUTHENTICATE' && refuse) p.expectLine(SASL_MAX_TOKEN_BYTES);
         if (e.type === 'bad' && e.fatal) check(p.bufferedBytes === 0, 'bytes kept after a fatal error');
       }
       check(p.bufferedBytes <= BOUND, `buffered ${p.bufferedBytes} bytes`);

@@ -44,7 +44,7 @@ describe('an endless line', () => {
 
 describe('an oversize SASL response', () => {
   const cases: [Proto, string, RegExp, RegExp][] = [
-    // IMAP reads a continuation line within the 8 KiB line bound.
+    // Each protocol reads an answer to a SASL challenge up to SASL_MAX_TOKEN_BYTES.
     ['imap', 'a AUTHENTICATE PLAIN\r\n', /^\+ \r\n/, /^\* BAD Line too long\r\n\* BYE /m],
     ['pop3', 'AUTH PLAIN\r\n', /^\+ \r\n/, /^-ERR Line too long\.\r\n$/m],
     ['smtp', 'EHLO c\r\nAUTH PLAIN\r\n', /^334 \r\n/m, /^500 5\.5\.2 Line too long\r\n421 /m],

@@ -1,9 +1,11 @@
 // Unit tests for the IMAP pre-auth state machine, driven with bytes through the protocol
 // descriptor's factory. Byte streams run twice (one chunk, byte by byte). Pure: no sockets.
 import { describe, expect, it } from 'vitest';
+import { IMAP_MAX_LINE_BYTES, SASL_MAX_TOKEN_BYTES } from '../../src/bounds.js';
 import { imap } from '../../src/protocols/imap/index.js';
 import type { LoginResult } from '../../src/protocols/protocol.js';
 import { b64, capsLine, machineDriver, normalise, result, secure, type Step, tls } from '../helpers/machine-driver.js';
+import { oauthBearer } from '../helpers/oauth.js';
 
 const { opts, drive } = machineDriver(imap);
 
@@ -252,6 +254,43 @@ describe('IMAP machine: AUTHENTICATE', () => {
     const { text, logins } = drive(secure, ['a AUTHENTICATE PLAIN "AGEAYg=="\r\nb AUTHENTICATE PLAIN x y\r\nc AUTHENTICATE\r\n']);
     expect(logins).toEqual([]);
     expect(text).toMatch(/^a BAD [^\r]*\r\nb BAD [^\r]*\r\nc BAD [^\r]*\r\n$/);
+  });
+});
+
+describe('IMAP machine: SASL response length', () => {
+  const tokens = { tlsMode: 'implicit' as const, backendCapabilities: ['IMAP4rev1', 'AUTH=OAUTHBEARER'] };
+
+  /** An OAUTHBEARER message whose base64 form is `length` octets (a multiple of 4). */
+  function message(length: number): { token: string; line: string } {
+    const token = 'x'.repeat((length / 4) * 3 - oauthBearer('alice@example.org', '').length);
+    const line = b64(oauthBearer('alice@example.org', token));
+    expect(line).toHaveLength(length);
+    return { token, line };
+  }
+
+  it.each([12_000, SASL_MAX_TOKEN_BYTES])('a continuation line of %i octets, longer than a command line, is the SASL response', (length) => {
+    expect(length).toBeGreaterThan(IMAP_MAX_LINE_BYTES);
+    const { token, line } = message(length);
+    const { text, logins } = drive(tokens, ['a AUTHENTICATE OAUTHBEARER\r\n', `${line}\r\n`]);
+    expect(text).toBe('+ \r\n');
+    expect(logins.map((l) => [l.credentials.user.toString(), l.credentials.password.toString(), l.context.tag])).toEqual([['alice@example.org', token, 'a']]);
+  });
+
+  it(`a continuation line over ${SASL_MAX_TOKEN_BYTES} octets is BAD, BYE and close, with no login`, () => {
+    const { effects, logins } = drive(tokens, ['a AUTHENTICATE OAUTHBEARER\r\n', `${'A'.repeat(SASL_MAX_TOKEN_BYTES + 1)}\r\nb NOOP\r\n`]);
+    expect(logins).toEqual([]);
+    expect(effects).toEqual([
+      { type: 'send', data: '+ \r\n' },
+      { type: 'send', data: '* BAD Line too long\r\n* BYE Too many invalid commands.\r\n' },
+      { type: 'close', reason: 'protocol-error' },
+    ]);
+  });
+
+  it('the answer to a challenge relayed from the backend has the same bound', () => {
+    const answer = 'QUFB'.repeat(SASL_MAX_TOKEN_BYTES / 4);
+    const start = [`a AUTHENTICATE OAUTHBEARER ${message(100).line}\r\n`, (m) => m.loginChallenge(b64('{"status":"invalid_token"}'))] satisfies Step[];
+    expect(drive(tokens, [...start, `${answer}\r\n`]).effects.at(-1)).toEqual({ type: 'loginResponse', response: answer });
+    expect(drive(tokens, [...start, `A${answer}\r\n`]).closes).toEqual(['protocol-error']);
   });
 });
 

@@ -6,6 +6,7 @@ import {
   IMAP_MAX_LINE_BYTES,
   IMAP_MAX_LIST_DEPTH,
   IMAP_MAX_LITERAL_BYTES,
+  SASL_MAX_TOKEN_BYTES,
 } from '../../src/bounds.js';
 import { ImapParser, type ImapArg, type ImapEvent } from '../../src/protocols/imap/parser.js';
 
@@ -356,7 +357,7 @@ describe('IMAP parser: takeBuffered, discard, expectLine', () => {
 
   it('expectLine returns the next line raw (SASL response), then commands resume', () => {
     const hook: Hook = (ev, p) => {
-      if (ev.type === 'command' && ev.verb === 'AUTHENTICATE') p.expectLine();
+      if (ev.type === 'command' && ev.verb === 'AUTHENTICATE') p.expectLine(SASL_MAX_TOKEN_BYTES);
     };
     const { events } = parse('a AUTHENTICATE PLAIN\r\nAGFsaWNlAHNlY3JldA==\r\nb NOOP\r\n', hook);
     expect(view(events)).toEqual([
@@ -368,7 +369,7 @@ describe('IMAP parser: takeBuffered, discard, expectLine', () => {
 
   it('a SASL line is not tokenised: "*", spaces and braces come through as text', () => {
     const hook: Hook = (ev, p) => {
-      if (ev.type === 'command') p.expectLine();
+      if (ev.type === 'command') p.expectLine(SASL_MAX_TOKEN_BYTES);
     };
     expect(view(parse('a AUTHENTICATE LOGIN\r\n*\r\n', hook).events)[1]).toEqual({ type: 'line', text: '*' });
     expect(view(parse('a AUTHENTICATE LOGIN\r\nx {5+}\r\n', hook).events)[1]).toEqual({ type: 'line', text: 'x {5+}' });
@@ -376,17 +377,31 @@ describe('IMAP parser: takeBuffered, discard, expectLine', () => {
 
   it('discard cancels expectLine', () => {
     const p = new ImapParser();
-    p.expectLine();
+    p.expectLine(SASL_MAX_TOKEN_BYTES);
     p.discard();
     p.push(Buffer.from('a NOOP\r\n'));
     expect(p.next()).toMatchObject({ type: 'command', verb: 'NOOP' });
   });
 
-  it('an oversize SASL line is fatal', () => {
-    const hook: Hook = (ev, p) => {
-      if (ev.type === 'command') p.expectLine();
-    };
-    const { events } = parse(`a AUTHENTICATE PLAIN\r\n${'A'.repeat(IMAP_MAX_LINE_BYTES + 4)}\r\n`, hook);
-    expect(events[1]).toEqual({ type: 'bad', tag: '*', text: 'Line too long', fatal: true });
+  const saslHook: Hook = (ev, p) => {
+    if (ev.type === 'command' && ev.verb === 'AUTHENTICATE') p.expectLine(SASL_MAX_TOKEN_BYTES);
+  };
+
+  it(`a SASL line is bounded by its own limit, CRLF excluded: ${SASL_MAX_TOKEN_BYTES} octets pass, longer than a command line`, () => {
+    const token = 'A'.repeat(SASL_MAX_TOKEN_BYTES);
+    expect(token.length).toBeGreaterThan(IMAP_MAX_LINE_BYTES);
+    for (const end of ['\r\n', '\n']) {
+      const { events } = parse(`a AUTHENTICATE PLAIN\r\n${token}${end}b NOOP\r\n`, saslHook);
+      expect(view(events).slice(1)).toEqual([{ type: 'line', text: token }, { cmd: 'b', verb: 'NOOP', args: [] }]);
+    }
+  });
+
+  it('an oversize SASL line is fatal, byte by byte it never buffers past the bound', () => {
+    for (const end of ['\r\n', '\n', '']) {
+      const r = parse(`a AUTHENTICATE PLAIN\r\n${'A'.repeat(SASL_MAX_TOKEN_BYTES + 1)}${end}b NOOP\r\n`, saslHook);
+      expect(r.events.slice(1)).toEqual([{ type: 'bad', tag: '*', text: 'Line too long', fatal: true }]);
+      expect(r.bytewiseMaxBuffered).toBeLessThanOrEqual(SASL_MAX_TOKEN_BYTES + 1);
+      expect(r.parser.bufferedBytes).toBe(0);
+    }
   });
 });

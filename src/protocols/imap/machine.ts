@@ -2,6 +2,7 @@
 // Pure: no sockets, no timers; the session runs the effects it returns. States, the command
 // dispatcher, TLS, SASL, the verdict and the error budget are PreauthMachine's, shared with
 // POP3 and SMTP; this file holds IMAP's command table and how its parser's events map to them.
+import { SASL_MAX_TOKEN_BYTES } from '../../bounds.js';
 import { PreauthMachine, send, type CommandTable } from '../preauth-machine.js';
 import type { Effect, MachineOptions } from '../protocol.js';
 import { ImapParser, type ImapArg } from './parser.js';
@@ -68,9 +69,9 @@ export class ImapMachine extends PreauthMachine {
     }
   }
 
-  /** The parser reads the next line raw, within its line bound. */
+  /** A SASL response line may be longer than a command line (RFC 4954 §4's 12,288 octets). */
   protected expectSaslLine(): void {
-    this.parser.expectLine();
+    this.parser.expectLine(SASL_MAX_TOKEN_BYTES);
   }
 
   private caps(): string {

@@ -9,6 +9,7 @@ import {
   IMAP_MAX_LITERAL_BYTES,
   IMAP_MAX_LITERAL_DIGITS,
 } from '../../bounds.js';
+import { lineEnd } from '../line-reader.js';
 
 export type ImapArg =
   | { kind: 'atom'; value: string }
@@ -40,7 +41,8 @@ const SP = 0x20;
 export class ImapParser {
   private buf: Buffer = Buffer.alloc(0);
   private pending: Pending | null = null;
-  private lineMode = false;
+  /** Set by expectLine(): the next line is raw, at most this long. */
+  private lineLimit: number | null = null;
   private dead = false;
 
   push(chunk: Buffer): void {
@@ -48,9 +50,10 @@ export class ImapParser {
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
   }
 
-  /** The next line is a SASL response, not a command. */
-  expectLine(): void {
-    this.lineMode = true;
+  /** The next line is a SASL response, not a command: raw text of at most `limit` octets,
+   *  CRLF excluded, as LineReader counts (a longer one is fatal, as a command line is). */
+  expectLine(limit: number): void {
+    this.lineLimit = limit;
   }
 
   /** Raw bytes not yet parsed (only meaningful between commands). */
@@ -64,7 +67,7 @@ export class ImapParser {
   discard(): void {
     this.buf = Buffer.alloc(0);
     this.pending = null;
-    this.lineMode = false;
+    this.lineLimit = null;
   }
 
   get bufferedBytes(): number {
@@ -84,22 +87,26 @@ export class ImapParser {
         continue;
       }
       const nl = this.buf.indexOf(0x0a);
-      if (nl < 0) {
-        if (this.buf.length > IMAP_MAX_LINE_BYTES) return this.fatal(this.currentTag(), 'Line too long');
-        return null;
-      }
-      if (nl > IMAP_MAX_LINE_BYTES) return this.fatal(this.currentTag(), 'Line too long');
-      const end = nl > 0 && this.buf[nl - 1] === 0x0d ? nl - 1 : nl;
-      const line = this.buf.subarray(0, end);
+      if (this.tooLong(nl)) return this.fatal(this.currentTag(), 'Line too long');
+      if (nl < 0) return null;
+      const line = this.buf.subarray(0, lineEnd(this.buf, nl));
       this.buf = this.buf.subarray(nl + 1);
-      if (this.lineMode) {
-        this.lineMode = false;
+      if (this.lineLimit !== null) {
+        this.lineLimit = null;
         return { type: 'line', text: line.toString('latin1') };
       }
       const ev = this.segment(line, nl + 1);
       if (ev) return ev;
     }
     return null;
+  }
+
+  /** Whether the line at the start of the buffer (its LF at `nl`, or none yet) is past its
+   *  bound: a command line counts the octets before the LF, CR included; a raw line after
+   *  expectLine() counts its text only. */
+  private tooLong(nl: number): boolean {
+    if (this.lineLimit !== null) return lineEnd(this.buf, nl) > this.lineLimit;
+    return (nl < 0 ? this.buf.length : nl) > IMAP_MAX_LINE_BYTES;
   }
 
   /** The tag of the command being parsed, when it is a valid tag (so replies never echo
