@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { AdminServer } from './admin/server.js';
 import { CapabilityCache, type Target } from './backend/capabilities.js';
-import { BackendPools, tcpReachable } from './backend/pool.js';
+import { BackendPools, serverTarget, tcpReachable } from './backend/pool.js';
 import { systemClock, type Clock } from './clock.js';
 import { cidrMatcher } from './config/address.js';
 import type { Config, ListenerConfig } from './config/schema.js';
@@ -45,7 +45,8 @@ export interface Proxy {
 function probeTargets(cfg: Config): Target[] {
   const seen = new Map<string, Target>();
   for (const l of cfg.listeners) {
-    if (!seen.has(l.backend)) seen.set(l.backend, { backend: l.backend, cfg: cfg.backends[l.backend]!, replay: PROTOCOLS[l.protocol].replay, hostname: l.hostname });
+    const b = cfg.backends[l.backend]!;
+    if (!seen.has(l.backend)) seen.set(l.backend, { backend: l.backend, server: serverTarget(b, b.servers[0]!), probeInterval: b.probeInterval, replay: PROTOCOLS[l.protocol].replay, hostname: l.hostname });
   }
   return [...seen.values()];
 }

@@ -1,13 +1,15 @@
 // What each backend advertises (IMAP CAPABILITY, POP3 CAPA, SMTP EHLO), probed at start and refreshed
 // periodically, so the proxy never offers clients what the real server lacks. A failed probe
 // keeps the last good answer; with none, nothing optional is advertised.
-import type { BackendConfig } from '../config/schema.js';
+import type { ServerTarget } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
 import type { BackendReplay } from './types.js';
 
 export interface Target {
   backend: string;
-  cfg: BackendConfig;
+  /** The server asked: the backend's first (a pool's servers advertise alike). */
+  server: ServerTarget;
+  probeInterval: number;
   replay: BackendReplay;
   hostname: string;
 }
@@ -34,7 +36,7 @@ export class CapabilityCache {
    *  refreshing at the shortest configured interval. */
   async start(): Promise<void> {
     await this.refresh();
-    const every = Math.min(...this.targets.map((t) => t.cfg.probeInterval));
+    const every = Math.min(...this.targets.map((t) => t.probeInterval));
     if (Number.isFinite(every)) {
       this.timer = setInterval(() => void this.refresh(), every);
       this.timer.unref();
@@ -53,7 +55,7 @@ export class CapabilityCache {
     await Promise.all(
       this.targets.map(async (t) => {
         try {
-          const caps = await t.replay.probeCapabilities(t.cfg, t.hostname);
+          const caps = await t.replay.probeCapabilities(t.server, t.hostname);
           this.known.set(t.backend, caps);
           this.log.debug({ event: 'backend.probe', backend: t.backend, capabilities: caps }, 'backend capabilities');
         } catch (err) {

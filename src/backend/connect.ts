@@ -3,13 +3,13 @@
 import { readFileSync } from 'node:fs';
 import net, { type Socket } from 'node:net';
 import tls from 'node:tls';
-import type { BackendConfig } from '../config/schema.js';
+import type { ServerTarget } from '../config/schema.js';
 import { MailgateError } from '../errors.js';
 import { BACKEND_MAX_PRELOGIN_BYTES } from '../bounds.js';
 import type { ClientAddress } from './types.js';
 import { proxyHeader } from './client-info.js';
 
-function tlsOptions(cfg: BackendConfig): tls.ConnectionOptions {
+function tlsOptions(cfg: ServerTarget): tls.ConnectionOptions {
   const servername = cfg.servername ?? (net.isIP(cfg.host) ? undefined : cfg.host);
   return {
     rejectUnauthorized: cfg.tlsVerify,
@@ -40,7 +40,7 @@ export class BackendConn {
 
   private constructor(
     public socket: Socket,
-    private readonly cfg: BackendConfig,
+    private readonly cfg: ServerTarget,
   ) {
     this.attach(socket);
     this.timer = setTimeout(
@@ -51,7 +51,7 @@ export class BackendConn {
 
   /** Connect; with cfg.proxyProtocol the PROXY header for `client` (null: a LOCAL header, for
    *  probes) is the first thing sent, before any TLS (the backend reads it off the raw TCP). */
-  static async open(cfg: BackendConfig, client: ClientAddress | null = null): Promise<BackendConn> {
+  static async open(cfg: ServerTarget, client: ClientAddress | null = null): Promise<BackendConn> {
     // Built before connecting: an address that cannot be encoded fails without a connection.
     const header = cfg.proxyProtocol ? proxyHeader(cfg.proxyProtocol, client) : null;
     let s: Socket = net.connect({ host: cfg.host, port: cfg.port });

@@ -1,13 +1,14 @@
-// IMAP login replay to the backend (RFC 9051 §6.2.3, LITERAL+ RFC 7888): greeting, optional
-// STARTTLS, optional ID with the client address (RFC 2971), LOGIN with literals (user strings
-// are never quoted by hand) or AUTHENTICATE with a client's token message (RFC 7628), tagged
-// reply under the client's tag; and the capability probe.
-import type { BackendConfig } from '../config/schema.js';
+// The IMAP dialect of the login replay (RFC 9051 §6.2.3, LITERAL+ RFC 7888): greeting,
+// optional STARTTLS, optional ID with the client address (RFC 2971), LOGIN with literals (user
+// strings are never quoted by hand) or AUTHENTICATE with a client's token message (RFC 7628),
+// the tagged reply under the client's tag. The skeleton around it is replay.ts.
+import type { ServerTarget } from '../config/schema.js';
 import { MailgateError } from '../errors.js';
-import type { BackendLoginResult, BackendReplay, ClientAddress, FinalBackendLoginResult, LoginContext } from './types.js';
-import { isTokenLogin, type Credentials, type TokenCredentials } from '../protocols/sasl.js';
+import type { BackendLoginResult, BackendReplay, FinalBackendLoginResult, LoginContext } from './types.js';
+import type { Credentials, TokenCredentials } from '../protocols/sasl.js';
 import { imapIdCommand } from './client-info.js';
-import { BackendConn, isUnreachable } from './connect.js';
+import type { BackendConn } from './connect.js';
+import { replay } from './replay.js';
 import { encodedMessage, errorChallenge } from './token-login.js';
 
 const TAG = 'mg1';
@@ -42,43 +43,47 @@ async function askCapabilities(conn: BackendConn): Promise<string[]> {
   return capTokens(`* CAPABILITY ${/\[CAPABILITY ([^\]]*)\]/i.exec(tagged)?.[1] ?? ''}`) ?? [];
 }
 
+interface ImapState {
+  /** Capability tokens, as written. */
+  tokens: string[];
+  /** The same, upper-cased, for exact matches. */
+  caps: Set<string>;
+}
+
+const state = (tokens: string[]): ImapState => ({ tokens, caps: new Set(tokens.map((t) => t.toUpperCase())) });
+
 /** Greeting, STARTTLS when configured (never a plaintext fallback) and the capabilities as
  *  they stand before the login: the session as the client will find it. */
-async function open(cfg: BackendConfig, client: ClientAddress | null): Promise<{ conn: BackendConn; tokens: string[] }> {
-  const conn = await BackendConn.open(cfg, client);
-  try {
-    const greeting = await conn.readLine();
-    // A PREAUTH greeting would skip the login we must see; BYE means the server is refusing.
-    if (!/^\* OK\b/i.test(greeting)) throw new MailgateError('MG_BACKEND_PROTOCOL', `unexpected greeting: ${greeting.slice(0, 80)}`);
-    let tokens = capTokens(greeting) ?? [];
-    if (cfg.tls === 'starttls') {
-      if (!tokens.some((t) => t.toUpperCase() === 'STARTTLS') && tokens.length > 0) throw new MailgateError('MG_BACKEND_TLS', 'backend does not offer STARTTLS');
-      conn.write(`${TAG} STARTTLS\r\n`);
-      const { tagged } = await untilTagged(conn, TAG);
-      if (!/^\S+ OK/i.test(tagged)) throw new MailgateError('MG_BACKEND_TLS', 'backend refused STARTTLS');
-      await conn.startTls();
-      tokens = await askCapabilities(conn);
-    } else if (tokens.length === 0) {
-      tokens = await askCapabilities(conn);
-    }
-    return { conn, tokens };
-  } catch (err) {
-    conn.close();
-    throw err;
+async function open(conn: BackendConn, server: ServerTarget): Promise<ImapState> {
+  const greeting = await conn.readLine();
+  // A PREAUTH greeting would skip the login we must see; BYE means the server is refusing.
+  if (!/^\* OK\b/i.test(greeting)) throw new MailgateError('MG_BACKEND_PROTOCOL', `unexpected greeting: ${greeting.slice(0, 80)}`);
+  let tokens = capTokens(greeting) ?? [];
+  if (server.tls === 'starttls') {
+    if (!tokens.some((t) => t.toUpperCase() === 'STARTTLS') && tokens.length > 0) throw new MailgateError('MG_BACKEND_TLS', 'backend does not offer STARTTLS');
+    conn.write(`${TAG} STARTTLS\r\n`);
+    const { tagged } = await untilTagged(conn, TAG);
+    if (!/^\S+ OK/i.test(tagged)) throw new MailgateError('MG_BACKEND_TLS', 'backend refused STARTTLS');
+    await conn.startTls();
+    tokens = await askCapabilities(conn);
+  } else if (tokens.length === 0) {
+    tokens = await askCapabilities(conn);
   }
+  return state(tokens);
 }
 
 /** forwardClientInfo: ID with the client's address before LOGIN. A server without ID cannot
  *  be told, and a silent login as mailgate's address is not what was configured. */
-async function sendClientId(conn: BackendConn, caps: Set<string>, client: ClientAddress): Promise<void> {
-  if (!caps.has('ID')) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend does not offer ID (needed by forwardClientInfo)');
-  conn.write(imapIdCommand(TAG, client));
+async function sendClientId(conn: BackendConn, s: ImapState, ctx: LoginContext): Promise<ImapState> {
+  if (!s.caps.has('ID')) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend does not offer ID (needed by forwardClientInfo)');
+  conn.write(imapIdCommand(TAG, ctx.client));
   const { tagged } = await untilTagged(conn, TAG);
   if (!/^\S+ OK/i.test(tagged)) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend refused ID');
+  return s;
 }
 
 /** LOGIN with both values as literals; every buffer holding the password goes to `secrets`. */
-async function sendLogin(conn: BackendConn, caps: Set<string>, c: Credentials, secrets: Buffer[]): Promise<void> {
+async function passwordLogin(conn: BackendConn, { caps }: ImapState, c: Credentials, ctx: LoginContext, secrets: Buffer[]): Promise<FinalBackendLoginResult> {
   // LITERAL+ (or LITERAL- for small values) saves two round trips per login.
   const nonSync = caps.has('LITERAL+') || (caps.has('LITERAL-') && c.user.length <= 4096 && c.password.length <= 4096);
   if (nonSync) {
@@ -88,7 +93,7 @@ async function sendLogin(conn: BackendConn, caps: Set<string>, c: Credentials, s
     ]);
     secrets.push(command);
     conn.write(command);
-    return;
+    return verdict(conn, await untilTagged(conn, TAG), ctx);
   }
   const expectContinue = async () => {
     const line = await conn.readLine();
@@ -101,6 +106,7 @@ async function sendLogin(conn: BackendConn, caps: Set<string>, c: Credentials, s
   const password = Buffer.concat([c.password, Buffer.from('\r\n')]);
   secrets.push(password);
   conn.write(password);
+  return verdict(conn, await untilTagged(conn, TAG), ctx);
 }
 
 /** The tagged reply to our login, under the client's tag: OK hands the connection over. */
@@ -119,7 +125,7 @@ function verdict(conn: BackendConn, { untagged, tagged }: { untagged: string[]; 
 /** AUTHENTICATE with the client's own message, in the command (SASL-IR, RFC 4959) where the
  *  backend offers it, else after its "+". A "+ …" instead of the tagged reply is the error
  *  challenge of a refused token (RFC 7628 §3.2.2), relayed to the client. */
-async function tokenLogin(conn: BackendConn, caps: Set<string>, c: TokenCredentials, ctx: LoginContext, secrets: Buffer[]): Promise<BackendLoginResult> {
+async function tokenLogin(conn: BackendConn, { caps }: ImapState, c: TokenCredentials, ctx: LoginContext, secrets: Buffer[]): Promise<BackendLoginResult> {
   if (!caps.has(`AUTH=${c.mechanism}`)) throw new MailgateError('MG_BACKEND_PROTOCOL', `backend does not offer ${c.mechanism}`);
   const message = encodedMessage(c);
   secrets.push(message);
@@ -139,41 +145,22 @@ async function tokenLogin(conn: BackendConn, caps: Set<string>, c: TokenCredenti
     const reply = await conn.readLine();
     if (reply.startsWith(`${TAG} `)) return verdict(conn, { untagged, tagged: reply }, ctx);
     if (reply === '+' || reply.startsWith('+ ')) {
-      const refused = () => ({ kind: 'rejected' as const, clientReply: Buffer.from(`${ctx.tag} NO [AUTHENTICATIONFAILED] Authentication failed.\r\n`) });
       return errorChallenge(conn, reply.slice(2), async (response) => {
         conn.write(`${response}\r\n`);
         return verdict(conn, await untilTagged(conn, TAG), ctx);
-      }, refused);
+      });
     }
     untagged.push(reply);
   }
 }
 
-export async function imapBackendLogin(cfg: BackendConfig, c: Credentials, ctx: LoginContext): Promise<BackendLoginResult> {
-  let conn: BackendConn | null = null;
-  const secrets: Buffer[] = [];
-  try {
-    let tokens: string[];
-    ({ conn, tokens } = await open(cfg, ctx.client));
-    const caps = new Set(tokens.map((t) => t.toUpperCase()));
-    if (cfg.forwardClientInfo) await sendClientId(conn, caps, ctx.client);
-    if (isTokenLogin(c)) return await tokenLogin(conn, caps, c, ctx, secrets);
-    await sendLogin(conn, caps, c, secrets);
-    return verdict(conn, await untilTagged(conn, TAG), ctx);
-  } catch (err) {
-    conn?.close();
-    return { kind: 'unavailable', error: (err as Error).message, unreachable: isUnreachable(err) };
-  } finally {
-    // Lines built from the token are wiped once the backend has answered them.
-    for (const b of secrets) b.fill(0);
-  }
-}
+export const imapReplay: BackendReplay = replay<ImapState>({
+  open,
+  tellClient: sendClientId,
+  passwordLogin,
+  tokenLogin,
+  capabilities: (s) => s.tokens,
+  goodbye: `${TAG} LOGOUT\r\n`,
+});
 
-/** The backend's capabilities before login, as written, for the pre-login CAPABILITY. */
-export async function imapProbeCapabilities(cfg: BackendConfig): Promise<string[]> {
-  const { conn, tokens } = await open(cfg, null);
-  conn.close(`${TAG} LOGOUT\r\n`);
-  return tokens;
-}
-
-export const imapReplay: BackendReplay = { login: imapBackendLogin, probeCapabilities: imapProbeCapabilities };
+export const imapBackendLogin = imapReplay.login;

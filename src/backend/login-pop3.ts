@@ -1,13 +1,14 @@
-// POP3 login replay to the backend (RFC 1939, 2449 CAPA, 2595 STLS, 5034 AUTH, 3206 codes):
-// greeting, STLS when configured (never a plaintext fallback), CAPA, XCLIENT when configured,
-// then AUTH PLAIN (base64, no client byte reaches the line raw) or USER/PASS, or AUTH with a
-// client's token message (RFC 7628); and the probe.
-import type { BackendConfig } from '../config/schema.js';
+// The POP3 dialect of the login replay (RFC 1939, 2449 CAPA, 2595 STLS, 5034 AUTH, 3206
+// codes): greeting, STLS when configured (never a plaintext fallback), CAPA, XCLIENT when
+// configured, then AUTH PLAIN (base64, no client byte reaches the line raw) or USER/PASS, or
+// AUTH with a client's token message (RFC 7628). The skeleton around it is replay.ts.
+import type { ServerTarget } from '../config/schema.js';
 import { MailgateError } from '../errors.js';
-import type { BackendLoginResult, BackendReplay, ClientAddress, FinalBackendLoginResult, LoginContext } from './types.js';
-import { isTokenLogin, type Credentials, type TokenCredentials } from '../protocols/sasl.js';
+import type { BackendLoginResult, BackendReplay, FinalBackendLoginResult, LoginContext } from './types.js';
+import type { Credentials, TokenCredentials } from '../protocols/sasl.js';
 import { xclientCommand } from './client-info.js';
-import { BackendConn, isUnreachable } from './connect.js';
+import type { BackendConn } from './connect.js';
+import { replay } from './replay.js';
 import { encodedMessage, errorChallenge } from './token-login.js';
 
 /** RFC 2449 §4 / RFC 5034 §4: an AUTH command with its initial response is at most 255 octets
@@ -44,33 +45,34 @@ function capaArgs(lines: readonly string[], name: string): string[] | null {
   return null;
 }
 
+interface Pop3State {
+  /** CAPA lines, as written. */
+  lines: string[];
+  xclient: boolean;
+}
+
 /** Greeting, STLS when configured, CAPA: the session as the client will find it. Dovecot
  *  announces XCLIENT to trusted peers in its greeting ("+OK [XCLIENT] …"), not in CAPA. */
-async function open(cfg: BackendConfig, client: ClientAddress | null): Promise<{ conn: BackendConn; lines: string[]; xclient: boolean }> {
-  const conn = await BackendConn.open(cfg, client);
-  try {
-    const greeting = await conn.readLine();
-    if (!isOk(greeting)) throw new MailgateError('MG_BACKEND_PROTOCOL', `unexpected greeting: ${greeting.slice(0, 80)}`);
-    if (cfg.tls === 'starttls') {
-      conn.write('STLS\r\n');
-      if (!isOk(await conn.readLine())) throw new MailgateError('MG_BACKEND_TLS', 'backend refused STLS');
-      // Aborts if the backend sent anything after its +OK (Exim CVE-2021-38371).
-      await conn.startTls();
-    }
-    const lines = await capa(conn);
-    return { conn, lines, xclient: /^\+OK \[XCLIENT\]/i.test(greeting) || capaArgs(lines, 'XCLIENT') !== null };
-  } catch (err) {
-    conn.close();
-    throw err;
+async function open(conn: BackendConn, server: ServerTarget): Promise<Pop3State> {
+  const greeting = await conn.readLine();
+  if (!isOk(greeting)) throw new MailgateError('MG_BACKEND_PROTOCOL', `unexpected greeting: ${greeting.slice(0, 80)}`);
+  if (server.tls === 'starttls') {
+    conn.write('STLS\r\n');
+    if (!isOk(await conn.readLine())) throw new MailgateError('MG_BACKEND_TLS', 'backend refused STLS');
+    // Aborts if the backend sent anything after its +OK (Exim CVE-2021-38371).
+    await conn.startTls();
   }
+  const lines = await capa(conn);
+  return { lines, xclient: /^\+OK \[XCLIENT\]/i.test(greeting) || capaArgs(lines, 'XCLIENT') !== null };
 }
 
 /** forwardClientInfo: XCLIENT ADDR PORT, only to a server that offers it; one that does not
  *  cannot be told, and a silent login as mailgate's address is not what was configured. */
-async function sendXclient(conn: BackendConn, offered: boolean, client: ClientAddress): Promise<void> {
-  if (!offered) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend does not offer XCLIENT (needed by forwardClientInfo)');
-  conn.write(xclientCommand(client, null, 'pop3'));
+async function sendXclient(conn: BackendConn, s: Pop3State, ctx: LoginContext): Promise<Pop3State> {
+  if (!s.xclient) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend does not offer XCLIENT (needed by forwardClientInfo)');
+  conn.write(xclientCommand(ctx.client, null, 'pop3'));
   if (!isOk(await statusLine(conn, 'XCLIENT'))) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend refused XCLIENT');
+  return s;
 }
 
 /** A status line that ends an exchange; anything else means the backend is not speaking POP3. */
@@ -134,8 +136,6 @@ async function userPass(conn: BackendConn, c: Credentials, secrets: Buffer[]): P
  *  message into other fields. Neither is ever sent. */
 const hasBreakingByte = (b: Buffer) => b.includes(0x0d) || b.includes(0x0a) || b.includes(0x00);
 
-const REFUSED = Buffer.from('-ERR [AUTH] Authentication failed.\r\n');
-
 /** The status line that ends our login: +OK hands the connection over. */
 function verdict(conn: BackendConn, reply: string): FinalBackendLoginResult {
   if (isOk(reply)) {
@@ -154,7 +154,7 @@ function verdict(conn: BackendConn, reply: string): FinalBackendLoginResult {
 
 /** AUTH with the client's own token message; a "+ …" reply is the error challenge of a
  *  refused token (RFC 7628 §3.2.2), relayed to the client. */
-async function tokenLogin(conn: BackendConn, lines: string[], c: TokenCredentials, secrets: Buffer[]): Promise<BackendLoginResult> {
+async function tokenLogin(conn: BackendConn, { lines }: Pop3State, c: TokenCredentials, _ctx: LoginContext, secrets: Buffer[]): Promise<BackendLoginResult> {
   if (!capaArgs(lines, 'SASL')?.includes(c.mechanism)) throw new MailgateError('MG_BACKEND_PROTOCOL', `backend does not offer ${c.mechanism}`);
   const message = encodedMessage(c);
   secrets.push(message);
@@ -163,40 +163,27 @@ async function tokenLogin(conn: BackendConn, lines: string[], c: TokenCredential
     return errorChallenge(conn, reply.slice(2), async (response) => {
       conn.write(`${response}\r\n`);
       return verdict(conn, await statusLine(conn, 'AUTH'));
-    }, () => ({ kind: 'rejected', clientReply: Buffer.from(REFUSED) }));
+    });
   }
   if (!isOk(reply) && !isErr(reply)) throw new MailgateError('MG_BACKEND_PROTOCOL', 'malformed reply to AUTH');
   return verdict(conn, reply);
 }
 
-export async function pop3BackendLogin(cfg: BackendConfig, c: Credentials, ctx: LoginContext): Promise<BackendLoginResult> {
-  if (hasBreakingByte(c.user) || hasBreakingByte(c.password)) return { kind: 'rejected', clientReply: Buffer.from(REFUSED) };
-  let conn: BackendConn | null = null;
-  const secrets: Buffer[] = [];
-  try {
-    let lines: string[];
-    let xclient: boolean;
-    ({ conn, lines, xclient } = await open(cfg, ctx.client));
-    if (cfg.forwardClientInfo) await sendXclient(conn, xclient, ctx.client);
-    if (isTokenLogin(c)) return await tokenLogin(conn, lines, c, secrets);
-    // SASL mechanisms (RFC 2449 §6.3 "SASL PLAIN LOGIN"), matched as exact tokens.
-    const plain = capaArgs(lines, 'SASL')?.includes('PLAIN') ?? false;
-    return verdict(conn, plain ? await authPlain(conn, c, secrets) : await userPass(conn, c, secrets));
-  } catch (err) {
-    conn?.close();
-    return { kind: 'unavailable', error: (err as Error).message, unreachable: isUnreachable(err) };
-  } finally {
-    // Every line built from credentials is wiped once the backend has answered it (a buffer
-    // passed to write() may still be queued until then) or the socket is gone.
-    for (const b of secrets) b.fill(0);
-  }
+/** AUTH PLAIN where the backend lists it (RFC 2449 §6.3 "SASL PLAIN LOGIN", exact tokens),
+ *  else USER/PASS. */
+async function passwordLogin(conn: BackendConn, { lines }: Pop3State, c: Credentials, _ctx: LoginContext, secrets: Buffer[]): Promise<FinalBackendLoginResult> {
+  const plain = capaArgs(lines, 'SASL')?.includes('PLAIN') ?? false;
+  return verdict(conn, plain ? await authPlain(conn, c, secrets) : await userPass(conn, c, secrets));
 }
 
-/** The backend's CAPA lines before login, as written, for the pre-login CAPA. */
-export async function pop3ProbeCapabilities(cfg: BackendConfig): Promise<string[]> {
-  const { conn, lines } = await open(cfg, null);
-  conn.close('QUIT\r\n');
-  return lines;
-}
+export const pop3Replay: BackendReplay = replay<Pop3State>({
+  open,
+  tellClient: sendXclient,
+  passwordLogin,
+  tokenLogin,
+  capabilities: (s) => s.lines,
+  goodbye: 'QUIT\r\n',
+  unsendable: (c) => hasBreakingByte(c.user) || hasBreakingByte(c.password),
+});
 
-export const pop3Replay: BackendReplay = { login: pop3BackendLogin, probeCapabilities: pop3ProbeCapabilities };
+export const pop3BackendLogin = pop3Replay.login;

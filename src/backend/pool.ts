@@ -3,7 +3,7 @@
 // the order is rendezvous-hashed on the user, so adding a server moves few users.
 import { createHash } from 'node:crypto';
 import net from 'node:net';
-import type { BackendConfig } from '../config/schema.js';
+import type { BackendConfig, ServerTarget } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
 
 /** A TCP health check gives up after this long. */
@@ -30,10 +30,18 @@ export function tcpReachable(host: string, port: number, timeoutMs = HEALTH_CONN
   });
 }
 
+/** One server of a backend, ready to dial. */
+export function serverTarget(cfg: BackendConfig, server: { host: string; port: number }): ServerTarget {
+  const { servers: _servers, sticky: _sticky, healthCheck: _health, probeInterval: _probe, ...conn } = cfg;
+  return { ...conn, host: server.host, port: server.port };
+}
+
 export class BackendPools {
   /** Servers known to be down ("host:port"). Unknown means healthy. */
   private readonly down = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
+  /** Rotation of pools without stickiness: each login starts one server further. */
+  private turn = 0;
 
   constructor(
     private readonly backends: () => Record<string, BackendConfig>,
@@ -42,7 +50,7 @@ export class BackendPools {
 
   /** The servers to try for one login, in order: healthy ones first (sticky: by the user's
    *  rendezvous hash, else rotating), then, as a last resort, those marked down. */
-  candidates(name: string, user: string): BackendConfig[] {
+  candidates(name: string, user: string): ServerTarget[] {
     const cfg = this.backends()[name]!;
     let order = [...cfg.servers];
     if (order.length > 1) {
@@ -54,10 +62,8 @@ export class BackendPools {
     }
     const up = order.filter((s) => !this.down.has(id(s)));
     const down = order.filter((s) => this.down.has(id(s)));
-    return [...up, ...down].map((s) => ({ ...cfg, host: s.host, port: s.port }));
+    return [...up, ...down].map((s) => serverTarget(cfg, s));
   }
-
-  private turn = 0;
 
   healthy(server: { host: string; port: number }): boolean {
     return !this.down.has(id(server));

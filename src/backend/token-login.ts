@@ -3,7 +3,11 @@
 // attempt always ends, and ends as a failure unless the backend says OK. No protocol framing.
 import type { BackendLoginResult, FinalBackendLoginResult } from './types.js';
 import { decodeBase64Strict, type TokenCredentials } from '../protocols/sasl.js';
+import { MailgateError } from '../errors.js';
 import type { BackendConn } from './connect.js';
+
+/** The token was refused; the client hears the protocol's own failure reply. */
+const REFUSED: FinalBackendLoginResult = { kind: 'rejected', clientReply: null };
 
 /** The client's decoded message as base64, unchanged, in a buffer the caller wipes. The
  *  string in between cannot be wiped (JS strings are immutable); it is short-lived. */
@@ -19,18 +23,14 @@ export function encodedMessage(c: TokenCredentials): Buffer {
  *
  * `finish` sends the client's answer and reads the final reply. Whatever goes wrong after the
  * challenge (the client leaves or never answers, the login deadline passes, the backend sends
- * nonsense or a temporary failure) the result is `refused()`: the backend has judged the
- * token already, and an attempt must not escape the failure count by never answering.
+ * nonsense or a temporary failure) the result is a rejection in the protocol's own words: the
+ * backend has judged the token already, and an attempt must not escape the failure count by
+ * never answering. An exception that is not a MailgateError is a bug and is thrown on.
  */
-export function errorChallenge(
-  conn: BackendConn,
-  text: string,
-  finish: (response: string) => Promise<FinalBackendLoginResult>,
-  refused: () => FinalBackendLoginResult,
-): BackendLoginResult {
+export function errorChallenge(conn: BackendConn, text: string, finish: (response: string) => Promise<FinalBackendLoginResult>): BackendLoginResult {
   if (decodeBase64Strict(text) === null) {
     conn.close();
-    return refused();
+    return REFUSED;
   }
   return {
     kind: 'challenge',
@@ -38,16 +38,19 @@ export function errorChallenge(
     async respond(response) {
       if (response === null) {
         conn.close();
-        return refused();
+        return REFUSED;
       }
       try {
         const result = await finish(response);
         if (result.kind !== 'unavailable') return result;
-      } catch {
-        // fall through: refused
+      } catch (err) {
+        if (!(err instanceof MailgateError)) {
+          conn.close();
+          throw err;
+        }
       }
       conn.close();
-      return refused();
+      return REFUSED;
     },
   };
 }

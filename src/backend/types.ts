@@ -1,7 +1,7 @@
 // What the backend layer promises the rest of the proxy: who the client is (to tell the
 // backend), the context of one login replay, and the replay's verdict as data. Types only.
 import type { Socket } from 'node:net';
-import type { BackendConfig } from '../config/schema.js';
+import type { ServerTarget } from '../config/schema.js';
 import type { Credentials } from '../protocols/sasl.js';
 import type { MachineLoginContext } from '../protocols/protocol.js';
 
@@ -43,11 +43,11 @@ export type BackendLoginResult =
 
 export type FinalBackendLoginResult = Exclude<BackendLoginResult, { kind: 'challenge' }>;
 
-export type BackendLogin = (backend: BackendConfig, credentials: Credentials, context: LoginContext) => Promise<BackendLoginResult>;
+export type BackendLogin = (server: ServerTarget, credentials: Credentials, context: LoginContext) => Promise<BackendLoginResult>;
 
 /** A protocol's replay toward its backend: the login, and the probe of what the backend
  *  advertises before login (IMAP capabilities, POP3 CAPA lines, SMTP EHLO keywords). */
 export interface BackendReplay {
   login: BackendLogin;
-  probeCapabilities(backend: BackendConfig, hostname: string): Promise<string[]>;
+  probeCapabilities(server: ServerTarget, hostname: string): Promise<string[]>;
 }

@@ -89,11 +89,9 @@ const backend = z.strictObject({
       ctx.addIssue({ code: 'custom', message: 'expected host and port, or servers' });
     }
   })
-  .transform((b) => {
-    const servers = b.servers ? b.servers.map((hp) => parseHostPort(hp)!) : [{ host: b.host!, port: b.port! }];
-    // host/port: the first server, for code that talks to "the" backend (probes, readiness).
-    return { ...b, servers, host: servers[0]!.host, port: servers[0]!.port };
-  });
+  // `host`/`port` is the one-server spelling of `servers`; from here on there is only a pool,
+  // and one server to dial is a ServerTarget (backend/pool.ts builds them).
+  .transform(({ host, port, servers, ...rest }) => ({ ...rest, servers: servers ? servers.map((hp) => parseHostPort(hp)!) : [{ host: host!, port: port! }] }));
 
 export const RULE_KEYS = ['ip', 'user', 'ip+user'] as const;
 const rule = z.strictObject({
@@ -333,6 +331,8 @@ export const configSchema = z
 export type Config = z.output<typeof configSchema>;
 export type ListenerConfig = Config['listeners'][number];
 export type BackendConfig = Config['backends'][string];
+/** One server of a backend, to dial: the backend's connection settings and one host:port. */
+export type ServerTarget = Omit<BackendConfig, 'servers' | 'sticky' | 'healthCheck' | 'probeInterval'> & { host: string; port: number };
 export type RuleConfig = Config['limits']['rules'][number];
 export type LimitsConfig = Config['limits'];
 export type StoreConfig = Config['store'];

@@ -119,12 +119,23 @@ export async function* authAttempt(deps: AuthDeps, log: Logger, req: AuthRequest
     // Keyed hash for stale-password dedupe, taken before the credentials are wiped.
     const fingerprint = deps.policy.fingerprint(decision, creds.password);
     const tb = clock.now();
-    const first = await loginToPool(deps.pools, req, user.canonical);
-    const backendSec = (clock.now() - tb) / 1000;
-    // RFC 7628 §3.2.2: a refused token may come back as an error challenge. The client's answer
-    // goes to the backend, whose final reply ends the attempt (the client's time is not
-    // backend latency, so it is left out of the histogram).
-    const result = first.kind === 'challenge' ? await first.respond(yield { relay: first.challenge }) : first;
+    let backendSec = 0;
+    let challenged = false;
+    let result: FinalBackendLoginResult;
+    try {
+      const first = await loginToPool(deps.pools, req, user.canonical);
+      backendSec = (clock.now() - tb) / 1000;
+      // RFC 7628 §3.2.2: a refused token may come back as an error challenge. The client's answer
+      // goes to the backend, whose final reply ends the attempt (the client's time is not
+      // backend latency, so it is left out of the histogram).
+      challenged = first.kind === 'challenge';
+      result = first.kind === 'challenge' ? await first.respond(yield { relay: first.challenge }) : first;
+    } catch (err) {
+      // Only a MailgateError means the backend is unavailable; anything else is our bug. The
+      // client still gets the temporary failure, and nothing is counted against anyone.
+      log.error({ event: 'auth.bug', err: (err as Error).stack ?? String(err) }, 'login replay failed with an internal error');
+      result = { kind: 'unavailable', error: 'internal error' };
+    }
     const v = VERDICT[result.kind];
     metrics.backendLoginSeconds.observe({ backend: req.listener.backend, result: v.policy }, backendSec);
     metrics.backendUp.set({ backend: req.listener.backend }, result.kind === 'unavailable' ? 0 : 1);
@@ -139,7 +150,7 @@ export async function* authAttempt(deps: AuthDeps, log: Logger, req: AuthRequest
         trusted: decision.trusted || undefined,
         knownGood: decision.knownGood || undefined,
         tarpitMs: delayMs || undefined,
-        challenged: first.kind === 'challenge' || undefined,
+        challenged: challenged || undefined,
         error: result.kind === 'unavailable' ? result.error : undefined,
         latencyMs: clock.now() - t0,
       },

@@ -155,6 +155,17 @@ describe('auth path', () => {
     expect(r.seen.map((s) => s.server)).toEqual(['127.0.0.1:1', '127.0.0.1:2', '127.0.0.1:2']);
   });
 
+  it('an exception that is not a MailgateError is a bug: logged at error with its stack, answered as unavailable, counted against no one', async () => {
+    const r = rig(() => {
+      throw new TypeError('cannot read properties of undefined');
+    }, { rules: [{ name: 'f', key: 'ip', count: 'failures', limit: 1, window: '10m' }] });
+    for (let i = 0; i < 2; i++) expect(await r.attempt(r.request('alice', 'pw'))).toEqual({ kind: 'unavailable' });
+    const bug = r.lines.find((l) => l.event === 'auth.bug');
+    expect(bug).toMatchObject({ level: 50 });
+    expect(String(bug?.err)).toMatch(/^TypeError: cannot read properties of undefined\n\s+at /);
+    expect(await r.outcomes()).toEqual({ 'backend-error': 2 });
+  });
+
   it('credentials are wiped once the attempt ends, whatever its outcome', async () => {
     for (const script of [rejected, () => ({ kind: 'unavailable', error: 'x' }) as BackendLoginResult]) {
       const r = rig(script);

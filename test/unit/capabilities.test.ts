@@ -2,6 +2,7 @@
 // a failed probe keeps the last good answer.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CapabilityCache } from '../../src/backend/capabilities.js';
+import { serverTarget } from '../../src/backend/pool.js';
 import { parseConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/logging/logger.js';
 import type { BackendReplay } from '../../src/backend/types.js';
@@ -26,7 +27,8 @@ describe('CapabilityCache', () => {
       listeners: [{ name: 's', protocol: 'smtp', listen: '127.0.0.1:0', tls: 'none', backend: 'b' }],
       backends: { b: { host: '127.0.0.1', port: 25, probeInterval: '1m' } },
     });
-    const cache = new CapabilityCache([{ backend: 'b', cfg: cfg.backends.b!, replay, hostname: 'mx.test' }], createLogger('silent'));
+    const b = cfg.backends.b!;
+    const cache = new CapabilityCache([{ backend: 'b', server: serverTarget(b, b.servers[0]!), probeInterval: b.probeInterval, replay, hostname: 'mx.test' }], createLogger('silent'));
     expect(cache.get('b')).toEqual([]);
     await cache.start();
     expect(cache.get('b')).toEqual(['PIPELINING']);
