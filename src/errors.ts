@@ -8,8 +8,7 @@ export type ErrorCode =
   | 'MG_BACKEND_CONNECT'
   | 'MG_BACKEND_TIMEOUT'
   | 'MG_BACKEND_PROTOCOL'
-  | 'MG_BACKEND_TLS'
-  | 'MG_STORE_UNAVAILABLE';
+  | 'MG_BACKEND_TLS';
 
 export class MailgateError extends Error {
   constructor(
