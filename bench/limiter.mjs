@@ -22,7 +22,7 @@ const freePort = () => new Promise((r) => { const s = net.createServer().listen(
 const pct = (xs, p) => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
 
 async function measure(name, store, cfg, concurrency = 1, redisPort = null) {
-  const policy = new Policy(cfg.limits, store, new KeyBuilder(cfg.limits.keySecret));
+  const policy = new Policy(cfg.limits, store, new KeyBuilder(cfg.limits.keySecret), systemClock);
   const lat = [];
   const calls0 = redisPort ? redisCalls(redisPort) : 0;
   let next = 0;
