@@ -2,7 +2,9 @@
 // redis-server, nginx's mail proxy and mailgate (memory and Redis store) on loopback, runs
 // every phase, writes bench/results/<timestamp>.json and prints the summary table.
 // Flags: --quick (or `npm run bench --quick`), --profile / --no-profile, --only=a,b
-// (phases: logins, transfer, redis, flood, profile, memory, limiter), --keep (temp dirs).
+// (phases: logins, transfer, redis, flood, profile, memory, limiter), --keep (temp dirs),
+// --baseline=DIR (another build's dist/, measured as `mailgate-before` with the memory store in
+// the same rounds: how a change moves the figures on one noisy machine, in one run).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -23,6 +25,7 @@ const quick = argv.includes('--quick') || process.env.npm_config_quick === 'true
 const only = argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
 const wants = (phase: string) => !only || only.includes(phase);
 const profile = argv.includes('--profile') || (!quick && !argv.includes('--no-profile'));
+const baseline = argv.find((a) => a.startsWith('--baseline='))?.slice(11);
 
 const FLOOD_SCENARIOS = [
   { name: 'few-ips', sources: 50 },
@@ -104,6 +107,8 @@ try {
   const mgRedis = await startMailgate({ name: 'mailgate-redis', dir: join(dir, 'mailgate'), dovecot, redisUrl: redis.url });
   const floor = await startFloor(dovecot);
   running.push(nginx, mgMem, mgRedis, floor);
+  const before = baseline ? await startMailgate({ name: 'mailgate-before', dir: join(dir, 'mailgate'), dovecot, dist: baseline }) : null;
+  if (before) running.push(before);
   log(`dovecot imap ${dovecot.ports.imap}, nginx ${nginx.ports.imap}, mailgate ${mgMem.ports.imap} (memory) ${mgRedis.ports.imap} (redis ${redis.port})`);
   const targets: Target[] = [
     { name: 'direct', port: dovecot.ports.imap, pids: () => [] },
@@ -111,6 +116,7 @@ try {
     { name: 'mailgate-memory', port: mgMem.ports.imap, pids: mgMem.pids },
     { name: 'mailgate-redis', port: mgRedis.ports.imap, pids: mgRedis.pids, redisPort: redis.port },
     { name: 'node-floor', port: floor.ports.imap, pids: floor.pids, plainOnly: true },
+    ...(before ? [{ name: 'mailgate-before', port: before.ports.imap, pids: before.pids }] : []),
   ];
 
   if (wants('logins')) {
@@ -126,6 +132,7 @@ try {
         { name: 'nginx', imapPort: nginx.ports.imap, pop3Port: nginx.ports.pop3, pids: nginx.pids },
         { name: 'mailgate-memory', imapPort: mgMem.ports.imap, pop3Port: mgMem.ports.pop3, pids: mgMem.pids },
         { name: 'mailgate-redis', imapPort: mgRedis.ports.imap, pop3Port: mgRedis.ports.pop3, pids: mgRedis.pids },
+        ...(before ? [{ name: 'mailgate-before', imapPort: before.ports.imap, pop3Port: before.ports.pop3, pids: before.pids }] : []),
       ],
       { reps: settings.transfer.reps, user: bigbox, log },
     );
@@ -143,6 +150,7 @@ try {
       [
         { name: 'mailgate-memory', port: mgMem.ports.imap, pids: mgMem.pids },
         { name: 'mailgate-redis', port: mgRedis.ports.imap, pids: mgRedis.pids, redisPort: redis.port },
+        ...(before ? [{ name: 'mailgate-before', port: before.ports.imap, pids: before.pids }] : []),
         // A configuration, not another proxy: the README's anti-lockout setup against the
         // attack that stays under every per-IP limit (not counted in the targets).
         { name: 'mailgate-anti-lockout', port: mgGuard.ports.imap, pids: mgGuard.pids, scenarios: ['many-ips'] },
@@ -168,6 +176,7 @@ try {
     res.memory = await memoryPhase(
       [
         { name: 'mailgate', singleProcess: true, start: () => startMailgate({ name: 'mailgate-idle', dir: join(dir, 'mailgate'), dovecot }) },
+        ...(baseline ? [{ name: 'mailgate-before', singleProcess: true, start: () => startMailgate({ name: 'mailgate-before-idle', dir: join(dir, 'mailgate'), dovecot, dist: baseline }) }] : []),
         { name: 'nginx', singleProcess: false, start: () => startNginx(join(dir, 'nginx-idle'), dovecot) },
       ],
       { counts: settings.memory.counts, users, fdLimit: res.machine.fdLimit, log },

@@ -179,6 +179,9 @@ export interface MailgateOptions {
   profileDir?: string;
   /** limits.* keys that replace the benchmark's defaults (rules, knownGood, …). */
   limits?: Record<string, unknown>;
+  /** Another build's dist/ folder (with node_modules reachable from it), to measure a
+   *  baseline in the same run as this one (`npm run bench -- --baseline=DIR`). */
+  dist?: string;
 }
 
 /** Limits as a deployment would set them (README's worked example), with the aggregate
@@ -235,7 +238,7 @@ export async function startMailgate(o: MailgateOptions): Promise<Proc> {
   writeFileSync(confPath, JSON.stringify(cfg, null, 2)); // JSON is YAML
   const logPath = join(o.dir, `${o.name}.log`);
   const nodeArgs = o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', o.profileDir] : [];
-  const child = spawn(process.execPath, [...nodeArgs, 'dist/cli.js', '--config', confPath], { stdio: ['ignore', openSync(logPath, 'w'), 'pipe'] });
+  const child = spawn(process.execPath, [...nodeArgs, o.dist ? join(o.dist, 'cli.js') : 'dist/cli.js', '--config', confPath], { stdio: ['ignore', openSync(logPath, 'w'), 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   await started(child, [imap, pop3], `mailgate (${o.name})`, () => stderr + safeRead(logPath).slice(-4000));
