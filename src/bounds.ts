@@ -1,5 +1,6 @@
-// Every byte and time bound that protects the process (pre-auth parsers, backend replies,
-// PROXY headers), in one place, used project-wide as imapflow keeps its limits.js.
+// Every byte and count bound that protects the process (pre-auth parsers, SASL, backend
+// replies, PROXY headers), in one place, used project-wide as imapflow keeps its limits.js.
+// Timeouts an operator may tune are config defaults, beside their keys in config/schema.ts.
 // Pure constants: each says why it exists; SECURITY.md lists them for operators.
 
 /** IMAP pre-auth command line (per line segment between literals). Dovecot uses 8 KiB too;
