@@ -13,6 +13,8 @@ export interface FakeBackend {
   /** The bytes received on each connection, in connection order. */
   raw(): Buffer[];
   connections(): number;
+  /** Connections still open (a client that closed its side is gone). */
+  openConnections(): number;
   cfg(extra?: Record<string, unknown>): Record<string, unknown>;
   stop(): Promise<void>;
 }
@@ -68,6 +70,7 @@ export async function startFakeBackend(greeting: string | null | 'reset', onLine
     lines,
     raw: () => received.map((c) => Buffer.concat(c)),
     connections: () => connections,
+    openConnections: () => sockets.size,
     cfg: (extra = {}) => ({ host: '127.0.0.1', port, ...extra }),
     async stop() {
       for (const s of sockets) s.destroy();

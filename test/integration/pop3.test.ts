@@ -372,7 +372,8 @@ describe('POP3 backend replay against a scripted fake backend', () => {
   ])('%s is refused as an authentication failure, and the backend is never contacted', async (_, user, password) => {
     const fake = await startFakeBackend(READY, (l) => (l === 'CAPA' ? '+OK\r\nUSER\r\n.\r\n' : '+OK\r\n'));
     const r = await pop3BackendLogin(parseBackend(fake.cfg()), creds(user, password), ctx);
-    expect(r).toEqual({ kind: 'rejected', clientReply: Buffer.from('-ERR [AUTH] Authentication failed.\r\n') });
+    // No backend words: the machine answers with POP3's own failure reply (login-answer.ts).
+    expect(r).toEqual({ kind: 'rejected', clientReply: null });
     expect(fake.lines).toEqual([]);
     expect(fake.connections()).toBe(0);
     await fake.stop();
