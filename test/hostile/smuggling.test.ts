@@ -7,20 +7,13 @@
 // Already covered elsewhere: messages byte for byte through real Dovecot (APPEND/FETCH in
 // integration/imap.test.ts, RETR in pop3.test.ts, submission in smtp.test.ts); the splice
 // itself over loopback (integration/splice.test.ts).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
+import { describe, expect, it } from 'vitest';
 import { startFakeBackend, type FakeAction } from '../helpers/fake-backend.js';
 import { greeted, LOGIN_OK, loginBytes, PROTOS, proxyConfig, type Proto } from '../helpers/hostile.js';
 import { until } from '../helpers/until.js';
-import { startTestProxy } from '../helpers/proxy.js';
+import { dovecotForFile } from '../helpers/rig.js';
 
-let dovecot: DovecotInstance;
-beforeAll(async () => {
-  dovecot = await startDovecot(); // only for the listeners the rig always builds
-});
-afterAll(async () => {
-  await dovecot?.stop();
-});
+const rig = dovecotForFile(); // only for the listeners proxyConfig always builds
 
 /** A FAKE backend that logs anyone in and then says nothing. Its IMAP LOGIN arrives with
  *  non-synchronizing literals, so the password "pw" is a line of its own: answered there. */
@@ -40,9 +33,9 @@ const SMUGGLE = Buffer.from(
 describe('after login the splice forwards bytes unchanged', () => {
   it.each(PROTOS)('%s: bare LF/CR, lone dots, NUL, every byte value and an SMTP smuggling attempt arrive as sent', async (proto) => {
     const fake = await startFakeBackend(FAKE[proto].greeting, FAKE[proto].onLine);
-    const cfg = proxyConfig(dovecot, { backends: { fake: fake.cfg() } });
+    const cfg = proxyConfig(rig.dovecot, { backends: { fake: fake.cfg() } });
     cfg.listeners.push({ name: 'fake', protocol: proto, listen: '127.0.0.1:0', tls: 'none', backend: 'fake', hostname: 'mx.test' });
-    const p = await startTestProxy(cfg);
+    const p = await rig.proxy(cfg);
     try {
       const c = await greeted(proto, p.port('fake'), { localAddress: `127.0.58.${1 + PROTOS.indexOf(proto)}` });
       c.write(loginBytes(proto, 'alice', 'pw'));

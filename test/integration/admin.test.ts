@@ -1,20 +1,20 @@
 // The admin endpoint against a live proxy and a real Dovecot: token handling, limits and
 // blocks (find, lift, log in again), metrics, health, readiness, and reload.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { adminMain } from '../../src/admin/client.js';
 import { parseConfig } from '../../src/config/load.js';
-import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
-import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
+import type { TestProxy } from '../helpers/proxy.js';
 import { RawClient } from '../helpers/raw-client.js';
+import { dovecotForFile } from '../helpers/rig.js';
 
 const TOKEN = 'admin-token-for-tests-0123';
-let dovecot: DovecotInstance;
+const rig = dovecotForFile();
 let proxy: TestProxy;
 
 function config(limit = 2, extra: Record<string, unknown> = {}) {
   return {
     listeners: [{ name: 'imap', protocol: 'imap', listen: '127.0.0.1:0', tls: 'none', backend: 'imap' }],
-    backends: { imap: { host: '127.0.0.1', port: dovecot.ports.imap } },
+    backends: { imap: { host: '127.0.0.1', port: rig.dovecot.ports.imap } },
     admin: { listen: '127.0.0.1:0', token: TOKEN },
     limits: {
       rules: [
@@ -27,12 +27,7 @@ function config(limit = 2, extra: Record<string, unknown> = {}) {
 }
 
 beforeAll(async () => {
-  dovecot = await startDovecot();
-  proxy = await startTestProxy(config());
-});
-afterAll(async () => {
-  await proxy?.stop();
-  await dovecot?.stop();
+  proxy = await rig.proxy(config());
 });
 
 function api(path: string, init: RequestInit & { token?: string | null } = {}) {

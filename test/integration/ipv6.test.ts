@@ -1,26 +1,21 @@
 // IPv6 clients: a listener on [::1], a login through to Dovecot, the client logged and counted
 // by its /64 (limits.ipv6Prefix), the limit refusing with the protocol's temporary failure.
 import net from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
-import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { TestProxy } from '../helpers/proxy.js';
 import { RawClient } from '../helpers/raw-client.js';
+import { dovecotForFile } from '../helpers/rig.js';
 
-let dovecot: DovecotInstance;
+const rig = dovecotForFile();
 let proxy: TestProxy;
 
 beforeAll(async () => {
-  dovecot = await startDovecot();
-  proxy = await startTestProxy({
+  proxy = await rig.proxy({
     listeners: [{ name: 'imap6', protocol: 'imap', listen: '[::1]:0', tls: 'none', backend: 'imap' }],
-    backends: { imap: { host: '127.0.0.1', port: dovecot.ports.imap } },
+    backends: { imap: { host: '127.0.0.1', port: rig.dovecot.ports.imap } },
     limits: { rules: [{ name: 'ip-logins', key: 'ip', count: 'attempts', limit: 3, window: '1h' }] },
     admin: { listen: '127.0.0.1:0' },
   });
-});
-afterAll(async () => {
-  await proxy?.stop();
-  await dovecot?.stop();
 });
 
 async function login(): Promise<string> {

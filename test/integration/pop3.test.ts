@@ -2,14 +2,15 @@
 // RETR byte for byte, STLS injection, TLS required, failures and limits (also shared with IMAP),
 // secrets absent from logs; plus a scripted fake backend for faults Dovecot will not produce.
 import { ImapFlow } from 'imapflow';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { pop3BackendLogin } from '../../src/backend/login-pop3.js';
 import { parseBackend } from '../helpers/backend-config.js';
 import { b64 } from '../helpers/codec.js';
-import { DEFAULT_USERS, startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
+import { DEFAULT_USERS } from '../helpers/dovecot.js';
 import { startFakeBackend } from '../helpers/fake-backend.js';
-import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
+import type { TestProxy } from '../helpers/proxy.js';
 import { RawClient } from '../helpers/raw-client.js';
+import { dovecotForFile } from '../helpers/rig.js';
 import { until } from '../helpers/until.js';
 
 // A password long enough that the backend AUTH PLAIN line exceeds 255 octets (RFC 5034 §4).
@@ -23,8 +24,7 @@ const USERS = [
   { user: 'locky', pass: 'locky-pass', extra: 'userdb_pop3_lock_session=yes' },
 ];
 
-let dovecot: DovecotInstance;
-const proxies: TestProxy[] = [];
+const rig = dovecotForFile({ users: USERS });
 
 const MESSAGE = Buffer.from(
   'From: bob@example.org\r\nTo: alice@example.org\r\nSubject: pop3 through mailgate\r\nMessage-ID: <p1@example.org>\r\n\r\n' +
@@ -33,23 +33,18 @@ const MESSAGE = Buffer.from(
 );
 
 beforeAll(async () => {
-  dovecot = await startDovecot({ users: USERS });
   // Deliver the one message alice's POP3 maildrop holds, straight into Dovecot over IMAP.
   const c = new ImapFlow({
-    host: '127.0.0.1', port: dovecot.ports.imap, secure: false, tls: { rejectUnauthorized: false },
+    host: '127.0.0.1', port: rig.dovecot.ports.imap, secure: false, tls: { rejectUnauthorized: false },
     auth: { user: 'alice', pass: 'alice-pass' }, logger: false,
   } as ConstructorParameters<typeof ImapFlow>[0]);
   await c.connect();
   await c.append('INBOX', MESSAGE);
   await c.logout();
 });
-afterAll(async () => {
-  await Promise.all(proxies.map((p) => p.stop()));
-  await dovecot?.stop();
-});
-
 async function proxyWith(rules: unknown[] = []): Promise<TestProxy> {
-  const p = await startTestProxy({
+  const { dovecot } = rig;
+  return rig.proxy({
     listeners: [
       { name: 'pop3', protocol: 'pop3', listen: '127.0.0.1:0', tls: 'starttls', backend: 'plain' },
       { name: 'pop3s', protocol: 'pop3', listen: '127.0.0.1:0', tls: 'implicit', backend: 'plain' },
@@ -67,8 +62,6 @@ async function proxyWith(rules: unknown[] = []): Promise<TestProxy> {
     },
     limits: { rules },
   });
-  proxies.push(p);
-  return p;
 }
 
 async function greeted(port: number, opts: { localAddress?: string; tls?: boolean } = {}): Promise<RawClient> {
@@ -178,7 +171,7 @@ describe('POP3 through mailgate', () => {
     expect(text).not.toContain('[AUTH]');
     c.close();
     expect(proxy.log.lines.filter((l) => l.event === 'auth.attempt' && l.user === 'carol')).toEqual([]);
-    expect(await dovecot.settledLog()).not.toMatch(/carol/);
+    expect(await rig.dovecot.settledLog()).not.toMatch(/carol/);
   });
 
   it('STLS: USER/PASS pipelined after the command is never executed', async () => {
@@ -192,7 +185,7 @@ describe('POP3 through mailgate', () => {
     c.close();
     expect(proxy.log.lines.some((l) => l.event === 'starttls.injection')).toBe(true);
     expect(proxy.log.lines.filter((l) => l.event === 'auth.attempt' && l.user === 'dave')).toEqual([]);
-    expect(await dovecot.settledLog()).not.toMatch(/dave/);
+    expect(await rig.dovecot.settledLog()).not.toMatch(/dave/);
   });
 
   it('STLS inside TLS, twice, or on an implicit listener is -ERR', async () => {
@@ -220,7 +213,7 @@ describe('POP3 limits through mailgate', () => {
       f.close();
     }
     // The rejection came from Dovecot: it saw the wrong password, and the proxy logged "fail".
-    expect(await dovecot.settledLog()).toMatch(/alice.*(?:[Pp]assword mismatch|auth failed)/);
+    expect(await rig.dovecot.settledLog()).toMatch(/alice.*(?:[Pp]assword mismatch|auth failed)/);
     expect(proxy.log.lines.filter((l) => l.event === 'auth.attempt' && l.outcome === 'fail')).toHaveLength(2);
     const after = await greeted(proxy.port('cleartext'), { localAddress: ip });
     await cmd(after, 'USER alice');
@@ -237,7 +230,7 @@ describe('POP3 limits through mailgate', () => {
   it('[IN-USE] from Dovecot (right password, mailbox held by another session) reaches the client and is never a failure', { timeout: 60_000 }, async () => {
     const proxy = await proxyWith([{ name: 'ip-failures', key: 'ip', count: 'failures', limit: 1, window: '10m' }]);
     const ip = '127.0.9.5';
-    const holder = await greeted(dovecot.ports.pop3);
+    const holder = await greeted(rig.dovecot.ports.pop3);
     expect(await cmd(holder, `AUTH PLAIN ${b64('\0locky\0locky-pass')}`)).toMatch(/^\+OK Logged in/);
     const c = await greeted(proxy.port('cleartext'), { localAddress: ip });
     expect(await cmd(c, 'USER locky')).toMatch(/^\+OK /);
@@ -248,7 +241,7 @@ describe('POP3 limits through mailgate', () => {
     expect(await proxy.metrics.registry.metrics()).toMatch(/^mailgate_login_attempts_total\{[^}]*outcome="locked"[^}]*\} 1$/m);
     // Not a failure: with a limit of one failure, the same connection still gets a login.
     holder.close();
-    await until(() => /pop3\(locky\)[^\n]*Disconnected: Connection closed/.test(dovecot.readLog()), 'Dovecot to release the lock');
+    await until(() => /pop3\(locky\)[^\n]*Disconnected: Connection closed/.test(rig.dovecot.readLog()), 'Dovecot to release the lock');
     expect(await userPass(c, 'locky', 'locky-pass')).toMatch(/^\+OK Logged in/);
     c.close();
   });
@@ -301,8 +294,8 @@ describe('POP3 limits through mailgate', () => {
       ...USERS.map((u) => u.pass), 'wrong-pass',
       ...USERS.map((u) => b64(`\0${u.user}\0${u.pass}`)), ...USERS.map((u) => b64(u.pass)),
     ];
-    expect(proxies.length).toBeGreaterThan(1);
-    for (const p of proxies) {
+    expect(rig.proxies.length).toBeGreaterThan(1);
+    for (const p of rig.proxies) {
       expect(p.log.raw.length).toBeGreaterThan(0);
       for (const line of p.log.raw) for (const s of secrets) expect(line).not.toContain(s);
     }

@@ -1,26 +1,20 @@
 // Graceful shutdown in process, against a real Dovecot: clients that have not logged in get
 // the protocol's goodbye at once, a logged-in session keeps working through the grace period
 // and shutdown completes when it ends; past the grace period it is cut.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
-import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
+import { describe, expect, it } from 'vitest';
+import type { TestProxy } from '../helpers/proxy.js';
 import { RawClient } from '../helpers/raw-client.js';
+import { dovecotForFile } from '../helpers/rig.js';
 
-let dovecot: DovecotInstance;
-beforeAll(async () => {
-  dovecot = await startDovecot();
-});
-afterAll(async () => {
-  await dovecot?.stop();
-});
+const rig = dovecotForFile();
 
 async function proxy(): Promise<TestProxy> {
-  return startTestProxy({
+  return rig.proxy({
     listeners: [
       { name: 'imap', protocol: 'imap', listen: '127.0.0.1:0', tls: 'none', backend: 'imap' },
       { name: 'pop3', protocol: 'pop3', listen: '127.0.0.1:0', tls: 'none', backend: 'pop3' },
     ],
-    backends: { imap: { host: '127.0.0.1', port: dovecot.ports.imap }, pop3: { host: '127.0.0.1', port: dovecot.ports.pop3 } },
+    backends: { imap: { host: '127.0.0.1', port: rig.dovecot.ports.imap }, pop3: { host: '127.0.0.1', port: rig.dovecot.ports.pop3 } },
   });
 }
 

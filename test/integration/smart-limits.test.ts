@@ -2,41 +2,30 @@
 // pairs, stale-password dedupe, distinct counting (many IPs on one user, spraying), tarpit,
 // escalating blocks (injected clock) and dry-run. Attackers and victims use separate
 // loopback source addresses.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
-import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
-import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
+import type { TestProxy } from '../helpers/proxy.js';
 import { RawClient } from '../helpers/raw-client.js';
+import { dovecotForFile } from '../helpers/rig.js';
 
-let dovecot: DovecotInstance;
-const proxies: TestProxy[] = [];
-
-beforeAll(async () => {
-  dovecot = await startDovecot({
-    users: [
-      { user: 'alice', pass: 'alice-pass' },
-      { user: 'bob', pass: 'bob-pass' },
-      { user: 'carol', pass: 'carol-pass' },
-      { user: 'dave', pass: 'dave-pass' },
-    ],
-  });
-});
-afterAll(async () => {
-  await Promise.all(proxies.map((p) => p.stop()));
-  await dovecot?.stop();
+const rig = dovecotForFile({
+  users: [
+    { user: 'alice', pass: 'alice-pass' },
+    { user: 'bob', pass: 'bob-pass' },
+    { user: 'carol', pass: 'carol-pass' },
+    { user: 'dave', pass: 'dave-pass' },
+  ],
 });
 
 async function proxyWith(limits: Record<string, unknown>, clock?: ManualClock): Promise<TestProxy> {
-  const p = await startTestProxy(
+  return rig.proxy(
     {
       listeners: [{ name: 'imap', protocol: 'imap', listen: '127.0.0.1:0', tls: 'none', backend: 'imap' }],
-      backends: { imap: { host: '127.0.0.1', port: dovecot.ports.imap } },
+      backends: { imap: { host: '127.0.0.1', port: rig.dovecot.ports.imap } },
       limits,
     },
     clock ? { clock } : {},
   );
-  proxies.push(p);
-  return p;
 }
 
 let n = 0;

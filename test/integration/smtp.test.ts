@@ -2,28 +2,16 @@
 // real SMTP sink: AUTH over each listener kind, mail sent through the splice unchanged, EHLO
 // that mirrors the backend, STARTTLS rules, temporary failures, counters shared with IMAP.
 import nodemailer from 'nodemailer';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
-import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { TestProxy } from '../helpers/proxy.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
+import { dovecotForFile } from '../helpers/rig.js';
 
-let dovecot: DovecotInstance;
-let sink: SmtpSink;
-const proxies: TestProxy[] = [];
-
-beforeAll(async () => {
-  sink = await startSmtpSink();
-  dovecot = await startDovecot({ relay: { host: sink.host, port: sink.port } });
-});
-afterAll(async () => {
-  await Promise.all(proxies.map((p) => p.stop()));
-  await dovecot?.stop();
-  await sink?.stop();
-});
+const rig = dovecotForFile({ sink: true });
 
 async function proxyWith(rules: unknown[] = [], backendPort?: number): Promise<TestProxy> {
-  const p = await startTestProxy({
+  const { dovecot } = rig;
+  return rig.proxy({
     listeners: [
       { name: 'submission', protocol: 'smtp', listen: '127.0.0.1:0', tls: 'starttls', backend: 'submission', hostname: 'mx.test' },
       { name: 'submissions', protocol: 'smtp', listen: '127.0.0.1:0', tls: 'implicit', backend: 'submission', hostname: 'mx.test' },
@@ -41,8 +29,6 @@ async function proxyWith(rules: unknown[] = [], backendPort?: number): Promise<T
     },
     limits: { rules },
   });
-  proxies.push(p);
-  return p;
 }
 
 function transport(port: number, opts: { secure?: boolean; requireTLS?: boolean; user?: string; pass?: string; method?: string } = {}) {
@@ -80,7 +66,7 @@ describe('SMTP submission through mailgate', () => {
       from: 'alice@example.org', to: 'bob@example.org', subject: 'through mailgate', text: body, messageId: '<s1@example.org>',
     });
     expect(info.accepted).toEqual(['bob@example.org']);
-    const got = sink.messages.find((m) => m.raw.toString().includes('<s1@example.org>'));
+    const got = rig.sink.messages.find((m) => m.raw.toString().includes('<s1@example.org>'));
     expect(got?.to).toEqual(['bob@example.org']);
     expect(got!.raw.toString()).toContain('\r\n.leading dot\r\n..two dots\r\n');
   });
@@ -95,14 +81,14 @@ describe('SMTP submission through mailgate', () => {
   });
 
   it('EHLO before TLS offers STARTTLS and no AUTH; after TLS AUTH and no STARTTLS; keywords mirror the backend', async () => {
-    const mark = await dovecot.logMark();
+    const mark = await rig.dovecot.logMark();
     const c = await greeted(proxy.port('submission'));
     c.write('EHLO client.test\r\n');
     const before = await c.waitFor(/^250 .*\r\n/m);
     expect(before).toMatch(/^250[- ]STARTTLS\r?$/m);
     expect(before).not.toMatch(/AUTH/);
     // Exactly what Dovecot itself advertises, within the keywords we pass on.
-    const direct = await greeted(dovecot.ports.submission);
+    const direct = await greeted(rig.dovecot.ports.submission);
     direct.write('EHLO client.test\r\n');
     const theirs = keywordsOf(await direct.waitFor(/^250 .*\r\n/m));
     direct.close();
@@ -122,7 +108,7 @@ describe('SMTP submission through mailgate', () => {
     expect(after).toMatch(/^250[- ]AUTH PLAIN LOGIN/m);
     expect(after).not.toMatch(/STARTTLS/);
     c.close();
-    expect(await dovecot.settledLog(mark)).not.toMatch(/Login: user=<alice>/); // the refused AUTH never reached the backend
+    expect(await rig.dovecot.settledLog(mark)).not.toMatch(/Login: user=<alice>/); // the refused AUTH never reached the backend
   });
 
   it('STARTTLS: plaintext pipelined after the command is never executed', async () => {
@@ -237,6 +223,6 @@ describe('SMTP limits', () => {
 
   it('no password or SASL token in any log line', () => {
     const secrets = ['alice-pass', 'bob-pass', Buffer.from('\0alice\0alice-pass').toString('base64'), Buffer.from('alice-pass').toString('base64')];
-    for (const p of proxies) for (const line of p.log.raw) for (const s of secrets) expect(line).not.toContain(s);
+    for (const p of rig.proxies) for (const line of p.log.raw) for (const s of secrets) expect(line).not.toContain(s);
   });
 });
