@@ -84,8 +84,9 @@ function lookup<M, A extends readonly unknown[]>(table: CommandTable<M, A>, verb
 }
 
 export abstract class PreauthMachine implements ProtocolMachine {
-  protected state: PreauthState = 'ready';
-  protected secure: boolean;
+  /** Private, so every transition stays in this file. */
+  private state: PreauthState = 'ready';
+  private tlsOn: boolean;
   protected readonly mechanisms: SaslMechanism[];
   private sasl: { tag: string; exchange: SaslExchange } | null = null;
   private loginTag = '';
@@ -99,7 +100,7 @@ export abstract class PreauthMachine implements ProtocolMachine {
     /** The SASL mechanisms the backend advertises, read from its CAPABILITY, CAPA or EHLO. */
     backendMechanisms: readonly string[],
   ) {
-    this.secure = opts.tlsMode === 'implicit';
+    this.tlsOn = opts.tlsMode === 'implicit';
     this.mechanisms = offeredMechanisms(backendMechanisms);
   }
 
@@ -130,7 +131,7 @@ export abstract class PreauthMachine implements ProtocolMachine {
     // RFC 9051 §6.2.1, RFC 2595 §4, RFC 3207 §4.2: everything learned before TLS is forgotten.
     this.input.discard();
     this.forgetPlaintextState();
-    this.secure = true;
+    this.tlsOn = true;
     this.state = 'ready';
     return [];
   }
@@ -157,10 +158,17 @@ export abstract class PreauthMachine implements ProtocolMachine {
     return this.replies.goodbye[reason](retryAfterSec);
   }
 
+  /** TLS is on: implicit, or started with STARTTLS. */
+  protected get secure(): boolean {
+    return this.tlsOn;
+  }
+
   protected get hostname(): string {
     return this.opts.hostname;
   }
 
+  /** The next line answers a challenge, ours or the backend's: no command, and as long as a
+   *  SASL response may be. */
   protected get awaitingAnswer(): boolean {
     return this.state === 'sasl' || this.state === 'relay';
   }
