@@ -9,27 +9,16 @@
 // (integration/imap.test.ts, smtp.test.ts), splice backpressure and half-close over loopback
 // (integration/splice.test.ts), one IMAP trickle client (integration/imap-session.test.ts).
 import net from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_USERS, startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_USERS } from '../helpers/dovecot.js';
 import { startFakeBackend, type FakeAction, type FakeBackend } from '../helpers/fake-backend.js';
 import { greeted, killDovecotSessions, LOGIN_OK, loginBytes, loginOnce, memoryAfterGc, PROTOS, proxyConfig, TEMP_FAIL, type Proto } from '../helpers/hostile.js';
 import { until } from '../helpers/until.js';
 import { freePort } from '../helpers/ports.js';
-import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
+import { dovecotForFile } from '../helpers/rig.js';
 
-let dovecot: DovecotInstance;
-let sink: SmtpSink;
-
-beforeAll(async () => {
-  sink = await startSmtpSink();
-  dovecot = await startDovecot({ relay: { host: sink.host, port: sink.port }, users: [...DEFAULT_USERS, { user: 'carol', pass: 'carol-pass' }, { user: 'dave', pass: 'dave-pass' }] });
-});
-afterAll(async () => {
-  await dovecot?.stop();
-  await sink?.stop();
-});
+const rig = dovecotForFile({ sink: true, users: [...DEFAULT_USERS, { user: 'carol', pass: 'carol-pass' }, { user: 'dave', pass: 'dave-pass' }] });
 
 // --- Backend faults during the login --------------------------------------------------------
 
@@ -84,12 +73,12 @@ describe('backend faults during the login', () => {
         backends[fault] = { host: '127.0.0.1', port, loginTimeout: '500ms', connectTimeout: '500ms' };
       }
     }
-    const cfg = proxyConfig(dovecot, {
+    const cfg = proxyConfig(rig.dovecot, {
       backends,
       limits: { rules: [{ name: 'ip-failures', key: 'ip', count: 'failures', limit: 1, window: '10m' }, { name: 'user-failures', key: 'user', count: 'failures', limit: 1, window: '10m' }] },
     });
     FAULTS.forEach((fault, i) => cfg.listeners.push({ name: `f${i}`, protocol: proto, listen: '127.0.0.1:0', tls: 'none', backend: fault, hostname: 'mx.test' }));
-    const p = await startTestProxy(cfg);
+    const p = await rig.proxy(cfg);
     try {
       const ip = `127.0.47.${1 + PROTOS.indexOf(proto)}`;
       // One after the other (a failure reservation is exclusive under a limit of 1), from one
@@ -116,7 +105,7 @@ describe('backend faults during the login', () => {
 
 describe('backend dies mid-splice', () => {
   it('Dovecot\'s session processes killed under logged-in IMAP, POP3 and SMTP clients: every client is closed, the splice says who ended it', async () => {
-    const p = await startTestProxy(proxyConfig(dovecot));
+    const p = await rig.proxy(proxyConfig(rig.dovecot));
     try {
       const clients = await Promise.all(
         PROTOS.map(async (proto, i) => {
@@ -126,7 +115,7 @@ describe('backend dies mid-splice', () => {
           return c;
         }),
       );
-      expect(killDovecotSessions(dovecot)).toBeGreaterThanOrEqual(3);
+      expect(killDovecotSessions(rig.dovecot)).toBeGreaterThanOrEqual(3);
       for (const c of clients) await c.waitClosed();
       await until(() => p.log.lines.filter((l) => l.event === 'splice.end').length === 3, 'three splice.end lines');
       for (const l of p.log.lines.filter((x) => x.event === 'splice.end')) expect(l.endedBy).toMatch(/^backend/);
@@ -138,9 +127,9 @@ describe('backend dies mid-splice', () => {
   it.each(PROTOS)('%s: a (fake) backend that resets the connection after login: the client is closed at once', async (proto) => {
     const ok = { imap: 'mg1 OK Logged in\r\n', pop3: '+OK Logged in.\r\n', smtp: '235 2.7.0 ok\r\n' }[proto];
     const fake = await startFakeBackend(FAKE[proto].greeting, (l) => (l === 'CRASH' ? { reset: true } : FAKE[proto].onLine(l, ok)));
-    const cfg = proxyConfig(dovecot, { backends: { fake: fake.cfg() } });
+    const cfg = proxyConfig(rig.dovecot, { backends: { fake: fake.cfg() } });
     cfg.listeners.push({ name: 'fake', protocol: proto, listen: '127.0.0.1:0', tls: 'none', backend: 'fake', hostname: 'mx.test' });
-    const p = await startTestProxy(cfg);
+    const p = await rig.proxy(cfg);
     try {
       const c = await greeted(proto, p.port('fake'), { localAddress: `127.0.47.${20 + PROTOS.indexOf(proto)}` });
       c.write(loginBytes(proto, 'alice', 'pw'));
@@ -164,13 +153,13 @@ describe('a client that stops reading during a large FETCH', () => {
     const line = `${'x'.repeat(1022)}\r\n`;
     const body = Buffer.from(`Subject: big\r\n\r\n${line.repeat(SIZE / line.length)}`);
     // Deliver it straight into Dovecot.
-    const direct = await RawClient.connect(dovecot.ports.imap);
+    const direct = await RawClient.connect(rig.dovecot.ports.imap);
     await direct.waitFor(/\r\n/);
     direct.write(Buffer.concat([Buffer.from(`a LOGIN bob bob-pass\r\nb APPEND INBOX {${body.length}+}\r\n`), body, Buffer.from('\r\nc LOGOUT\r\n')]));
     await direct.waitFor(/^c OK/m, 60_000);
     direct.close();
 
-    const p = await startTestProxy(proxyConfig(dovecot));
+    const p = await rig.proxy(proxyConfig(rig.dovecot));
     try {
       const sock = await new Promise<net.Socket>((resolve) => {
         const s = net.connect({ port: p.port('imap-plain'), host: '127.0.0.1', localAddress: '127.0.47.30' }, () => resolve(s));
@@ -219,7 +208,7 @@ describe('slow-drip clients', () => {
   it('are cut at the absolute pre-auth deadline on every protocol and in the TLS handshake, while logins go on', async () => {
     // The legitimate client logs in back to back from one address; its finished sessions can
     // outlive its sockets for a moment, so the per-IP connection limit is not what is tested here.
-    const p = await startTestProxy(proxyConfig(dovecot, { timeouts: { preauth: '1500ms', tlsHandshake: '1s' }, limits: { connections: { perIp: 1000 } } }));
+    const p = await rig.proxy(proxyConfig(rig.dovecot, { timeouts: { preauth: '1500ms', tlsHandshake: '1s' }, limits: { connections: { perIp: 1000 } } }));
     try {
       const goodbye: Record<Proto, RegExp> = { imap: /\* BYE Disconnected for inactivity\.\r\n$/, pop3: /-ERR \[SYS\/TEMP\] Disconnected for inactivity\.\r\n$/, smtp: /421 4\.4\.2 mx\.test Timeout; closing connection\r\n$/ };
       const drip: Record<Proto, string> = { imap: 'a NOOP\r\nb', pop3: 'CAPA\r\nC', smtp: 'NOOP\r\nN' };

@@ -3,28 +3,18 @@
 // handed to the socket, for IMAP (LOGIN with LITERAL+ literals), POP3 and SMTP (AUTH PLAIN),
 // against a real Dovecot.
 import net from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { imapBackendLogin } from '../../src/backend/login-imap.js';
 import { pop3BackendLogin } from '../../src/backend/login-pop3.js';
 import { smtpBackendLogin } from '../../src/backend/login-smtp.js';
 import type { BackendLogin } from '../../src/backend/types.js';
 import type { Credentials } from '../../src/protocols/sasl.js';
 import { parseBackend } from '../helpers/backend-config.js';
-import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
-import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
+import { dovecotForFile } from '../helpers/rig.js';
 
 const PASS = 'Wipe-me-7f3a!';
-let dovecot: DovecotInstance;
-let sink: SmtpSink;
-
-beforeAll(async () => {
-  sink = await startSmtpSink();
-  dovecot = await startDovecot({ users: [{ user: 'wiper', pass: PASS }], relay: { host: sink.host, port: sink.port } });
-});
-afterAll(async () => {
-  await dovecot?.stop();
-  await sink?.stop();
-});
+// sink: a relay for Dovecot's submission service, behind the SMTP logins below.
+const rig = dovecotForFile({ users: [{ user: 'wiper', pass: PASS }], sink: true });
 afterEach(() => vi.restoreAllMocks());
 
 const ctx = { tag: 'a', hostname: 'mx.test', client: { ip: '127.0.0.1', port: 40000, localIp: '127.0.0.1', localPort: 143, sessionId: 'wipe1' } };
@@ -45,9 +35,9 @@ const plainB64 = Buffer.from(`\0wiper\0${PASS}`).toString('base64');
 
 describe('credential lines sent to the backend are zeroed after its answer', () => {
   it.each([
-    ['imap', imapBackendLogin, () => dovecot.ports.imap, 'IMAP-LOGIN'],
-    ['pop3', pop3BackendLogin, () => dovecot.ports.pop3, 'USER'],
-    ['smtp', smtpBackendLogin, () => dovecot.ports.submission, 'PLAIN'],
+    ['imap', imapBackendLogin, () => rig.dovecot.ports.imap, 'IMAP-LOGIN'],
+    ['pop3', pop3BackendLogin, () => rig.dovecot.ports.pop3, 'USER'],
+    ['smtp', smtpBackendLogin, () => rig.dovecot.ports.submission, 'PLAIN'],
   ] as [string, BackendLogin, () => number, string][])('%s', async (_proto, login, port, mechanism) => {
     const creds = { mechanism, user: Buffer.from('wiper'), password: Buffer.from(PASS) } as Credentials;
     let kind = '';

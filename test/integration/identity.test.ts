@@ -4,15 +4,12 @@
 import net from 'node:net';
 import { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { freePorts, waitForPort } from '../helpers/ports.js';
-import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
+import type { TestProxy } from '../helpers/proxy.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
+import { dovecotForFile } from '../helpers/rig.js';
 
-let dovecot: DovecotInstance;
-let sink: SmtpSink;
 let proxy: TestProxy;
 const ha = { imap: 0, pop3: 0, smtp: 0, imaps: 0 };
 const PROTOCOLS = ['imap', 'pop3', 'smtp'] as const;
@@ -20,12 +17,13 @@ type Proto = (typeof PROTOCOLS)[number];
 const LB = '127.0.61.1';
 
 beforeAll(async () => {
-  sink = await startSmtpSink();
   [ha.imap, ha.pop3, ha.smtp, ha.imaps] = (await freePorts(4)) as [number, number, number, number];
-  // Extra Dovecot listeners that expect a PROXY header (its "haproxy" support) from loopback.
-  dovecot = await startDovecot({
-    relay: { host: sink.host, port: sink.port },
-    extraConf: `
+});
+// Extra Dovecot listeners that expect a PROXY header (its "haproxy" support) from loopback,
+// on the ports taken above.
+const rig = dovecotForFile(() => ({
+  sink: true,
+  extraConf: `
 haproxy_trusted_networks = 127.0.0.0/8
 service imap-login {
   inet_listener imap-haproxy {
@@ -51,13 +49,16 @@ service submission-login {
   }
 }
 `,
-  });
+}));
+
+beforeAll(async () => {
+  const { dovecot } = rig;
   await Promise.all(Object.values(ha).map((p) => waitForPort(p)));
   const plainPort = { imap: dovecot.ports.imap, pop3: dovecot.ports.pop3, smtp: dovecot.ports.submission };
   const listener = (name: string, protocol: Proto, backend: string, extra: Record<string, unknown> = {}) => ({
     name, protocol, listen: '127.0.0.1:0', tls: 'none', backend, hostname: 'mx.test', ...extra,
   });
-  proxy = await startTestProxy({
+  proxy = await rig.proxy({
     listeners: [
       ...PROTOCOLS.flatMap((p) => [
         listener(`${p}-plain`, p, p),
@@ -83,20 +84,15 @@ service submission-login {
     limits: { trustedProxies: ['127.0.61.0/24'] },
   });
 });
-afterAll(async () => {
-  await proxy?.stop();
-  await dovecot?.stop();
-  await sink?.stop();
-});
 
 /** Dovecot writes its log asynchronously: wait (bounded) for a line to appear. */
 async function dovecotLog(pattern: RegExp): Promise<string> {
   for (let i = 0; i < 200; i++) {
-    const log = dovecot.readLog();
+    const log = rig.dovecot.readLog();
     if (pattern.test(log)) return log;
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`dovecot log never matched ${pattern}:\n${dovecot.readLog().slice(-3000)}`);
+  throw new Error(`dovecot log never matched ${pattern}:\n${rig.dovecot.readLog().slice(-3000)}`);
 }
 
 const SERVICE: Record<Proto, string> = { imap: 'imap-login', pop3: 'pop3-login', smtp: 'submission-login' };
@@ -315,15 +311,12 @@ describe('PROXY protocol in', () => {
 describe('PROXY protocol in: limits and the deadline', () => {
   let limited: TestProxy;
   beforeAll(async () => {
-    limited = await startTestProxy({
+    limited = await rig.proxy({
       listeners: [{ name: 'imap-in', protocol: 'imap', listen: '127.0.0.1:0', tls: 'none', backend: 'imap', proxyProtocol: true }],
-      backends: { imap: { host: '127.0.0.1', port: dovecot.ports.imap } },
+      backends: { imap: { host: '127.0.0.1', port: rig.dovecot.ports.imap } },
       limits: { trustedProxies: ['127.0.61.0/24'], rules: [{ name: 'ip-logins', key: 'ip', count: 'attempts', limit: 1, window: '1h' }] },
       timeouts: { preauth: '2s' },
     });
-  });
-  afterAll(async () => {
-    await limited?.stop();
   });
 
   const via = async (src: string) => {
@@ -369,7 +362,7 @@ describe('pre-login capabilities match Dovecot', () => {
 
   it('IMAP: the same list as Dovecot minus what mailgate owns, before and after STARTTLS, through PROXY-out too', async () => {
     const own = (caps: string[]) => caps.filter((c) => !OWNED_IMAP.test(c)).sort();
-    const dovecotCaps = await imapCaps(dovecot.ports.imap, '127.0.60.60');
+    const dovecotCaps = await imapCaps(rig.dovecot.ports.imap, '127.0.60.60');
     expect(dovecotCaps).toEqual(expect.arrayContaining(['IMAP4rev1', 'LITERAL+', 'IDLE', 'ENABLE']));
     for (const [listener, starttls] of [['imap-plain', false], ['imap-starttls', false], ['imap-starttls', true], ['imap-v1', false], ['imap-v2', false]] as const) {
       const mine = await imapCaps(proxy.port(listener), '127.0.60.61', starttls);
@@ -387,7 +380,7 @@ describe('pre-login capabilities match Dovecot', () => {
       c.close();
       return lines.filter((l) => !/^(STLS|USER|SASL\b.*)$/.test(l)).sort();
     };
-    const dovecotCapa = await capa(dovecot.ports.pop3);
+    const dovecotCapa = await capa(rig.dovecot.ports.pop3);
     expect(dovecotCapa).toEqual(expect.arrayContaining(['TOP', 'UIDL', 'PIPELINING']));
     for (const listener of ['pop3-plain', 'pop3-v1', 'pop3-v2']) expect(await capa(proxy.port(listener)), listener).toEqual(dovecotCapa);
   });
