@@ -6,11 +6,11 @@ import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { b64 } from '../helpers/codec.js';
-import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
+import type { DovecotInstance } from '../helpers/dovecot.js';
 import { oauthBearer, startIntrospection, xoauth2, type Introspection } from '../helpers/oauth.js';
-import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
+import type { TestProxy } from '../helpers/proxy.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
+import { dovecotsForFile } from '../helpers/rig.js';
 
 /** Valid tokens and whose they are; every other token is inactive. */
 const ALICE = 'alice-token.4Nq_8~Zp+/x1';
@@ -20,20 +20,23 @@ const BAD = 'expired-token.mS9v2';
 const CHALLENGE = /^(\+|334) eyJ[A-Za-z0-9+/=]+\r\n/m;
 
 let introspection: Introspection;
+beforeAll(async () => {
+  introspection = await startIntrospection({ [ALICE]: 'alice', [BOB]: 'bob' });
+});
+afterAll(async () => {
+  await introspection?.stop();
+});
+
+// A Dovecot that checks tokens with the endpoint above, and one that knows passwords only.
+const rig = dovecotsForFile(() => [{ oauth2: { introspectionUrl: introspection.url }, sink: true }, {}]);
 let dovecot: DovecotInstance;
 let passwordsOnly: DovecotInstance;
-let sink: SmtpSink;
 let proxy: TestProxy;
 
 beforeAll(async () => {
-  introspection = await startIntrospection({ [ALICE]: 'alice', [BOB]: 'bob' });
-  sink = await startSmtpSink();
-  [dovecot, passwordsOnly] = await Promise.all([
-    startDovecot({ oauth2: { introspectionUrl: introspection.url }, relay: { host: sink.host, port: sink.port } }),
-    startDovecot(),
-  ]);
+  [dovecot, passwordsOnly] = rig.dovecots as [DovecotInstance, DovecotInstance];
   const listener = (name: string, protocol: string, backend: string) => ({ name, protocol, listen: '127.0.0.1:0', tls: 'none', backend, hostname: 'mx.test' });
-  proxy = await startTestProxy({
+  proxy = await rig.proxy({
     listeners: [
       listener('imap', 'imap', 'imap'),
       listener('pop3', 'pop3', 'pop3'),
@@ -51,11 +54,6 @@ beforeAll(async () => {
     // One failure from an IP and its next login is refused (successes never count).
     limits: { rules: [{ name: 'ip-failures', key: 'ip', count: 'failures', limit: 1, window: '1h' }] },
   });
-});
-afterAll(async () => {
-  await proxy?.stop();
-  await Promise.all([dovecot?.stop(), passwordsOnly?.stop()]);
-  await Promise.all([sink?.stop(), introspection?.stop()]);
 });
 
 async function greeted(listener: string, ip: string, greeting = /\r\n/): Promise<RawClient> {
@@ -110,7 +108,7 @@ describe('good tokens log in and splice', () => {
     });
     const info = await transport.sendMail({ from: 'alice@example.org', to: 'carol@example.org', subject: 'oauth', text: 'via XOAUTH2', messageId: '<oauth1@example.org>' });
     expect(info.accepted).toEqual(['carol@example.org']);
-    expect(sink.messages.some((m) => m.raw.toString().includes('<oauth1@example.org>'))).toBe(true);
+    expect(rig.sink.messages.some((m) => m.raw.toString().includes('<oauth1@example.org>'))).toBe(true);
     transport.close();
   });
 });

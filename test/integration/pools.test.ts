@@ -2,37 +2,26 @@
 // working; sticky users stay on one server; with every server down the client gets the
 // temporary failure and is not charged; the health check brings a server back.
 import net from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { BackendPools } from '../../src/backend/pool.js';
 import { createLogger } from '../../src/logging/logger.js';
-import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
+import type { DovecotInstance } from '../helpers/dovecot.js';
 import { freePort } from '../helpers/ports.js';
-import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
+import type { TestProxy } from '../helpers/proxy.js';
 import { RawClient } from '../helpers/raw-client.js';
+import { dovecotsForFile } from '../helpers/rig.js';
 
 // 16 users: the chance that rendezvous hashing puts them all on one of two servers is 2^-15.
 const USERS = Array.from({ length: 16 }, (_, i) => ({ user: `user${i}`, pass: `user${i}-pass` }));
-let a: DovecotInstance;
-let b: DovecotInstance;
-const proxies: TestProxy[] = [];
-
-beforeAll(async () => {
-  [a, b] = await Promise.all([startDovecot({ users: USERS }), startDovecot({ users: USERS })]);
-});
-afterAll(async () => {
-  await Promise.all(proxies.map((p) => p.stop()));
-  await Promise.all([a?.stop(), b?.stop()]);
-});
+const rig = dovecotsForFile([{ users: USERS }, { users: USERS }]);
 
 async function proxyWith(servers: string[], extra: Record<string, unknown> = {}, rules: unknown[] = []): Promise<TestProxy> {
-  const p = await startTestProxy({
+  return rig.proxy({
     listeners: [{ name: 'imap', protocol: 'imap', listen: '127.0.0.1:0', tls: 'none', backend: 'pool' }],
     backends: { pool: { servers, connectTimeout: '2s', ...extra } },
     limits: { rules },
   });
-  proxies.push(p);
-  return p;
 }
 
 async function login(p: TestProxy, user: string, ip = '127.0.80.1'): Promise<string> {
@@ -48,6 +37,7 @@ const loginsIn = (d: DovecotInstance, user: string) => (d.readLog().match(new Re
 
 describe('backend pools', () => {
   it('sticky: user sends each user to one server, and the users spread over both', async () => {
+    const [a, b] = rig.dovecots as [DovecotInstance, DovecotInstance];
     const p = await proxyWith([`127.0.0.1:${a.ports.imap}`, `127.0.0.1:${b.ports.imap}`], { sticky: 'user' });
     for (const u of USERS) for (let i = 0; i < 3; i++) expect(await login(p, u.user)).toBe('ok');
     await Promise.all([a.settledLog(), b.settledLog()]);
@@ -58,6 +48,7 @@ describe('backend pools', () => {
   });
 
   it('with one of two servers down, logins keep working; with all down, a temporary failure that is not charged', async () => {
+    const [, b] = rig.dovecots as [DovecotInstance, DovecotInstance];
     const dead = await freePort(); // nothing listens here
     const p = await proxyWith([`127.0.0.1:${dead}`, `127.0.0.1:${b.ports.imap}`], {}, [
       { name: 'ip-failures', key: 'ip', count: 'failures', limit: 1, window: '10m' },
@@ -75,6 +66,7 @@ describe('backend pools', () => {
 
 describe('BackendPools health', () => {
   it('a server marked down is tried last, and the health check brings it back', async () => {
+    const [a] = rig.dovecots as [DovecotInstance];
     const port = await freePort();
     const cfg = parseConfig({
       listeners: [{ name: 'i', protocol: 'imap', listen: '127.0.0.1:0', tls: 'none', backend: 'pool' }],
