@@ -3,34 +3,23 @@
 // instances, Redis killed mid-run, recovery, a Sentinel failover, and what is left in Redis.
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
-import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
+import type { TestProxy } from '../helpers/proxy.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { scanKeys, startRedis, startRedisCluster, startRedisSentinel, type RedisCluster, type RedisSentinel, type RedisServer } from '../helpers/redis.js';
+import { scanKeys, startRedisCluster, startRedisSentinel, type RedisCluster, type RedisSentinel } from '../helpers/redis.js';
+import { dovecotForFile, redisForFile } from '../helpers/rig.js';
 
-let dovecot: DovecotInstance;
-let redis: RedisServer;
-const proxies: TestProxy[] = [];
+// Redis first, so the instances (on the Dovecot rig) stop before it does.
+const store = redisForFile();
+const rig = dovecotForFile();
 const SECRET = 'test-key-secret-0123456789';
 
-beforeAll(async () => {
-  [dovecot, redis] = await Promise.all([startDovecot(), startRedis()]);
-});
-afterAll(async () => {
-  await Promise.all(proxies.map((p) => p.stop()));
-  await dovecot?.stop();
-  await redis?.stop();
-});
-
 async function instance(redisCfg: Record<string, unknown>, limit = 4): Promise<TestProxy> {
-  const p = await startTestProxy({
+  return rig.proxy({
     listeners: [{ name: 'imap', protocol: 'imap', listen: '127.0.0.1:0', tls: 'none', backend: 'imap' }],
-    backends: { imap: { host: '127.0.0.1', port: dovecot.ports.imap } },
+    backends: { imap: { host: '127.0.0.1', port: rig.dovecot.ports.imap } },
     store: { type: 'redis', redis: { timeout: '250ms', ...redisCfg } },
     limits: { keySecret: SECRET, rules: [{ name: 'ip-logins', key: 'ip', count: 'attempts', limit, window: '1h' }] },
   });
-  proxies.push(p);
-  return p;
 }
 
 async function login(p: TestProxy, ip: string, user = 'alice', pass = 'alice-pass'): Promise<string> {
@@ -45,13 +34,13 @@ async function login(p: TestProxy, ip: string, user = 'alice', pass = 'alice-pas
 describe('two instances, one Redis', () => {
   it('refuse the fifth login from an IP with limit 4, whichever instance the logins hit', async () => {
     const prefix = 'two:';
-    const [a, b] = await Promise.all([instance({ url: redis.url, keyPrefix: prefix }), instance({ url: redis.url, keyPrefix: prefix })]);
+    const [a, b] = await Promise.all([instance({ url: store.redis.url, keyPrefix: prefix }), instance({ url: store.redis.url, keyPrefix: prefix })]);
     const results = [];
     for (const p of [a, b, b, a, b, a]) results.push(await login(p, '127.0.10.1'));
     expect(results).toEqual(['ok', 'ok', 'ok', 'ok', 'limited', 'limited']);
     expect(await login(a, '127.0.10.2')).toBe('ok');
 
-    const admin = new Redis(redis.url);
+    const admin = new Redis(store.redis.url);
     const keys = await scanKeys(admin, prefix);
     admin.disconnect();
     expect(keys.length).toBeGreaterThan(0);
@@ -64,12 +53,12 @@ describe('two instances, one Redis', () => {
 
 describe('Redis outage', () => {
   it('killing Redis does not hang a login; onError applies; limits come back with Redis', async () => {
-    const local = await instance({ url: redis.url, keyPrefix: 'outage-local:', onError: 'local' }, 2);
-    const deny = await instance({ url: redis.url, keyPrefix: 'outage-deny:', onError: 'deny' }, 2);
-    const allow = await instance({ url: redis.url, keyPrefix: 'outage-allow:', onError: 'allow' }, 2);
+    const local = await instance({ url: store.redis.url, keyPrefix: 'outage-local:', onError: 'local' }, 2);
+    const deny = await instance({ url: store.redis.url, keyPrefix: 'outage-deny:', onError: 'deny' }, 2);
+    const allow = await instance({ url: store.redis.url, keyPrefix: 'outage-allow:', onError: 'allow' }, 2);
     expect(await login(local, '127.0.11.1')).toBe('ok');
 
-    await redis.kill();
+    await store.redis.kill();
     // local: the same rule on in-memory counters (a fresh count: 2 more, then limited).
     expect([await login(local, '127.0.11.1'), await login(local, '127.0.11.1'), await login(local, '127.0.11.1')]).toEqual(['ok', 'ok', 'limited']);
     // deny: a temporary failure, not a wrong password; allow: no limit at all.
@@ -78,7 +67,7 @@ describe('Redis outage', () => {
     // One log line per outage, not per login.
     expect(local.log.lines.filter((l) => l.event === 'store.fallback')).toHaveLength(1);
 
-    await redis.restart(); // empty: nothing was persisted
+    await store.redis.restart(); // empty: nothing was persisted
     let back = false;
     for (let i = 0; i < 50 && !back; i++) {
       await new Promise((r) => setTimeout(r, 100)); // ioredis reconnects in the background

@@ -9,12 +9,14 @@ import os from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sniSelector } from '../../src/server/tls.js';
-import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
 import { parseConfig } from '../../src/config/load.js';
-import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
+import { sniSelector } from '../../src/server/tls.js';
+import type { TestProxy } from '../helpers/proxy.js';
 import { RawClient } from '../helpers/raw-client.js';
+import { dovecotForFile } from '../helpers/rig.js';
 import { certFor } from '../helpers/tls.js';
+
+const rig = dovecotForFile();
 
 describe('sniSelector', () => {
   const [a, b, c] = [{}, {}, {}] as tls.SecureContext[];
@@ -42,7 +44,6 @@ describe('sniSelector', () => {
 
 describe('tls.sni through the proxy', () => {
   let dir: string;
-  let dovecot: DovecotInstance;
   let proxy: TestProxy;
   let config: Record<string, unknown>;
   let orgCert: { certPath: string; keyPath: string };
@@ -55,8 +56,7 @@ describe('tls.sni through the proxy', () => {
       certFor(dir, ['*.example.net']),
     ]);
     orgCert = org;
-    dovecot = await startDovecot();
-    proxy = await startTestProxy((config = {
+    proxy = await rig.proxy((config = {
       listeners: [
         { name: 'imaps', protocol: 'imap', listen: '127.0.0.1:0', tls: 'implicit', backend: 'imap' },
         { name: 'imap', protocol: 'imap', listen: '127.0.0.1:0', tls: 'starttls', backend: 'imap' },
@@ -69,14 +69,10 @@ describe('tls.sni through the proxy', () => {
           { names: ['*.example.net'], cert: net.certPath, key: net.keyPath },
         ],
       },
-      backends: { imap: { host: '127.0.0.1', port: dovecot.ports.imap } },
+      backends: { imap: { host: '127.0.0.1', port: rig.dovecot.ports.imap } },
     }));
   });
-  afterAll(async () => {
-    await proxy?.stop();
-    await dovecot?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   /** Implicit TLS with `servername`: the common name of the certificate served, then a login. */
   async function implicit(servername: string | undefined): Promise<{ cn: string; login: string }> {
@@ -152,28 +148,20 @@ describe('tls.sni through the proxy', () => {
 
 describe('tls.minVersion', () => {
   let dir: string;
-  let dovecot: DovecotInstance;
-  const proxies: TestProxy[] = [];
+  let certs = 0;
 
-  beforeAll(async () => {
+  beforeAll(() => {
     dir = mkdtempSync(join(os.tmpdir(), 'mailgate-tlsver-'));
-    dovecot = await startDovecot();
   });
-  afterAll(async () => {
-    await Promise.all(proxies.map((p) => p.stop()));
-    await dovecot?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   async function proxyWith(minVersion?: string): Promise<TestProxy> {
-    const cert = await certFor(dir, [`v${proxies.length}.example.com`]);
-    const p = await startTestProxy({
+    const cert = await certFor(dir, [`v${certs++}.example.com`]);
+    return rig.proxy({
       listeners: [{ name: 'imaps', protocol: 'imap', listen: '127.0.0.1:0', tls: 'implicit', backend: 'imap' }],
       tls: { cert: cert.certPath, key: cert.keyPath, ...(minVersion ? { minVersion } : {}) },
-      backends: { imap: { host: '127.0.0.1', port: dovecot.ports.imap } },
+      backends: { imap: { host: '127.0.0.1', port: rig.dovecot.ports.imap } },
     });
-    proxies.push(p);
-    return p;
   }
 
   /** The protocol a client capped at `maxVersion` gets (once the greeting shows the proxy is
