@@ -4,12 +4,12 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCli, spawnProxy, type BuiltCli, type RunningProxy } from '../helpers/cli.js';
-import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
 import { RawClient } from '../helpers/raw-client.js';
+import { dovecotForFile } from '../helpers/rig.js';
 
 const TOKEN = 'ops-walk-token-0123456789';
+const rig = dovecotForFile();
 let built: BuiltCli;
-let dovecot: DovecotInstance;
 let proxy: RunningProxy;
 let configPath: string;
 
@@ -17,7 +17,7 @@ const config = (limit: number, listen = '127.0.0.1:0') =>
   [
     'listeners:',
     `  - {name: imap, protocol: imap, listen: "${listen}", tls: none, backend: imap}`,
-    `backends: {imap: {host: 127.0.0.1, port: ${dovecot.ports.imap}}}`,
+    `backends: {imap: {host: 127.0.0.1, port: ${rig.dovecot.ports.imap}}}`,
     'admin: {listen: "127.0.0.1:0"}',
     'timeouts: {shutdown: 1s}',
     'limits:',
@@ -27,13 +27,11 @@ const config = (limit: number, listen = '127.0.0.1:0') =>
 
 beforeAll(async () => {
   built = buildCli();
-  dovecot = await startDovecot();
   configPath = built.writeConfig('ops.yaml', config(2));
   proxy = await spawnProxy(built.cli, configPath, { MAILGATE_ADMIN_TOKEN: TOKEN });
 }, 120_000);
 afterAll(async () => {
   await proxy?.signal('SIGKILL');
-  await dovecot?.stop();
   built?.remove();
 });
 

@@ -5,19 +5,16 @@
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCli, spawnProxy, type BuiltCli, type RunningProxy } from '../helpers/cli.js';
-import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
+import { dovecotForFile } from '../helpers/rig.js';
 
+const rig = dovecotForFile({ sink: true });
 let built: BuiltCli;
-let dovecot: DovecotInstance;
-let sink: SmtpSink;
 let proxy: RunningProxy;
 
 beforeAll(async () => {
   built = buildCli();
-  sink = await startSmtpSink();
-  dovecot = await startDovecot({ relay: { host: sink.host, port: sink.port } });
+  const { dovecot } = rig;
   const listeners = [
     ['imap', 'imap', 'starttls', 'imap'],
     ['imaps', 'imap', 'implicit', 'imap'],
@@ -42,8 +39,6 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => {
   await proxy?.signal('SIGTERM');
-  await dovecot?.stop();
-  await sink?.stop();
   built?.remove();
 });
 
@@ -76,7 +71,7 @@ describe('POP3 and SMTP through mailgate', () => {
       const info = await smtp(proxy.ports[name]!, secure, ip).sendMail({ from: 'alice@example.org', to: 'alice@example.org', subject: name, text: `via ${name}`, messageId: `<${name}@walk>` });
       expect(info.accepted).toEqual(['alice@example.org']);
     }
-    expect(sink.messages.map((m) => /Message-ID: <([^>]+)>/i.exec(m.raw.toString())?.[1])).toEqual(expect.arrayContaining(['submission@walk', 'submissions@walk']));
+    expect(rig.sink.messages.map((m) => /Message-ID: <([^>]+)>/i.exec(m.raw.toString())?.[1])).toEqual(expect.arrayContaining(['submission@walk', 'submissions@walk']));
   });
 
   it('fetches over POP3 with STLS and over implicit TLS', async () => {

@@ -4,19 +4,19 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCli, spawnProxy, type BuiltCli, type RunningProxy } from '../helpers/cli.js';
-import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { startRedis, type RedisServer } from '../helpers/redis.js';
+import { dovecotForFile, redisForFile } from '../helpers/rig.js';
 
+const store = redisForFile();
+const rig = dovecotForFile();
 let built: BuiltCli;
-let dovecot: DovecotInstance;
-let redis: RedisServer;
 let a: RunningProxy;
 let b: RunningProxy;
 
 beforeAll(async () => {
   built = buildCli();
-  [dovecot, redis] = await Promise.all([startDovecot(), startRedis()]);
+  const { dovecot } = rig;
+  const { redis } = store;
   const config = built.writeConfig('redis.yaml', [
     'listeners:',
     '  - {name: imap, protocol: imap, listen: "127.0.0.1:0", tls: none, backend: imap}',
@@ -32,8 +32,6 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => {
   await Promise.all([a?.signal('SIGTERM'), b?.signal('SIGTERM')]);
-  await dovecot?.stop();
-  await redis?.stop();
   built?.remove();
 });
 
@@ -55,7 +53,7 @@ describe('two mailgate processes, one Redis', () => {
   });
 
   it('redis-cli --scan: every key has a TTL and none holds a user name', () => {
-    const cli = (...args: string[]) => execFileSync('redis-cli', ['-p', String(redis.port), ...args], { encoding: 'utf8' });
+    const cli = (...args: string[]) => execFileSync('redis-cli', ['-p', String(store.redis.port), ...args], { encoding: 'utf8' });
     const keys = cli('--scan').split('\n').filter(Boolean);
     expect(keys.length).toBeGreaterThanOrEqual(3);
     for (const k of keys) {
@@ -66,7 +64,7 @@ describe('two mailgate processes, one Redis', () => {
   });
 
   it('killing Redis hangs no login: onError deny answers with the temporary failure', async () => {
-    await redis.kill();
+    await store.redis.kill();
     expect(await login(a, '127.0.17.3')).toBe('limited');
     expect(await login(b, '127.0.17.4')).toBe('limited');
     await a.waitForLog((l) => l.event === 'store.fallback');
