@@ -88,7 +88,7 @@ describe('mailgate --config', () => {
     expect(stdout).toMatch(/"event":"proxy\.stop"/);
   });
 
-  it('the done-when walk: STARTTLS and implicit TLS logins, APPEND and FETCH byte for byte, an ip limit of 3', async () => {
+  it('a real client through it: STARTTLS and implicit TLS logins, APPEND and FETCH byte for byte, an ip limit of 3', async () => {
     const dovecot = await startDovecot();
     const p = writeConfig('walk.yaml', [
       'listeners:',

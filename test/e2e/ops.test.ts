@@ -1,4 +1,4 @@
-// Issue "Operations", walked as an operator would with the compiled CLI in front of a real
+// Operating mailgate, walked as an operator would with the compiled CLI in front of a real
 // Dovecot: find and lift a block with `mailgate admin`, read /metrics, raise a limit with
 // SIGHUP without dropping an open IMAP session, survive a broken file, stop with SIGTERM.
 import { readFileSync, writeFileSync } from 'node:fs';

@@ -1,4 +1,4 @@
-// Issue "POP3 and SMTP through the same gate", walked as a user would: the compiled CLI with
+// POP3 and SMTP through the same gate as IMAP, walked as a user would: the compiled CLI with
 // all six listener kinds in front of a real Dovecot whose submission relays to a real SMTP
 // sink; POP3 over STLS and implicit TLS, SMTP over STARTTLS and implicit TLS, and one IP
 // counter shared by IMAP, POP3 and SMTP.

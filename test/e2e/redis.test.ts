@@ -1,4 +1,4 @@
-// Issue "Shared counters in Redis", walked as an operator would: two mailgate processes on
+// Counters shared in Redis, walked as an operator would: two mailgate processes on
 // one redis-server refuse the fifth login from an IP with limit 4 whichever instance it hits;
 // killing Redis hangs no login; `redis-cli --scan` shows only keys with TTLs, no user names.
 import { execFileSync } from 'node:child_process';
