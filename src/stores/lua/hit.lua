@@ -1,38 +1,40 @@
 -- Atomic check-and-count over every rule of one login attempt (see LimitStore.hit), on the
--- layout of src/stores/wire.ts (HIT_WIRE): the specs, then call.count (false: check only).
--- The key after the specs' keys, when given, is the attempt's known-good pair.
+-- layout of src/stores/wire.ts (HIT_WIRE): the specs, then COUNT (0: check only, at
+-- connect). The key after the specs' keys, when given, is the attempt's known-good pair.
 -- Returns {0, known-good 0|1, spec indexes whose block started…} when allowed, else
 -- {i, retry-after ms, count, blocked 0|1}. Every key written gets a TTL here, on Redis' clock.
-local specs, call, knownGoodKey = decode()
-local kg = 0
-if knownGoodKey and redis.call('EXISTS', knownGoodKey) == 1 then kg = 1 end
+local knownGood = 0
+if EXTRA_KEY and redis.call('EXISTS', EXTRA_KEY) == 1 then knownGood = 1 end
 
-for i, s in ipairs(specs) do
-  if not (s.knownGoodExempt and kg == 1) then
-    local count = count_of(s)
-    local bttl = redis.call('PTTL', s.blockKey)
+for i = 1, N do
+  local a, k = spec_at(i)
+  if not (flag(a, KNOWN_GOOD_EXEMPT) and knownGood == 1) then
+    local count, limit = count_of(a, k), num(a, LIMIT)
+    local bttl = redis.call('PTTL', KEYS[k + BLOCK_KEY])
     if bttl > 0 then return {i, bttl, count, 1} end
-    if count >= s.limit then return {i, math.max(redis.call('PTTL', s.counterKey), 0), count, 0} end
-    if s.kind == 'failures' and not s.distinct and count + tonumber(redis.call('GET', s.reservedKey) or '0') >= s.limit then
+    if count >= limit then return {i, math.max(redis.call('PTTL', KEYS[k + COUNTER_KEY]), 0), count, 0} end
+    if word(a, KIND) == 'failures' and not flag(a, DISTINCT) and count + tonumber(redis.call('GET', KEYS[k + RESERVED_KEY]) or '0') >= limit then
       return {i, INFLIGHT_RETRY_MS, count, 0}
     end
   end
 end
 
-if not call.count then return {0, kg} end
-local result = {0, kg}
-for i, s in ipairs(specs) do
-  if s.kind == 'attempts' then
-    local c = redis.call('INCR', s.counterKey)
+if not flag(CALL, COUNT) then return {0, knownGood} end
+local result = {0, knownGood}
+for i = 1, N do
+  local a, k = spec_at(i)
+  if word(a, KIND) == 'attempts' then
+    local counter = KEYS[k + COUNTER_KEY]
+    local c = redis.call('INCR', counter)
     -- The first hit starts the window; a key found without a TTL gets one too.
-    if redis.call('PTTL', s.counterKey) < 0 then redis.call('PEXPIRE', s.counterKey, s.windowMs) end
-    if c >= s.limit and s.blockMs > 0 then
-      start_block(s)
+    if redis.call('PTTL', counter) < 0 then redis.call('PEXPIRE', counter, num(a, WINDOW_MS)) end
+    if c >= num(a, LIMIT) and num(a, BLOCK_MS) > 0 then
+      start_block(a, k)
       result[#result + 1] = i
     end
-  elseif not s.distinct then
-    redis.call('INCR', s.reservedKey)
-    redis.call('PEXPIRE', s.reservedKey, RESERVATION_TTL_MS)
+  elseif not flag(a, DISTINCT) then
+    redis.call('INCR', KEYS[k + RESERVED_KEY])
+    redis.call('PEXPIRE', KEYS[k + RESERVED_KEY], RESERVATION_TTL_MS)
   end
 end
 return result

@@ -1,36 +1,27 @@
 -- The prelude of every mailgate script: redis.ts puts it after the header src/stores/wire.ts
--- generates (SPEC_FIELDS, SPEC_KEYS, CALL_FIELDS, EACH_FIELDS, RESERVATION_TTL_MS,
--- INFLIGHT_RETRY_MS) and before the script. Owns the decoding of KEYS and ARGV by name,
--- Redis' clock, a counter's value, and a block's start (the Lua copy of store.ts' grownBlockMs).
+-- generates (the place of each value by name: LIMIT, BLOCK_KEY, COUNT…; the block sizes
+-- SPEC_ARGC, SPEC_KEYC, CALL_ARGC, EACH_ARGC; RESERVATION_TTL_MS, INFLIGHT_RETRY_MS) and
+-- before the script. Owns the layout of a call (wire.ts' encodeArgs: the specs, the call's
+-- values, then each spec's values for this call), Redis' clock, a counter's value, and a
+-- block's start (the Lua copy of store.ts' grownBlockMs).
 
--- Reads one set of fields from ARGV after position `at` into `into`: words stay strings,
--- numbers become numbers, flags booleans.
-local function read_fields(fields, at, into)
-  for j, f in ipairs(fields) do
-    local v = ARGV[at + j]
-    if f[2] == 'number' then v = tonumber(v) elseif f[2] == 'flag' then v = v == '1' end
-    into[f[1]] = v
-  end
-  return into
-end
+-- How many specs the call has (each brings SPEC_KEYC keys), and the key after theirs (the
+-- known-good pair) or nil.
+local N = math.floor(#KEYS / SPEC_KEYC)
+local EXTRA_KEY = KEYS[N * SPEC_KEYC + 1]
 
--- This call's specs (each a table of its fields, its keys by name and its EACH_FIELDS), the
--- call's own values (CALL_FIELDS), and the key after the specs' keys (the known-good pair) or
--- nil. The layout is wire.ts' encodeArgs: specs, call, then each spec's values for this call.
-local function decode()
-  local nf, nk = #SPEC_FIELDS, #SPEC_KEYS
-  local n = math.floor(#KEYS / nk)
-  local call = read_fields(CALL_FIELDS, n * nf, {})
-  local each = n * nf + #CALL_FIELDS
-  local specs = {}
-  for i = 1, n do
-    local s = read_fields(SPEC_FIELDS, nf * (i - 1), {})
-    read_fields(EACH_FIELDS, each + #EACH_FIELDS * (i - 1), s)
-    for j, name in ipairs(SPEC_KEYS) do s[name] = KEYS[nk * (i - 1) + j] end
-    specs[i] = s
-  end
-  return specs, call, KEYS[n * nk + 1]
-end
+-- Where the values are: the bases that a value's place (LIMIT, COUNT, MEMBER…) is added to.
+-- CALL: the call's values in ARGV.
+local CALL = N * SPEC_ARGC
+-- Spec i's fields in ARGV, and its keys in KEYS.
+local function spec_at(i) return SPEC_ARGC * (i - 1), SPEC_KEYC * (i - 1) end
+-- Spec i's values for this call in ARGV.
+local function each_at(i) return CALL + CALL_ARGC + EACH_ARGC * (i - 1) end
+
+-- A value as wire.ts sent it: a number, a flag (1 | 0), a word.
+local function num(base, place) return tonumber(ARGV[base + place]) end
+local function flag(base, place) return ARGV[base + place] == '1' end
+local function word(base, place) return ARGV[base + place] end
 
 -- Milliseconds on Redis' clock: windows and blocks run on it whichever instance writes them.
 local function now_ms()
@@ -39,21 +30,23 @@ local function now_ms()
 end
 
 -- A spec's count: distinct members (HyperLogLog) or events.
-local function count_of(s)
-  if s.distinct then return redis.call('PFCOUNT', s.counterKey) end
-  return tonumber(redis.call('GET', s.counterKey) or '0')
+local function count_of(a, k)
+  if flag(a, DISTINCT) then return redis.call('PFCOUNT', KEYS[k + COUNTER_KEY]) end
+  return tonumber(redis.call('GET', KEYS[k + COUNTER_KEY]) or '0')
 end
 
 -- Starts a spec's block: its value is when it started (the admin listing), its TTL its length.
--- With growth and a memory (store.ts: growsBlocks), the n-th block within blockMemoryMs of the
--- last is blockGrowth^(n-1) times longer, up to blockMaxMs (0: no cap).
-local function start_block(s)
-  local ms = s.blockMs
-  if s.blockGrowth > 1 and s.blockMemoryMs > 0 then
-    local n = redis.call('INCR', s.offencesKey)
-    redis.call('PEXPIRE', s.offencesKey, s.blockMemoryMs)
-    ms = ms * s.blockGrowth ^ (n - 1)
-    if s.blockMaxMs > 0 and ms > s.blockMaxMs then ms = s.blockMaxMs end
+-- With growth and a memory (store.ts: growsBlocks), the n-th block within BLOCK_MEMORY_MS of
+-- the last is BLOCK_GROWTH^(n-1) times longer, up to BLOCK_MAX_MS (0: no cap).
+local function start_block(a, k)
+  local ms, growth, memory = num(a, BLOCK_MS), num(a, BLOCK_GROWTH), num(a, BLOCK_MEMORY_MS)
+  if growth > 1 and memory > 0 then
+    local offences = KEYS[k + OFFENCES_KEY]
+    local n = redis.call('INCR', offences)
+    redis.call('PEXPIRE', offences, memory)
+    ms = ms * growth ^ (n - 1)
+    local max = num(a, BLOCK_MAX_MS)
+    if max > 0 and ms > max then ms = max end
   end
-  redis.call('SET', s.blockKey, now_ms(), 'PX', math.floor(ms))
+  redis.call('SET', KEYS[k + BLOCK_KEY], now_ms(), 'PX', math.floor(ms))
 end

@@ -1,43 +1,45 @@
 -- Settle one attempt (see LimitStore.settle), on the layout of src/stores/wire.ts
--- (SETTLE_WIRE): the specs, then call.failed, call.reserved (hit reserved a failure per
--- non-distinct failures spec), call.fingerprint ('' none), call.knownGoodTtlMs, then each
--- spec's member ('' none). The key after the specs' keys, sent only on success, is the
--- known-good pair to remember. Returns each spec's count afterwards. Every key written gets
--- a TTL here.
-local specs, call, knownGoodKey = decode()
+-- (SETTLE_WIRE): the specs, then FAILED, RESERVED (hit reserved a failure per non-distinct
+-- failures spec), FINGERPRINT ('' none), KNOWN_GOOD_TTL_MS, then each spec's MEMBER ('' none).
+-- The key after the specs' keys, sent only on success, is the known-good pair to remember.
+-- Returns each spec's count afterwards. Every key written gets a TTL here.
+local failed, fingerprint = flag(CALL, FAILED), word(CALL, FINGERPRINT)
 
 local function ttl(key, ms)
   if redis.call('PTTL', key) < 0 then redis.call('PEXPIRE', key, ms) end
 end
 
 local counts = {}
-for i, s in ipairs(specs) do
-  local c = count_of(s)
-  if s.kind == 'failures' then
-    if call.reserved and not s.distinct then
-      if redis.call('DECR', s.reservedKey) <= 0 then redis.call('DEL', s.reservedKey) end
+for i = 1, N do
+  local a, k = spec_at(i)
+  local c = count_of(a, k)
+  if word(a, KIND) == 'failures' then
+    local distinct, counter, window = flag(a, DISTINCT), KEYS[k + COUNTER_KEY], num(a, WINDOW_MS)
+    if flag(CALL, RESERVED) and not distinct then
+      if redis.call('DECR', KEYS[k + RESERVED_KEY]) <= 0 then redis.call('DEL', KEYS[k + RESERVED_KEY]) end
     end
     local counted = false
-    if call.failed and s.distinct and s.member ~= '' then
-      redis.call('PFADD', s.counterKey, s.member)
-      ttl(s.counterKey, s.windowMs)
-      c = redis.call('PFCOUNT', s.counterKey)
+    local member = word(each_at(i), MEMBER)
+    if failed and distinct and member ~= '' then
+      redis.call('PFADD', counter, member)
+      ttl(counter, window)
+      c = redis.call('PFCOUNT', counter)
       counted = true
-    elseif call.failed and not s.distinct then
+    elseif failed and not distinct then
       local fresh = 1
-      if s.dedupe and call.fingerprint ~= '' then
-        fresh = redis.call('SADD', s.dedupeKey, call.fingerprint)
-        ttl(s.dedupeKey, s.windowMs)
+      if flag(a, DEDUPE) and fingerprint ~= '' then
+        fresh = redis.call('SADD', KEYS[k + DEDUPE_KEY], fingerprint)
+        ttl(KEYS[k + DEDUPE_KEY], window)
       end
       if fresh == 1 then
-        c = redis.call('INCR', s.counterKey)
-        ttl(s.counterKey, s.windowMs)
+        c = redis.call('INCR', counter)
+        ttl(counter, window)
         counted = true
       end
     end
-    if counted and c >= s.limit and s.blockMs > 0 and redis.call('EXISTS', s.blockKey) == 0 then start_block(s) end
+    if counted and c >= num(a, LIMIT) and num(a, BLOCK_MS) > 0 and redis.call('EXISTS', KEYS[k + BLOCK_KEY]) == 0 then start_block(a, k) end
   end
   counts[i] = c
 end
-if knownGoodKey then redis.call('SET', knownGoodKey, '1', 'PX', call.knownGoodTtlMs) end
+if EXTRA_KEY then redis.call('SET', EXTRA_KEY, '1', 'PX', num(CALL, KNOWN_GOOD_TTL_MS)) end
 return counts
