@@ -3,41 +3,12 @@
 import os from 'node:os';
 import tls from 'node:tls';
 import { z } from 'zod';
-import { isLoopbackHost, isValidCidr, parseHostPort } from './address.js';
-import { parseDuration } from './duration.js';
+import { isLoopbackHost, parseHostPort } from './address.js';
+import { duration, hostPort, type PROTOCOLS, protocol, type TLS_MODES, tlsMode } from './fields.js';
+import { limits } from './limits-schema.js';
 
-/** Timers: Node's setTimeout fires at once for anything above 2^31-1 ms (24.8 days). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-/** Counter windows and blocks live in the store as TTLs; a year is plenty and stays exact. */
-const MAX_TTL_MS = 366 * 86_400_000;
-
-/** A duration in the file ("90s", "10m", "1h", "7d", "250ms" or integer seconds) → milliseconds. */
-const duration = (doc: string, maxMs = MAX_TIMER_MS) =>
-  z
-    .union([z.string(), z.number()])
-    .transform((v, ctx) => {
-      const ms = parseDuration(v);
-      if (ms === null) {
-        ctx.addIssue({ code: 'custom', message: `expected a duration like 90s, 10m, 1h, 7d or integer seconds, got ${JSON.stringify(v)}` });
-        return z.NEVER;
-      }
-      if (ms > maxMs) {
-        ctx.addIssue({ code: 'custom', message: `expected a duration of at most ${Math.floor(maxMs / 86_400_000)}d, got ${JSON.stringify(v)}` });
-        return z.NEVER;
-      }
-      return ms;
-    })
-    .describe(doc);
-
-const hostPort = z.string().refine((s) => parseHostPort(s) !== null, {
-  message: 'expected host:port (use [::]:port for IPv6)',
-});
-
-export const PROTOCOLS = ['imap', 'pop3', 'smtp'] as const;
-export const TLS_MODES = ['none', 'starttls', 'implicit'] as const;
-const protocol = z.enum(PROTOCOLS);
-const tlsMode = z.enum(TLS_MODES);
-const cidr = z.string().refine(isValidCidr, { message: 'expected an IP address or CIDR like 10.0.0.0/8' });
+export { PROTOCOLS, TLS_MODES } from './fields.js';
+export { RULE_KEYS } from './limits-schema.js';
 
 const listener = z
   .strictObject({
@@ -93,40 +64,6 @@ const backend = z.strictObject({
   // and one server to dial is a ServerTarget (backend/pool.ts builds them).
   .transform(({ host, port, servers, ...rest }) => ({ ...rest, servers: servers ? servers.map((hp) => parseHostPort(hp)!) : [{ host: host!, port: port! }] }));
 
-export const RULE_KEYS = ['ip', 'user', 'ip+user'] as const;
-const rule = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).describe('Rule name, used in logs and metrics (never shown to clients).'),
-  key: z.enum(RULE_KEYS).describe('What is counted: ip | user | ip+user.'),
-  count: z.enum(['attempts', 'failures']).describe('attempts: every login that passed the check; failures: logins the backend rejected.'),
-  limit: z.number().int().min(1).describe('Refuse once the count reaches this within the window.'),
-  window: duration('Counter lifetime, started by the first hit.', MAX_TTL_MS),
-  block: duration('Refuse the key for this long from the moment the limit is reached (default: until the window ends).', MAX_TTL_MS).optional(),
-  protocols: z.array(protocol).min(1).optional().describe('Protocols the rule applies to (default: all).'),
-  distinct: z
-    .enum(['ip', 'user'])
-    .optional()
-    .describe('Count distinct IPs (with key: user) or distinct users (with key: ip) that failed, not events. Needs count: failures.'),
-  delay: z
-    .strictObject({
-      base: duration('First delay.', 60_000),
-      max: duration('Cap of the doubling delay.', 60_000),
-    })
-    .optional()
-    .describe('Tarpit: failed logins on this key are answered after base, doubling per failure, up to max.'),
-  blockGrowth: z.number().min(1).max(100).optional().describe('Multiply the block each time the same key is blocked again within blockMemory.'),
-  blockMemory: duration('How long a key\'s past blocks count toward blockGrowth.', MAX_TTL_MS).prefault('1d'),
-  blockMax: duration('Cap of a grown block.', MAX_TTL_MS).optional(),
-})
-  .superRefine((r, ctx) => {
-    if (r.distinct && r.count !== 'failures') ctx.addIssue({ code: 'custom', path: ['distinct'], message: 'distinct needs count: failures' });
-    if (r.distinct === 'ip' && r.key !== 'user') ctx.addIssue({ code: 'custom', path: ['distinct'], message: 'distinct: ip needs key: user' });
-    if (r.distinct === 'user' && r.key !== 'ip') ctx.addIssue({ code: 'custom', path: ['distinct'], message: 'distinct: user needs key: ip' });
-    if (r.delay && r.delay.max < r.delay.base) ctx.addIssue({ code: 'custom', path: ['delay', 'max'], message: 'must be at least delay.base' });
-    if ((r.blockGrowth !== undefined || r.blockMax !== undefined) && r.block === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['block'], message: 'blockGrowth and blockMax need block' });
-    }
-  });
-
 const redisStore = z
   .strictObject({
     url: z.string().regex(/^rediss?:\/\//, 'expected redis://host:port or rediss://…').optional().describe('One Redis server (may carry a password: it is never logged).'),
@@ -146,44 +83,6 @@ const redisStore = z
     if (r.sentinels && !r.name) ctx.addIssue({ code: 'custom', path: ['name'], message: 'sentinels need the master name' });
   })
   .describe('Redis connection, when store.type is redis.');
-
-const limits = z
-  .strictObject({
-    keySecret: z
-      .string()
-      .min(16, 'expected at least 16 characters')
-      .optional()
-      .describe('HMAC key for user names in counter keys; same on every instance. Or the MAILGATE_KEY_SECRET environment variable. Required with store.type redis.'),
-    trustedNetworks: z.array(cidr).default([]).describe('CIDRs never throttled.'),
-    deniedNetworks: z
-      .array(cidr)
-      .default([])
-      .describe("CIDRs turned away at connect with the protocol's permanent refusal, before anything is read: networks an operator bans by hand (behind a load balancer only mailgate sees the client's address). Applied on reload; trustedNetworks do not override it."),
-    trustedProxies: z.array(cidr).default([]).describe('CIDRs of load balancers allowed to send a PROXY header to listeners with proxyProtocol: true; connections from elsewhere are closed.'),
-    ipv6Prefix: z.number().int().min(1).max(128).default(64).describe('IPv6 clients are grouped by this prefix length.'),
-    maxAuthAttempts: z.number().int().min(1).max(100).default(3).describe('Failed logins on one connection before it is closed.'),
-    // As nginx max_errors; Dovecot closes after 3 to 10.
-    maxBadCommands: z.number().int().min(1).max(1000).default(10).describe('Bad commands before login, then goodbye and close.'),
-    rules: z.array(rule).default([]).describe('Checked in order, ip rules before user rules.'),
-    mode: z.enum(['enforce', 'dry-run']).default('enforce').describe('dry-run: evaluate and log what would be refused, refuse nothing.'),
-    knownGood: z
-      .strictObject({
-        ttl: duration('How long a successful (user, client network) pair is remembered.', MAX_TTL_MS),
-        ipv4Prefix: z.number().int().min(8).max(32).default(24).describe('IPv4 clients count as the same place within this prefix (mobile and DSL addresses move within a network).'),
-      })
-      .optional()
-      .describe('Known-good pairs: rules keyed on user never refuse a user from a network they logged in from before. Off when absent.'),
-    dedupeFailures: z.boolean().default(true).describe('The same wrong password for the same user from the same IP counts once per window in failure rules.'),
-    connections: z
-      .strictObject({
-        perIp: z.number().int().min(1).default(20).describe('Concurrent connections per client IP (after ipv6Prefix grouping).'),
-        total: z.number().int().min(1).default(10_000).describe('Concurrent connections in total; at the limit the oldest not logged in is dropped.'),
-      })
-      .prefault({})
-      .describe('Connection limits, checked when a client connects.'),
-  })
-  .prefault({})
-  .describe('Login limits: who is counted, how, and for how long.');
 
 const timeouts = z
   .strictObject({
