@@ -5,6 +5,7 @@
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCli, spawnProxy, type BuiltCli, type RunningProxy } from '../helpers/cli.js';
+import { b64 } from '../helpers/codec.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { dovecotForFile } from '../helpers/rig.js';
 
@@ -110,7 +111,7 @@ describe('POP3 and SMTP through mailgate', () => {
 
     const s = await RawClient.connect(proxy.ports.submissions!, { tls: true, localAddress: ip });
     await s.waitFor(/^220 /m);
-    s.write(`EHLO x\r\nAUTH PLAIN ${Buffer.from('\0alice\0alice-pass').toString('base64')}\r\n`);
+    s.write(`EHLO x\r\nAUTH PLAIN ${b64('\0alice\0alice-pass')}\r\n`);
     const st = await s.waitClosed();
     expect(st).toMatch(/^454 4\.7\.0 Too many login attempts; try again in \d+ seconds\r\n421 /m);
   });

@@ -10,6 +10,7 @@ import { smtpBackendLogin } from '../../src/backend/login-smtp.js';
 import type { BackendLogin } from '../../src/backend/types.js';
 import type { Credentials } from '../../src/protocols/sasl.js';
 import { parseBackend } from '../helpers/backend-config.js';
+import { b64 } from '../helpers/codec.js';
 import { dovecotForFile } from '../helpers/rig.js';
 
 const PASS = 'Wipe-me-7f3a!';
@@ -31,7 +32,7 @@ async function written(run: () => Promise<void>): Promise<Buffer[]> {
   return seen;
 }
 
-const plainB64 = Buffer.from(`\0wiper\0${PASS}`).toString('base64');
+const plainB64 = b64(`\0wiper\0${PASS}`);
 
 describe('credential lines sent to the backend are zeroed after its answer', () => {
   it.each([

@@ -3,6 +3,7 @@
 // STARTTLS injection, pipelining around LOGIN, limited wording, secrets absent from logs.
 import { ImapFlow } from 'imapflow';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { b64 } from '../helpers/codec.js';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
 import { dovecotForFile } from '../helpers/rig.js';
 import { RawClient } from '../helpers/raw-client.js';
@@ -232,7 +233,7 @@ describe('limits through mailgate', () => {
   });
 
   it('no password or SASL token appears in any log line', async () => {
-    const secrets = ['alice-pass', 'bob-pass', 'wrong-pass', Buffer.from('\0alice\0alice-pass').toString('base64'), Buffer.from('alice-pass').toString('base64')];
+    const secrets = ['alice-pass', 'bob-pass', 'wrong-pass', b64('\0alice\0alice-pass'), b64('alice-pass')];
     expect(rig.proxies.length).toBeGreaterThan(0);
     for (const p of rig.proxies) {
       for (const line of p.log.raw) for (const s of secrets) expect(line).not.toContain(s);

@@ -3,6 +3,7 @@
 // that mirrors the backend, STARTTLS rules, temporary failures, counters shared with IMAP.
 import nodemailer from 'nodemailer';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { b64 } from '../helpers/codec.js';
 import type { TestProxy } from '../helpers/proxy.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { dovecotForFile } from '../helpers/rig.js';
@@ -139,9 +140,9 @@ describe('SMTP submission through mailgate', () => {
 
   it('a wrong password gets the backend\'s 535 and the client may try again on the connection', async () => {
     const c = await greeted(proxy.port('cleartext'));
-    c.write(`EHLO client.test\r\nAUTH PLAIN ${Buffer.from('\0alice\0nope').toString('base64')}\r\n`);
+    c.write(`EHLO client.test\r\nAUTH PLAIN ${b64('\0alice\0nope')}\r\n`);
     await c.waitFor(/^535 /m);
-    c.write(`AUTH PLAIN ${Buffer.from('\0alice\0alice-pass').toString('base64')}\r\n`);
+    c.write(`AUTH PLAIN ${b64('\0alice\0alice-pass')}\r\n`);
     await c.waitFor(/^235 /m);
     c.write('MAIL FROM:<alice@example.org>\r\n');
     await c.waitFor(/^250 2\.1\.0/m); // the backend answers: spliced
@@ -154,8 +155,8 @@ describe('SMTP pipelining around AUTH', () => {
   it('after a failed AUTH pipelined commands are the proxy\'s; after a good one they reach the backend once', async () => {
     const proxy = await proxyWith();
     const c = await greeted(proxy.port('cleartext'));
-    const bad = Buffer.from('\0alice\0nope').toString('base64');
-    const good = Buffer.from('\0alice\0alice-pass').toString('base64');
+    const bad = b64('\0alice\0nope');
+    const good = b64('\0alice\0alice-pass');
     c.write(`EHLO client.test\r\nAUTH PLAIN ${bad}\r\nMAIL FROM:<alice@example.org>\r\n`);
     await c.waitFor(/^530 5\.7\.0 Authentication required/m);
     expect(c.received).toMatch(/^535 [^\r]*\r\n530 /m);
@@ -174,11 +175,11 @@ describe('SMTP limits', () => {
   it('a limited login gets 454 4.7.0 with the retry time, then 421, never 535', async () => {
     const proxy = await proxyWith([{ name: 'ip-logins', key: 'ip', count: 'attempts', limit: 1, window: '1h' }]);
     const ok = await greeted(proxy.port('cleartext'), { localAddress: '127.0.9.1' });
-    ok.write(`EHLO x\r\nAUTH PLAIN ${Buffer.from('\0alice\0alice-pass').toString('base64')}\r\n`);
+    ok.write(`EHLO x\r\nAUTH PLAIN ${b64('\0alice\0alice-pass')}\r\n`);
     await ok.waitFor(/^235 /m);
     ok.close();
     const c = await greeted(proxy.port('cleartext'), { localAddress: '127.0.9.1' });
-    c.write(`EHLO x\r\nAUTH PLAIN ${Buffer.from('\0alice\0alice-pass').toString('base64')}\r\n`);
+    c.write(`EHLO x\r\nAUTH PLAIN ${b64('\0alice\0alice-pass')}\r\n`);
     const text = await c.waitClosed();
     expect(text).toMatch(/^454 4\.7\.0 Too many login attempts; try again in \d+ seconds\r\n421 4\.7\.0 /m);
     expect(text).not.toMatch(/^535/m);
@@ -192,7 +193,7 @@ describe('SMTP limits', () => {
     await i.waitFor(/a OK/);
     i.close();
     const s = await greeted(proxy.port('cleartext'), { localAddress: '127.0.9.2' });
-    s.write(`EHLO x\r\nAUTH PLAIN ${Buffer.from('\0bob\0bob-pass').toString('base64')}\r\n`);
+    s.write(`EHLO x\r\nAUTH PLAIN ${b64('\0bob\0bob-pass')}\r\n`);
     await s.waitFor(/^235 /m);
     s.close();
     const third = await RawClient.connect(proxy.port('imap'), { localAddress: '127.0.9.2' });
@@ -205,7 +206,7 @@ describe('SMTP limits', () => {
     const proxy = await proxyWith([{ name: 'imap-only', key: 'ip', count: 'attempts', limit: 1, window: '1h', protocols: ['imap'] }]);
     for (let n = 0; n < 3; n++) {
       const s = await greeted(proxy.port('cleartext'), { localAddress: '127.0.9.3' });
-      s.write(`EHLO x\r\nAUTH PLAIN ${Buffer.from('\0bob\0bob-pass').toString('base64')}\r\n`);
+      s.write(`EHLO x\r\nAUTH PLAIN ${b64('\0bob\0bob-pass')}\r\n`);
       await s.waitFor(/^235 /m);
       s.close();
     }
@@ -214,7 +215,7 @@ describe('SMTP limits', () => {
   it('a dead backend gives 454 4.7.0 and the connection stays usable', async () => {
     const proxy = await proxyWith([], 1);
     const c = await greeted(proxy.port('cleartext'));
-    c.write(`EHLO x\r\nAUTH PLAIN ${Buffer.from('\0alice\0alice-pass').toString('base64')}\r\n`);
+    c.write(`EHLO x\r\nAUTH PLAIN ${b64('\0alice\0alice-pass')}\r\n`);
     await c.waitFor(/^454 4\.7\.0 Temporary authentication failure/m);
     c.write('NOOP\r\n');
     await c.waitFor(/^250 2\.0\.0 OK/m);
@@ -222,7 +223,7 @@ describe('SMTP limits', () => {
   });
 
   it('no password or SASL token in any log line', () => {
-    const secrets = ['alice-pass', 'bob-pass', Buffer.from('\0alice\0alice-pass').toString('base64'), Buffer.from('alice-pass').toString('base64')];
+    const secrets = ['alice-pass', 'bob-pass', b64('\0alice\0alice-pass'), b64('alice-pass')];
     for (const p of rig.proxies) for (const line of p.log.raw) for (const s of secrets) expect(line).not.toContain(s);
   });
 });
