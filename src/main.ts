@@ -19,7 +19,6 @@ import { Listener } from './server/listener.js';
 import type { SessionEnv } from './server/env.js';
 import { loadServerTls } from './server/tls.js';
 import { createStore } from './stores/factory.js';
-import type { ResilientStore } from './stores/resilient.js';
 import type { LimitStore } from './stores/store.js';
 
 /** How long start-up waits for a shared store before going on without it. */
@@ -71,7 +70,7 @@ export async function startProxy(initial: Config, opts: { log?: Logger; clock?: 
   // Give a shared store a moment to connect so the first logins are counted where they
   // should be; if it cannot, the configured onError applies until it can.
   await store.ready?.(STORE_START_WAIT_MS);
-  const metrics = createMetrics({ storeHealth: () => (store as Partial<ResilientStore>).health ?? { up: true, fallbacks: 0 } });
+  const metrics = createMetrics({ storeHealth: () => store.health ?? { up: true, fallbacks: 0 } });
   const tarpit = new Tarpit(clock);
   const pools = new BackendPools(() => current.cfg.backends, log);
   // Shared by every listener; reads the limits of the running config, so reload applies.
@@ -137,7 +136,7 @@ export async function startProxy(initial: Config, opts: { log?: Logger; clock?: 
           );
           return {
             listeners: [...listeners.values()].every((l) => l.listening),
-            store: (store as Partial<ResilientStore>).health?.up ?? true,
+            store: store.health?.up ?? true,
             backends: backends.every(Boolean),
           };
         },
