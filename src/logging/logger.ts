@@ -25,6 +25,8 @@ export const LOG_EVENTS = [
   'auth.dry-run',
   'auth.record-failed',
   'auth.bug',
+  'auth.attack-mode-on',
+  'auth.attack-mode-off',
   'splice.end',
   'store.fallback',
   'store.recovered',
