@@ -27,6 +27,7 @@ export const LOG_EVENTS = [
   'auth.bug',
   'auth.attack-mode-on',
   'auth.attack-mode-off',
+  'auth.single-source',
   'splice.end',
   'store.fallback',
   'store.recovered',
