@@ -1,14 +1,25 @@
 // Prometheus metrics (prom-client), one registry per proxy. Labels are closed sets
 // (protocol, outcome, rule, listener, state, backend): never a user name, address or secret.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { AttackModeStatus } from '../limits/attack-mode.js';
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
 /** The `outcome` label of mailgate_login_attempts_total: a closed set. */
 export type LoginOutcome = 'ok' | 'fail' | 'locked' | 'backend-error' | 'invalid' | 'limited';
 
-export function createMetrics(opts: { defaultMetrics?: boolean; storeHealth?: () => { up: boolean; fallbacks: number } } = {}) {
+export interface MetricsSources {
+  defaultMetrics?: boolean;
+  storeHealth?: () => { up: boolean; fallbacks: number };
+  /** The attack-mode detector's status, read at each scrape (which also lets it leave on time). */
+  attackMode?: () => AttackModeStatus | null;
+  /** Whether one private address sends most logins now (server/front-door.ts). */
+  frontDoor?: () => boolean;
+}
+
+export function createMetrics(opts: MetricsSources = {}) {
   const health = opts.storeHealth ?? (() => ({ up: true, fallbacks: 0 }));
+  const attack = opts.attackMode ?? (() => null);
   const registry = new Registry();
   if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'mailgate_process_' });
   const r = [registry];
@@ -62,6 +73,48 @@ export function createMetrics(opts: { defaultMetrics?: boolean; storeHealth?: ()
       registers: r,
     }),
     starttlsInjections: new Counter({ name: 'mailgate_starttls_injection_total', help: 'Plaintext pipelined after STARTTLS/STLS and discarded.', labelNames: ['listener'] as const, registers: r }),
+    attackMode: new Gauge({
+      name: 'mailgate_attack_mode',
+      help: '1 while attack mode is on (automatic or forced): logins from unknown (user, network) pairs without a matching password hint are refused without the backend.',
+      registers: r,
+      collect() {
+        this.set(attack()?.active ? 1 : 0);
+      },
+    }),
+    attackModeForced: new Gauge({
+      name: 'mailgate_attack_mode_forced',
+      help: 'Attack mode forced by an operator (admin API): 1 on the mode forced (on or off), both 0 while it is automatic.',
+      labelNames: ['mode'] as const,
+      registers: r,
+      collect() {
+        const forced = attack()?.forced ?? null;
+        for (const mode of ['on', 'off'] as const) this.set({ mode }, forced === mode ? 1 : 0);
+      },
+    }),
+    loginFailureRate: new Gauge({
+      name: 'mailgate_login_failures_per_minute',
+      help: 'Logins the backend rejected per minute in this process, over limits.attackMode.window: what attack mode compares with its baseline.',
+      registers: r,
+      collect() {
+        this.set(attack()?.failuresPerMin ?? 0);
+      },
+    }),
+    loginFailureBaseline: new Gauge({
+      name: 'mailgate_login_failures_baseline_per_minute',
+      help: "Attack mode's learned normal of rejected logins per minute (frozen while attack mode is on); it enters above limits.attackMode.factor times this and minFailuresPerMin.",
+      registers: r,
+      collect() {
+        this.set(attack()?.baselinePerMin ?? 0);
+      },
+    }),
+    frontDoorSingleSource: new Gauge({
+      name: 'mailgate_front_door_single_source',
+      help: '1 while most logins come from one private address (a load balancer without PROXY protocol, or a webmail on this host): every client behind it shares its limits. The address is in the auth.single-source log line.',
+      registers: r,
+      collect() {
+        this.set(opts.frontDoor?.() ? 1 : 0);
+      },
+    }),
     reloads: new Counter({ name: 'mailgate_config_reloads_total', help: 'Config reloads by result (ok, invalid).', labelNames: ['result'] as const, registers: r }),
   };
 }
