@@ -2,6 +2,7 @@
 // User names are canonicalised like logins (identity.ts) and only ever hashed into keys.
 import ipaddr from 'ipaddr.js';
 import { blockByHand, forgetBlocked, keyConcerns, specsForSubject } from '../limits/admin.js';
+import { ATTACK_MODES, type AttackMode, type AttackModeStatus } from '../limits/attack-mode.js';
 import { parseKey } from '../limits/keys.js';
 import type { Policy } from '../limits/policy.js';
 import { parseDuration } from '../config/duration.js';
@@ -109,4 +110,26 @@ export async function blockSubject(policy: Policy, s: Subject, forValue: string 
 /** DELETE /api/v1/blocks/{ip-or-user}: an IP if it parses as one, else a user name. */
 export function subjectFromPath(value: string): Subject {
   return ipaddr.isValid(value) ? subject({ ip: value }) : subject({ user: value });
+}
+
+/** GET /api/v1/attack-mode: the detector's status, times as ISO strings, rates to 0.01. */
+export function attackModeView(s: AttackModeStatus) {
+  const r = (n: number) => Math.round(n * 100) / 100;
+  return {
+    active: s.active,
+    forced: s.forced,
+    since: s.since === null ? null : new Date(s.since).toISOString(),
+    failuresPerMin: r(s.failuresPerMin),
+    baselinePerMin: r(s.baselinePerMin),
+    thresholdPerMin: r(s.thresholdPerMin),
+    warmedUp: s.warmedUp,
+    enabled: s.enabled,
+  };
+}
+
+/** POST /api/v1/attack-mode?mode=on|off|auto: on and off hold until auto. */
+export function forceAttackMode(detector: AttackMode, mode: string | null) {
+  const m = ATTACK_MODES.find((x) => x === mode);
+  if (!m) throw new AdminError(400, 'Bad Request', 'mode: expected on, off or auto');
+  return attackModeView(detector.force(m));
 }

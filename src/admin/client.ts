@@ -3,6 +3,7 @@
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.js';
+import { ATTACK_MODES } from '../limits/attack-mode.js';
 
 export const ADMIN_USAGE = `usage: mailgate admin COMMAND [--url URL] [--token TOKEN | env MAILGATE_ADMIN_TOKEN] [--config FILE]
   limits  --ip IP | --user NAME     counters, limits and blocks for an IP and/or user
@@ -10,7 +11,8 @@ export const ADMIN_USAGE = `usage: mailgate admin COMMAND [--url URL] [--token T
   blocks                            keys currently refused
   unblock IP-OR-USER                lift a block (and reset its counters)
   block   IP-OR-USER --for 1h [--rule NAME]
-                                    block by hand on the rules keyed on it (or the one named)`;
+                                    block by hand on the rules keyed on it (or the one named)
+  attack-mode [on|off|auto]         attack mode status; on or off forces it until auto`;
 
 export async function adminMain(argv: string[], out: (s: string) => void): Promise<number> {
   let parsed;
@@ -80,6 +82,20 @@ export async function adminMain(argv: string[], out: (s: string) => void): Promi
       const b = new URLSearchParams({ [isIP(arg) ? 'ip' : 'user']: arg, for: v.for, ...(v.rule ? { rule: v.rule } : {}) });
       method = 'POST';
       path = `/api/v1/blocks?${b}`;
+      break;
+    }
+    case 'attack-mode': {
+      if (arg === undefined) {
+        path = '/api/v1/attack-mode';
+        break;
+      }
+      const mode = ATTACK_MODES.find((m) => m === arg);
+      if (!mode) {
+        out(`attack-mode takes on, off or auto\n${ADMIN_USAGE}\n`);
+        return 2;
+      }
+      method = 'POST';
+      path = `/api/v1/attack-mode?mode=${mode}`;
       break;
     }
     default:

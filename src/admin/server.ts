@@ -4,11 +4,12 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseHostPort } from '../config/address.js';
+import type { AttackMode } from '../limits/attack-mode.js';
 import type { Policy } from '../limits/policy.js';
 import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { LimitStore } from '../stores/store.js';
-import { AdminError, blockSubject, limitsOf, listBlocks, resetSubject, subject, subjectFromPath } from './api.js';
+import { AdminError, attackModeView, blockSubject, forceAttackMode, limitsOf, listBlocks, resetSubject, subject, subjectFromPath } from './api.js';
 
 export interface AdminDeps {
   policy(): Policy;
@@ -18,6 +19,8 @@ export interface AdminDeps {
   ready(): Promise<Record<string, boolean>>;
   /** Current token; null: no token required (loopback only, enforced by the config). */
   token(): string | null;
+  /** The attack-mode detector; absent: /api/v1/attack-mode answers 404. */
+  attackMode?(): AttackMode;
 }
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
@@ -38,7 +41,7 @@ function problem(res: http.ServerResponse, status: number, title: string, detail
   send(res, status, { type: 'about:blank', title, status, detail }, 'application/problem+json');
 }
 
-async function route(req: http.IncomingMessage, res: http.ServerResponse, deps: AdminDeps): Promise<void> {
+async function route(req: http.IncomingMessage, res: http.ServerResponse, deps: AdminDeps, log: Logger): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://admin');
   const path = url.pathname;
   if (path === '/healthz' && req.method === 'GET') return send(res, 200, { status: 'ok' });
@@ -64,6 +67,16 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, deps: 
     const s = subject({ ip: url.searchParams.get('ip'), user: url.searchParams.get('user') });
     return send(res, 201, await blockSubject(deps.policy(), s, url.searchParams.get('for'), url.searchParams.get('rule')));
   }
+  if (path === '/api/v1/attack-mode') {
+    const detector = deps.attackMode?.();
+    if (!detector) throw new AdminError(404, 'Not Found', 'attack mode is not available in this process');
+    if (req.method === 'GET') return send(res, 200, attackModeView(detector.status()));
+    if (req.method !== 'POST') throw new AdminError(405, 'Method Not Allowed', 'GET or POST');
+    const view = forceAttackMode(detector, url.searchParams.get('mode'));
+    // The request line logs no query values; what an operator forced is worth its own line.
+    log.warn({ event: 'admin.attack-mode', mode: view.forced ?? 'auto', active: view.active }, 'attack mode forced by the admin API');
+    return send(res, 200, view);
+  }
   const one = /^\/api\/v1\/blocks\/([^/]+)$/.exec(path);
   if (one && req.method === 'DELETE') {
     const reset = await resetSubject(deps.policy(), deps.store, subjectFromPath(decodeURIComponent(one[1]!)));
@@ -83,7 +96,7 @@ export class AdminServer {
   ) {
     this.server = http.createServer((req, res) => {
       const t0 = Date.now();
-      route(req, res, deps)
+      route(req, res, deps, this.log)
         .catch((err: unknown) => {
           if (err instanceof AdminError) return problem(res, err.status, err.title, err.message);
           this.log.error({ event: 'admin.error', err: (err as Error).message }, 'admin request failed');

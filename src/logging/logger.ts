@@ -38,6 +38,7 @@ export const LOG_EVENTS = [
   'admin.start',
   'admin.request',
   'admin.error',
+  'admin.attack-mode',
 ] as const;
 
 export type LogEvent = (typeof LOG_EVENTS)[number];
