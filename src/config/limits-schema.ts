@@ -1,11 +1,15 @@
-// The limits section of the config: rules, known-good pairs, connection limits. Pure.
+// The limits section of the config: rules, known-good pairs, password hints, shared egress,
+// connection limits. Pure.
 import { z } from 'zod';
 import { cidr, duration, MAX_TTL_MS, protocol } from './fields.js';
 
-export const RULE_KEYS = ['ip', 'user', 'ip+user'] as const;
+/** password: a keyed, truncated fingerprint of the password tried (spraying across networks). */
+export const RULE_KEYS = ['ip', 'user', 'ip+user', 'password'] as const;
 export const rule = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).describe('Rule name, used in logs and metrics (never shown to clients).'),
-  key: z.enum(RULE_KEYS).describe('What is counted: ip | user | ip+user.'),
+  key: z
+    .enum(RULE_KEYS)
+    .describe('What is counted: ip | user | ip+user | password (a keyed, truncated fingerprint of the password tried, for spraying: with count: failures and distinct: user).'),
   count: z.enum(['attempts', 'failures']).describe('attempts: every login that passed the check; failures: logins the backend rejected.'),
   limit: z.number().int().min(1).describe('Refuse once the count reaches this within the window.'),
   window: duration('Counter lifetime, started by the first hit.', MAX_TTL_MS),
@@ -14,7 +18,14 @@ export const rule = z.strictObject({
   distinct: z
     .enum(['ip', 'user'])
     .optional()
-    .describe('Count distinct IPs (with key: user) or distinct users (with key: ip) that failed, not events. Needs count: failures.'),
+    .describe('Count distinct IPs (with key: user, or key: ip with a prefix: the addresses failing inside it) or distinct users (with key: ip or password) that failed, not events. Needs count: failures.'),
+  prefix: z
+    .strictObject({
+      ipv4: z.number().int().min(8).max(32).optional().describe('IPv4 clients are counted per network of this length.'),
+      ipv6: z.number().int().min(8).max(128).optional().describe('IPv6 clients are counted per network of this length.'),
+    })
+    .optional()
+    .describe('key: ip only: count per wider network instead of per client (failures spreading inside a /24 or a /48); the rule applies only to the families named. A success from the network lifts its count and block.'),
   delay: z
     .strictObject({
       base: duration('First delay.', 60_000),
@@ -28,8 +39,15 @@ export const rule = z.strictObject({
 })
   .superRefine((r, ctx) => {
     if (r.distinct && r.count !== 'failures') ctx.addIssue({ code: 'custom', path: ['distinct'], message: 'distinct needs count: failures' });
-    if (r.distinct === 'ip' && r.key !== 'user') ctx.addIssue({ code: 'custom', path: ['distinct'], message: 'distinct: ip needs key: user' });
-    if (r.distinct === 'user' && r.key !== 'ip') ctx.addIssue({ code: 'custom', path: ['distinct'], message: 'distinct: user needs key: ip' });
+    if (r.distinct === 'ip' && !(r.key === 'user' || (r.key === 'ip' && r.prefix))) {
+      ctx.addIssue({ code: 'custom', path: ['distinct'], message: 'distinct: ip needs key: user, or key: ip with a prefix' });
+    }
+    if (r.distinct === 'user' && r.key !== 'ip' && r.key !== 'password') ctx.addIssue({ code: 'custom', path: ['distinct'], message: 'distinct: user needs key: ip or password' });
+    if (r.key === 'password' && (r.count !== 'failures' || r.distinct !== 'user')) {
+      ctx.addIssue({ code: 'custom', path: ['key'], message: 'key: password needs count: failures and distinct: user (accounts a wrong password was tried against)' });
+    }
+    if (r.prefix && r.key !== 'ip') ctx.addIssue({ code: 'custom', path: ['prefix'], message: 'prefix needs key: ip' });
+    if (r.prefix && r.prefix.ipv4 === undefined && r.prefix.ipv6 === undefined) ctx.addIssue({ code: 'custom', path: ['prefix'], message: 'name ipv4 and/or ipv6' });
     if (r.delay && r.delay.max < r.delay.base) ctx.addIssue({ code: 'custom', path: ['delay', 'max'], message: 'must be at least delay.base' });
     if ((r.blockGrowth !== undefined || r.blockMax !== undefined) && r.block === undefined) {
       ctx.addIssue({ code: 'custom', path: ['block'], message: 'blockGrowth and blockMax need block' });
@@ -61,7 +79,21 @@ export const limits = z
         ipv4Prefix: z.number().int().min(8).max(32).default(24).describe('IPv4 clients count as the same place within this prefix (mobile and DSL addresses move within a network).'),
       })
       .optional()
-      .describe('Known-good pairs: rules keyed on user never refuse a user from a network they logged in from before. Off when absent.'),
+      .describe('Known-good pairs: no rule but ip+user ones refuses a user from a network they logged in from before. Off when absent.'),
+    passwordHint: z
+      .strictObject({
+        ttl: duration('How long the hint of the last password that succeeded is kept (refreshed by every success).', MAX_TTL_MS),
+        bits: z.number().int().min(16).max(24).default(24).describe('Bits of the keyed hash kept: few enough that a hint is useless for cracking, enough to let one wrong guess in 16 million through.'),
+      })
+      .optional()
+      .describe('Password hints: while an account or address is under protection, a login whose password matches the hint of the last one that succeeded for the account still reaches the backend (the owner travelling); everything else gets the temporary failure. Off when absent.'),
+    sharedEgress: z
+      .strictObject({
+        users: z.number().int().min(2).max(1000).default(5).describe('Distinct users who logged in successfully from one address that make it a shared address.'),
+        window: duration('How long those successes are remembered.', MAX_TTL_MS).prefault('7d'),
+      })
+      .prefault({})
+      .describe('An address from which several users log in successfully (office NAT, webmail, CGNAT) is never refused at connect: its blocks refuse only unknown pairs at login, so one infected machine cannot lock its colleagues out.'),
     dedupeFailures: z.boolean().default(true).describe('The same wrong password for the same user from the same IP counts once per window in failure rules.'),
     connections: z
       .strictObject({

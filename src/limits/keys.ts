@@ -63,8 +63,33 @@ export class KeyBuilder {
     return createHmac('sha256', this.secret).update('pw\0').update(client).update('\0').update(canonicalUser).update('\0').update(password).digest('base64url').slice(0, 22);
   }
 
-  /** The counter key of one rule for one attempt. */
-  ruleKey(rule: Pick<RuleConfig, 'name' | 'key'>, ip: string, canonicalUser: string): string {
+  /** The password hint of an account: a keyed hash of (user, password) cut to `bits` bits.
+   *  It only filters which logins reach the backend while the account is under protection
+   *  (the backend still verifies); so few bits match 2^bits passwords each that a stolen hint
+   *  and key narrow nothing an attacker could use offline (SECURITY.md). Hex, never logged. */
+  passwordHint(canonicalUser: string, password: Buffer, bits: number): string {
+    const h = createHmac('sha256', this.secret).update('hint\0').update(canonicalUser, 'utf8').update('\0').update(password).digest();
+    return (h.readUIntBE(0, 3) >>> (24 - bits)).toString(16);
+  }
+
+  /** A sprayed password, as rule keys name it: a keyed hash cut to 48 bits (8 base64url
+   *  characters), enough to tell apart the passwords of one window, never the password. */
+  passwordKey(password: Buffer): string {
+    return createHmac('sha256', this.secret).update('spray\0').update(password).digest('base64url').slice(0, 8);
+  }
+
+  /** The key under which an account's password hint is kept. */
+  hintKey(canonicalUser: string): string {
+    return `h:${this.userHash(canonicalUser)}`;
+  }
+
+  /** The set of users who logged in successfully from one client key (shared egress). */
+  successesKey(client: string): string {
+    return `se:${client}`;
+  }
+
+  /** The counter key of one rule for one attempt (`password`: passwordKey of the attempt's). */
+  ruleKey(rule: Pick<RuleConfig, 'name' | 'key'>, ip: string, canonicalUser: string, password = ''): string {
     switch (rule.key) {
       case 'ip':
         return `r:${rule.name}:ip:${ip}`;
@@ -72,6 +97,8 @@ export class KeyBuilder {
         return `r:${rule.name}:u:${this.userHash(canonicalUser)}`;
       case 'ip+user':
         return `r:${rule.name}:iu:${ip}:${this.userHash(canonicalUser)}`;
+      case 'password':
+        return `r:${rule.name}:pw:${password}`;
     }
   }
 }
@@ -84,17 +111,20 @@ export interface ParsedKey {
   ip?: string;
   /** The keyed hash of the canonical user (user and ip+user keys). */
   userHash?: string;
+  /** The sprayed password's keyed hash (password keys). */
+  password?: string;
 }
 
 /** The parts of a key built by KeyBuilder.ruleKey; null for any other key. Rule names never
  *  contain ":" (schema), nor do user hashes (base64url), so an ip+user key splits at its last
  *  ":" even when the client key is IPv6. */
 export function parseKey(key: string): ParsedKey | null {
-  const m = /^r:([^:]+):(ip|u|iu):(.+)$/.exec(key);
+  const m = /^r:([^:]+):(ip|u|iu|pw):(.+)$/.exec(key);
   if (!m) return null;
   const [, rule, kind, rest] = m as unknown as [string, string, string, string];
   if (kind === 'ip') return { rule, kind: 'ip', ip: rest };
   if (kind === 'u') return { rule, kind: 'user', userHash: rest };
+  if (kind === 'pw') return { rule, kind: 'password', password: rest };
   const cut = rest.lastIndexOf(':');
   return { rule, kind: 'ip+user', ip: rest.slice(0, cut), userHash: rest.slice(cut + 1) };
 }

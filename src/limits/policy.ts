@@ -49,7 +49,7 @@ export type Decision =
 
 export type Outcome = 'ok' | 'fail' | 'unavailable';
 
-const KEY_ORDER: Record<RuleConfig['key'], number> = { ip: 0, 'ip+user': 1, user: 2 };
+const KEY_ORDER: Record<RuleConfig['key'], number> = { ip: 0, 'ip+user': 1, user: 2, password: 3 };
 
 /** Seconds to tell a refused client, rounded up and at least 1: never "retry in 0 s". */
 const retrySec = (ms: number) => Math.max(1, Math.ceil(ms / 1000));

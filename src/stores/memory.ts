@@ -22,6 +22,8 @@ interface Entry {
   v: number;
   exp: number;
   set?: Set<string>;
+  /** A password hint's value. */
+  hint?: string;
 }
 
 /** Sweep period; a bound on how long dead entries linger, not on correctness. */
@@ -94,9 +96,12 @@ export class MemoryStore implements LimitStore {
   async hit(specs: readonly CounterSpec[], opts: HitOptions = {}): Promise<HitResult> {
     const now = this.clock.now();
     const knownGood = opts.knownGoodKey !== undefined && this.get(opts.knownGoodKey, now) !== undefined;
+    const hintMatch = opts.hint !== undefined && this.get(opts.hint.key, now)?.hint === opts.hint.value;
+    const successes = opts.successesKey !== undefined ? (this.get(opts.successesKey, now)?.set?.size ?? 0) : 0;
+    const seen = { knownGood, hintMatch, successes };
     for (let i = 0; i < specs.length; i++) {
       const s = specs[i]!;
-      if (s.knownGoodExempt && knownGood) continue;
+      if ((s.knownGoodExempt && knownGood) || (s.hintExempt && hintMatch)) continue;
       const { value, exp } = this.count(s, now);
       const b = this.get(`${s.key}:b`, now);
       if (b) return { ok: false, index: i, retryAfterMs: b.exp - now, count: value, blocked: true };
@@ -106,7 +111,7 @@ export class MemoryStore implements LimitStore {
         if (r && value + r.v >= s.limit) return { ok: false, index: i, retryAfterMs: INFLIGHT_RETRY_MS, count: value, blocked: false };
       }
     }
-    if (opts.count === false) return { ok: true, knownGood };
+    if (opts.count === false) return { ok: true, ...seen };
     const blockedNow: number[] = [];
     for (const [i, s] of specs.entries()) {
       if (s.kind === 'attempts') {
@@ -118,12 +123,16 @@ export class MemoryStore implements LimitStore {
         this.incr(`${s.key}:r`, 1, RESERVATION_TTL_MS, now, true);
       }
     }
-    return blockedNow.length ? { ok: true, knownGood, blockedNow } : { ok: true, knownGood };
+    return blockedNow.length ? { ok: true, ...seen, blockedNow } : { ok: true, ...seen };
   }
 
   async settle(specs: readonly CounterSpec[], req: SettleRequest): Promise<number[]> {
     const now = this.clock.now();
     const counts = specs.map((s, i) => {
+      if (!req.failed && s.resetOnSuccess) {
+        this.m.delete(s.key);
+        this.m.delete(`${s.key}:b`);
+      }
       if (s.kind !== 'failures') return this.count(s, now).value;
       if (req.reserved && !s.distinct) {
         const r = this.get(`${s.key}:r`, now);
@@ -144,7 +153,14 @@ export class MemoryStore implements LimitStore {
       if (c >= s.limit && !this.get(`${s.key}:b`, now)) this.startBlock(s, now);
       return c;
     });
-    if (!req.failed && req.knownGood) this.m.set(req.knownGood.key, { v: 1, exp: now + req.knownGood.ttlMs });
+    if (!req.failed) {
+      if (req.knownGood) this.m.set(req.knownGood.key, { v: 1, exp: now + req.knownGood.ttlMs });
+      if (req.hint) this.m.set(req.hint.key, { v: 0, exp: now + req.hint.ttlMs, hint: req.hint.value });
+      if (req.success) {
+        this.add(req.success.key, req.success.member, req.success.ttlMs, now);
+        this.get(req.success.key, now)!.exp = now + req.success.ttlMs;
+      }
+    }
     return counts;
   }
 

@@ -102,21 +102,35 @@ export class RedisStore implements LimitStore {
     return (Object.keys(SPEC_KEYS) as SpecKey[]).map((role) => this.key(key, role));
   }
 
+  /** The keys hit and settle send after the specs': a placeholder (in the same slot) for one
+   *  not given, so a script's layout never depends on which are. */
+  private extraKeys(knownGood?: string, hint?: string, successes?: string): string[] {
+    const k = (key: string | undefined) => `${HASH_TAG}${key ?? '-'}`;
+    return [k(knownGood), k(hint), k(successes)];
+  }
+
   async hit(specs: readonly CounterSpec[], opts: HitOptions = {}): Promise<HitResult> {
     if (specs.length === 0) return { ok: true };
-    const kg = opts.knownGoodKey;
-    const keys = [...specs.flatMap((s) => this.keys(s.key)), ...(kg !== undefined ? [`${HASH_TAG}${kg}`] : [])];
-    const r = await this.client.mgHit(keys.length, ...keys, ...encodeArgs(HIT_WIRE, specs, { count: opts.count !== false }, () => ({})));
-    if (r[0] === 0) return r.length > 2 ? { ok: true, knownGood: r[1] === 1, blockedNow: r.slice(2).map((i) => i - 1) } : { ok: true, knownGood: r[1] === 1 };
-    return { ok: false, index: r[0]! - 1, retryAfterMs: r[1]!, count: r[2]!, blocked: r[3] === 1 };
+    const keys = [...specs.flatMap((s) => this.keys(s.key)), ...this.extraKeys(opts.knownGoodKey, opts.hint?.key, opts.successesKey)];
+    const call = { count: opts.count !== false, knownGood: opts.knownGoodKey !== undefined, hint: opts.hint?.value, successes: opts.successesKey !== undefined };
+    const r = await this.client.mgHit(keys.length, ...keys, ...encodeArgs(HIT_WIRE, specs, call, () => ({})));
+    if (r[0] !== 0) return { ok: false, index: r[0]! - 1, retryAfterMs: r[1]!, count: r[2]!, blocked: r[3] === 1 };
+    const ok: HitResult = { ok: true, knownGood: r[1] === 1, hintMatch: r[2] === 1, successes: r[3]! };
+    return r.length > 4 ? { ...ok, blockedNow: r.slice(4).map((i) => i - 1) } : ok;
   }
 
   async settle(specs: readonly CounterSpec[], req: SettleRequest): Promise<number[]> {
-    // A pair remembered for 0 ms is not remembered (and SET PX 0 is an error).
-    const kg = !req.failed && req.knownGood && req.knownGood.ttlMs > 0 ? req.knownGood : null;
-    if (specs.length === 0 && !kg) return [];
-    const keys = [...specs.flatMap((s) => this.keys(s.key)), ...(kg ? [`${HASH_TAG}${kg.key}`] : [])];
-    const call = { failed: req.failed, reserved: req.reserved, fingerprint: req.fingerprint, knownGoodTtlMs: kg?.ttlMs };
+    // On success only; a pair or hint kept for 0 ms is not kept (and SET PX 0 is an error).
+    const ok = !req.failed;
+    const kg = ok && req.knownGood && req.knownGood.ttlMs > 0 ? req.knownGood : undefined;
+    const hint = ok && req.hint && req.hint.ttlMs > 0 ? req.hint : undefined;
+    const success = ok && req.success && req.success.ttlMs > 0 ? req.success : undefined;
+    if (specs.length === 0 && !kg && !hint && !success) return [];
+    const keys = [...specs.flatMap((s) => this.keys(s.key)), ...this.extraKeys(kg?.key, hint?.key, success?.key)];
+    const call = {
+      failed: req.failed, reserved: req.reserved, fingerprint: req.fingerprint, knownGoodTtlMs: kg?.ttlMs,
+      hint: hint?.value, hintTtlMs: hint?.ttlMs, successMember: success?.member, successesTtlMs: success?.ttlMs,
+    };
     return this.client.mgSettle(keys.length, ...keys, ...encodeArgs(SETTLE_WIRE, specs, call, (i) => ({ member: req.members?.[i] })));
   }
 

@@ -15,8 +15,12 @@ export interface CounterSpec {
   /** Failures only: count distinct members (HyperLogLog in Redis, a bounded set in memory)
    *  given at settle, instead of events. No reservation is taken for these. */
   distinct?: boolean;
-  /** Not refused when the attempt's known-good pair exists (rules keyed on user). */
+  /** Not refused when the attempt's known-good pair exists. */
   knownGoodExempt?: boolean;
+  /** Not refused when the attempt's password matches its account's hint (HitOptions.hint). */
+  hintExempt?: boolean;
+  /** A success clears the count and the block (a wide prefix narrows back). */
+  resetOnSuccess?: boolean;
   /** Failures only: a fingerprint already counted in this window does not count again. */
   dedupe?: boolean;
   /** Escalating blocks: each block within blockMemoryMs of the last is blockGrowth times
@@ -36,10 +40,25 @@ export interface HitOptions {
   knownGoodKey?: string;
   /** false: only check (connect-time), count and reserve nothing. Default true. */
   count?: boolean;
+  /** The account's hint key and the attempt's hint: hint-exempt specs do not refuse when the
+   *  stored hint equals it. */
+  hint?: { key: string; value: string };
+  /** The address's successes key: the hit reports how many users logged in from it. */
+  successesKey?: string;
 }
 
 export type HitResult =
-  | { ok: true; route?: StoreRoute; knownGood?: boolean; /** Specs (by index) whose block this hit started. */ blockedNow?: number[] }
+  | {
+      ok: true;
+      route?: StoreRoute;
+      knownGood?: boolean;
+      /** The attempt's password matched its account's hint. */
+      hintMatch?: boolean;
+      /** Distinct users who logged in from the address (successesKey; about, in Redis). */
+      successes?: number;
+      /** Specs (by index) whose block this hit started. */
+      blockedNow?: number[];
+    }
   | { ok: false; index: number; retryAfterMs: number; count: number; blocked: boolean };
 
 export interface SettleRequest {
@@ -53,6 +72,10 @@ export interface SettleRequest {
   members?: readonly (string | null)[];
   /** On success: remember the known-good pair for ttlMs. */
   knownGood?: { key: string; ttlMs: number };
+  /** On success: the account's hint becomes this one, for ttlMs. */
+  hint?: { key: string; value: string; ttlMs: number };
+  /** On success: the user (a hash) joins the address's successes, kept ttlMs after the last. */
+  success?: { key: string; member: string; ttlMs: number };
 }
 
 export interface CounterState {

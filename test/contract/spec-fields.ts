@@ -102,6 +102,43 @@ const CASES: Record<Exclude<keyof CounterSpec, 'key'>, FieldCase> = {
     },
     expected: [true, false],
   },
+  hintExempt: {
+    changes: "a password matching the account's hint passes a refusing rule; another does not",
+    a: { kind: 'failures', limit: 1, hintExempt: true },
+    b: { kind: 'failures', limit: 1 },
+    async run({ store }, s) {
+      const hintKey = `h-${s.key}`;
+      await store.settle([], { failed: false, reserved: false, hint: { key: hintKey, value: 'a1b2c3', ttlMs: 60_000 } });
+      await store.hit([s]);
+      await store.settle([s], { failed: true, reserved: true });
+      const right = await store.hit([s], { hint: { key: hintKey, value: 'a1b2c3' } });
+      const wrong = await store.hit([s], { hint: { key: hintKey, value: 'ffffff' } });
+      return [right.ok, wrong.ok, right.ok && right.hintMatch];
+    },
+    expected: [
+      [true, false, true],
+      [false, false, false],
+    ],
+  },
+  resetOnSuccess: {
+    changes: 'a success clears the count and the block',
+    a: { kind: 'failures', limit: 2, blockMs: 60_000, resetOnSuccess: true },
+    b: { kind: 'failures', limit: 2, blockMs: 60_000 },
+    async run({ store }, s) {
+      for (let i = 0; i < 2; i++) {
+        await store.hit([s]);
+        await store.settle([s], { failed: true, reserved: true });
+      }
+      const blocked = (await store.hit([s])).ok;
+      // A success from elsewhere that shares the key (an exempt pair), settled with the spec.
+      const counts = await store.settle([s], { failed: false, reserved: false });
+      return [blocked, counts[0], (await store.hit([s])).ok];
+    },
+    expected: [
+      [false, 0, true],
+      [false, 2, false],
+    ],
+  },
   distinct: {
     changes: 'members count, not events, and nothing is reserved',
     a: { kind: 'failures', limit: 2, distinct: true },

@@ -218,6 +218,43 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       expect(await store.hit([plain, blocking])).toMatchObject({ ok: true, blockedNow: [1] });
     });
 
+    it('password hints: kept on success for their TTL, replaced by the next success, matched only exactly', async () => {
+      const { store, advance } = await make();
+      const s = spec({ limit: 1, kind: 'failures', hintExempt: true, blockMs: 600_000 });
+      const key = `h-${s.key}`;
+      await store.hit([s]);
+      await store.settle([s], { failed: true, reserved: true });
+      // No hint yet: nothing matches, the rule refuses.
+      expect(await store.hit([s], { hint: { key, value: 'abc123' } })).toMatchObject({ ok: false, blocked: true });
+      // A failed login never sets a hint.
+      await store.settle([], { failed: true, reserved: false, hint: { key, value: 'abc123', ttlMs: 60_000 } });
+      expect((await store.hit([s], { hint: { key, value: 'abc123' } })).ok).toBe(false);
+      await store.settle([], { failed: false, reserved: false, hint: { key, value: 'abc123', ttlMs: 60_000 } });
+      expect(await store.hit([s], { hint: { key, value: 'abc123' } })).toMatchObject({ ok: true, hintMatch: true });
+      expect(await store.hit([s], { hint: { key, value: 'abc12' } })).toMatchObject({ ok: false });
+      // A new password that succeeds replaces the hint; the old one no longer matches.
+      await store.settle([], { failed: false, reserved: false, hint: { key, value: 'def456', ttlMs: 60_000 } });
+      expect((await store.hit([s], { hint: { key, value: 'abc123' } })).ok).toBe(false);
+      expect((await store.hit([s], { hint: { key, value: 'def456' } })).ok).toBe(true);
+      await advance(60_001);
+      expect((await store.hit([s], { hint: { key, value: 'def456' } })).ok).toBe(false);
+    });
+
+    it('successes: distinct users who logged in from an address, remembered after the last', async () => {
+      const { store, advance } = await make();
+      const s = spec({ limit: 100 });
+      const key = `se-${s.key}`;
+      expect(await store.hit([s], { successesKey: key })).toMatchObject({ ok: true, successes: 0 });
+      for (const member of ['u1', 'u2', 'u1', 'u3']) {
+        await store.settle([], { failed: false, reserved: false, success: { key, member, ttlMs: 60_000 } });
+        await advance(30_000);
+      }
+      await store.settle([], { failed: true, reserved: false, success: { key, member: 'u4', ttlMs: 60_000 } });
+      expect(await store.hit([s], { successesKey: key })).toMatchObject({ ok: true, successes: 3 });
+      await advance(60_001);
+      expect(await store.hit([s], { successesKey: key })).toMatchObject({ ok: true, successes: 0 });
+    });
+
     specFieldContract(make);
   });
 }

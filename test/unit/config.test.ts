@@ -147,8 +147,8 @@ describe('errors name the key path', () => {
 
   it.each([
     [{ count: 'attempts', distinct: 'user' }, 'limits.rules.0.distinct: distinct needs count: failures'],
-    [{ count: 'failures', key: 'ip', distinct: 'ip' }, 'limits.rules.0.distinct: distinct: ip needs key: user'],
-    [{ count: 'failures', key: 'user', distinct: 'user' }, 'limits.rules.0.distinct: distinct: user needs key: ip'],
+    [{ count: 'failures', key: 'ip', distinct: 'ip' }, 'limits.rules.0.distinct: distinct: ip needs key: user, or key: ip with a prefix'],
+    [{ count: 'failures', key: 'user', distinct: 'user' }, 'limits.rules.0.distinct: distinct: user needs key: ip or password'],
     [{ delay: { base: '5s', max: '1s' } }, 'limits.rules.0.delay.max: must be at least delay.base'],
     [{ blockGrowth: 2 }, 'limits.rules.0.block: blockGrowth and blockMax need block'],
     [{ blockMax: '1d' }, 'limits.rules.0.block: blockGrowth and blockMax need block'],

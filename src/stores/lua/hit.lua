@@ -1,14 +1,18 @@
 -- Atomic check-and-count over every rule of one login attempt (see LimitStore.hit), on the
 -- layout of src/stores/wire.ts (HIT_WIRE): the specs, then COUNT (0: check only, at
--- connect). The key after the specs' keys, when given, is the attempt's known-good pair.
--- Returns {0, known-good 0|1, spec indexes whose block started…} when allowed, else
--- {i, retry-after ms, count, blocked 0|1}. Every key written gets a TTL here, on Redis' clock.
-local knownGood = 0
-if EXTRA_KEY and redis.call('EXISTS', EXTRA_KEY) == 1 then knownGood = 1 end
+-- connect), KNOWN_GOOD and SUCCESSES (their keys are real), HINT (the attempt's password
+-- hint, '' none). Returns {0, known-good 0|1, hint matches 0|1, successes, spec indexes whose
+-- block started…} when allowed, else {i, retry-after ms, count, blocked 0|1}. Every key
+-- written gets a TTL here, on Redis' clock.
+local knownGood, hintMatch, successes = 0, 0, 0
+if flag(CALL, KNOWN_GOOD) and redis.call('EXISTS', extra(KNOWN_GOOD_KEY)) == 1 then knownGood = 1 end
+local hint = word(CALL, HINT)
+if hint ~= '' and redis.call('GET', extra(HINT_KEY)) == hint then hintMatch = 1 end
+if flag(CALL, SUCCESSES) then successes = redis.call('PFCOUNT', extra(SUCCESSES_KEY)) end
 
 for i = 1, N do
   local a, k = spec_at(i)
-  if not (flag(a, KNOWN_GOOD_EXEMPT) and knownGood == 1) then
+  if not ((flag(a, KNOWN_GOOD_EXEMPT) and knownGood == 1) or (flag(a, HINT_EXEMPT) and hintMatch == 1)) then
     local count, limit = count_of(a, k), num(a, LIMIT)
     local bttl = redis.call('PTTL', KEYS[k + BLOCK_KEY])
     if bttl > 0 then return {i, bttl, count, 1} end
@@ -19,8 +23,8 @@ for i = 1, N do
   end
 end
 
-if not flag(CALL, COUNT) then return {0, knownGood} end
-local result = {0, knownGood}
+if not flag(CALL, COUNT) then return {0, knownGood, hintMatch, successes} end
+local result = {0, knownGood, hintMatch, successes}
 for i = 1, N do
   local a, k = spec_at(i)
   if word(a, KIND) == 'attempts' then

@@ -5,10 +5,10 @@
 -- values, then each spec's values for this call), Redis' clock, a counter's value, and a
 -- block's start (the Lua copy of store.ts' grownBlockMs).
 
--- How many specs the call has (each brings SPEC_KEYC keys), and the key after theirs (the
--- known-good pair) or nil.
-local N = math.floor(#KEYS / SPEC_KEYC)
-local EXTRA_KEY = KEYS[N * SPEC_KEYC + 1]
+-- How many specs the call has (each brings SPEC_KEYC keys; hit and settle send EXTRA_KEYC
+-- more after theirs: KNOWN_GOOD_KEY, HINT_KEY, SUCCESSES_KEY, placeholders when not given).
+local N = math.max(0, math.floor((#KEYS - EXTRA_KEYC) / SPEC_KEYC))
+local function extra(place) return KEYS[N * SPEC_KEYC + place] end
 
 -- Where the values are: the bases that a value's place (LIMIT, COUNT, MEMBER…) is added to.
 -- CALL: the call's values in ARGV.

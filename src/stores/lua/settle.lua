@@ -1,7 +1,8 @@
 -- Settle one attempt (see LimitStore.settle), on the layout of src/stores/wire.ts
 -- (SETTLE_WIRE): the specs, then FAILED, RESERVED (hit reserved a failure per non-distinct
--- failures spec), FINGERPRINT ('' none), KNOWN_GOOD_TTL_MS, then each spec's MEMBER ('' none).
--- The key after the specs' keys, sent only on success, is the known-good pair to remember.
+-- failures spec), FINGERPRINT ('' none), KNOWN_GOOD_TTL_MS, HINT and HINT_TTL_MS,
+-- SUCCESS_MEMBER and SUCCESSES_TTL_MS (on success: '' / 0 none), then each spec's MEMBER
+-- ('' none). On success a spec with RESET_ON_SUCCESS loses its count and block.
 -- Returns each spec's count afterwards. Every key written gets a TTL here.
 local failed, fingerprint = flag(CALL, FAILED), word(CALL, FINGERPRINT)
 
@@ -39,7 +40,19 @@ for i = 1, N do
     end
     if counted and c >= num(a, LIMIT) and num(a, BLOCK_MS) > 0 and redis.call('EXISTS', KEYS[k + BLOCK_KEY]) == 0 then start_block(a, k) end
   end
+  if not failed and flag(a, RESET_ON_SUCCESS) then
+    redis.call('DEL', KEYS[k + COUNTER_KEY], KEYS[k + BLOCK_KEY])
+    c = 0
+  end
   counts[i] = c
 end
-if EXTRA_KEY then redis.call('SET', EXTRA_KEY, '1', 'PX', num(CALL, KNOWN_GOOD_TTL_MS)) end
+if not failed then
+  if num(CALL, KNOWN_GOOD_TTL_MS) > 0 then redis.call('SET', extra(KNOWN_GOOD_KEY), '1', 'PX', num(CALL, KNOWN_GOOD_TTL_MS)) end
+  if word(CALL, HINT) ~= '' then redis.call('SET', extra(HINT_KEY), word(CALL, HINT), 'PX', num(CALL, HINT_TTL_MS)) end
+  local member = word(CALL, SUCCESS_MEMBER)
+  if member ~= '' then
+    redis.call('PFADD', extra(SUCCESSES_KEY), member)
+    redis.call('PEXPIRE', extra(SUCCESSES_KEY), num(CALL, SUCCESSES_TTL_MS))
+  end
+end
 return counts
