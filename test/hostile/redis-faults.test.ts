@@ -7,29 +7,21 @@
 // Already covered elsewhere: Redis killed between logins for each onError
 // (integration/redis-proxy.test.ts), the wrapper's deadline with a fake store
 // (unit/resilient-store.test.ts), two CLI processes on one killed Redis (e2e/redis.test.ts).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
+import { describe, expect, it } from 'vitest';
 import { LOGIN_OK, loginOnce, PROTOS, proxyConfig, TEMP_FAIL, type Proto } from '../helpers/hostile.js';
 import { until } from '../helpers/until.js';
-import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
-import { startRedis, type RedisServer } from '../helpers/redis.js';
+import type { TestProxy } from '../helpers/proxy.js';
+import { dovecotForFile, redisForFile } from '../helpers/rig.js';
 
-let dovecot: DovecotInstance;
-let redis: RedisServer;
-
-beforeAll(async () => {
-  [dovecot, redis] = await Promise.all([startDovecot(), startRedis()]);
-});
-afterAll(async () => {
-  redis?.resume();
-  await redis?.stop();
-  await dovecot?.stop();
-});
+// Redis first, so the proxies (on the Dovecot rig) stop before it does; its stop() wakes a
+// server a failed test left paused.
+const store = redisForFile();
+const rig = dovecotForFile();
 
 async function instance(onError: string, prefix: string, limit: number): Promise<TestProxy> {
-  return startTestProxy({
-    ...proxyConfig(dovecot, { limits: { keySecret: 'hostile-redis-secret-0123', rules: [{ name: 'ip-logins', key: 'ip', count: 'attempts', limit, window: '1h' }] } }),
-    store: { type: 'redis', redis: { url: redis.url, keyPrefix: prefix, timeout: '250ms', onError } },
+  return rig.proxy({
+    ...proxyConfig(rig.dovecot, { limits: { keySecret: 'hostile-redis-secret-0123', rules: [{ name: 'ip-logins', key: 'ip', count: 'attempts', limit, window: '1h' }] } }),
+    store: { type: 'redis', redis: { url: store.redis.url, keyPrefix: prefix, timeout: '250ms', onError } },
   });
 }
 
@@ -51,17 +43,17 @@ describe('Redis stalled (SIGSTOP) and killed mid-run', () => {
         await until(() => results.length >= target, `${n} more logins`, 30_000);
       };
       await phase(6);
-      redis.pause();
+      store.redis.pause();
       await phase(12); // all answered while Redis is frozen
       const stalled = p.log.lines.filter((l) => l.event === 'store.fallback');
       expect(stalled).toHaveLength(1);
       expect(String(stalled[0]!.error)).toMatch(/250 ms|timed out|timeout/i);
-      redis.resume();
+      store.redis.resume();
       await until(() => p.log.lines.some((l) => l.event === 'store.recovered'), 'recovery after SIGCONT', 30_000);
       await phase(6);
-      await redis.kill();
+      await store.redis.kill();
       await phase(12); // all answered while Redis is gone
-      await redis.restart();
+      await store.redis.restart();
       await until(() => p.log.lines.filter((l) => l.event === 'store.recovered').length === 2, 'recovery after restart', 30_000);
       await phase(6);
       stop = true;
@@ -69,7 +61,7 @@ describe('Redis stalled (SIGSTOP) and killed mid-run', () => {
       expect(results.filter((r) => r !== 'ok')).toEqual([]);
       expect(p.log.lines.filter((l) => l.event === 'store.fallback')).toHaveLength(2);
     } finally {
-      redis.resume();
+      store.redis.resume();
       await p.stop();
     }
   }, 90_000);
@@ -79,20 +71,20 @@ describe('Redis stalled (SIGSTOP) and killed mid-run', () => {
     const allow = await instance('allow', 'stall-allow:', 2);
     try {
       for (const proto of PROTOS) expect(outcome(proto, await loginOnce(proto, deny.port(`${proto}-plain`), 'bob', 'bob-pass', { localAddress: '127.0.48.20' }))).toBe('ok');
-      redis.pause();
+      store.redis.pause();
       for (const proto of PROTOS) {
         expect(outcome(proto, await loginOnce(proto, deny.port(`${proto}-plain`), 'bob', 'bob-pass', { localAddress: '127.0.48.20' }))).toBe('temp');
         // limit 2 on the IP, yet three logins per protocol pass: limits are off while it lasts.
         for (let i = 0; i < 3; i++) expect(outcome(proto, await loginOnce(proto, allow.port(`${proto}-plain`), 'bob', 'bob-pass', { localAddress: '127.0.48.21' }))).toBe('ok');
       }
-      redis.resume();
+      store.redis.resume();
       // Limits apply again as soon as Redis answers (a fresh IP: a fresh counter).
       const after: string[] = [];
       for (let i = 0; i < 4; i++) after.push(outcome('imap', await loginOnce('imap', allow.port('imap-plain'), 'bob', 'bob-pass', { localAddress: '127.0.48.22' })));
       expect(after).toEqual(['ok', 'ok', 'temp', 'temp']);
       for (const p of [deny, allow]) expect(p.log.lines.filter((l) => l.event === 'store.fallback')).toHaveLength(1);
     } finally {
-      redis.resume();
+      store.redis.resume();
       await deny.stop();
       await allow.stop();
     }

@@ -8,22 +8,17 @@
 // 504, AUTHORIZATIONFAILED), "=" as the empty response, LOGIN prompts and SASL-IR:
 // unit/*-machine.test.ts, unit/sasl.test.ts; fuzz-parsers.test.ts checks strict base64 and
 // PLAIN decoding for arbitrary input.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { b64, greeted, LOGIN_OK, loginOnce, type Proto, proxyConfig } from '../helpers/hostile.js';
 import { until } from '../helpers/until.js';
-import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
+import type { TestProxy } from '../helpers/proxy.js';
+import { dovecotForFile } from '../helpers/rig.js';
 
-let dovecot: DovecotInstance;
+const rig = dovecotForFile({ users: [{ user: 'alice', pass: 'alice-pass' }, { user: 'bob', pass: 'bob-pass' }, { user: 'mallory', pass: 'mallory-pass' }] });
 let proxy: TestProxy;
 
 beforeAll(async () => {
-  dovecot = await startDovecot({ users: [{ user: 'alice', pass: 'alice-pass' }, { user: 'bob', pass: 'bob-pass' }, { user: 'mallory', pass: 'mallory-pass' }] });
-  proxy = await startTestProxy(proxyConfig(dovecot));
-});
-afterAll(async () => {
-  await proxy?.stop();
-  await dovecot?.stop();
+  proxy = await rig.proxy(proxyConfig(rig.dovecot));
 });
 
 const GOOD = b64('\0alice\0alice-pass');
@@ -58,9 +53,9 @@ describe('malformed SASL never reaches the backend or the log', () => {
   it.each(['imap', 'pop3', 'smtp'] as Proto[])('%s: base64 Node would repair, wrong NUL counts, authzid, "*", EXTERNAL, CRAM-MD5, XOAUTH2', async (proto) => {
     const ip = `127.0.42.${1 + ['imap', 'pop3', 'smtp'].indexOf(proto)}`;
     // A budget big enough for the whole barrage: this test is about where the bytes go.
-    const p = await startTestProxy({ ...proxyConfig(dovecot), limits: { rules: [], maxBadCommands: 50, maxAuthAttempts: 50 } });
+    const p = await rig.proxy({ ...proxyConfig(rig.dovecot), limits: { rules: [], maxBadCommands: 50, maxAuthAttempts: 50 } });
     try {
-      const before = await dovecot.logMark();
+      const before = await rig.dovecot.logMark();
       const s = SCRIPTS[proto];
       const c = await greeted(proto, p.port(`${proto}-plain`), { localAddress: ip });
       c.write(`${proto === 'smtp' ? 'EHLO c\r\n' : ''}${MALFORMED.map(s.bad).join('')}${s.extra}${s.good}`);
@@ -69,8 +64,8 @@ describe('malformed SASL never reaches the backend or the log', () => {
       expect(text.match(s.end)).toHaveLength(1);
       // Only the good login was tried: one auth.attempt line, one login at Dovecot, no failures.
       expect(p.log.lines.filter((l) => l.event === 'auth.attempt')).toEqual([expect.objectContaining({ outcome: 'ok', user: 'alice', ip })]);
-      await until(() => /-login: (?:Info: )?Login: user=<alice>/.test(dovecot.readLog().slice(before)), 'Dovecot to log the login');
-      const added = dovecot.readLog().slice(before);
+      await until(() => /-login: (?:Info: )?Login: user=<alice>/.test(rig.dovecot.readLog().slice(before)), 'Dovecot to log the login');
+      const added = rig.dovecot.readLog().slice(before);
       expect(added.match(/-login: (?:Info: )?Login: user=<alice>/g)).toHaveLength(1);
       expect(added).not.toMatch(/auth failed|Password mismatch|unknown user|bob/i);
     } finally {
@@ -102,7 +97,7 @@ describe('no stale SASL state', () => {
   ];
   it.each(cases)('%s: a cancelled LOGIN and a rejected LOGIN, then PLAIN: the backend sees exactly bob, then alice', async (proto, failing, good, end) => {
     const ip = `127.0.42.${10 + ['imap', 'pop3', 'smtp'].indexOf(proto)}`;
-    const before = await dovecot.logMark();
+    const before = await rig.dovecot.logMark();
     const c = await greeted(proto, proxy.port(`${proto}-plain`), { localAddress: ip });
     c.write(failing);
     // Wait for the backend's rejection of bob before going on, as a real client would.
@@ -112,8 +107,8 @@ describe('no stale SASL state', () => {
     c.close();
     const attempts = proxy.log.lines.filter((l) => l.event === 'auth.attempt' && l.ip === ip);
     expect(attempts.map((l) => [l.user, l.mechanism, l.outcome])).toEqual([['bob', 'LOGIN', 'fail'], ['alice', 'PLAIN', 'ok']]);
-    await until(() => /Login: user=<alice>/.test(dovecot.readLog().slice(before)), 'Dovecot to log the login');
-    const added = dovecot.readLog().slice(before);
+    await until(() => /Login: user=<alice>/.test(rig.dovecot.readLog().slice(before)), 'Dovecot to log the login');
+    const added = rig.dovecot.readLog().slice(before);
     expect(added).not.toMatch(/mallory/);
   });
 });

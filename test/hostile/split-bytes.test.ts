@@ -9,26 +9,18 @@
 import net from 'node:net';
 import { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { b64, GREETING, proxyConfig, type Proto } from '../helpers/hostile.js';
 import { until } from '../helpers/until.js';
-import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
-import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
+import type { TestProxy } from '../helpers/proxy.js';
+import { dovecotForFile } from '../helpers/rig.js';
 
-let dovecot: DovecotInstance;
-let sink: SmtpSink;
+// sink: Dovecot's submission service needs its relay after login.
+const rig = dovecotForFile({ sink: true });
 let proxy: TestProxy;
 
 beforeAll(async () => {
-  sink = await startSmtpSink(); // Dovecot's submission service needs its relay after login
-  dovecot = await startDovecot({ relay: { host: sink.host, port: sink.port } });
-  proxy = await startTestProxy(proxyConfig(dovecot));
-});
-afterAll(async () => {
-  await proxy?.stop();
-  await dovecot?.stop();
-  await sink?.stop();
+  proxy = await rig.proxy(proxyConfig(rig.dovecot));
 });
 
 /** Writes every byte on its own, waiting for each to be handed to the kernel and a turn of
