@@ -10,11 +10,13 @@ import type { Config, ListenerConfig } from './config/schema.js';
 import { MailgateError } from './errors.js';
 import { clientKey, KeyBuilder } from './limits/keys.js';
 import { Policy } from './limits/policy.js';
+import { AttackMode, logAttackModeChange } from './limits/attack-mode.js';
 import { Tarpit } from './limits/tarpit.js';
 import { createLogger, type Logger } from './logging/logger.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { PROTOCOLS } from './registry.js';
 import { ConnectionTracker } from './server/connections.js';
+import { FrontDoor, logSingleSource } from './server/front-door.js';
 import { Listener } from './server/listener.js';
 import type { SessionEnv } from './server/env.js';
 import { loadServerTls } from './server/tls.js';
@@ -70,7 +72,15 @@ export async function startProxy(initial: Config, opts: { log?: Logger; clock?: 
   // Give a shared store a moment to connect so the first logins are counted where they
   // should be; if it cannot, the configured onError applies until it can.
   await store.ready?.(STORE_START_WAIT_MS);
-  const metrics = createMetrics({ storeHealth: () => store.health ?? { up: true, fallbacks: 0 } });
+  // Attack mode and the front-door watch learn from traffic over time: one each per process,
+  // kept across reloads (a reload retunes attack mode, it does not forget its baseline).
+  const attackMode = new AttackMode(initial.limits.attackMode, clock, (status, reason) => logAttackModeChange(log, status, reason));
+  const frontDoor = new FrontDoor(clock, (s) => logSingleSource(log, s));
+  const metrics = createMetrics({
+    storeHealth: () => store.health ?? { up: true, fallbacks: 0 },
+    attackMode: () => attackMode.status(),
+    frontDoor: () => frontDoor.suspicious !== null,
+  });
   const tarpit = new Tarpit(clock);
   const pools = new BackendPools(() => current.cfg.backends, log);
   // Shared by every listener; reads the limits of the running config, so reload applies.
@@ -83,7 +93,9 @@ export async function startProxy(initial: Config, opts: { log?: Logger; clock?: 
     return {
       token: adminToken(cfg),
       env: {
-        policy: new Policy(cfg.limits, store, new KeyBuilder(cfg.limits.keySecret), clock),
+        policy: new Policy(cfg.limits, store, new KeyBuilder(cfg.limits.keySecret), clock, () => attackMode.active),
+        attackMode,
+        frontDoor,
         metrics,
         tarpit,
         pools,
@@ -125,6 +137,7 @@ export async function startProxy(initial: Config, opts: { log?: Logger; clock?: 
     for (const l of initial.listeners) await open(l);
     if (initial.admin) {
       admin = new AdminServer(initial.admin.listen, {
+        attackMode: () => attackMode,
         policy: () => current.env.policy,
         store,
         metrics,
@@ -196,6 +209,7 @@ export async function startProxy(initial: Config, opts: { log?: Logger; clock?: 
         log.warn({ event: 'config.reload' }, 'admin.listen changed: it takes effect after a restart');
       }
       current = next;
+      attackMode.reconfigure(cfg.limits.attackMode);
       log.level = cfg.log.level;
       capabilities.retarget(probeTargets(cfg));
       const wanted = new Map(cfg.listeners.map((l) => [l.name, l]));

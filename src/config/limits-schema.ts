@@ -1,6 +1,7 @@
 // The limits section of the config: rules, known-good pairs, password hints, shared egress,
 // connection limits. Pure.
 import { z } from 'zod';
+import { attackModeSchema } from './attack-mode.js';
 import { cidr, duration, MAX_TTL_MS, protocol } from './fields.js';
 
 /** password: a keyed, truncated fingerprint of the password tried (spraying across networks). */
@@ -87,6 +88,7 @@ export const limits = z
       })
       .optional()
       .describe('Password hints: while an account or address is under protection, a login whose password matches the hint of the last one that succeeded for the account still reaches the backend (the owner travelling); everything else gets the temporary failure. Off when absent.'),
+    attackMode: attackModeSchema.describe('Attack mode: when the global rate of rejected logins jumps far above its learned normal (a distributed attack), logins from unknown (user, network) pairs whose password does not match the hint are refused without asking the backend.'),
     sharedEgress: z
       .strictObject({
         users: z.number().int().min(2).max(1000).default(5).describe('Distinct users who logged in successfully from one address that make it a shared address.'),

@@ -12,10 +12,14 @@ interface Subject {
 /** Every rule that applies to this IP and/or canonical user (a rule keyed on both needs
  *  both), with its counter spec. */
 export function specsForSubject(policy: Policy, q: Subject): RuleSpec[] {
-  const client = q.ip !== undefined ? policy.clientOf(q.ip) : '';
-  return policy.rules
-    .filter((r) => (r.key === 'ip' ? q.ip !== undefined : r.key === 'user' ? q.user !== undefined : q.ip !== undefined && q.user !== undefined))
-    .map((rule) => policy.ruleSpec(rule, client, q.user ?? ''));
+  const out: RuleSpec[] = [];
+  for (const rule of policy.rules) {
+    // A password rule concerns no IP or user (its key is a sprayed password's hash).
+    const wanted = rule.key === 'ip' ? q.ip !== undefined : rule.key === 'user' ? q.user !== undefined : rule.key === 'ip+user' && q.ip !== undefined && q.user !== undefined;
+    const client = q.ip !== undefined ? policy.ruleClient(rule, q.ip) : '';
+    if (wanted && client !== null) out.push(policy.ruleSpec(rule, client, q.user ?? ''));
+  }
+  return out;
 }
 
 /** Does this counter key belong to the IP / canonical user? */

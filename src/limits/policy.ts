@@ -1,9 +1,11 @@
 // The limit rules: which apply to an attempt, in what order, and what the store says.
-// Protocol-blind: sees only {protocol, ip, user}. A Decision is data, never an exception.
+// Protocol-blind: sees only {protocol, ip, user} and, to hash it with the key and forget it,
+// the password. A Decision is data, never an exception. Who is exempt from what (known-good
+// pairs, password hints) and attack mode are decided here; the store applies it atomically.
 import type { Clock } from '../clock.js';
 import { cidrMatcher } from '../config/address.js';
 import type { LimitsConfig, ProtocolName, RuleConfig } from '../config/schema.js';
-import type { CounterSpec, LimitStore, StoreRoute } from '../stores/store.js';
+import type { CounterSpec, HitOptions, LimitStore, StoreRoute } from '../stores/store.js';
 import { BlockHints } from './block-hints.js';
 import { clientKey, KeyBuilder } from './keys.js';
 import { tarpitDelayMs } from './tarpit.js';
@@ -14,6 +16,8 @@ export interface Attempt {
   ip: string;
   /** Canonical user name (identity.ts). */
   user: string;
+  /** The password tried: only ever hashed with the key (hint, spray, dedupe), never kept. */
+  password?: Buffer;
 }
 
 /** A rule with its counter spec for one client and user. */
@@ -29,6 +33,10 @@ interface Settlement {
   client: string;
   user: string;
   knownGoodKey?: string;
+  /** The attempt's hint: becomes the account's if the login succeeds. */
+  hint?: { key: string; value: string };
+  /** Keyed hash of (client, user, password) for stale-password dedupe. */
+  fingerprint?: string;
   route?: StoreRoute;
   /** hit reserved failures (false when a refusal was let through in dry-run). */
   reserved: boolean;
@@ -41,6 +49,10 @@ export type Decision =
       trusted: boolean;
       /** The pair (user, network) logged in successfully before (knownGood). */
       knownGood: boolean;
+      /** The password matched the account's hint (passwordHint). */
+      hintMatch?: boolean;
+      /** Several users log in from this address (limits.sharedEgress.users). */
+      shared?: boolean;
       /** dry-run: the refusal that was not enforced. */
       wouldRefuse?: { rule: string; count: number; blocked: boolean; retryAfterSec: number };
       settlement?: Settlement;
@@ -54,23 +66,37 @@ const KEY_ORDER: Record<RuleConfig['key'], number> = { ip: 0, 'ip+user': 1, user
 /** Seconds to tell a refused client, rounded up and at least 1: never "retry in 0 s". */
 const retrySec = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
 
+/** Attack mode as a rule: it refuses every attempt that is neither a known-good pair nor a
+ *  hint match (limit 0), counts nothing, and tells the client to come back in a minute. */
+const ATTACK_MODE_RULE: RuleConfig = { name: 'attack-mode', key: 'user', count: 'attempts', limit: 0, window: 60_000, blockMemory: 0 } as RuleConfig;
+const ATTACK_MODE_RETRY_SEC = 60;
+
 export class Policy {
   /** Rules in check order: IP rules before user rules, otherwise in file order. */
   readonly rules: readonly RuleConfig[];
   /** Client keys seen blocked by an ip rule: the only ones connectCheck asks the store about. */
   readonly hints: BlockHints;
   private readonly trusted: (address: string) => boolean;
+  private readonly sprayRules: boolean;
+  /** Some logins pass blocks (known-good pairs, hint matches). */
+  private readonly exemptions: boolean;
 
   constructor(
     private readonly cfg: LimitsConfig,
     readonly store: LimitStore,
     readonly keys: KeyBuilder,
     clock: Clock,
+    /** Whether attack mode is on now (limits/attack-mode.ts); read at every check. */
+    private readonly attackMode: () => boolean = () => false,
   ) {
     // Stable sort: rules of one key kind keep their file order.
     this.rules = [...cfg.rules].sort((a, b) => KEY_ORDER[a.key] - KEY_ORDER[b.key]);
     this.hints = new BlockHints(clock);
-    this.trusted = cidrMatcher(cfg.trustedNetworks);
+    // Load balancers that send PROXY headers are never throttled either: their own health
+    // checks (LOCAL headers) come from their address.
+    this.trusted = cidrMatcher([...cfg.trustedNetworks, ...cfg.trustedProxies]);
+    this.sprayRules = cfg.rules.some((r) => r.key === 'password');
+    this.exemptions = cfg.knownGood !== undefined || cfg.passwordHint !== undefined;
   }
 
   get dryRun(): boolean {
@@ -86,18 +112,33 @@ export class Policy {
     return clientKey(ip, this.cfg.ipv6Prefix);
   }
 
-  /** A rule with its counter spec for one client key and canonical user. */
-  ruleSpec(rule: RuleConfig, client: string, user: string): RuleSpec {
+  /** The key a rule counts this address under: its prefix's network for a wide rule (null
+   *  when the prefix names the other family only), else the client key. */
+  ruleClient(rule: RuleConfig, ip: string): string | null {
+    if (!rule.prefix) return this.clientOf(ip);
+    const v6 = ip.includes(':') && !/^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(ip);
+    const bits = v6 ? rule.prefix.ipv6 : rule.prefix.ipv4;
+    return bits === undefined ? null : clientKey(ip, bits, bits);
+  }
+
+  /** A rule with its counter spec for one address, canonical user and sprayed password key. */
+  ruleSpec(rule: RuleConfig, client: string, user: string, password = ''): RuleSpec {
+    const { knownGood, passwordHint } = this.cfg;
     return {
       rule,
       spec: {
-        key: this.keys.ruleKey(rule, client, user),
+        key: this.keys.ruleKey(rule, client, user, password),
         kind: rule.count,
         limit: rule.limit,
         windowMs: rule.window,
         blockMs: rule.block ?? null,
         distinct: rule.distinct !== undefined,
-        knownGoodExempt: rule.key === 'user' && this.cfg.knownGood !== undefined,
+        // A pair that logged in before never meets a block meant for strangers; a pair is
+        // guessed at only by its own ip+user rules.
+        knownGoodExempt: knownGood !== undefined && rule.key !== 'ip+user',
+        // The owner with the right password (the last one that succeeded) always gets through.
+        hintExempt: passwordHint !== undefined,
+        resetOnSuccess: rule.prefix !== undefined,
         dedupe: rule.count === 'failures' && !rule.distinct && this.cfg.dedupeFailures,
         blockGrowth: rule.blockGrowth,
         blockMemoryMs: rule.blockMemory,
@@ -106,29 +147,34 @@ export class Policy {
     };
   }
 
-  specsFor(a: Attempt): RuleSpec[] {
-    const client = this.clientOf(a.ip);
-    return this.rules
-      .filter((r) => !r.protocols || r.protocols.includes(a.protocol))
-      .map((rule) => this.ruleSpec(rule, client, a.user));
+  specsFor(a: Attempt, password = ''): RuleSpec[] {
+    const out: RuleSpec[] = [];
+    for (const rule of this.rules) {
+      if (rule.protocols && !rule.protocols.includes(a.protocol)) continue;
+      if (rule.key === 'password' && !password) continue;
+      const client = this.ruleClient(rule, a.ip);
+      if (client !== null) out.push(this.ruleSpec(rule, client, a.user, password));
+    }
+    return out;
   }
 
   /** At connect: is the client IP blocked by an ip rule (a rule with `block` whose block is
    *  running)? Only IPs this process saw blocked are checked with the store (a hint, so
-   *  ordinary logins keep their two store round trips); the store has the last word. A key
-   *  merely at its window limit is refused at login instead, with the login's own reply.
-   *  Trusted networks and dry-run are never refused. */
+   *  ordinary logins keep their two store round trips); the store has the last word. With
+   *  known-good pairs or hints on, an address someone logged in from lately is never refused
+   *  here: its login decides (known-good pairs and hint matches pass its blocks, everyone else
+   *  is refused there). Trusted networks and dry-run are never refused. */
   async connectCheck(protocol: ProtocolName, ip: string): Promise<{ rule: string; retryAfterSec: number } | null> {
     if (this.dryRun || this.isTrusted(ip)) return null;
     const client = this.clientOf(ip);
     if (!this.hints.has(client)) return null;
     const pairs = this.rules
       // Any ip rule: an operator may block on one without `block` (blockByHand).
-      .filter((r) => r.key === 'ip' && (!r.protocols || r.protocols.includes(protocol)))
+      .filter((r) => r.key === 'ip' && !r.prefix && (!r.protocols || r.protocols.includes(protocol)))
       .map((rule) => this.ruleSpec(rule, client, ''));
     if (pairs.length === 0) return null;
     const r = await this.store.hit(pairs.map((p) => p.spec), { count: false });
-    if (r.ok || !r.blocked) {
+    if (r.ok || !r.blocked || (this.exemptions && (await this.store.peek(this.keys.successesKey(client))).count > 0)) {
       this.hints.forget(client);
       return null;
     }
@@ -137,20 +183,31 @@ export class Policy {
 
   async check(a: Attempt): Promise<Decision> {
     if (this.isTrusted(a.ip)) return { kind: 'allow', specs: [], trusted: true, knownGood: false };
-    const pairs = this.specsFor(a);
     const client = this.clientOf(a.ip);
-    const kg = this.cfg.knownGood;
-    const knownGoodKey = kg ? this.keys.knownGoodKey(clientKey(a.ip, this.cfg.ipv6Prefix, kg.ipv4Prefix), a.user) : undefined;
+    const { knownGood: kg, passwordHint: ph } = this.cfg;
+    const password = a.password && this.sprayRules ? this.keys.passwordKey(a.password) : '';
+    const pairs = this.specsFor(a, password);
+    if (this.attackMode()) pairs.unshift(this.ruleSpec(ATTACK_MODE_RULE, client, a.user));
     const specs = pairs.map((p) => p.spec);
-    const base = { pairs, client, user: a.user, knownGoodKey };
-    if (specs.length === 0 && !knownGoodKey) return { kind: 'allow', specs, trusted: false, knownGood: false };
-    const r = await this.store.hit(specs, { knownGoodKey });
+    const base: Omit<Settlement, 'reserved'> = {
+      pairs,
+      client,
+      user: a.user,
+      knownGoodKey: kg ? this.keys.knownGoodKey(clientKey(a.ip, this.cfg.ipv6Prefix, kg.ipv4Prefix), a.user) : undefined,
+      hint: ph && a.password ? { key: this.keys.hintKey(a.user), value: this.keys.passwordHint(a.user, a.password, ph.bits) } : undefined,
+      fingerprint: a.password && specs.some((s) => s.dedupe) ? this.keys.fingerprint(client, a.user, a.password) : undefined,
+    };
+    const opts: HitOptions = { knownGoodKey: base.knownGoodKey, hint: base.hint, successesKey: this.keys.successesKey(client) };
+    const r = await this.store.hit(specs, opts);
     if (r.ok) {
-      for (const i of r.blockedNow ?? []) if (pairs[i]!.rule.key === 'ip') this.hints.note(client, pairs[i]!.rule.block ?? 0);
-      return { kind: 'allow', specs, trusted: false, knownGood: r.knownGood ?? false, settlement: { ...base, reserved: true, route: r.route } };
+      for (const i of r.blockedNow ?? []) if (pairs[i]!.rule.key === 'ip' && !pairs[i]!.rule.prefix) this.hints.note(client, pairs[i]!.rule.block ?? 0);
+      const shared = (r.successes ?? 0) >= this.cfg.sharedEgress.users;
+      return { kind: 'allow', specs, trusted: false, knownGood: r.knownGood ?? false, hintMatch: r.hintMatch, shared, settlement: { ...base, reserved: true, route: r.route } };
     }
-    const refusal = { rule: pairs[r.index]!.rule.name, retryAfterSec: retrySec(r.retryAfterMs), count: r.count, blocked: r.blocked };
-    if (r.blocked && pairs[r.index]!.rule.key === 'ip') this.hints.note(client, r.retryAfterMs);
+    const rule = pairs[r.index]!.rule;
+    const retryAfterSec = rule === ATTACK_MODE_RULE ? ATTACK_MODE_RETRY_SEC : retrySec(r.retryAfterMs);
+    const refusal = { rule: rule.name, retryAfterSec, count: r.count, blocked: r.blocked };
+    if (r.blocked && rule.key === 'ip' && !rule.prefix) this.hints.note(client, r.retryAfterMs);
     if (this.dryRun) {
       // Nothing was counted or reserved by the refused hit; record() still counts the outcome.
       return { kind: 'allow', specs, trusted: false, knownGood: false, wouldRefuse: refusal, settlement: { ...base, reserved: false } };
@@ -158,36 +215,38 @@ export class Policy {
     return { kind: 'refuse', ...refusal };
   }
 
-  /** The dedupe fingerprint of an allowed attempt's password (call before wiping it). */
-  fingerprint(decision: Decision, password: Buffer): string | undefined {
-    if (decision.kind !== 'allow' || !decision.settlement || !this.cfg.dedupeFailures) return undefined;
-    if (!decision.specs.some((s) => s.dedupe)) return undefined;
-    return this.keys.fingerprint(decision.settlement.client, decision.settlement.user, password);
-  }
-
   /** Settle what check reserved and count the outcome. A backend that could not be reached
-   *  is not the user's failure. Returns the tarpit delay for a failure (0 otherwise). */
-  async record(decision: Decision, outcome: Outcome, fingerprint?: string): Promise<number> {
+   *  is not the user's failure. A success remembers the pair, the hint and the address's user.
+   *  Returns the tarpit delay for a failure (0 otherwise). */
+  async record(decision: Decision, outcome: Outcome): Promise<number> {
     const st = decision.kind === 'allow' ? decision.settlement : undefined;
-    if (!st) return 0;
-    const hasFailures = st.pairs.some((p) => p.rule.count === 'failures');
-    const kg = outcome === 'ok' && st.knownGoodKey ? this.cfg.knownGood : undefined;
-    if (!hasFailures && !kg) return 0;
-    const failed = outcome === 'fail';
+    if (!st || outcome === 'unavailable') {
+      // Reservations still go back: nothing was learnt about the credentials.
+      if (st && outcome === 'unavailable' && st.pairs.some((p) => p.rule.count === 'failures')) {
+        // Not a success either: no rule narrows back.
+        await this.store.settle(st.pairs.map((p) => ({ ...p.spec, resetOnSuccess: false })), { failed: false, reserved: st.reserved }, st.route);
+      }
+      return 0;
+    }
+    const ok = outcome === 'ok';
+    const { knownGood: kg, passwordHint: ph, sharedEgress } = this.cfg;
+    const user = this.keys.userHash(st.user);
     const counts = await this.store.settle(
       st.pairs.map((p) => p.spec),
       {
-        failed,
+        failed: !ok,
         reserved: st.reserved,
-        fingerprint: failed ? fingerprint : undefined,
-        members: st.pairs.map((p) => (p.rule.distinct === 'ip' ? st.client : p.rule.distinct === 'user' ? this.keys.userHash(st.user) : null)),
-        knownGood: kg ? { key: st.knownGoodKey!, ttlMs: kg.ttl } : undefined,
+        fingerprint: ok ? undefined : st.fingerprint,
+        members: st.pairs.map((p) => (p.rule.distinct === 'ip' ? st.client : p.rule.distinct === 'user' ? user : null)),
+        knownGood: ok && kg && st.knownGoodKey ? { key: st.knownGoodKey, ttlMs: kg.ttl } : undefined,
+        hint: ok && ph && st.hint ? { ...st.hint, ttlMs: ph.ttl } : undefined,
+        success: ok ? { key: this.keys.successesKey(st.client), member: user, ttlMs: sharedEgress.window } : undefined,
       },
       st.route,
     );
-    if (!failed) return 0;
+    if (ok) return 0;
     st.pairs.forEach((p, i) => {
-      if (p.rule.key === 'ip' && p.rule.block !== undefined && (counts[i] ?? 0) >= p.rule.limit) this.hints.note(st.client, p.rule.block);
+      if (p.rule.key === 'ip' && !p.rule.prefix && p.rule.block !== undefined && (counts[i] ?? 0) >= p.rule.limit) this.hints.note(st.client, p.rule.block);
     });
     return Math.max(0, ...st.pairs.map((p, i) => (p.rule.delay && p.rule.count === 'failures' ? tarpitDelayMs(p.rule.delay, counts[i] ?? 0) : 0)));
   }

@@ -9,6 +9,8 @@ import type { Decision, Outcome, Policy } from '../limits/policy.js';
 import type { Logger } from '../logging/logger.js';
 import type { LoginOutcome, Metrics } from '../metrics/metrics.js';
 import type { Tarpit } from '../limits/tarpit.js';
+import type { AttackMode } from '../limits/attack-mode.js';
+import type { FrontDoor } from './front-door.js';
 import type { BackendPools } from '../backend/pool.js';
 import type { BackendLoginResult, FinalBackendLoginResult, LoginContext } from '../backend/types.js';
 import { checkUser } from '../protocols/identity.js';
@@ -24,6 +26,10 @@ export interface AuthDeps {
   metrics: Metrics;
   tarpit: Tarpit;
   pools: BackendPools;
+  /** Learns the global failure rate from the backend's verdicts (limits/attack-mode.ts). */
+  attackMode?: Pick<AttackMode, 'record'>;
+  /** Watches whether most logins come from one private address (a balancer without PROXY). */
+  frontDoor?: Pick<FrontDoor, 'record'>;
 }
 
 export interface AuthRequest {
@@ -104,7 +110,9 @@ export async function* authAttempt(deps: AuthDeps, log: Logger, req: AuthRequest
       log.info({ ...base, outcome: 'invalid', reason: user.reason, latencyMs: clock.now() - t0 }, 'login refused: invalid user name');
       return { kind: 'invalid-user' };
     }
-    const decision = await deps.policy.check({ protocol, ip: req.clientIp, user: user.canonical });
+    deps.frontDoor?.record(req.clientIp);
+    // The password is hashed with the key for the hint, spray and dedupe checks, then forgotten.
+    const decision = await deps.policy.check({ protocol, ip: req.clientIp, user: user.canonical, password: creds.password });
     if (decision.kind === 'refuse') {
       count('limited');
       metrics.refusals.inc({ rule: decision.rule });
@@ -116,8 +124,6 @@ export async function* authAttempt(deps: AuthDeps, log: Logger, req: AuthRequest
       metrics.wouldRefuse.inc({ rule: decision.wouldRefuse.rule });
       log.info({ ...base, event: 'auth.dry-run', ...decision.wouldRefuse }, 'dry run: this login would have been refused');
     }
-    // Keyed hash for stale-password dedupe, taken before the credentials are wiped.
-    const fingerprint = deps.policy.fingerprint(decision, creds.password);
     const tb = clock.now();
     let backendSec = 0;
     let challenged = false;
@@ -140,7 +146,9 @@ export async function* authAttempt(deps: AuthDeps, log: Logger, req: AuthRequest
     metrics.backendLoginSeconds.observe({ backend: req.listener.backend, result: v.policy }, backendSec);
     metrics.backendUp.set({ backend: req.listener.backend }, result.kind === 'unavailable' ? 0 : 1);
     count(v.metric);
-    const delayMs = await record(deps.policy, log, decision, v.policy, fingerprint);
+    // Attack mode learns from the backend's verdicts only, never from mailgate's refusals.
+    if (v.policy !== 'unavailable') deps.attackMode?.record(v.policy);
+    const delayMs = await record(deps.policy, log, decision, v.policy);
     // Tarpit: the failure is answered later, with the same wording as any failure.
     if (v.policy === 'fail' && delayMs > 0) await deps.tarpit.wait(delayMs);
     log[v.level](
@@ -149,6 +157,9 @@ export async function* authAttempt(deps: AuthDeps, log: Logger, req: AuthRequest
         outcome: v.metric,
         trusted: decision.trusted || undefined,
         knownGood: decision.knownGood || undefined,
+        // Whether the password matched the account's hint; never the hint itself.
+        hintMatch: decision.hintMatch || undefined,
+        shared: decision.shared || undefined,
         tarpitMs: delayMs || undefined,
         challenged: challenged || undefined,
         error: result.kind === 'unavailable' ? result.error : undefined,
@@ -163,9 +174,9 @@ export async function* authAttempt(deps: AuthDeps, log: Logger, req: AuthRequest
 }
 
 /** Settles the counters; a store that fails here costs the tarpit, never the login. */
-async function record(policy: Policy, log: Logger, decision: Decision, outcome: Outcome, fingerprint: string | undefined): Promise<number> {
+async function record(policy: Policy, log: Logger, decision: Decision, outcome: Outcome): Promise<number> {
   try {
-    return await policy.record(decision, outcome, fingerprint);
+    return await policy.record(decision, outcome);
   } catch (err) {
     log.error({ event: 'auth.record-failed', err: (err as Error).message }, 'could not record outcome');
     return 0;

@@ -3,10 +3,12 @@
 // swaps it for new sessions); types only.
 import type { BackendPools } from '../backend/pool.js';
 import type { Clock } from '../clock.js';
+import type { AttackMode } from '../limits/attack-mode.js';
 import type { Policy } from '../limits/policy.js';
 import type { Tarpit } from '../limits/tarpit.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ConnectionTracker } from './connections.js';
+import type { FrontDoor } from './front-door.js';
 import type { ServerTls } from './tls.js';
 
 export interface SessionEnv {
@@ -15,6 +17,8 @@ export interface SessionEnv {
   tarpit: Tarpit;
   pools: BackendPools;
   clock: Clock;
+  attackMode?: AttackMode;
+  frontDoor?: FrontDoor;
   tls: ServerTls | null;
   maxBadCommands: number;
   maxAuthAttempts: number;

@@ -13,7 +13,8 @@ export interface CounterSpec {
   /** Refuse the key this long once the limit is reached; null: until the window ends. */
   blockMs: number | null;
   /** Failures only: count distinct members (HyperLogLog in Redis, a bounded set in memory)
-   *  given at settle, instead of events. No reservation is taken for these. */
+   *  given at settle, instead of events. Attempts in flight are reserved as for any failures
+   *  spec (each may add a member), so parallel guesses cannot overshoot the limit either. */
   distinct?: boolean;
   /** Not refused when the attempt's known-good pair exists. */
   knownGoodExempt?: boolean;
@@ -64,7 +65,7 @@ export type HitResult =
 export interface SettleRequest {
   /** The backend rejected the login. */
   failed: boolean;
-  /** hit reserved one failure per non-distinct failures spec (false when it refused: dry-run). */
+  /** hit reserved one failure per failures spec (false when it refused: dry-run). */
   reserved: boolean;
   /** Keyed hash of (client, user, password) for dedupe; never the password. */
   fingerprint?: string;
@@ -101,7 +102,7 @@ export interface LimitStore {
    * Atomically, over all specs: if any is blocked, at its limit, or (failures) at its limit
    * counting in-flight reservations, refuse naming the first such spec and change nothing
    * (exempt specs never refuse when the known-good key exists); otherwise count one attempt
-   * on every attempts spec and reserve one failure on every non-distinct failures spec.
+   * on every attempts spec and reserve one failure on every failures spec.
    * Reaching an attempts limit starts the block.
    */
   hit(specs: readonly CounterSpec[], opts?: HitOptions): Promise<HitResult>;

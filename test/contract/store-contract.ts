@@ -65,6 +65,13 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       expect(await store.hit([s])).toMatchObject({ ok: false, count: 2 });
     });
 
+    it('in-flight reservations stop parallel attempts overshooting a distinct limit too', async () => {
+      const { store } = await make();
+      const d = spec({ limit: 5, kind: 'failures', distinct: true });
+      const results = await Promise.all(Array.from({ length: 40 }, () => store.hit([d])));
+      expect(results.filter((r) => r.ok)).toHaveLength(5);
+    });
+
     it('in-flight reservations stop parallel attempts overshooting a failures limit', async () => {
       const { store } = await make();
       const s = spec({ kind: 'failures', limit: 5 });
@@ -191,7 +198,7 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
         await store.settle([d], { failed: true, reserved: true, members: [m] });
       }
       expect((await store.peek(d.key)).count).toBe(2);
-      expect((await store.peek(d.key)).inflight).toBe(0);
+      expect((await store.peek(d.key)).inflight).toBe(0); // each settle gave its reservation back
       await store.hit([d]);
       expect(await store.settle([d], { failed: true, reserved: true, members: ['c'] })).toEqual([3]);
       expect(await store.hit([d])).toMatchObject({ ok: false, blocked: true, count: 3 });

@@ -1,6 +1,6 @@
 -- Settle one attempt (see LimitStore.settle), on the layout of src/stores/wire.ts
--- (SETTLE_WIRE): the specs, then FAILED, RESERVED (hit reserved a failure per non-distinct
--- failures spec), FINGERPRINT ('' none), KNOWN_GOOD_TTL_MS, HINT and HINT_TTL_MS,
+-- (SETTLE_WIRE): the specs, then FAILED, RESERVED (hit reserved a failure per failures
+-- spec), FINGERPRINT ('' none), KNOWN_GOOD_TTL_MS, HINT and HINT_TTL_MS,
 -- SUCCESS_MEMBER and SUCCESSES_TTL_MS (on success: '' / 0 none), then each spec's MEMBER
 -- ('' none). On success a spec with RESET_ON_SUCCESS loses its count and block.
 -- Returns each spec's count afterwards. Every key written gets a TTL here.
@@ -16,7 +16,7 @@ for i = 1, N do
   local c = count_of(a, k)
   if word(a, KIND) == 'failures' then
     local distinct, counter, window = flag(a, DISTINCT), KEYS[k + COUNTER_KEY], num(a, WINDOW_MS)
-    if flag(CALL, RESERVED) and not distinct then
+    if flag(CALL, RESERVED) then
       if redis.call('DECR', KEYS[k + RESERVED_KEY]) <= 0 then redis.call('DEL', KEYS[k + RESERVED_KEY]) end
     end
     local counted = false
