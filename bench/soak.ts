@@ -10,7 +10,8 @@ import { parseConfig } from '../src/config/load.js';
 import { createLogger } from '../src/logging/logger.js';
 import { startProxy } from '../src/main.js';
 import { startDovecot, type DovecotUser } from '../test/helpers/dovecot.js';
-import { ANY_LOGIN_END, b64, greeted, LOGIN_OK, loginBytes, memoryAfterGc, PROTOS, proxyConfig, type Proto } from '../test/helpers/hostile.js';
+import { b64 } from '../test/helpers/codec.js';
+import { ANY_LOGIN_END, greeted, LOGIN_OK, loginBytes, memoryAfterGc, PROTOS, proxyConfig, type Proto } from '../test/helpers/hostile.js';
 import { RawClient } from '../test/helpers/raw-client.js';
 import { startSmtpSink } from '../test/helpers/smtp-sink.js';
 

@@ -3,6 +3,7 @@
 // runs a protocol machine the way server/session.ts does. Pure: no sockets, no timers.
 import fc from 'fast-check';
 import type { Effect, LoginResult, MachineOptions, MailProtocol, ProtocolMachine } from '../../src/protocols/protocol.js';
+import { b64 } from './codec.js';
 
 /** Runs per property: short in CI, FUZZ_RUNS=20000 (npm run fuzz) for deeper searches. */
 export const FUZZ_RUNS = Number(process.env.FUZZ_RUNS ?? 300);
@@ -52,8 +53,6 @@ const byteArb = fc.oneof(
   { weight: 2, arbitrary: fc.constantFrom(0x00, 0x0a, 0x0d, 0x20, 0x22, 0x28, 0x29, 0x2a, 0x2b, 0x3d, 0x5c, 0x7b, 0x7d, 0x7f, 0x80, 0xc3, 0xff) },
 );
 export const rawBytesArb = (maxLength = 300) => fc.array(byteArb, { maxLength }).map((a) => Buffer.from(a));
-
-const b64 = (s: string) => Buffer.from(s, 'latin1').toString('base64');
 
 /** Tokens every line protocol shares: line ends, SASL answers, odd bytes, long runs. */
 const COMMON_TOKENS = [

@@ -11,10 +11,6 @@ import { RawClient } from './raw-client.js';
 export type Proto = 'imap' | 'pop3' | 'smtp';
 export const PROTOS: Proto[] = ['imap', 'pop3', 'smtp'];
 
-/** For the files that still import it from here (bench/soak.ts, hostile sasl and split-bytes). */
-export { b64 };
-
-
 /** Listeners `<proto>-plain` (tls none, login allowed in the clear), `<proto>-starttls` and
  *  `<proto>-tls` (implicit), all to the matching Dovecot service. */
 export function proxyConfig(dovecot: DovecotInstance, extra: { limits?: Record<string, unknown>; timeouts?: Record<string, unknown>; backends?: Record<string, unknown> } = {}) {

@@ -9,7 +9,6 @@ import type { Credentials } from '../../src/protocols/sasl.js';
 export type Step = string | ((m: ProtocolMachine) => Effect[]);
 export const tls: Step = (m) => m.tlsStarted();
 export const result = (r: LoginResult): Step => (m) => m.loginResult(r);
-export const b64 = (s: string) => Buffer.from(s, 'latin1').toString('base64');
 
 export const DEFAULT_OPTIONS: MachineOptions = {
   tlsMode: 'starttls',

@@ -3,9 +3,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-/** Unit tests of the machines import b64 from here; new code takes it from codec.ts. */
-export { b64 } from './codec.js';
-
 export const oauthBearer = (user: string, token: string, port = 143) =>
   `n,a=${user},\x01host=localhost\x01port=${port}\x01auth=Bearer ${token}\x01\x01`;
 export const xoauth2 = (user: string, token: string) => `user=${user}\x01auth=Bearer ${token}\x01\x01`;

@@ -9,7 +9,8 @@
 // unit/*-machine.test.ts, unit/sasl.test.ts; fuzz-parsers.test.ts checks strict base64 and
 // PLAIN decoding for arbitrary input.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { b64, greeted, LOGIN_OK, loginOnce, type Proto, proxyConfig } from '../helpers/hostile.js';
+import { b64 } from '../helpers/codec.js';
+import { greeted, LOGIN_OK, loginOnce, type Proto, proxyConfig } from '../helpers/hostile.js';
 import { until } from '../helpers/until.js';
 import type { TestProxy } from '../helpers/proxy.js';
 import { dovecotForFile } from '../helpers/rig.js';

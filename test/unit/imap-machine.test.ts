@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { IMAP_MAX_LINE_BYTES, SASL_MAX_TOKEN_BYTES } from '../../src/bounds.js';
 import { imap } from '../../src/protocols/imap/index.js';
 import type { LoginResult } from '../../src/protocols/protocol.js';
-import { b64, capsLine, machineDriver, normalise, result, secure, type Step, tls } from '../helpers/machine-driver.js';
+import { b64 } from '../helpers/codec.js';
+import { capsLine, machineDriver, normalise, result, secure, type Step, tls } from '../helpers/machine-driver.js';
 import { oauthBearer } from '../helpers/oauth.js';
 
 const { opts, drive } = machineDriver(imap);

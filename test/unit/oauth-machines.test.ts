@@ -6,7 +6,8 @@ import { imap } from '../../src/protocols/imap/index.js';
 import { pop3 } from '../../src/protocols/pop3/index.js';
 import type { MailProtocol } from '../../src/protocols/protocol.js';
 import { smtp } from '../../src/protocols/smtp/index.js';
-import { b64, oauthBearer, xoauth2 } from '../helpers/oauth.js';
+import { b64 } from '../helpers/codec.js';
+import { oauthBearer, xoauth2 } from '../helpers/oauth.js';
 import { machineDriver, result, tls, type Step } from '../helpers/machine-driver.js';
 
 interface Case {

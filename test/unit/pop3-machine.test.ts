@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { POP3_MAX_LINE_BYTES, SASL_MAX_TOKEN_BYTES } from '../../src/bounds.js';
 import { pop3 } from '../../src/protocols/pop3/index.js';
 import type { LoginResult } from '../../src/protocols/protocol.js';
-import { b64, capaOf, creds, machineDriver, normalise, result, secure, type Step, tls } from '../helpers/machine-driver.js';
+import { b64 } from '../helpers/codec.js';
+import { capaOf, creds, machineDriver, normalise, result, secure, type Step, tls } from '../helpers/machine-driver.js';
 
 const { opts, drive } = machineDriver(pop3);
 

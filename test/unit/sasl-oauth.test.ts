@@ -11,7 +11,8 @@ import {
   wipeCredentials,
   type Credentials,
 } from '../../src/protocols/sasl.js';
-import { b64, oauthBearer as bearer, xoauth2 } from '../helpers/oauth.js';
+import { b64 } from '../helpers/codec.js';
+import { oauthBearer as bearer, xoauth2 } from '../helpers/oauth.js';
 
 const raw = (s: string) => Buffer.from(s, 'latin1');
 const TOKEN = 'ya29.a0Af-_~+/token==';

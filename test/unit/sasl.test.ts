@@ -10,8 +10,8 @@ import {
   wipeCredentials,
   type Credentials,
 } from '../../src/protocols/sasl.js';
+import { b64 } from '../helpers/codec.js';
 
-const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
 const start = (mech: string, initial: string | null = null) => SaslExchange.start(mech, initial, SASL_MECHANISMS);
 
 describe('decodeBase64Strict', () => {

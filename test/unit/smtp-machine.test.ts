@@ -2,7 +2,8 @@
 // and byte by byte with identical effects. Pure: no sockets.
 import { describe, expect, it } from 'vitest';
 import type { MachineOptions } from '../../src/protocols/protocol.js';
-import { b64, machineDriver, result, tls, type Step } from '../helpers/machine-driver.js';
+import { b64 } from '../helpers/codec.js';
+import { machineDriver, result, tls, type Step } from '../helpers/machine-driver.js';
 import { smtp } from '../../src/protocols/smtp/index.js';
 
 const BACKEND = ['PIPELINING', 'SIZE 10240000', 'VRFY', 'ETRN', 'ENHANCEDSTATUSCODES', '8BITMIME', 'DSN', 'AUTH PLAIN', 'XCLIENT ADDR', 'BURL imap', 'STARTTLS', 'CHUNKING'];
