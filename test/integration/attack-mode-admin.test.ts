@@ -10,7 +10,7 @@ import { AttackMode, logAttackModeChange } from '../../src/limits/attack-mode.js
 import { createMetrics } from '../../src/metrics/metrics.js';
 import { FrontDoor, logSingleSource } from '../../src/server/front-door.js';
 import { MemoryStore } from '../../src/stores/memory.js';
-import { captureLogger } from '../helpers/proxy.js';
+import { captureLogger } from '../helpers/log-capture.js';
 
 const TOKEN = 'admin-token-for-tests-0123';
 const clock = new ManualClock();

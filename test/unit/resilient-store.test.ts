@@ -6,7 +6,7 @@ import { ManualClock } from '../../src/clock.js';
 import { MemoryStore } from '../../src/stores/memory.js';
 import { ResilientStore, type OnError } from '../../src/stores/resilient.js';
 import type { CounterSpec, LimitStore } from '../../src/stores/store.js';
-import { captureLogger } from '../helpers/proxy.js';
+import { captureLogger } from '../helpers/log-capture.js';
 
 type Mode = 'up' | 'error' | 'hang';
 
