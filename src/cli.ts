@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { adminMain } from './admin/client.js';
 import { loadConfig } from './config/load.js';
+import { lockoutRisks } from './config/lockout.js';
 import type { Config } from './config/schema.js';
 import { MailgateError } from './errors.js';
 import { createLogger } from './logging/logger.js';
@@ -54,11 +55,14 @@ async function main(): Promise<void> {
     if (err instanceof MailgateError) fail(`invalid config ${file}:\n${err.message}`, 2);
     throw err;
   }
+  const risks = lockoutRisks(cfg.limits);
   if (args.check) {
+    for (const r of risks) process.stdout.write(`${file}: warning: ${r.rule} ${r.why}\n`);
     process.stdout.write(`${file}: ok\n`);
     return;
   }
   const log = createLogger(cfg.log.level);
+  for (const r of risks) log.warn({ event: 'config.warning', rule: r.rule }, r.why);
   const proxy = await startProxy(cfg, { log }).catch((err: Error) => {
     const code = err instanceof MailgateError && (err.code === 'MG_TLS_MATERIAL' || err.code.startsWith('MG_CONFIG')) ? 2 : 1;
     fail(err.message, code);

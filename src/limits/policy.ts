@@ -76,6 +76,8 @@ export class Policy {
   readonly rules: readonly RuleConfig[];
   /** Client keys seen blocked by an ip rule: the only ones connectCheck asks the store about. */
   readonly hints: BlockHints;
+  /** Client keys seen shared (sharedEgress.users logged in from them), as the last hit said. */
+  private readonly shared: BlockHints;
   private readonly trusted: (address: string) => boolean;
   private readonly sprayRules: boolean;
   /** Some logins pass blocks (known-good pairs, hint matches). */
@@ -92,6 +94,7 @@ export class Policy {
     // Stable sort: rules of one key kind keep their file order.
     this.rules = [...cfg.rules].sort((a, b) => KEY_ORDER[a.key] - KEY_ORDER[b.key]);
     this.hints = new BlockHints(clock);
+    this.shared = new BlockHints(clock);
     // Load balancers that send PROXY headers are never throttled either: their own health
     // checks (LOCAL headers) come from their address.
     this.trusted = cidrMatcher([...cfg.trustedNetworks, ...cfg.trustedProxies]);
@@ -121,8 +124,9 @@ export class Policy {
     return bits === undefined ? null : clientKey(ip, bits, bits);
   }
 
-  /** A rule with its counter spec for one address, canonical user and sprayed password key. */
-  ruleSpec(rule: RuleConfig, client: string, user: string, password = ''): RuleSpec {
+  /** A rule with its counter spec for one address, canonical user and sprayed password key.
+   *  `shared`: the address is shared, where a (user, network) pair says nothing of the device. */
+  ruleSpec(rule: RuleConfig, client: string, user: string, password = '', shared = false): RuleSpec {
     const { knownGood, passwordHint } = this.cfg;
     return {
       rule,
@@ -134,8 +138,9 @@ export class Policy {
         blockMs: rule.block ?? null,
         distinct: rule.distinct !== undefined,
         // A pair that logged in before never meets a block meant for strangers; a pair is
-        // guessed at only by its own ip+user rules.
-        knownGoodExempt: knownGood !== undefined && rule.key !== 'ip+user',
+        // guessed at only by its own ip+user rules. Behind a shared address every colleague has
+        // a pair for every account there, so its ip rules let only hint matches through.
+        knownGoodExempt: knownGood !== undefined && rule.key !== 'ip+user' && !(shared && rule.key === 'ip'),
         // The owner with the right password (the last one that succeeded) always gets through.
         hintExempt: passwordHint !== undefined,
         resetOnSuccess: rule.prefix !== undefined,
@@ -147,13 +152,13 @@ export class Policy {
     };
   }
 
-  specsFor(a: Attempt, password = ''): RuleSpec[] {
+  specsFor(a: Attempt, password = '', shared = false): RuleSpec[] {
     const out: RuleSpec[] = [];
     for (const rule of this.rules) {
       if (rule.protocols && !rule.protocols.includes(a.protocol)) continue;
       if (rule.key === 'password' && !password) continue;
       const client = this.ruleClient(rule, a.ip);
-      if (client !== null) out.push(this.ruleSpec(rule, client, a.user, password));
+      if (client !== null) out.push(this.ruleSpec(rule, client, a.user, password, shared));
     }
     return out;
   }
@@ -186,7 +191,7 @@ export class Policy {
     const client = this.clientOf(a.ip);
     const { knownGood: kg, passwordHint: ph } = this.cfg;
     const password = a.password && this.sprayRules ? this.keys.passwordKey(a.password) : '';
-    const pairs = this.specsFor(a, password);
+    const pairs = this.specsFor(a, password, this.shared.has(client));
     if (this.attackMode()) pairs.unshift(this.ruleSpec(ATTACK_MODE_RULE, client, a.user));
     const specs = pairs.map((p) => p.spec);
     const base: Omit<Settlement, 'reserved'> = {
@@ -202,6 +207,8 @@ export class Policy {
     if (r.ok) {
       for (const i of r.blockedNow ?? []) if (pairs[i]!.rule.key === 'ip' && !pairs[i]!.rule.prefix) this.hints.note(client, pairs[i]!.rule.block ?? 0);
       const shared = (r.successes ?? 0) >= this.cfg.sharedEgress.users;
+      if (shared) this.shared.note(client, this.cfg.sharedEgress.window);
+      else this.shared.forget(client);
       return { kind: 'allow', specs, trusted: false, knownGood: r.knownGood ?? false, hintMatch: r.hintMatch, shared, settlement: { ...base, reserved: true, route: r.route } };
     }
     const rule = pairs[r.index]!.rule;

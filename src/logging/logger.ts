@@ -35,6 +35,7 @@ export const LOG_EVENTS = [
   'backend.down',
   'backend.up',
   'config.reload',
+  'config.warning',
   'admin.start',
   'admin.request',
   'admin.error',
