@@ -1,10 +1,11 @@
 // Starts a real Dovecot (Debian's package) for integration tests: a standalone config in a temp
 // dir, IMAP/POP3/submission on free loopback ports, passwd-file users. Never touches the system
 // instance or the standard ports.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { freePorts, waitForPort } from './ports.js';
 import { RawClient } from './raw-client.js';
 import { devCert, type TestCert } from './tls.js';
@@ -27,6 +28,13 @@ export interface DovecotOptions {
    *  against this RFC 7662 introspection endpoint (POST token=…; the JSON answer needs
    *  `active: true` and `username`). Passwords keep working for PLAIN and LOGIN only. */
   oauth2?: { introspectionUrl: string };
+  /** Dovecot's own auth penalty as shipped (anvil: 2 s doubling per failure per client
+   *  address, up to 15 s) and auth_failure_delay at its default (2 s). Off by default: it
+   *  would slow every failure test, and mailgate is the one under test. */
+  penalty?: boolean;
+  /** login_trusted_networks: the peers whose ID x-originating-ip / XCLIENT Dovecot believes
+   *  (and offers XCLIENT to). Default: all of loopback (127.0.0.0/8). */
+  trustedNetworks?: string[];
 }
 
 export interface DovecotInstance {
@@ -45,6 +53,9 @@ export interface DovecotInstance {
    *  action and hand it to settledLog after. (`readLog().length` races the log process: a
    *  login answered a moment ago may be logged after the offset is taken.) */
   logMark(): Promise<number>;
+  /** Dovecot's own auth penalty table (`doveadm penalty`, anvil's failures per client
+   *  address): address → penalty count. Empty when the penalty is off. */
+  penalties(): Promise<Map<string, number>>;
   stop(): Promise<void>;
 }
 
@@ -80,6 +91,15 @@ function oauth2Conf(dir: string, introspectionUrl: string): { mechanisms: string
     passdb: `passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = ${ext}\n}\n`,
   };
 }
+
+/** Dovecot's own auth penalty (anvil, 2 s doubling per failure per IP) would slow every
+ *  failure test: mailgate is the one under test, so it is off unless a test asks for it. */
+const NO_PENALTY = `service anvil {
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
+}
+`;
 
 /** A login service with a plaintext/STARTTLS listener and an implicit-TLS one. */
 function loginService(name: string, plain: number, tls: number): string {
@@ -142,10 +162,9 @@ ssl_cert = <${cert.certPath}
 ssl_key = <${cert.keyPath}
 disable_plaintext_auth = no
 auth_mechanisms = plain login${oauth2.mechanisms}
-auth_failure_delay = 0
-auth_verbose = yes
+${opts.penalty ? '' : 'auth_failure_delay = 0\n'}auth_verbose = yes
 auth_username_format = %Lu
-login_trusted_networks = 127.0.0.0/8
+login_trusted_networks = ${(opts.trustedNetworks ?? ['127.0.0.0/8']).join(' ')}
 mail_location = maildir:~/Maildir
 ${oauth2.passdb}passdb {
   driver = passwd-file
@@ -158,14 +177,7 @@ userdb {
 ${loginService('imap', ports.imap, ports.imaps)}
 ${loginService('pop3', ports.pop3, ports.pop3s)}
 ${loginService('submission', ports.submission, ports.submissions)}
-# Dovecot's own auth penalty (anvil, 2 s doubling per failure per IP) would slow every
-# failure test: mailgate is the one under test here, so switch it off.
-service anvil {
-  unix_listener anvil-auth-penalty {
-    mode = 0
-  }
-}
-submission_relay_host = ${relay.host}
+${opts.penalty ? '' : NO_PENALTY}submission_relay_host = ${relay.host}
 submission_relay_port = ${relay.port}
 submission_relay_trusted = yes
 submission_relay_ssl = no
@@ -221,6 +233,12 @@ ${opts.extraConf ?? ''}
     async logMark() {
       await settledLog();
       return readLog().length;
+    },
+    async penalties() {
+      // "IP penalty last_penalty last_update", a header line, then one row per address.
+      const { stdout } = await promisify(execFile)('/usr/bin/doveadm', ['-c', confPath, 'penalty']);
+      const rows = stdout.split('\n').slice(1).map((l) => l.trim().split(/\s+/)).filter((r) => r.length >= 2);
+      return new Map(rows.map(([ip, count]) => [ip!, Number(count)]));
     },
     async stop() {
       if (child.exitCode === null) {
