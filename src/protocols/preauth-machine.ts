@@ -6,7 +6,7 @@
 // Pure: bytes and verdicts in, effects out. Each protocol brings its input (a parser or a line
 // reader), its replies and its command table.
 import { answerLogin, type LoginReplies } from './login-answer.js';
-import type { CloseReason, Effect, GoodbyeReason, LoginResult, MachineOptions, ProtocolMachine } from './protocol.js';
+import type { CloseReason, Effect, GoodbyeReason, LoginResult, MachineLoginContext, MachineOptions, ProtocolMachine } from './protocol.js';
 import {
   offeredMechanisms,
   relayedResponse,
@@ -267,9 +267,15 @@ export abstract class PreauthMachine implements ProtocolMachine {
     return this.countBad(this.replies.saslFailure(step.reason, tag));
   }
 
+  /** What the backend replay is told about this login besides the credentials; a protocol
+   *  adds what its client said before (SMTP: the EHLO name). */
+  protected loginContext(tag: string): MachineLoginContext {
+    return { tag };
+  }
+
   protected beginLogin(tag: string, credentials: Credentials): Effect[] {
     this.loginTag = tag;
     this.state = 'login';
-    return [{ type: 'login', credentials, context: { tag } }];
+    return [{ type: 'login', credentials, context: this.loginContext(tag) }];
   }
 }

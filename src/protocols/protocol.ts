@@ -21,6 +21,9 @@ export interface MachineOptions {
 export interface MachineLoginContext {
   /** IMAP: the client's tag, so the backend's tagged reply can be returned under it. */
   tag: string;
+  /** SMTP: the name the client gave in EHLO/HELO (printable ASCII, no space, at most 255
+   *  octets), for a backend told who the client is (XCLIENT HELO=, mailgate's EHLO). */
+  helo?: string;
 }
 
 export type CloseReason = 'logout' | 'too-many-errors' | 'too-many-failures' | 'limited' | 'protocol-error' | 'timeout' | 'shutdown';

@@ -87,7 +87,19 @@ describe('SMTP machine: AUTH', () => {
     expect(logins).toHaveLength(1);
     expect(logins[0]!.credentials.user.toString()).toBe('alice');
     expect(logins[0]!.credentials.password.toString()).toBe('pw');
-    expect(logins[0]!.context).toEqual({ tag: '' });
+    expect(logins[0]!.context).toEqual({ tag: '', helo: 'c' });
+  });
+
+  it("the login carries the client's last valid EHLO name, forgotten at STARTTLS", () => {
+    const login = `AUTH PLAIN ${b64('\0alice\0pw')}\r\n`;
+    const helo = (o: Partial<MachineOptions>, steps: Step[]) => drive(o, steps).logins.map((l) => l.context.helo);
+    // A later EHLO replaces the name; one refused as malformed (a space, a control byte) does not.
+    expect(helo(secure, [`EHLO first.test\r\nEHLO [192.0.2.7]\r\nEHLO bad name\r\nEHLO bad\x01\r\n${login}`])).toEqual(['[192.0.2.7]']);
+    expect(helo(secure, [`EHLO ${'h'.repeat(256)}\r\nEHLO ${'h'.repeat(255)}\r\n${login}`])).toEqual(['h'.repeat(255)]);
+    // RFC 3207 §4.2: the plaintext EHLO is forgotten with the rest; the one after TLS counts.
+    expect(helo({}, ['EHLO plain.test\r\nSTARTTLS\r\n', tls, `EHLO secure.test\r\n${login}`])).toEqual(['secure.test']);
+    // HELO after EHLO replaces the name, and AUTH then needs a new EHLO.
+    expect(helo(secure, [`EHLO a.test\r\nHELO b.test\r\n${login}EHLO c.test\r\n${login}`])).toEqual(['c.test']);
   });
 
   it('PLAIN without an initial response gets "334 " and then the response', () => {

@@ -5,7 +5,7 @@
 import { SASL_MAX_TOKEN_BYTES, SMTP_MAX_LINE_BYTES } from '../../bounds.js';
 import { COMMAND_RE, LineMachine } from '../line-machine.js';
 import { send, type CommandTable } from '../preauth-machine.js';
-import type { Effect, MachineOptions } from '../protocol.js';
+import type { Effect, MachineLoginContext, MachineOptions } from '../protocol.js';
 import { backendMechanisms, ehlo, passThroughKeywords, R, replies } from './replies.js';
 
 /** AUTH with an initial response may be far longer than an ordinary command (RFC 4954 §4). */
@@ -41,6 +41,9 @@ export class SmtpMachine extends LineMachine {
 
   /** EHLO (not HELO) seen since the greeting or the last STARTTLS. */
   private extended = false;
+  /** The name the client gave in its last EHLO/HELO since then, for the backend (XCLIENT
+   *  HELO=, the EHLO mailgate sends it). */
+  private helo: string | undefined;
 
   constructor(opts: MachineOptions) {
     super(opts, replies(opts.hostname), commandLimit, backendMechanisms(opts.backendCapabilities));
@@ -63,11 +66,17 @@ export class SmtpMachine extends LineMachine {
   /** RFC 3207 §4.2: after STARTTLS the client must EHLO again. */
   protected override forgetPlaintextState(): void {
     this.extended = false;
+    this.helo = undefined;
+  }
+
+  protected override loginContext(tag: string): MachineLoginContext {
+    return this.helo === undefined ? { tag } : { tag, helo: this.helo };
   }
 
   private ehlo(host: string, extended: boolean): Effect[] | null {
     if (!/^[\x21-\x7e]{1,255}$/.test(host)) return null;
     this.extended = extended;
+    this.helo = host;
     if (!extended) return [send(R.helo(this.hostname))];
     const keywords = passThroughKeywords(this.opts.backendCapabilities);
     if (!this.secure && this.opts.tlsMode === 'starttls') keywords.push('STARTTLS');
