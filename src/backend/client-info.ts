@@ -80,6 +80,12 @@ export function imapIdCommand(tag: string, client: ClientAddress): string {
   return `${tag} ID (${fields.map(([k, v]) => `${quoted(k)} ${quoted(v)}`).join(' ')})\r\n`;
 }
 
+/** A client's EHLO/HELO name as its machine checked it (printable ASCII, no space, at most
+ *  255 octets, RFC 5321 §4.5.3.1.2 for a domain), checked again before it reaches a line. */
+export function isHeloName(name: string): boolean {
+  return /^[\x21-\x7e]{1,255}$/.test(name);
+}
+
 /** RFC 3461 §4 xtext: "!" to "~" except "+" and "=" as themselves, everything else "+XX". */
 export function xtext(s: string): string {
   let out = '';
@@ -93,9 +99,10 @@ export function xtext(s: string): string {
  * An XCLIENT command. `offered`: the attribute names the server listed (SMTP "XCLIENT ADDR
  * PORT …"), or null when it only said it supports XCLIENT (POP3 CAPA, Dovecot's greeting
  * "[XCLIENT]"): then ADDR and PORT only. SMTP writes IPv6 as "IPV6:…" (Postfix requires it,
- * Dovecot accepts both); Dovecot's POP3 XCLIENT takes the bare address.
+ * Dovecot accepts both); Dovecot's POP3 XCLIENT takes the bare address. `helo`: the client's
+ * EHLO name, sent as HELO where the server lists it.
  */
-export function xclientCommand(client: ClientAddress, offered: readonly string[] | null, style: 'smtp' | 'pop3'): string {
+export function xclientCommand(client: ClientAddress, offered: readonly string[] | null, style: 'smtp' | 'pop3', helo?: string): string {
   const c = check(client);
   const has = (name: string) => (offered === null ? name === 'ADDR' || name === 'PORT' : offered.some((a) => a.toUpperCase() === name));
   if (!has('ADDR')) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend XCLIENT does not take ADDR');
@@ -105,5 +112,9 @@ export function xclientCommand(client: ClientAddress, offered: readonly string[]
   if (has('DESTADDR')) attrs.push(['DESTADDR', ip(c.localIp)]);
   if (has('DESTPORT')) attrs.push(['DESTPORT', String(c.localPort)]);
   if (has('SESSION')) attrs.push(['SESSION', c.sessionId]);
+  if (helo !== undefined && has('HELO')) {
+    if (!isHeloName(helo)) throw new MailgateError('MG_BACKEND_PROTOCOL', 'cannot forward the client: bad EHLO name');
+    attrs.push(['HELO', helo]);
+  }
   return `XCLIENT ${attrs.map(([k, v]) => `${k}=${xtext(v)}`).join(' ')}\r\n`;
 }

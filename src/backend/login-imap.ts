@@ -1,7 +1,7 @@
 // The IMAP dialect of the login replay (RFC 9051 §6.2.3, LITERAL+ RFC 7888): greeting,
-// optional STARTTLS, optional ID with the client address (RFC 2971), LOGIN with literals (user
-// strings are never quoted by hand) or AUTHENTICATE with a client's token message (RFC 7628),
-// the tagged reply under the client's tag. The skeleton around it is replay.ts.
+// optional STARTTLS, ID with the client address (RFC 2971), LOGIN with literals (user strings
+// are never quoted by hand) or AUTHENTICATE with a client's token message (RFC 7628), the
+// tagged reply under the client's tag. The skeleton around it is replay.ts.
 import type { ServerTarget } from '../config/schema.js';
 import { MailgateError } from '../errors.js';
 import type { BackendLoginResult, BackendReplay, FinalBackendLoginResult, LoginContext } from './types.js';
@@ -72,13 +72,18 @@ async function open(conn: BackendConn, server: ServerTarget): Promise<ImapState>
   return state(tokens);
 }
 
-/** forwardClientInfo: ID with the client's address before LOGIN. A server without ID cannot
- *  be told, and a silent login as mailgate's address is not what was configured. */
-async function sendClientId(conn: BackendConn, s: ImapState, ctx: LoginContext): Promise<ImapState> {
-  if (!s.caps.has('ID')) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend does not offer ID (needed by forwardClientInfo)');
+/** forwardClientInfo: ID with the client's address before LOGIN, where the server offers ID
+ *  (one that does not trust mailgate answers it and ignores the fields). Strict: a server
+ *  without ID, or refusing it, cannot be told, and a silent login as mailgate's address is
+ *  not what was configured; otherwise the login goes on without. */
+async function sendClientId(conn: BackendConn, s: ImapState, ctx: LoginContext, strict: boolean): Promise<ImapState> {
+  if (!s.caps.has('ID')) {
+    if (strict) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend does not offer ID (needed by forwardClientInfo: true)');
+    return s;
+  }
   conn.write(imapIdCommand(TAG, ctx.client));
   const { tagged } = await untilTagged(conn, TAG);
-  if (!/^\S+ OK/i.test(tagged)) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend refused ID');
+  if (strict && !/^\S+ OK/i.test(tagged)) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend refused ID');
   return s;
 }
 

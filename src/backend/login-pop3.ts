@@ -1,6 +1,6 @@
 // The POP3 dialect of the login replay (RFC 1939, 2449 CAPA, 2595 STLS, 5034 AUTH, 3206
-// codes): greeting, STLS when configured (never a plaintext fallback), CAPA, XCLIENT when
-// configured, then AUTH PLAIN (base64, no client byte reaches the line raw) or USER/PASS, or
+// codes): greeting, STLS when configured (never a plaintext fallback), CAPA, XCLIENT where
+// offered, then AUTH PLAIN (base64, no client byte reaches the line raw) or USER/PASS, or
 // AUTH with a client's token message (RFC 7628). The skeleton around it is replay.ts.
 import type { ServerTarget } from '../config/schema.js';
 import { MailgateError } from '../errors.js';
@@ -66,12 +66,17 @@ async function open(conn: BackendConn, server: ServerTarget): Promise<Pop3State>
   return { lines, xclient: /^\+OK \[XCLIENT\]/i.test(greeting) || capaArgs(lines, 'XCLIENT') !== null };
 }
 
-/** forwardClientInfo: XCLIENT ADDR PORT, only to a server that offers it; one that does not
- *  cannot be told, and a silent login as mailgate's address is not what was configured. */
-async function sendXclient(conn: BackendConn, s: Pop3State, ctx: LoginContext): Promise<Pop3State> {
-  if (!s.xclient) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend does not offer XCLIENT (needed by forwardClientInfo)');
+/** forwardClientInfo: XCLIENT ADDR PORT, where the server offers it (Dovecot only to its
+ *  login_trusted_networks). Strict: a server that does not offer it, or refuses it, cannot be
+ *  told, and a silent login as mailgate's address is not what was configured; otherwise the
+ *  login goes on without. */
+async function sendXclient(conn: BackendConn, s: Pop3State, ctx: LoginContext, strict: boolean): Promise<Pop3State> {
+  if (!s.xclient) {
+    if (strict) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend does not offer XCLIENT (needed by forwardClientInfo: true)');
+    return s;
+  }
   conn.write(xclientCommand(ctx.client, null, 'pop3'));
-  if (!isOk(await statusLine(conn, 'XCLIENT'))) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend refused XCLIENT');
+  if (!isOk(await statusLine(conn, 'XCLIENT')) && strict) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend refused XCLIENT');
   return s;
 }
 

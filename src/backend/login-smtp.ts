@@ -1,12 +1,12 @@
-// The SMTP submission dialect of the login replay (RFC 5321, 3207, 4954): greeting, EHLO,
-// STARTTLS when configured (never a plaintext fallback), EHLO again, XCLIENT when configured,
-// AUTH PLAIN base64-encoded, or AUTH with a client's token message (RFC 7628), equally base64.
-// The skeleton around it is replay.ts.
+// The SMTP submission dialect of the login replay (RFC 5321, 3207, 4954): greeting, EHLO (the
+// client's own name when it is forwarded), STARTTLS when configured (never a plaintext
+// fallback), EHLO again, XCLIENT where offered, AUTH PLAIN base64-encoded, or AUTH with a
+// client's token message (RFC 7628), equally base64. The skeleton around it is replay.ts.
 import type { ServerTarget } from '../config/schema.js';
 import { MailgateError } from '../errors.js';
 import type { BackendLoginResult, BackendReplay, FinalBackendLoginResult, LoginContext } from './types.js';
 import type { Credentials, TokenCredentials } from '../protocols/sasl.js';
-import { xclientCommand } from './client-info.js';
+import { isHeloName, xclientCommand } from './client-info.js';
 import type { BackendConn } from './connect.js';
 import { replay } from './replay.js';
 import { encodedMessage, errorChallenge } from './token-login.js';
@@ -36,9 +36,11 @@ async function expectCode(conn: BackendConn, code: number, what: string): Promis
   return r;
 }
 
-/** EHLO keywords (the lines after the first), exactly as the backend wrote them. */
-async function ehlo(conn: BackendConn, hostname: string): Promise<string[]> {
-  conn.write(`EHLO ${hostname}\r\n`);
+/** EHLO keywords (the lines after the first), exactly as the backend wrote them. `name` may be
+ *  the client's (checked again here: it is written raw). */
+async function ehlo(conn: BackendConn, name: string): Promise<string[]> {
+  if (!isHeloName(name)) throw new MailgateError('MG_BACKEND_PROTOCOL', 'cannot greet the backend: bad EHLO name');
+  conn.write(`EHLO ${name}\r\n`);
   const r = await expectCode(conn, 250, 'EHLO');
   return r.lines.slice(1).map((l) => l.slice(4));
 }
@@ -46,31 +48,44 @@ async function ehlo(conn: BackendConn, hostname: string): Promise<string[]> {
 const keyword = (keywords: string[], name: string) => keywords.find((k) => k.split(' ')[0]!.toUpperCase() === name);
 const has = (keywords: string[], name: string) => keyword(keywords, name) !== undefined;
 
-/** forwardClientInfo: XCLIENT with the attributes the server lists (Postfix XCLIENT_README).
- *  Postfix and Dovecot answer 220 with a fresh greeting and forget the EHLO: send it again.
- *  A server that does not offer XCLIENT cannot be told, and a silent login as mailgate's
- *  address is not what was configured. */
-async function sendXclient(conn: BackendConn, keywords: string[], ctx: LoginContext): Promise<string[]> {
-  const offered = keyword(keywords, 'XCLIENT');
-  if (!offered) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend does not offer XCLIENT (needed by forwardClientInfo)');
-  conn.write(xclientCommand(ctx.client, offered.split(' ').slice(1), 'smtp'));
+interface SmtpState {
+  /** EHLO keywords, as written. */
+  keywords: string[];
+  /** The name our EHLO carries: the client's own when it is forwarded, else our host name. */
+  name: string;
+}
+
+/** forwardClientInfo: XCLIENT with the attributes the server lists (Postfix XCLIENT_README),
+ *  the client's EHLO name as HELO among them. Postfix and Dovecot answer 220 with a fresh
+ *  greeting and forget the EHLO: send it again (both then record its name, not XCLIENT's
+ *  HELO; it is the client's anyway). Strict: a server that does not offer XCLIENT, or refuses
+ *  it, cannot be told, and a silent login as mailgate's address is not what was configured;
+ *  otherwise the login goes on without (Dovecot offers XCLIENT only to its
+ *  login_trusted_networks). */
+async function sendXclient(conn: BackendConn, s: SmtpState, ctx: LoginContext, strict: boolean): Promise<SmtpState> {
+  const offered = keyword(s.keywords, 'XCLIENT');
+  if (!offered) {
+    if (strict) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend does not offer XCLIENT (needed by forwardClientInfo: true)');
+    return s;
+  }
+  conn.write(xclientCommand(ctx.client, offered.split(' ').slice(1), 'smtp', ctx.helo));
   const r = await readReply(conn);
-  if (r.code === 220) return ehlo(conn, ctx.hostname);
-  if (r.code === 250) return keywords;
-  throw new MailgateError('MG_BACKEND_PROTOCOL', `backend answered ${r.code} to XCLIENT`);
+  if (r.code === 220) return { ...s, keywords: await ehlo(conn, s.name) };
+  if (r.code !== 250 && strict) throw new MailgateError('MG_BACKEND_PROTOCOL', `backend answered ${r.code} to XCLIENT`);
+  return s;
 }
 
 /** Greeting, EHLO and, when configured, STARTTLS and EHLO again: the session as the client
  *  will find it after the login. */
-async function open(conn: BackendConn, server: ServerTarget, hostname: string): Promise<string[]> {
+async function open(conn: BackendConn, server: ServerTarget, name: string): Promise<SmtpState> {
   await expectCode(conn, 220, 'the connection');
-  const keywords = await ehlo(conn, hostname);
-  if (server.tls !== 'starttls') return keywords;
+  const keywords = await ehlo(conn, name);
+  if (server.tls !== 'starttls') return { keywords, name };
   if (!has(keywords, 'STARTTLS')) throw new MailgateError('MG_BACKEND_TLS', 'backend does not offer STARTTLS');
   conn.write('STARTTLS\r\n');
   await expectCode(conn, 220, 'STARTTLS');
   await conn.startTls();
-  return ehlo(conn, hostname);
+  return { keywords: await ehlo(conn, name), name };
 }
 
 /** The reply that ends our AUTH: 235 hands the connection over. */
@@ -87,7 +102,7 @@ function verdict(conn: BackendConn, reply: Reply): FinalBackendLoginResult {
 
 /** AUTH with the client's own token message (RFC 4954 §4 allows the long line); a 334 reply
  *  is the error challenge of a refused token (RFC 7628 §3.2.2), relayed to the client. */
-async function tokenLogin(conn: BackendConn, keywords: string[], c: TokenCredentials, _ctx: LoginContext, secrets: Buffer[]): Promise<BackendLoginResult> {
+async function tokenLogin(conn: BackendConn, { keywords }: SmtpState, c: TokenCredentials, _ctx: LoginContext, secrets: Buffer[]): Promise<BackendLoginResult> {
   const auth = keyword(keywords, 'AUTH');
   if (!auth?.toUpperCase().split(' ').includes(c.mechanism)) throw new MailgateError('MG_BACKEND_PROTOCOL', `backend does not offer AUTH ${c.mechanism}`);
   const message = encodedMessage(c);
@@ -103,7 +118,7 @@ async function tokenLogin(conn: BackendConn, keywords: string[], c: TokenCredent
 }
 
 /** AUTH PLAIN, base64-encoded, so no client byte reaches the line unencoded. */
-async function passwordLogin(conn: BackendConn, keywords: string[], c: Credentials, _ctx: LoginContext, secrets: Buffer[]): Promise<FinalBackendLoginResult> {
+async function passwordLogin(conn: BackendConn, { keywords }: SmtpState, c: Credentials, _ctx: LoginContext, secrets: Buffer[]): Promise<FinalBackendLoginResult> {
   const auth = keyword(keywords, 'AUTH');
   if (!auth || !auth.toUpperCase().split(' ').includes('PLAIN')) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend does not offer AUTH PLAIN');
   const plain = Buffer.concat([Buffer.from([0]), c.user, Buffer.from([0]), c.password]);
@@ -114,12 +129,12 @@ async function passwordLogin(conn: BackendConn, keywords: string[], c: Credentia
   return verdict(conn, await readReply(conn));
 }
 
-export const smtpReplay: BackendReplay = replay<string[]>({
+export const smtpReplay: BackendReplay = replay<SmtpState>({
   open,
   tellClient: sendXclient,
   passwordLogin,
   tokenLogin,
-  capabilities: (keywords) => keywords,
+  capabilities: (s) => s.keywords,
   goodbye: 'QUIT\r\n',
 });
 

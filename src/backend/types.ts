@@ -21,7 +21,7 @@ export interface ClientAddress {
  *  (machines are pure and never see addresses). */
 export interface LoginContext extends MachineLoginContext {
   client: ClientAddress;
-  /** Our host name (SMTP EHLO to the backend). */
+  /** Our host name (SMTP EHLO to the backend when the client's own EHLO name is not passed on). */
   hostname: string;
 }
 

@@ -50,10 +50,15 @@ const backend = z.strictObject({
     .enum(['v1', 'v2'])
     .optional()
     .describe('Send a PROXY protocol header with the client address first on every backend connection (Dovecot haproxy = yes, Postfix smtpd_upstream_proxy_protocol); probes send a LOCAL header.'),
+  // auto by default: a backend that does not trust mailgate ignores ID and does not offer
+  // XCLIENT, so telling costs nothing there, and one that does (Dovecot's
+  // login_trusted_networks) then applies its own auth penalty per client, not to mailgate.
   forwardClientInfo: z
-    .boolean()
-    .default(false)
-    .describe("Tell the backend the client address before the login: IMAP ID x-originating-ip, POP3 and SMTP XCLIENT (honoured from the backend's trusted networks). A backend that does not offer XCLIENT (or ID) fails the login temporarily."),
+    .union([z.enum(['auto']), z.boolean()])
+    .default('auto')
+    .describe(
+      "Tell the backend who the client is before the login (honoured from the backend's trusted networks, e.g. Dovecot login_trusted_networks): IMAP ID x-originating-ip, POP3 and SMTP XCLIENT ADDR (SMTP: also HELO, and mailgate's EHLO carries the client's EHLO name). auto: ID and XCLIENT wherever the backend offers them, otherwise the login goes on without (a backend that does not trust mailgate ignores ID and offers no XCLIENT); nothing with proxyProtocol (the header tells). true: a backend that does not offer ID/XCLIENT, or refuses it, fails the login temporarily. false: nothing is told.",
+    ),
 })
   .superRefine((b, ctx) => {
     if (b.servers ? b.host !== undefined || b.port !== undefined : b.host === undefined || b.port === undefined) {
@@ -210,8 +215,8 @@ export const configSchema = z
       }
     });
     for (const [name, b] of Object.entries(cfg.backends)) {
-      if (b.proxyProtocol && b.forwardClientInfo) {
-        ctx.addIssue({ code: 'custom', path: ['backends', name, 'forwardClientInfo'], message: 'choose one way to pass the client address: proxyProtocol or forwardClientInfo' });
+      if (b.proxyProtocol && b.forwardClientInfo === true) {
+        ctx.addIssue({ code: 'custom', path: ['backends', name, 'forwardClientInfo'], message: 'choose one way to pass the client address: proxyProtocol or forwardClientInfo: true (auto sends nothing with proxyProtocol)' });
       }
     }
     if (cfg.admin && !cfg.admin.token && !cfg.admin.tokenFile && !isLoopbackHost(parseHostPort(cfg.admin.listen)!.host)) {

@@ -16,8 +16,9 @@ export const LB = '127.0.61.1';
 
 export interface IdentityRig {
   rig: DovecotRig;
-  /** Listeners `<proto>-plain`, `-fwd` (forwardClientInfo), `-v1`/`-v2` (PROXY out), `-in`
-   *  (PROXY in), `imaps-in`, `imap-starttls`, `imap-v2-tls` (PROXY out to implicit TLS). */
+  /** Listeners `<proto>-plain` (forwardClientInfo: false), `-auto` (its default), `-fwd`
+   *  (forwardClientInfo: true), `-v1`/`-v2` (PROXY out), `-in` (PROXY in), `imaps-in`,
+   *  `imap-starttls`, `imap-v2-tls` (PROXY out to implicit TLS). */
   proxy: TestProxy;
   connect(listener: string, localAddress: string): Promise<RawClient>;
   /** Dovecot writes its log asynchronously: wait (bounded) for a line to appear. */
@@ -85,6 +86,7 @@ service submission-login {
       listeners: [
         ...PROTOCOLS.flatMap((p) => [
           listener(`${p}-plain`, p, p),
+          listener(`${p}-auto`, p, `${p}-auto`),
           listener(`${p}-fwd`, p, `${p}-fwd`),
           listener(`${p}-v1`, p, `${p}-v1`),
           listener(`${p}-v2`, p, `${p}-v2`),
@@ -97,7 +99,8 @@ service submission-login {
       tls: { cert: dovecot.cert.certPath, key: dovecot.cert.keyPath },
       backends: Object.fromEntries([
         ...PROTOCOLS.flatMap((p) => [
-          [p, { host: '127.0.0.1', port: plainPort[p] }],
+          [p, { host: '127.0.0.1', port: plainPort[p], forwardClientInfo: false }],
+          [`${p}-auto`, { host: '127.0.0.1', port: plainPort[p] }],
           [`${p}-fwd`, { host: '127.0.0.1', port: plainPort[p], forwardClientInfo: true }],
           [`${p}-v1`, { host: '127.0.0.1', port: ha[p], proxyProtocol: 'v1' }],
           [`${p}-v2`, { host: '127.0.0.1', port: ha[p], proxyProtocol: 'v2' }],

@@ -1,6 +1,7 @@
 // SMTP submission through mailgate against a real Dovecot submission service relaying to a
-// real SMTP sink: AUTH over each listener kind, mail sent through the splice unchanged, EHLO
-// that mirrors the backend, STARTTLS rules, temporary failures, counters shared with IMAP.
+// real SMTP sink: AUTH over each listener kind, mail sent through the splice unchanged, the
+// client's EHLO name and address in the relayed Received:, EHLO that mirrors the backend,
+// STARTTLS rules, temporary failures, counters shared with IMAP.
 import nodemailer from 'nodemailer';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { b64 } from '../helpers/codec.js';
@@ -19,6 +20,7 @@ async function proxyWith(rules: unknown[] = [], backendPort?: number): Promise<T
       { name: 'cleartext', protocol: 'smtp', listen: '127.0.0.1:0', tls: 'none', backend: 'submission', hostname: 'mx.test' },
       { name: 'to-starttls', protocol: 'smtp', listen: '127.0.0.1:0', tls: 'implicit', backend: 'starttls', hostname: 'mx.test' },
       { name: 'to-implicit', protocol: 'smtp', listen: '127.0.0.1:0', tls: 'implicit', backend: 'implicit', hostname: 'mx.test' },
+      { name: 'untold', protocol: 'smtp', listen: '127.0.0.1:0', tls: 'implicit', backend: 'untold', hostname: 'mx.test' },
       { name: 'imap', protocol: 'imap', listen: '127.0.0.1:0', tls: 'none', backend: 'imap' },
     ],
     tls: { cert: dovecot.cert.certPath, key: dovecot.cert.keyPath },
@@ -27,20 +29,22 @@ async function proxyWith(rules: unknown[] = [], backendPort?: number): Promise<T
       starttls: { host: '127.0.0.1', port: dovecot.ports.submission, tls: 'starttls', ca: dovecot.cert.certPath, servername: 'localhost' },
       implicit: { host: '127.0.0.1', port: dovecot.ports.submissions, tls: 'implicit', ca: dovecot.cert.certPath, servername: 'localhost' },
       imap: { host: '127.0.0.1', port: dovecot.ports.imap },
+      untold: { host: '127.0.0.1', port: dovecot.ports.submission, forwardClientInfo: false },
     },
     limits: { rules },
   });
 }
 
-function transport(port: number, opts: { secure?: boolean; requireTLS?: boolean; user?: string; pass?: string; method?: string } = {}) {
+function transport(port: number, opts: { secure?: boolean; requireTLS?: boolean; user?: string; pass?: string; method?: string; localAddress?: string; name?: string } = {}) {
   return nodemailer.createTransport({
     host: '127.0.0.1',
     port,
+    ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
     secure: opts.secure ?? false,
     requireTLS: opts.requireTLS ?? !opts.secure,
     tls: { rejectUnauthorized: false },
     auth: { user: opts.user ?? 'alice', pass: opts.pass ?? 'alice-pass', ...(opts.method ? { method: opts.method } : {}) },
-    name: 'client.test',
+    name: opts.name ?? 'client.test',
   });
 }
 
@@ -79,6 +83,22 @@ describe('SMTP submission through mailgate', () => {
       });
       expect(info.accepted).toEqual(['carol@example.org']);
     }
+  });
+
+  it("the relayed message's Received: names the client's machine (its EHLO) and address, not mailgate (forwardClientInfo: auto)", async () => {
+    const received = async (listener: string, localAddress: string, name: string) => {
+      const messageId = `<received-${listener}@example.org>`;
+      await transport(proxy.port(listener), { secure: listener !== 'submission', localAddress, name }).sendMail({
+        from: 'alice@example.org', to: 'bob@example.org', subject: 'who sent this', text: 'hi', messageId,
+      });
+      const raw = rig.sink.messages.find((m) => m.raw.toString().includes(messageId))!.raw.toString();
+      return /^Received: from [^\r]*/m.exec(raw)?.[0];
+    };
+    // The default: Dovecot offers XCLIENT to mailgate (login_trusted_networks); mailgate tells
+    // it the client's address, and its EHLO name in XCLIENT HELO= and in its own EHLO.
+    expect(await received('submission', '127.0.62.7', 'laptop.client.test')).toBe('Received: from laptop.client.test ([127.0.62.7])');
+    // forwardClientInfo: false is what Dovecot recorded before: mailgate's name and address.
+    expect(await received('untold', '127.0.62.8', 'laptop.client.test')).toBe('Received: from mx.test ([127.0.0.1])');
   });
 
   it('EHLO before TLS offers STARTTLS and no AUTH; after TLS AUTH and no STARTTLS; keywords mirror the backend', async () => {

@@ -24,12 +24,12 @@ function configError(doc: unknown): string {
 }
 
 describe('config: client identity', () => {
-  it('defaults: no PROXY header in or out, no forwarding, no trusted proxies', () => {
+  it('defaults: no PROXY header in or out, forwarding where the backend offers it (auto), no trusted proxies', () => {
     const cfg = parseConfig(base());
     expect(cfg.listeners[0]!.proxyProtocol).toBe(false);
     expect(cfg.limits.trustedProxies).toEqual([]);
     expect(cfg.backends.b!.proxyProtocol).toBeUndefined();
-    expect(cfg.backends.b!.forwardClientInfo).toBe(false);
+    expect(cfg.backends.b!.forwardClientInfo).toBe('auto');
   });
 
   it('accepts a PROXY listener with trusted proxies and both ways out', () => {
@@ -37,6 +37,10 @@ describe('config: client identity', () => {
     expect(cfg.listeners[0]!.proxyProtocol).toBe(true);
     expect(cfg.backends.b!.proxyProtocol).toBe('v2');
     expect(parseConfig(base({}, { forwardClientInfo: true })).backends.b!.forwardClientInfo).toBe(true);
+    expect(parseConfig(base({}, { forwardClientInfo: false })).backends.b!.forwardClientInfo).toBe(false);
+    // auto beside a PROXY header sends nothing more; false beside it is as plain.
+    expect(parseConfig(base({}, { proxyProtocol: 'v1' })).backends.b!.forwardClientInfo).toBe('auto');
+    expect(parseConfig(base({}, { proxyProtocol: 'v1', forwardClientInfo: false })).backends.b!.proxyProtocol).toBe('v1');
   });
 
   it('a PROXY listener without trusted proxies is an error that names both keys', () => {
@@ -47,6 +51,7 @@ describe('config: client identity', () => {
     expect(configError(base({}, {}, { trustedProxies: ['10.0.0.0/33'] }))).toMatch(/limits\.trustedProxies\.0/);
     expect(configError(base({}, { proxyProtocol: 'v3' }))).toMatch(/backends\.b\.proxyProtocol/);
     expect(configError(base({}, { proxyProtocol: 'v1', forwardClientInfo: true }))).toMatch(/backends\.b\.forwardClientInfo/);
+    expect(configError(base({}, { forwardClientInfo: 'yes' }))).toMatch(/backends\.b\.forwardClientInfo/);
   });
 });
 

@@ -184,4 +184,12 @@ describe('IMAP ID and XCLIENT out', () => {
     expect(xclientCommand(client6, null, 'pop3')).toBe('XCLIENT ADDR=2001:db8::7 PORT=40000\r\n');
     expect(() => xclientCommand(client, ['NAME', 'HELO'], 'smtp')).toThrow(/ADDR/);
   });
+
+  it("SMTP XCLIENT carries the client's EHLO name as HELO (xtext) only where listed; a name a line cannot hold is refused", () => {
+    const listed = ['ADDR', 'PORT', 'PROTO', 'HELO', 'LOGIN', 'SESSION', 'TTL'];
+    expect(xclientCommand(client, listed, 'smtp', 'pc+1=[x]')).toBe('XCLIENT ADDR=203.0.113.7 PORT=40000 SESSION=abc123XYZ HELO=pc+2B1+3D[x]\r\n');
+    expect(xclientCommand(client, ['ADDR', 'PORT'], 'smtp', 'pc.example')).toBe('XCLIENT ADDR=203.0.113.7 PORT=40000\r\n');
+    expect(xclientCommand(client, null, 'pop3', 'pc.example')).toBe('XCLIENT ADDR=203.0.113.7 PORT=40000\r\n');
+    for (const bad of ['', 'a b', 'a\r\nRSET', 'h'.repeat(256), '\u00e9']) expect(() => xclientCommand(client, listed, 'smtp', bad)).toThrow(/cannot forward/);
+  });
 });
