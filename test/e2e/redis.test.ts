@@ -56,8 +56,11 @@ describe('two mailgate processes, one Redis', () => {
     const cli = (...args: string[]) => execFileSync('redis-cli', ['-p', String(store.redis.port), ...args], { encoding: 'utf8' });
     const keys = cli('--scan').split('\n').filter(Boolean);
     expect(keys.length).toBeGreaterThanOrEqual(3);
+    // Rule counters (r:), and what every success leaves: the address's users (se:, user hashes
+    // in a HyperLogLog); with known-good pairs and hints on, kg: and h: (user hashes) too.
+    expect(keys.some((k) => k.startsWith('mailgate:{mg}r:'))).toBe(true);
     for (const k of keys) {
-      expect(k).toMatch(/^mailgate:\{mg\}r:/);
+      expect(k).toMatch(/^mailgate:\{mg\}(r|se|kg|h):/);
       expect(k.toLowerCase()).not.toContain('alice');
       expect(Number(cli('PTTL', k).trim())).toBeGreaterThan(0);
     }
