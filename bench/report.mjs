@@ -1,5 +1,5 @@
 // Renders a benchmark result (bench/results/*.json) as Markdown tables and checks the targets
-// of issue 8. Used by bench/run.ts for the summary it prints, and on its own:
+// of issue 8 (and, for the attacks phase, those of issue 14). Used by bench/run.ts for the summary it prints, and on its own:
 // `node bench/report.mjs bench/results/FILE.json` (e.g. to refresh BENCHMARKS.md).
 import { readFileSync } from 'node:fs';
 
@@ -83,6 +83,47 @@ function floodTable(rows) {
   );
 }
 
+const okOf = (t) => (t ? `${t.ok}/${t.of}${t.ok < t.of ? ` (${Object.entries(t.outcomes).filter(([o]) => o !== 'ok').map(([o, n]) => `${n} ${o}`).join(', ')})` : ''}` : '–');
+const ms = (l) => `${f(l.p50ms, 0)} / ${f(l.p99ms, 0)}`;
+
+/** The attack benchmark (bench/phase-attacks.ts, issue 14): one row per scenario. */
+function attacksTable(a) {
+  return table(
+    ['scenario', 'simulated h', 'ordinary life ok', 'attack attempts', 'reached backend', 'accounts entered', 'owners from home', 'owners from a new network', 'colleagues (before / during / after)', 'legit p50 / p99 ms alone', 'during attack', 'p99 ratio', 'legit ok during'],
+    a.rows.map((r) => [
+      r.title, f(r.simulatedHours, 1), okOf(r.life.logins), r.attack.attempts,
+      `${r.attack.reached} (${f(r.attack.reachedPct, 0)}%)${r.wrongPairs ? `; wrong pairs ${r.wrongPairs.reached}/${r.wrongPairs.attempts} (${f(r.wrongPairs.reachedPct, 0)}%)` : ''}${r.attack.logComplete ? '' : ' (log incomplete)'}`,
+      r.attack.accountsEntered, okOf(r.owners.home), okOf(r.owners.newNetwork),
+      r.colleagues ? `${r.colleagues.before.ok} / ${r.colleagues.during.ok} / ${r.colleagues.after.ok} of ${r.colleagues.during.of}` : '–',
+      ms(r.latency.unloaded), ms(r.latency.underAttack), f(r.latency.p99Ratio, 2), `${r.latency.underAttack.ok}/${r.latency.underAttack.logins}`,
+    ]),
+  );
+}
+
+/** Every target of issue 14, judged on the attack benchmark's figures. */
+export function attackTargets(a) {
+  const out = [];
+  const add = (target, met, detail) => out.push({ target, met, detail });
+  const reachedCap = { 'one-shot': 10, spray: 25 };
+  for (const r of a?.rows ?? []) {
+    const o = r.owners;
+    add(`owner logs in from home and from a new network (${r.title})`, o.home.ok === o.home.of && o.newNetwork.ok === o.newNetwork.of, `home ${okOf(o.home)}, new network ${okOf(o.newNetwork)}`);
+    const cap = reachedCap[r.scenario];
+    if (cap !== undefined) add(`≤ ${cap}% of attack attempts reach the backend (${r.title})`, r.attack.reachedPct !== null && r.attack.reachedPct <= cap, `${r.attack.reached}/${r.attack.attempts} (${f(r.attack.reachedPct, 1)}%)`);
+    if (r.wrongPairs) add(`≤ 50% of wrong pairs reach the backend (${r.title})`, r.wrongPairs.reachedPct <= 50, `${r.wrongPairs.reached}/${r.wrongPairs.attempts} (${f(r.wrongPairs.reachedPct, 1)}%); ${r.attack.accountsEntered} accounts entered`);
+    if (r.colleagues) {
+      const worst = Math.min(r.colleagues.during.ok, r.colleagues.after.ok);
+      const of = r.colleagues.during.of;
+      add(`≥ ${of - 1} of ${of} colleagues keep logging in, most of the machine's guesses stopped (${r.title})`, worst >= of - 1 && r.attack.reachedPct !== null && r.attack.reachedPct < 50,
+        `colleagues ${r.colleagues.during.ok}/${of} during, ${r.colleagues.after.ok}/${of} after; machine ${r.attack.reached}/${r.attack.attempts} guesses reached the backend (${f(r.attack.reachedPct, 0)}%)`);
+    }
+    const l = r.latency;
+    add(`legitimate-login p99 ≤ 2× unloaded during the attack (${r.title})`, l.p99Ratio !== null && l.p99Ratio <= 2 && l.underAttack.ok === l.underAttack.logins,
+      `${f(l.underAttack.p99ms, 0)} vs ${f(l.unloaded.p99ms, 0)} ms (${f(l.p99Ratio, 2)}×), ${l.underAttack.ok}/${l.underAttack.logins} ok`);
+  }
+  return out;
+}
+
 /** Every target of issue 8, with the figures it was judged on. */
 export function checkTargets(res) {
   const out = [];
@@ -133,6 +174,10 @@ export function render(res) {
     parts.push('### Redis round trips per login (MONITOR)', table(['login', 'attempts', 'round trips', 'per login', 'commands'], Object.entries(t).map(([k, v]) => [k === 'successfulLogin' ? 'successful' : 'wrong password', v.attempts, v.roundTrips, f(v.perAttempt, 2), Object.entries(v.byCommand).map(([c, n]) => `${c} ${n}`).join(', ')])));
   }
   if (res.profile) parts.push('### Profiles (mailgate, memory store, node --cpu-prof; % of busy samples, self time)', profileText(res.profile));
+  if (res.attacks) {
+    parts.push(`### Attacks (${res.attacks.config}; Dovecot: ${res.attacks.dovecot})`, attacksTable(res.attacks));
+    parts.push('Attack targets (issue 14)', table(['target', 'met', 'measured'], attackTargets(res.attacks).map((t) => [t.target, t.met ? 'met' : '**not met**', t.detail])));
+  }
   const targets = checkTargets(res);
   if (targets.length) parts.push('### Targets', table(['target', 'met', 'measured'], targets.map((t) => [t.target, t.met ? 'yes' : '**no**', t.detail])));
   return parts.join('\n\n');

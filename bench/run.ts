@@ -2,7 +2,8 @@
 // redis-server, nginx's mail proxy and mailgate (memory and Redis store) on loopback, runs
 // every phase, writes bench/results/<timestamp>.json and prints the summary table.
 // Flags: --quick (or `npm run bench --quick`), --profile / --no-profile, --only=a,b
-// (phases: logins, transfer, redis, flood, profile, memory, limiter), --keep (temp dirs),
+// (phases: logins, transfer, redis, flood, profile, memory, limiter, attacks), --attacks=a,b
+// (attack scenarios to run: lockout, one-shot, spray, stuffing, office-nat, low-and-slow), --keep (temp dirs),
 // --baseline=DIR (another build's dist/, measured as `mailgate-before` with the memory store in
 // the same rounds: how a change moves the figures on one noisy machine, in one run).
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -11,6 +12,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { startRedis } from '../test/helpers/redis.js';
 import { dovecotPids, fdLimit, round } from './lib.js';
+import { attacksPhase } from './phase-attacks.js';
 import { floodPhase } from './phase-flood.js';
 import { loginPhase, type Target } from './phase-logins.js';
 import { memoryPhase } from './phase-memory.js';
@@ -26,6 +28,8 @@ const only = argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
 const wants = (phase: string) => !only || only.includes(phase);
 const profile = argv.includes('--profile') || (!quick && !argv.includes('--no-profile'));
 const baseline = argv.find((a) => a.startsWith('--baseline='))?.slice(11);
+/** --rounds=N: more interleaved rounds of the login phase, for a before/after on a noisy machine. */
+const rounds = Number(argv.find((a) => a.startsWith('--rounds='))?.slice(9)) || undefined;
 
 const FLOOD_SCENARIOS = [
   { name: 'few-ips', sources: 50 },
@@ -121,7 +125,7 @@ try {
 
   if (wants('logins')) {
     log('IMAP LOGIN+LOGOUT');
-    res.logins = await loginPhase(targets, { ...settings.logins, users, backendPids, log });
+    res.logins = await loginPhase(targets, { ...settings.logins, ...(rounds ? { rounds } : {}), users, backendPids, log });
   }
   if (wants('transfer')) {
     log(`spliced throughput: APPEND ${settings.transfer.bytes / 1048576} MiB to Dovecot`);
@@ -186,6 +190,11 @@ try {
     log('limiter decisions in process (bench/limiter.mjs)');
     const out = execFileSync(process.execPath, [new URL('./limiter.mjs', import.meta.url).pathname, String(settings.limiter.decisions)], { encoding: 'utf8' });
     res.limiter = out.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  }
+  if (wants('attacks')) {
+    log('attacks against the shipped config (bench/phase-attacks.ts; its own Dovecot, auth penalty on)');
+    const scenarios = argv.find((a) => a.startsWith('--attacks='))?.slice(10).split(',');
+    res.attacks = await attacksPhase({ quick, log, ...(scenarios ? { scenarios } : {}) });
   }
 } finally {
   await stopAll();
