@@ -30,12 +30,12 @@ export const attackModeSchema = z
       .default(100)
       .describe('Backend verdicts (successes and failures) to see before the baseline counts, beside warmUp. 100: a small site gets there within its first hour, and a baseline from fewer logins says little.'),
     window: between(
-      duration('The current failure rate is measured over this sliding window, in whole minutes. 2m: reacts within about two minutes of a burst, while one busy second does not make a rate.'),
+      duration('The current failure rate is measured over this sliding window, in whole minutes. 1m: a credential-stuffing run is refused within a minute of starting (measured: with 2m, more than half of a stuffed list reached the backend first), while one busy second does not make a rate.'),
       MINUTE,
       10 * MINUTE,
       'whole minutes from 1m to 10m',
       true,
-    ).prefault('2m'),
+    ).prefault('1m'),
     halfLife: between(
       duration('Half-life of the baseline, an exponentially weighted average of failures per minute. 6h: follows the day-night swing of a site, yet a burst of minutes barely moves it. Not updated while attack mode is on.'),
       10 * MINUTE,
@@ -51,8 +51,8 @@ export const attackModeSchema = z
     minFailuresPerMin: z
       .number()
       .min(1)
-      .default(20)
-      .describe('Floor of the enter threshold, in backend-rejected logins per minute of this process: a quiet site (baseline 0.1/min) does not enter on a few typos. 20/min (1,200/h) is far above the wrong passwords of a site of a few thousand mailboxes, far below a distributed run.'),
+      .default(10)
+      .describe('Floor of the enter threshold, in backend-rejected logins per minute of this process: a quiet site (baseline 0.1/min) does not enter on a few typos. 10/min (600/h) is above the wrong passwords of a site of a few thousand mailboxes and reached in seconds by a distributed run; entering costs little, since known pairs and hint matches still pass.'),
     leaveRatio: z
       .number()
       .gt(0)

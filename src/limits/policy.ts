@@ -144,6 +144,9 @@ export class Policy {
         // The owner with the right password (the last one that succeeded) always gets through.
         hintExempt: passwordHint !== undefined,
         resetOnSuccess: rule.prefix !== undefined,
+        // Many users behind one address log in at once: their logins in flight are not
+        // failures in the making (a rule on one address's failures still bounds a sprayer).
+        unreserved: rule.key === 'ip' && rule.distinct === 'user',
         dedupe: rule.count === 'failures' && !rule.distinct && this.cfg.dedupeFailures,
         blockGrowth: rule.blockGrowth,
         blockMemoryMs: rule.blockMemory,

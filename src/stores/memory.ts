@@ -106,7 +106,7 @@ export class MemoryStore implements LimitStore {
       const b = this.get(`${s.key}:b`, now);
       if (b) return { ok: false, index: i, retryAfterMs: b.exp - now, count: value, blocked: true };
       if (value >= s.limit) return { ok: false, index: i, retryAfterMs: exp - now, count: value, blocked: false };
-      if (s.kind === 'failures') {
+      if (s.kind === 'failures' && !s.unreserved) {
         const r = this.get(`${s.key}:r`, now);
         if (r && value + r.v >= s.limit) return { ok: false, index: i, retryAfterMs: INFLIGHT_RETRY_MS, count: value, blocked: false };
       }
@@ -119,7 +119,7 @@ export class MemoryStore implements LimitStore {
           this.startBlock(s, now);
           blockedNow.push(i);
         }
-      } else {
+      } else if (!s.unreserved) {
         this.incr(`${s.key}:r`, 1, RESERVATION_TTL_MS, now, true);
       }
     }
@@ -134,7 +134,7 @@ export class MemoryStore implements LimitStore {
         this.m.delete(`${s.key}:b`);
       }
       if (s.kind !== 'failures') return this.count(s, now).value;
-      if (req.reserved) {
+      if (req.reserved && !s.unreserved) {
         const r = this.get(`${s.key}:r`, now);
         if (r && --r.v <= 0) this.m.delete(`${s.key}:r`);
       }

@@ -16,6 +16,10 @@ export interface CounterSpec {
    *  given at settle, instead of events. Attempts in flight are reserved as for any failures
    *  spec (each may add a member), so parallel guesses cannot overshoot the limit either. */
   distinct?: boolean;
+  /** Failures only: no reservation for attempts in flight. For a distinct rule on an address
+   *  (users per address), where the many users behind one NAT logging in at once are not
+   *  failures in the making; its limit may then be overshot by the attempts in flight. */
+  unreserved?: boolean;
   /** Not refused when the attempt's known-good pair exists. */
   knownGoodExempt?: boolean;
   /** Not refused when the attempt's password matches its account's hint (HitOptions.hint). */

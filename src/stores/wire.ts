@@ -22,6 +22,7 @@ const SPEC_FIELDS = {
   knownGoodExempt: 'flag',
   hintExempt: 'flag',
   resetOnSuccess: 'flag',
+  unreserved: 'flag',
   distinct: 'flag',
   dedupe: 'flag',
   blockGrowth: 'number',

@@ -139,6 +139,19 @@ const CASES: Record<Exclude<keyof CounterSpec, 'key'>, FieldCase> = {
       [false, 2, false],
     ],
   },
+  unreserved: {
+    changes: 'no reservation for attempts in flight, so parallel attempts may pass the limit',
+    a: { kind: 'failures', limit: 2, distinct: true, unreserved: true },
+    b: { kind: 'failures', limit: 2, distinct: true },
+    async run({ store }, s) {
+      const results = await Promise.all(Array.from({ length: 6 }, () => store.hit([s])));
+      return [results.filter((r) => r.ok).length, (await store.peek(s.key)).inflight];
+    },
+    expected: [
+      [6, 0],
+      [2, 2],
+    ],
+  },
   distinct: {
     changes: 'members count, not events (attempts in flight are reserved either way)',
     a: { kind: 'failures', limit: 2, distinct: true },

@@ -48,7 +48,7 @@ describe('attack mode over the admin API', () => {
     expect((await api('/api/v1/attack-mode', 'GET', null)).status).toBe(401);
     const r = await api('/api/v1/attack-mode');
     expect(r.status).toBe(200);
-    expect(await r.json()).toMatchObject({ active: false, forced: null, warmedUp: false, enabled: true, thresholdPerMin: 20 });
+    expect(await r.json()).toMatchObject({ active: false, forced: null, warmedUp: false, enabled: true, thresholdPerMin: 10 });
   });
 
   it('POST ?mode=on|off|auto forces it, logs it once, and the metrics follow; anything else is 400', async () => {

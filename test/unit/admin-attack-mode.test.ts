@@ -17,7 +17,7 @@ describe('admin: attack mode', () => {
       since: null,
       failuresPerMin: 0,
       baselinePerMin: 0,
-      thresholdPerMin: 20,
+      thresholdPerMin: 10, // the floor (minFailuresPerMin), with no baseline yet
       warmedUp: false,
       enabled: true,
     });

@@ -17,7 +17,7 @@ for i = 1, N do
     local bttl = redis.call('PTTL', KEYS[k + BLOCK_KEY])
     if bttl > 0 then return {i, bttl, count, 1} end
     if count >= limit then return {i, math.max(redis.call('PTTL', KEYS[k + COUNTER_KEY]), 0), count, 0} end
-    if word(a, KIND) == 'failures' and count + tonumber(redis.call('GET', KEYS[k + RESERVED_KEY]) or '0') >= limit then
+    if word(a, KIND) == 'failures' and not flag(a, UNRESERVED) and count + tonumber(redis.call('GET', KEYS[k + RESERVED_KEY]) or '0') >= limit then
       return {i, INFLIGHT_RETRY_MS, count, 0}
     end
   end
@@ -36,7 +36,7 @@ for i = 1, N do
       start_block(a, k)
       result[#result + 1] = i
     end
-  else
+  elseif not flag(a, UNRESERVED) then
     redis.call('INCR', KEYS[k + RESERVED_KEY])
     redis.call('PEXPIRE', KEYS[k + RESERVED_KEY], RESERVATION_TTL_MS)
   end

@@ -16,7 +16,7 @@ for i = 1, N do
   local c = count_of(a, k)
   if word(a, KIND) == 'failures' then
     local distinct, counter, window = flag(a, DISTINCT), KEYS[k + COUNTER_KEY], num(a, WINDOW_MS)
-    if flag(CALL, RESERVED) then
+    if flag(CALL, RESERVED) and not flag(a, UNRESERVED) then
       if redis.call('DECR', KEYS[k + RESERVED_KEY]) <= 0 then redis.call('DEL', KEYS[k + RESERVED_KEY]) end
     end
     local counted = false
