@@ -79,6 +79,17 @@ describe.each(['memory', 'redis'] as const)('the shipped defaults, %s store', (s
     for (const c of colleagues) expect(await login(p, office, c.user, c.pass)).toBe('ok');
   });
 
+  it('failures spreading over one /24 refuse strangers there; a success from the network lifts it', async () => {
+    const p = await proxy();
+    for (let i = 0; i < 10; i++) expect(await login(p, at(95, i), victims[i]!.user, `spread-${i}`)).toBe('fail');
+    expect(await login(p, at(95, 200), victims[10]!.user, 'spread-x')).toBe('limited');
+    expect(p.log.lines.filter((l) => l.rule === 'net-failures')).toHaveLength(1);
+    // bob logged in elsewhere before: his right password passes (the hint) and narrows it back.
+    expect(await login(p, at(96), 'bob', 'bob-pass')).toBe('ok');
+    expect(await login(p, at(95, 201), 'bob', 'bob-pass')).toBe('ok');
+    expect(await login(p, at(95, 202), victims[11]!.user, 'spread-y')).toBe('fail');
+  });
+
   it('attack mode, forced by an operator: an unknown pair waits, a known pair and a hint match pass', async () => {
     const p = await proxy();
     expect(await login(p, at(90, 1), 'bob', 'bob-pass')).toBe('ok');
