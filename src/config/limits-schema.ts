@@ -14,7 +14,10 @@ export const rule = z.strictObject({
   count: z.enum(['attempts', 'failures']).describe('attempts: every login that passed the check; failures: logins the backend rejected.'),
   limit: z.number().int().min(1).describe('Refuse once the count reaches this within the window.'),
   window: duration('Counter lifetime, started by the first hit.', MAX_TTL_MS),
-  block: duration('Refuse the key for this long from the moment the limit is reached (default: until the window ends).', MAX_TTL_MS).optional(),
+  block: duration('Refuse the key for this long from the moment the limit is reached (default: until the window ends).', MAX_TTL_MS)
+    // 0 would mean "no block" to Redis and "a block that ends at once" to the memory store.
+    .refine((ms) => ms > 0, { message: 'expected a block longer than 0 (leave block out for none)' })
+    .optional(),
   protocols: z.array(protocol).min(1).optional().describe('Protocols the rule applies to (default: all).'),
   distinct: z
     .enum(['ip', 'user'])

@@ -146,6 +146,10 @@ export const RESERVATION_TTL_MS = 120_000;
 /** Retry-after for a refusal caused only by in-flight reservations. */
 export const INFLIGHT_RETRY_MS = 1_000;
 
+/** Longest block a growing block reaches whatever its growth and count (366 days, the
+ *  config's longest window): Redis refuses a PX past its range, which would fail the script. */
+export const MAX_BLOCK_MS = 366 * 86_400_000;
+
 /** In-memory bound of a dedupe or distinct set per key: beyond it, the memory store counts
  *  every failure (dedupe) or stops adding members (distinct), so one key cannot grow without
  *  bound. Redis uses HyperLogLog (fixed 12 KiB) for distinct. */
@@ -162,5 +166,5 @@ export function grownBlockMs(spec: CounterSpec, n: number): number {
   const base = spec.blockMs ?? 0;
   if (!growsBlocks(spec)) return base;
   // blockMaxMs 0 is no cap, as it travels to Redis.
-  return Math.min(spec.blockMaxMs || Number.MAX_SAFE_INTEGER, Math.floor(base * spec.blockGrowth ** (n - 1)));
+  return Math.min(spec.blockMaxMs || MAX_BLOCK_MS, MAX_BLOCK_MS, Math.floor(base * spec.blockGrowth ** (n - 1)));
 }

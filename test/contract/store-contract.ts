@@ -217,6 +217,19 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       expect(lengths).toEqual([60, 120, 200, 200]);
     });
 
+    it('a growing block never passes a year, whatever its growth (Redis refuses a PX past its range)', async () => {
+      const { store, advance } = await make();
+      const s = spec({ limit: 1, blockMs: 86_400_000, windowMs: 1_000, blockGrowth: 100, blockMemoryMs: 366 * 86_400_000 });
+      const days: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        await store.hit([s]);
+        const r = await store.hit([s]);
+        days.push(r.ok ? 0 : Math.round(r.retryAfterMs / 86_400_000));
+        await advance(r.ok ? 1 : r.retryAfterMs + 1);
+      }
+      expect(days).toEqual([1, 100, 366]); // 10,000 days uncapped
+    });
+
     it('hit names the specs whose block it started', async () => {
       const { store } = await make();
       const blocking = spec({ limit: 2, blockMs: 60_000 });

@@ -152,6 +152,9 @@ describe('errors name the key path', () => {
     [{ delay: { base: '5s', max: '1s' } }, 'limits.rules.0.delay.max: must be at least delay.base'],
     [{ blockGrowth: 2 }, 'limits.rules.0.block: blockGrowth and blockMax need block'],
     [{ blockMax: '1d' }, 'limits.rules.0.block: blockGrowth and blockMax need block'],
+    [{ block: '0s' }, 'limits.rules.0.block: expected a block longer than 0 (leave block out for none)'],
+    [{ key: 'password', count: 'failures' }, 'limits.rules.0.key: key: password needs count: failures and distinct: user (accounts a wrong password was tried against)'],
+    [{ key: 'user', prefix: { ipv4: 24 } }, 'limits.rules.0.prefix: prefix needs key: ip'],
   ])('a rule that contradicts itself (%j)', (r, line) => {
     expect(configError(base(rule(r))).message.split('\n')).toContain(line);
   });

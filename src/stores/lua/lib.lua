@@ -47,6 +47,7 @@ local function start_block(a, k)
     ms = ms * growth ^ (n - 1)
     local max = num(a, BLOCK_MAX_MS)
     if max > 0 and ms > max then ms = max end
+    if ms > MAX_BLOCK_MS then ms = MAX_BLOCK_MS end
   end
   redis.call('SET', KEYS[k + BLOCK_KEY], now_ms(), 'PX', math.floor(ms))
 end
