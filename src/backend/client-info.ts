@@ -1,6 +1,8 @@
 // How a backend is told who the client is: a PROXY v1/v2 header (built by proxy-protocol-js),
 // IMAP ID x-* fields (RFC 2971, as Dovecot names them) or XCLIENT (Postfix's XCLIENT_README,
-// xtext RFC 3461 §4). Pure. Every value is re-validated here, so no client byte reaches a line.
+// xtext RFC 3461 §4). Pure. Every value is re-validated here, so no client byte reaches a line
+// and no odd spelling of an address reaches the backend (peerAddress, shared with the PROXY reader).
+import net from 'node:net';
 import ipaddr from 'ipaddr.js';
 import { Command, INETProtocol, IPv4Address, IPv4ProxyAddress, IPv6Address, IPv6ProxyAddress, Peer, TransportProtocol, UnspecProxyAddress, V1ProxyProtocol, V2ProxyProtocol } from 'proxy-protocol-js';
 import { MailgateError } from '../errors.js';
@@ -11,17 +13,66 @@ export type ProxyVersion = 'v1' | 'v2';
 /** Dovecot keeps at most 64 characters of a forwarded session id (LOGIN_MAX_SESSION_ID_LEN). */
 const SESSION_ID = /^[A-Za-z0-9]{1,64}$/;
 
+export type IpAddress = ipaddr.IPv4 | ipaddr.IPv6;
+
 interface Checked {
-  ip: ipaddr.IPv4 | ipaddr.IPv6;
+  ip: IpAddress;
   port: number;
-  localIp: ipaddr.IPv4 | ipaddr.IPv6;
+  localIp: IpAddress;
   localPort: number;
   sessionId: string;
 }
 
-function address(s: string, what: string): ipaddr.IPv4 | ipaddr.IPv6 {
-  if (!ipaddr.isValid(s)) throw new MailgateError('MG_BACKEND_PROTOCOL', `cannot forward the client: ${what} is not an IP address`);
-  return ipaddr.process(s);
+/** Ranges no TCP connection comes from or goes to (RFC 1122 §3.2.1.3, RFC 4291 §2.5.2, §2.7). */
+const NOT_A_PEER: Partial<Record<string, string>> = {
+  unspecified: 'an unspecified address (0.0.0.0/8, ::): no connection comes from it',
+  broadcast: 'a broadcast address: TCP is unicast',
+  multicast: 'a multicast address: TCP is unicast',
+};
+const COMPATIBLE = 'an IPv4-compatible IPv6 address (deprecated, RFC 4291 §2.5.5.1)';
+
+/** `a` as the address it is (IPv4-mapped IPv6 is the IPv4 client), or why no TCP peer can have
+ *  it. The deprecated IPv4-compatible form ::a.b.c.d (RFC 4291 §2.5.5.1) is refused, not
+ *  guessed at: no stack sends from it, and ipaddr.js and inet_pton read its text differently. */
+export function peerOf(a: IpAddress): IpAddress | string {
+  const addr = a.kind() === 'ipv6' && (a as ipaddr.IPv6).isIPv4MappedAddress() ? (a as ipaddr.IPv6).toIPv4Address() : a;
+  const range = addr.range();
+  const why = NOT_A_PEER[range];
+  if (why) return why;
+  if (range !== 'loopback' && addr.kind() === 'ipv6' && addr.toByteArray().slice(0, 12).every((b) => b === 0)) return COMPATIBLE;
+  return addr;
+}
+
+/** ipaddr.js reads "::1.2.3.4" as IPv4-mapped (::ffff:1.2.3.4); inet_pton, as Dovecot and
+ *  haproxy use it, as IPv4-compatible ::102:304. */
+const COMPATIBLE_SPELLING = /^::\d+\.\d+\.\d+\.\d+$/;
+
+/**
+ * A peer's address from text, or why it cannot be one. Only what net.isIP accepts (no
+ * "127.1", "0x7f.1" or "2130706433", which ipaddr.js would read as 127.0.0.1). A zone id
+ * ("%eth0") names an interface of the host that wrote it: `strip` for this host's own socket
+ * addresses (Node adds one to link-local peers; the backend cannot use it and Dovecot's
+ * inet_pton refuses it), `refuse` for text from another host (a PROXY header).
+ */
+export function peerAddress(text: string, zone: 'strip' | 'refuse'): IpAddress | string {
+  if (net.isIP(text) === 0) return 'not an IP address';
+  const at = text.indexOf('%');
+  if (at >= 0 && zone === 'refuse') return 'an address with a zone id, which names an interface of the sender\'s host';
+  const bare = at >= 0 ? text.slice(0, at) : text;
+  if (COMPATIBLE_SPELLING.test(bare)) return COMPATIBLE;
+  let parsed: IpAddress;
+  try {
+    parsed = ipaddr.parse(bare);
+  } catch {
+    return 'not an IP address';
+  }
+  return peerOf(parsed);
+}
+
+function address(s: string, what: string): IpAddress {
+  const a = peerAddress(s, 'strip');
+  if (typeof a === 'string') throw new MailgateError('MG_BACKEND_PROTOCOL', `cannot forward the client: ${what} is ${a}`);
+  return a;
 }
 
 function portOf(p: number, what: string): number {
@@ -35,9 +86,9 @@ function check(c: ClientAddress): Checked {
 }
 
 /** Both ends in one family: an IPv4 end next to an IPv6 one becomes IPv4-mapped IPv6. */
-function sameFamily(a: ipaddr.IPv4 | ipaddr.IPv6, b: ipaddr.IPv4 | ipaddr.IPv6): [ipaddr.IPv4, ipaddr.IPv4] | [ipaddr.IPv6, ipaddr.IPv6] {
+function sameFamily(a: IpAddress, b: IpAddress): [ipaddr.IPv4, ipaddr.IPv4] | [ipaddr.IPv6, ipaddr.IPv6] {
   if (a.kind() === 'ipv4' && b.kind() === 'ipv4') return [a as ipaddr.IPv4, b as ipaddr.IPv4];
-  const six = (x: ipaddr.IPv4 | ipaddr.IPv6) => (x.kind() === 'ipv4' ? (x as ipaddr.IPv4).toIPv4MappedAddress() : (x as ipaddr.IPv6));
+  const six = (x: IpAddress) => (x.kind() === 'ipv4' ? (x as ipaddr.IPv4).toIPv4MappedAddress() : (x as ipaddr.IPv6));
   return [six(a), six(b)];
 }
 
@@ -106,7 +157,7 @@ export function xclientCommand(client: ClientAddress, offered: readonly string[]
   const c = check(client);
   const has = (name: string) => (offered === null ? name === 'ADDR' || name === 'PORT' : offered.some((a) => a.toUpperCase() === name));
   if (!has('ADDR')) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend XCLIENT does not take ADDR');
-  const ip = (a: ipaddr.IPv4 | ipaddr.IPv6) => (style === 'smtp' && a.kind() === 'ipv6' ? `IPV6:${a.toString()}` : a.toString());
+  const ip = (a: IpAddress) => (style === 'smtp' && a.kind() === 'ipv6' ? `IPV6:${a.toString()}` : a.toString());
   const attrs: [string, string][] = [['ADDR', ip(c.ip)]];
   if (has('PORT')) attrs.push(['PORT', String(c.port)]);
   if (has('DESTADDR')) attrs.push(['DESTADDR', ip(c.localIp)]);

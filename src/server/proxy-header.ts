@@ -1,11 +1,13 @@
 // PROXY protocol v1/v2 header reader for listeners behind a load balancer (haproxy's
 // proxy-protocol.txt). ProxyHeaderReader is pure and incremental: bytes in, a verdict out; no
 // sockets, no timers. readProxyHeader() feeds it from a connection's first bytes.
-// proxy-protocol-js decodes; framing, byte bounds and address validation are ours.
+// proxy-protocol-js decodes; framing, byte bounds and address validation are ours. Addresses
+// are another host's data: only a client's network address gets through (checkEndpoint).
 import net, { type Socket } from 'node:net';
 import type { Logger } from '../logging/logger.js';
 import ipaddr from 'ipaddr.js';
 import { Command, IPv4ProxyAddress, IPv6ProxyAddress, TransportProtocol, V1ProxyProtocol, V2ProxyProtocol } from 'proxy-protocol-js';
+import { peerAddress, peerOf, type IpAddress } from '../backend/client-info.js';
 import { PROXY_V1_MAX_BYTES, PROXY_V2_MAX_BYTES } from '../bounds.js';
 
 export interface Endpoint {
@@ -37,6 +39,33 @@ const port = (p: number) => Number.isInteger(p) && p >= 0 && p <= 65535;
 /** v1 ports are decimal without sign; more than 5 digits can only be garbage. */
 const V1_PORT = /^\d{1,5}$/;
 
+/**
+ * One end of the relayed connection in canonicalIp form, or why the header is refused. Both
+ * ends are checked: both reach logs and the backend (ID x-connected-ip, XCLIENT DESTADDR,
+ * PROXY out). IPv4-mapped IPv6 is the IPv4 client (normalised); a zone id and the
+ * unspecified, broadcast, multicast and IPv4-compatible forms are refused (peerAddress, whose
+ * rules client-info applies again before the backend). Loopback is refused too: it is the
+ * balancer's own host, which sends LOCAL (v1 UNKNOWN) for its own connections. Believed, it
+ * would show the backend this host (mailgate's own address, which backends tend to trust:
+ * Dovecot's login_trusted_networks) and fall under limits.trustedNetworks where those hold
+ * 127.0.0.1; and a balancer that reports every client as loopback (a TLS terminator before
+ * it without PROXY) would make one unthrottled client of all, where refusal is loud.
+ * Link-local (without a zone), private and reserved addresses are real clients.
+ */
+function checkEndpoint(what: string, a: IpAddress | string, p: number): Endpoint | string {
+  const addr = typeof a === 'string' ? a : peerOf(a);
+  if (typeof addr === 'string') return `${what}: ${addr}`;
+  if (addr.range() === 'loopback') return `${what}: a loopback address, the balancer's own host`;
+  if (!port(p)) return `${what}: port out of range`;
+  return { ip: addr.toString(), port: p };
+}
+
+function relayed(version: 1 | 2, source: Endpoint | string, destination: Endpoint | string): ProxyHeader | string {
+  if (typeof source === 'string') return source;
+  if (typeof destination === 'string') return destination;
+  return { kind: 'proxy', version, source, destination };
+}
+
 function parseV1(line: string): ProxyHeader | string {
   // The line is already bounded and cut at its CRLF; only printable ASCII may be in it.
   if (!/^[\x20-\x7e]*$/.test(line)) return 'v1 header with control or non-ASCII bytes';
@@ -52,13 +81,9 @@ function parseV1(line: string): ProxyHeader | string {
   const family = parsed.inetProtocol === 'TCP4' ? 4 : parsed.inetProtocol === 'TCP6' ? 6 : 0;
   const { source, destination } = parsed;
   if (!family || net.isIP(source.ipAddress) !== family || net.isIP(destination.ipAddress) !== family) return 'v1 addresses do not match their family';
-  if (!port(source.port) || !port(destination.port)) return 'v1 port out of range';
-  return {
-    kind: 'proxy',
-    version: 1,
-    source: { ip: ipaddr.process(source.ipAddress).toString(), port: source.port },
-    destination: { ip: ipaddr.process(destination.ipAddress).toString(), port: destination.port },
-  };
+  // The spec's v1 addresses are hex groups or dotted quads: a zone id is not in that grammar.
+  const end = (what: string, peer: { ipAddress: string; port: number }) => checkEndpoint(what, peerAddress(peer.ipAddress, 'refuse'), peer.port);
+  return relayed(1, end('v1 source', source), end('v1 destination', destination));
 }
 
 function parseV2(header: Buffer): ProxyHeader | string {
@@ -70,15 +95,15 @@ function parseV2(header: Buffer): ProxyHeader | string {
   }
   if (parsed.command === Command.LOCAL) return { kind: 'local', version: 2 };
   const a = parsed.proxyAddress;
-  const ip = (bytes: number[]) => ipaddr.process(ipaddr.fromByteArray(bytes).toString()).toString();
+  // TLVs (the bytes after the addresses, inside the length) are skipped unread, and never
+  // forwarded (client-info builds headers without them): the client is its source address
+  // and nothing else. No client-certificate identity is taken from PP2_TYPE_SSL
+  // (PP2_SUBTYPE_SSL_CN …) whatever its verify field says (Dovecot 2.4.4 had to learn not to
+  // trust one whose verify reports failure); logins are the backend's verdict alone.
   if (a instanceof IPv4ProxyAddress || a instanceof IPv6ProxyAddress) {
     if (parsed.transportProtocol !== TransportProtocol.STREAM) return 'v2 header for a non-stream transport';
-    return {
-      kind: 'proxy',
-      version: 2,
-      source: { ip: ip(a.sourceAddress.address), port: a.sourcePort },
-      destination: { ip: ip(a.destinationAddress.address), port: a.destinationPort },
-    };
+    const end = (what: string, bytes: number[], p: number) => checkEndpoint(what, ipaddr.fromByteArray(bytes), p);
+    return relayed(2, end('v2 source', a.sourceAddress.address, a.sourcePort), end('v2 destination', a.destinationAddress.address, a.destinationPort));
   }
   // AF_UNSPEC: "the receiver must ignore the address information" and use its own.
   if (parsed.addressFamilyType === 0) return { kind: 'local', version: 2 };

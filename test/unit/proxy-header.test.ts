@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { imapIdCommand, proxyHeader, xclientCommand, xtext } from '../../src/backend/client-info.js';
 import { PROXY_V1_MAX_BYTES, PROXY_V2_MAX_BYTES } from '../../src/bounds.js';
 import type { ClientAddress } from '../../src/backend/types.js';
+import { sslTlv, v2Header } from '../helpers/proxy-bytes.js';
 import { ProxyHeaderReader, type ProxyHeaderStep } from '../../src/server/proxy-header.js';
 
 /** Feeds the input whole and byte by byte; both must give the same verdict, which is returned. */
@@ -34,7 +35,7 @@ describe('PROXY header reader: v1', () => {
   });
 
   it('an IPv4-mapped IPv6 source is the IPv4 address', () => {
-    expect(read('PROXY TCP6 ::ffff:203.0.113.7 ::1 1 2\r\n')).toMatchObject({ header: { source: { ip: '203.0.113.7' } } });
+    expect(read('PROXY TCP6 ::ffff:203.0.113.7 2001:db8::1 1 2\r\n')).toMatchObject({ header: { source: { ip: '203.0.113.7' } } });
   });
 
   it('UNKNOWN (with or without addresses) means: use the connection itself', () => {
@@ -83,10 +84,10 @@ describe('PROXY header reader: v2', () => {
 
   it('reads an INET6 header', () => {
     const src = [0x20, 0x01, 0x0d, 0xb8, ...Array(11).fill(0), 7];
-    const dst = [...Array(15).fill(0), 1];
+    const dst = [0x20, 0x01, 0x0d, 0xb8, ...Array(11).fill(0), 1];
     expect(read(v2(0x21, 0x21, Buffer.from([...src, ...dst, 0x9c, 0x40, 0x03, 0xe1])))).toMatchObject({
       kind: 'done',
-      header: { kind: 'proxy', source: { ip: '2001:db8::7', port: 40000 }, destination: { ip: '::1', port: 993 } },
+      header: { kind: 'proxy', source: { ip: '2001:db8::7', port: 40000 }, destination: { ip: '2001:db8::1', port: 993 } },
     });
   });
 
@@ -112,6 +113,101 @@ describe('PROXY header reader: v2', () => {
     expect(read(v2(0x21, 0x11, max)).kind).toBe('done');
     const over = v2(0x21, 0x11, Buffer.concat([max, Buffer.from([0])]));
     expect(new ProxyHeaderReader().push(over.subarray(0, 16))).toEqual({ kind: 'invalid', reason: expect.stringContaining('longer') });
+  });
+});
+
+const v2Of = (src: string, dst: string, tlvs?: Buffer) => v2Header(src, 40000, dst, 143, tlvs);
+
+describe("PROXY header reader: addresses are the client's network address", () => {
+  // What each source becomes, whole and byte by byte; the destination is a plain address.
+  it.each([
+    ['IPv4-mapped IPv6 is the IPv4 client', '::ffff:203.0.113.7', '203.0.113.7'],
+    ['IPv4-mapped in hex and upper case', '::FFFF:CB00:7107', '203.0.113.7'],
+    ['IPv6 in any spelling is compressed, lower case', '2001:DB8:0:0:0:0:0:07', '2001:db8::7'],
+    ['link-local without a zone is a client on the balancer\'s link', 'fe80::1', 'fe80::1'],
+    ['unique local', 'fd00::7', 'fd00::7'],
+  ])('v1: %s', (_what, src, ip) => {
+    expect(read(`PROXY TCP6 ${src} 2001:db8::1 40000 143\r\nx`)).toEqual({
+      kind: 'done',
+      header: { kind: 'proxy', version: 1, source: { ip, port: 40000 }, destination: { ip: '2001:db8::1', port: 143 } },
+      rest: Buffer.from('x'),
+    });
+  });
+
+  it.each(['10.1.2.3', '100.64.0.1', '169.254.1.1', '240.0.0.1'])('v1: private, shared, link-local and reserved IPv4 %s are clients', (src) => {
+    expect(read(`PROXY TCP4 ${src} 192.0.2.1 1 2\r\n`)).toMatchObject({ kind: 'done', header: { source: { ip: src } } });
+  });
+
+  it.each([
+    ['a zone id', 'TCP6 fe80::1%eth0 2001:db8::1', /^v1 source: an address with a zone id/],
+    ['a zone id Node accepts and ipaddr.js cannot parse', 'TCP6 fe80::1%eth-0.1 2001:db8::1', /^v1 source: an address with a zone id/],
+    ['a zone id on IPv4-mapped loopback', 'TCP6 ::ffff:127.0.0.1%lo 2001:db8::1', /^v1 source: an address with a zone id/],
+    ['a zone id on the destination', 'TCP6 2001:db8::7 fe80::1%1', /^v1 destination: an address with a zone id/],
+    ['IPv4 loopback', 'TCP4 127.0.0.1 192.0.2.1', /^v1 source: a loopback address/],
+    ['IPv4 loopback beyond .1', 'TCP4 127.9.8.7 192.0.2.1', /^v1 source: a loopback address/],
+    ['IPv6 loopback', 'TCP6 ::1 2001:db8::1', /^v1 source: a loopback address/],
+    ['IPv4-mapped loopback', 'TCP6 ::ffff:127.0.0.1 2001:db8::1', /^v1 source: a loopback address/],
+    ['a loopback destination', 'TCP4 203.0.113.7 127.0.0.1', /^v1 destination: a loopback address/],
+    ['0.0.0.0', 'TCP4 0.0.0.0 192.0.2.1', /^v1 source: an unspecified address/],
+    ['"this network" 0.0.0.0/8', 'TCP4 0.1.2.3 192.0.2.1', /^v1 source: an unspecified address/],
+    ['::', 'TCP6 :: 2001:db8::1', /^v1 source: an unspecified address/],
+    ['IPv4-mapped 0.0.0.0', 'TCP6 ::ffff:0.0.0.0 2001:db8::1', /^v1 source: an unspecified address/],
+    ['an unspecified destination', 'TCP4 203.0.113.7 0.0.0.0', /^v1 destination: an unspecified address/],
+    ['broadcast', 'TCP4 255.255.255.255 192.0.2.1', /^v1 source: a broadcast address/],
+    ['IPv4 multicast', 'TCP4 224.0.0.1 192.0.2.1', /^v1 source: a multicast address/],
+    ['IPv6 multicast', 'TCP6 ff02::1 2001:db8::1', /^v1 source: a multicast address/],
+    ['IPv4-mapped multicast', 'TCP6 ::ffff:239.1.2.3 2001:db8::1', /^v1 source: a multicast address/],
+    ['IPv4-compatible "::a.b.c.d" (ipaddr.js would read 127.0.0.1)', 'TCP6 ::127.0.0.1 2001:db8::1', /^v1 source: an IPv4-compatible/],
+    ['IPv4-compatible in hex', 'TCP6 ::7f00:1 2001:db8::1', /^v1 source: an IPv4-compatible/],
+    ['IPv4-compatible written out', 'TCP6 0:0:0:0:0:0:203.0.113.7 2001:db8::1', /^v1 source: an IPv4-compatible/],
+    ['"127.1" (ipaddr.js would read 127.0.0.1)', 'TCP4 127.1 192.0.2.1', /^v1 addresses do not match their family$/],
+    ['a 32-bit number', 'TCP4 2130706433 192.0.2.1', /^v1 addresses do not match their family$/],
+    ['hex octets', 'TCP4 0x7f.0.0.1 192.0.2.1', /^v1 addresses do not match their family$/],
+    ['octal-looking octets', 'TCP4 010.0.0.1 192.0.2.1', /^v1 addresses do not match their family$/],
+  ])('v1: refuses %s', (_what, addresses, reason) => {
+    const r = read(`PROXY ${addresses} 40000 143\r\n`);
+    expect(r).toMatchObject({ kind: 'invalid', reason: expect.stringMatching(reason) });
+  });
+
+  it('v2: IPv4-mapped IPv6 bytes are the IPv4 client; link-local bytes are kept', () => {
+    expect(read(v2Of('::ffff:203.0.113.7', '::ffff:192.0.2.1'))).toMatchObject({ kind: 'done', header: { source: { ip: '203.0.113.7' }, destination: { ip: '192.0.2.1' } } });
+    expect(read(v2Of('fe80::1', '2001:db8::1'))).toMatchObject({ kind: 'done', header: { source: { ip: 'fe80::1' } } });
+  });
+
+  it.each([
+    ['0.0.0.0', '192.0.2.1', /^v2 source: an unspecified/],
+    ['255.255.255.255', '192.0.2.1', /^v2 source: a broadcast/],
+    ['224.0.0.1', '192.0.2.1', /^v2 source: a multicast/],
+    ['127.0.0.1', '192.0.2.1', /^v2 source: a loopback/],
+    ['203.0.113.7', '127.0.0.1', /^v2 destination: a loopback/],
+    ['::', '2001:db8::1', /^v2 source: an unspecified/],
+    ['::1', '2001:db8::1', /^v2 source: a loopback/],
+    ['::ffff:127.0.0.1', '2001:db8::1', /^v2 source: a loopback/],
+    ['ff02::1', '2001:db8::1', /^v2 source: a multicast/],
+    ['::7f00:1', '2001:db8::1', /^v2 source: an IPv4-compatible/],
+  ])('v2: refuses %s -> %s', (src, dst, reason) => {
+    expect(read(v2Of(src, dst))).toMatchObject({ kind: 'invalid', reason: expect.stringMatching(reason) });
+  });
+});
+
+describe('PROXY header reader: v2 TLVs say nothing about who the client is', () => {
+  it('an SSL TLV with a client-certificate CN whose verify failed changes nothing (nor does a verified one)', () => {
+    const plain = read(v2Of('203.0.113.7', '192.0.2.1'));
+    for (const verify of [1, 0x7fffffff, 0]) {
+      const withTlv = read(Buffer.concat([v2Of('203.0.113.7', '192.0.2.1', sslTlv(verify, 'admin@example.org')), Buffer.from('a1 CAPABILITY\r\n')]));
+      expect(withTlv).toEqual({ ...plain, rest: Buffer.from('a1 CAPABILITY\r\n') });
+      expect(withTlv.kind === 'done' && Object.keys(withTlv.header)).toEqual(['kind', 'version', 'source', 'destination']);
+      expect(JSON.stringify(withTlv)).not.toContain('admin');
+    }
+  });
+
+  it('TLVs are never forwarded: the header mailgate sends on carries the addresses alone', () => {
+    const r = read(v2Of('203.0.113.7', '192.0.2.1', sslTlv(1, 'admin@example.org')));
+    if (r.kind !== 'done' || r.header.kind !== 'proxy') throw new Error('header not read');
+    const { source, destination } = r.header;
+    const out = proxyHeader('v2', { ip: source.ip, port: source.port, localIp: destination.ip, localPort: destination.port, sessionId: 'abc' });
+    expect(out.length).toBe(16 + 12);
+    expect(out.readUInt16BE(14)).toBe(12);
   });
 });
 
@@ -155,6 +251,28 @@ describe('PROXY header out', () => {
     expect(proxyHeader('v1', null).toString()).toBe('PROXY UNKNOWN\r\n');
     expect(read(proxyHeader('v2', null))).toMatchObject({ kind: 'done', header: { kind: 'local', version: 2 } });
   });
+
+  it("a zone id in this host's socket address (Node adds one to link-local peers) is not sent: the backend cannot use it", () => {
+    const linkLocal = { ...client, ip: 'fe80::1%eth0', localIp: 'fe80::2%eth0' };
+    expect(proxyHeader('v1', linkLocal).toString()).toBe('PROXY TCP6 fe80::1 fe80::2 40000 143\r\n');
+    expect(read(proxyHeader('v2', linkLocal))).toMatchObject({ header: { source: { ip: 'fe80::1' }, destination: { ip: 'fe80::2' } } });
+    expect(imapIdCommand('t', linkLocal)).toContain('"x-originating-ip" "fe80::1" ');
+    expect(xclientCommand(linkLocal, ['ADDR', 'DESTADDR'], 'smtp')).toBe('XCLIENT ADDR=IPV6:fe80::1 DESTADDR=IPV6:fe80::2\r\n');
+    expect(xclientCommand(linkLocal, null, 'pop3')).toBe('XCLIENT ADDR=fe80::1 PORT=40000\r\n');
+  });
+
+  // Spellings ipaddr.js reads as 127.0.0.1 (mailgate's own address in the tests) or as no
+  // client at all: none reaches a backend line.
+  it.each(['127.1', '2130706433', '0x7f.0.0.1', '0177.0.0.1', '::127.0.0.1', '::7f00:1', '0.0.0.0', '::', '::ffff:0.0.0.0', '255.255.255.255', '224.0.0.1', 'ff02::1', 'fe80::1%'])(
+    'never forwards the odd address %j',
+    (ip) => {
+      const c = { ...client, ip };
+      for (const build of [() => proxyHeader('v1', c), () => proxyHeader('v2', c), () => imapIdCommand('t', c), () => xclientCommand(c, ['ADDR'], 'smtp'), () => xclientCommand(c, null, 'pop3')]) {
+        expect(build).toThrow(/cannot forward the client: client address is (not an IP address|an? )/);
+      }
+      expect(() => imapIdCommand('t', { ...client, localIp: ip })).toThrow(/cannot forward the client: local address/);
+    },
+  );
 
   it('refuses to build from anything that is not an address, a port or a plain session id', () => {
     for (const bad of [{ ip: '6.6.6.6\r\nx' }, { ip: 'localhost' }, { port: 70000 }, { localPort: -1 }, { sessionId: 'a b' }, { sessionId: '' }, { sessionId: 'x'.repeat(65) }]) {
