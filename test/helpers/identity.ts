@@ -17,8 +17,9 @@ export const LB = '127.0.61.1';
 export interface IdentityRig {
   rig: DovecotRig;
   /** Listeners `<proto>-plain` (forwardClientInfo: false), `-auto` (its default), `-fwd`
-   *  (forwardClientInfo: true), `-v1`/`-v2` (PROXY out), `-in` (PROXY in), `imaps-in`,
-   *  `imap-starttls`, `imap-v2-tls` (PROXY out to implicit TLS). */
+   *  (forwardClientInfo: true), `-v1`/`-v2` (PROXY out), `-in` (PROXY in, then as `-fwd`),
+   *  `imaps-in`, `imap-in-v2` (PROXY in, PROXY v2 out), `imap-starttls`, `imap-v2-tls` (PROXY
+   *  out to implicit TLS). */
   proxy: TestProxy;
   connect(listener: string, localAddress: string): Promise<RawClient>;
   /** Dovecot writes its log asynchronously: wait (bounded) for a line to appear. */
@@ -93,6 +94,7 @@ service submission-login {
           listener(`${p}-in`, p, `${p}-fwd`, { proxyProtocol: true }),
         ]),
         listener('imaps-in', 'imap', 'imap-fwd', { tls: 'implicit', proxyProtocol: true }),
+        listener('imap-in-v2', 'imap', 'imap-v2', { proxyProtocol: true }),
         listener('imap-starttls', 'imap', 'imap', { tls: 'starttls' }),
         listener('imap-v2-tls', 'imap', 'imap-v2-tls'),
       ],

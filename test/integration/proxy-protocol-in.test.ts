@@ -1,32 +1,18 @@
 // PROXY protocol in (v1 and v2, before TLS on implicit listeners), against a real Dovecot:
 // the header's source is the client for logs, limits and Dovecot; only trusted balancers may
 // send one, and anything else from them closes the connection; the pre-auth deadline covers
-// a header that never ends.
+// a header that never ends. Odd addresses in headers: proxy-header-addresses.test.ts.
 import net from 'node:net';
 import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { GREETING, identityRig, LB, LOGGED_IN, login, loginLine } from '../helpers/identity.js';
 import type { TestProxy } from '../helpers/proxy.js';
+import { v2Header } from '../helpers/proxy-bytes.js';
 import { RawClient } from '../helpers/raw-client.js';
 
 const id = identityRig();
 const { connect, dovecotLog } = id;
-
-/** The PROXY v2 header for a TCP client (what a balancer sends). */
-function v2Header(src: string, srcPort: number, dst: string, dstPort: number): Buffer {
-  const six = net.isIPv6(src);
-  const addr = (a: string) => (six ? Buffer.from(ipv6Bytes(a)) : Buffer.from(a.split('.').map(Number)));
-  const body = Buffer.concat([addr(src), addr(dst), Buffer.from([srcPort >> 8, srcPort & 0xff, dstPort >> 8, dstPort & 0xff])]);
-  return Buffer.concat([Buffer.from('0d0a0d0a000d0a515549540a', 'hex'), Buffer.from([0x21, six ? 0x21 : 0x11, 0, body.length]), body]);
-}
-function ipv6Bytes(a: string): number[] {
-  const [head, tail] = a.split('::') as [string, string | undefined];
-  const words = (s: string | undefined) => (s ? s.split(':').map((w) => parseInt(w, 16)) : []);
-  const h = words(head);
-  const t = words(tail);
-  return [...h, ...Array(8 - h.length - t.length).fill(0), ...t].flatMap((w) => [w >> 8, w & 0xff]);
-}
 
 describe('PROXY protocol in', () => {
   it('v1 from a trusted balancer: the header source is the client for logs, limits and Dovecot', async () => {
