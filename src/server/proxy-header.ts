@@ -98,8 +98,8 @@ function parseV2(header: Buffer): ProxyHeader | string {
   // TLVs (the bytes after the addresses, inside the length) are skipped unread, and never
   // forwarded (client-info builds headers without them): the client is its source address
   // and nothing else. No client-certificate identity is taken from PP2_TYPE_SSL
-  // (PP2_SUBTYPE_SSL_CN …) whatever its verify field says (Dovecot 2.4.4 had to learn not to
-  // trust one whose verify reports failure); logins are the backend's verdict alone.
+  // (PP2_SUBTYPE_SSL_CN …) whatever its verify field says (Dovecot 2.4.4 fixed believing one
+  // whose verify reports failure); logins are the backend's verdict alone.
   if (a instanceof IPv4ProxyAddress || a instanceof IPv6ProxyAddress) {
     if (parsed.transportProtocol !== TransportProtocol.STREAM) return 'v2 header for a non-stream transport';
     const end = (what: string, bytes: number[], p: number) => checkEndpoint(what, ipaddr.fromByteArray(bytes), p);
