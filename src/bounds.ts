@@ -23,6 +23,14 @@ export const IMAP_MAX_LITERAL_DIGITS = 10;
  *  cannot blow up the parser (Dovecot CVE-2026-27857). */
 export const IMAP_MAX_LIST_DEPTH = 4;
 
+/** Tokens in one IMAP pre-auth command: tag, verb, atoms, strings, literals and every "("
+ *  opened (closed or not), at any depth. Bytes alone do not bound memory: 8 KiB of "()" or
+ *  '""' is thousands of objects of tens of bytes each, held while the command waits for its
+ *  next literal (Dovecot CVE-2026-27857, CVE-2026-42006: many "(" before login; Dovecot's
+ *  first fix counted ")" instead). The largest pre-auth command is ID with at most 30
+ *  field-value pairs (RFC 2971 §3.3): tag, verb, list and 60 strings, 63 tokens. */
+export const IMAP_MAX_COMMAND_TOKENS = 64;
+
 /** Decoded SASL credentials (authzid/authcid/password each). RFC 4616 §2 caps each at 255
  *  octets of UTF-8; we allow more for long tokens but bound it. */
 export const SASL_MAX_FIELD_BYTES = 1024;

@@ -5,8 +5,14 @@
 // exactly what they should. FUZZ_RUNS sets the depth (npm run fuzz).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { IMAP_MAX_LINE_BYTES, IMAP_MAX_LITERAL_BYTES, SASL_MAX_FIELD_BYTES, SASL_MAX_TOKEN_BYTES } from '../../src/bounds.js';
-import { ImapParser, type ImapEvent } from '../../src/protocols/imap/parser.js';
+import {
+  IMAP_MAX_COMMAND_TOKENS,
+  IMAP_MAX_LINE_BYTES,
+  IMAP_MAX_LITERAL_BYTES,
+  SASL_MAX_FIELD_BYTES,
+  SASL_MAX_TOKEN_BYTES,
+} from '../../src/bounds.js';
+import { ImapParser, type ImapArg, type ImapEvent } from '../../src/protocols/imap/parser.js';
 import { LineReader, type LineEvent } from '../../src/protocols/line-reader.js';
 import { decodeBase64Strict, decodePlain, SaslExchange, SASL_MECHANISMS } from '../../src/protocols/sasl.js';
 import { chunk, chunkingArb, FUZZ_TIMEOUT_MS, fuzz, imapSoupArb, pop3SoupArb, rawBytesArb, type Chunking } from '../helpers/fuzz.js';
@@ -16,6 +22,11 @@ const anyStream = fc.oneof(rawBytesArb(600), pop3SoupArb, imapSoupArb);
 /** A plain check for hot loops (expect() per chunk would dominate the run time). */
 function check(ok: boolean, what: string): void {
   if (!ok) throw new Error(what);
+}
+
+/** Atoms, strings and lists in `args`, at any depth, each list counted once. */
+function tokens(args: ImapArg[]): number {
+  return args.reduce((n, a) => n + 1 + (a.kind === 'list' ? tokens(a.items) : 0), 0);
 }
 
 describe('fuzz: line reader', () => {
@@ -87,6 +98,7 @@ describe('fuzz: IMAP parser', () => {
         if (e.type === 'continue' && refuse) p.refuseLiteral();
         if (e.type === 'command' && e.verb === 'AUTHENTICATE' && refuse) p.expectLine(SASL_MAX_TOKEN_BYTES);
         if (e.type === 'bad' && e.fatal) check(p.bufferedBytes === 0, 'bytes kept after a fatal error');
+        if (e.type === 'command') check(2 + tokens(e.args) <= IMAP_MAX_COMMAND_TOKENS, `${2 + tokens(e.args)} tokens in one command`);
       }
       check(p.bufferedBytes <= BOUND, `buffered ${p.bufferedBytes} bytes`);
     }

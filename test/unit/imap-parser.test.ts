@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   IMAP_MAX_COMMAND_BYTES,
+  IMAP_MAX_COMMAND_TOKENS,
   IMAP_MAX_LINE_BYTES,
   IMAP_MAX_LIST_DEPTH,
   IMAP_MAX_LITERAL_BYTES,
@@ -233,14 +234,16 @@ describe('IMAP parser: literals', () => {
     expect(events).toEqual([{ type: 'bad', tag: 'a', text: 'Command too long', fatal: true }]);
   });
 
-  it('thousands of small non-sync literals in one command do not overflow the stack', () => {
+  it('small non-sync literals in one command are read in a loop up to the token bound, then fatal', () => {
+    // Tag, verb and "(" are three tokens: the rest of the bound are literals.
+    const fits = `a ID (${'{1+}\r\nx '.repeat(IMAP_MAX_COMMAND_TOKENS - 3)})\r\n`;
+    const [ev] = parse(fits).events;
+    expect(ev?.type).toBe('command');
+    if (ev?.type === 'command') expect((ev.args[0] as { items: ImapArg[] }).items).toHaveLength(IMAP_MAX_COMMAND_TOKENS - 3);
+    // Thousands of them: refused at the bound; the line ends in {1+}, so its bytes would follow.
     let input = 'a ID (';
     while (input.length < IMAP_MAX_COMMAND_BYTES - 16) input += '{1+}\r\nx ';
-    const { events } = parse(`${input})\r\n`);
-    expect(events).toHaveLength(1);
-    const ev = events[0]!;
-    expect(ev.type).toBe('command');
-    if (ev.type === 'command') expect((ev.args[0] as { items: ImapArg[] }).items.length).toBeGreaterThan(3000);
+    expect(parse(`${input})\r\nb NOOP\r\n`).events).toEqual([{ type: 'bad', tag: 'a', text: 'Too many arguments', fatal: true }]);
   });
 
   it('a malformed line announcing {n+} is fatal: the literal bytes that follow never run', () => {
@@ -282,6 +285,57 @@ describe('IMAP parser: lists', () => {
     expect(parse('a ID (x\r\nb ID x)\r\n').events).toEqual([
       { type: 'bad', tag: 'a', text: 'Unclosed list', fatal: false },
       { type: 'bad', tag: 'b', text: 'Unexpected )', fatal: false },
+    ]);
+  });
+});
+
+describe('IMAP parser: tokens per command, every "(" counted when opened (Dovecot CVE-2026-27857)', () => {
+  const pairs = (n: number) => Array.from({ length: n }, (_, i) => `"f${i}" "v${i}"`).join(' ');
+  const atoms = (n: number) => `a NOOP${' x'.repeat(n - 2)}\r\n`;
+
+  it(`an ID with 30 field-value pairs (RFC 2971 §3.3) fits; ${IMAP_MAX_COMMAND_TOKENS} tokens pass, one more is BAD and the session goes on`, () => {
+    expect(view(parse(`a ID (${pairs(30)})\r\n`).events)).toEqual([{ cmd: 'a', verb: 'ID', args: [pairs(30).split(' ')] }]);
+    expect(parse(atoms(IMAP_MAX_COMMAND_TOKENS)).events).toMatchObject([{ type: 'command', verb: 'NOOP' }]);
+    expect(parse(`${atoms(IMAP_MAX_COMMAND_TOKENS + 1)}b NOOP\r\n`).events).toEqual([
+      { type: 'bad', tag: 'a', text: 'Too many arguments', fatal: false },
+      { type: 'command', tag: 'b', verb: 'NOOP', args: [] },
+    ]);
+  });
+
+  it.each(['()', '(x) ', '((()))', '""', 'x ', '(""'])('thousands of %j in one line are refused at the bound, never built', (unit) => {
+    const line = `a ID ${unit.repeat(Math.floor((IMAP_MAX_LINE_BYTES - 16) / unit.length))}\r\n`;
+    expect(parse(`${line}b NOOP\r\n`).events).toEqual([
+      { type: 'bad', tag: 'a', text: unit === '(""' ? 'Lists nested too deeply' : 'Too many arguments', fatal: false },
+      { type: 'command', tag: 'b', verb: 'NOOP', args: [] },
+    ]);
+  });
+
+  it('nesting carries over literals: the list a literal sits in stays open on the next line, and stays bounded', () => {
+    // Each segment opens one more list around a literal; the one past the depth bound is
+    // refused on a line ending in {1+}: its byte follows unasked, so the refusal is fatal.
+    const nonSync = `a ID ${'({1+}\r\nx '.repeat(IMAP_MAX_LIST_DEPTH + 1)}${')'.repeat(IMAP_MAX_LIST_DEPTH + 1)}\r\nb NOOP\r\n`;
+    expect(parse(nonSync).events).toEqual([{ type: 'bad', tag: 'a', text: 'Lists nested too deeply', fatal: true }]);
+    // Synchronizing: each literal is asked for; the refused one is not, and the session goes on.
+    const sync = `a ID ${'({1}\r\nx '.repeat(IMAP_MAX_LIST_DEPTH)}({1}\r\nb NOOP\r\n`;
+    expect(parse(sync).events).toEqual([
+      ...Array<ImapEvent>(IMAP_MAX_LIST_DEPTH).fill({ type: 'continue', tag: 'a', verb: 'ID' }),
+      { type: 'bad', tag: 'a', text: 'Lists nested too deeply', fatal: false },
+      { type: 'command', tag: 'b', verb: 'NOOP', args: [] },
+    ]);
+    const inside = parse(`a ID ${'({1+}\r\nx '.repeat(IMAP_MAX_LIST_DEPTH)}${')'.repeat(IMAP_MAX_LIST_DEPTH)}\r\n`).events;
+    expect(view(inside)).toEqual([{ cmd: 'a', verb: 'ID', args: [['"x"', ['"x"', ['"x"', ['"x"']]]]] }]);
+  });
+
+  it('the token count carries over literals too: empty literals past the bound are fatal', () => {
+    expect(parse(`a ID (${'{0+}\r\n '.repeat(IMAP_MAX_COMMAND_TOKENS)})\r\nb NOOP\r\n`).events).toEqual([
+      { type: 'bad', tag: 'a', text: 'Too many arguments', fatal: true },
+    ]);
+  });
+
+  it('a brace inside a quoted string is text, not a literal', () => {
+    expect(view(parse('a ID ("x {5+}" NIL)\r\nb NOOP\r\n').events)).toEqual([
+      { cmd: 'a', verb: 'ID', args: [['"x {5+}"', 'NIL']] },
+      { cmd: 'b', verb: 'NOOP', args: [] },
     ]);
   });
 });

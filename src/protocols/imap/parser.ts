@@ -4,6 +4,7 @@
 // pipelined behind LOGIN can be handed to the backend exactly as sent.
 import {
   IMAP_MAX_COMMAND_BYTES,
+  IMAP_MAX_COMMAND_TOKENS,
   IMAP_MAX_LINE_BYTES,
   IMAP_MAX_LIST_DEPTH,
   IMAP_MAX_LITERAL_BYTES,
@@ -28,6 +29,8 @@ export type ImapEvent =
 interface Pending {
   stack: ImapArg[][];
   bytes: number;
+  /** Tokens so far, every "(" included (IMAP_MAX_COMMAND_TOKENS). */
+  tokens: number;
   literal: number | null; // bytes of literal still to read
   afterLiteral: boolean;
 }
@@ -141,7 +144,7 @@ export class ImapParser {
   private segment(line: Buffer, consumed: number): ImapEvent | null {
     if (!this.pending) {
       if (line.length === 0) return null; // empty lines between commands are ignored
-      this.pending = { stack: [[]], bytes: 0, literal: null, afterLiteral: false };
+      this.pending = { stack: [[]], bytes: 0, tokens: 0, literal: null, afterLiteral: false };
     }
     const p = this.pending;
     p.bytes += consumed;
@@ -154,6 +157,8 @@ export class ImapParser {
     while (i < line.length) {
       const c = line[i]!;
       const top = p.stack[p.stack.length - 1]!;
+      // Every token but a ")" counts before it is built: a "(" when opened, not when closed.
+      if (c !== SP && c !== 0x29 && ++p.tokens > IMAP_MAX_COMMAND_TOKENS) return this.bad('Too many arguments', line);
       if (c === SP) {
         i++;
       } else if (c === 0x28 /* ( */) {
@@ -183,8 +188,8 @@ export class ImapParser {
         }
         p.literal = Number(m[1]);
         p.bytes += p.literal;
-        // Non-synchronizing: next() reads the literal in its loop (no recursion: thousands of
-        // small literals in one command must not exhaust the stack).
+        // Non-synchronizing: next() reads the literal in its loop (no recursion: however many
+        // literals a command has, one after another).
         if (!sync) return null;
         const verb = p.stack[0]![1];
         return { type: 'continue', tag: tagOf(p), verb: verb?.kind === 'atom' ? verb.value.toUpperCase() : '' };
