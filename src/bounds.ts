@@ -31,6 +31,11 @@ export const IMAP_MAX_LIST_DEPTH = 4;
  *  field-value pairs (RFC 2971 §3.3): tag, verb, list and 60 strings, 63 tokens. */
 export const IMAP_MAX_COMMAND_TOKENS = 64;
 
+/** A non-synchronizing literal {n+} once mailgate advertised LITERAL- (the backend offers it
+ *  and not LITERAL+): RFC 7888 §4 caps it at 4096 octets, and Dovecot with
+ *  imap_literal_minus refuses larger ones. Larger literals must be synchronizing. */
+export const IMAP_LITERAL_MINUS_MAX_BYTES = 4096;
+
 /** Decoded SASL credentials (authzid/authcid/password each). RFC 4616 §2 caps each at 255
  *  octets of UTF-8; we allow more for long tokens but bound it. */
 export const SASL_MAX_FIELD_BYTES = 1024;

@@ -6,13 +6,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  IMAP_LITERAL_MINUS_MAX_BYTES,
   IMAP_MAX_COMMAND_TOKENS,
   IMAP_MAX_LINE_BYTES,
   IMAP_MAX_LITERAL_BYTES,
   SASL_MAX_FIELD_BYTES,
   SASL_MAX_TOKEN_BYTES,
 } from '../../src/bounds.js';
-import { ImapParser, type ImapArg, type ImapEvent } from '../../src/protocols/imap/parser.js';
+import { ImapParser, type ImapArg, type ImapEvent, type ImapParserOptions } from '../../src/protocols/imap/parser.js';
 import { LineReader, type LineEvent } from '../../src/protocols/line-reader.js';
 import { decodeBase64Strict, decodePlain, SaslExchange, SASL_MECHANISMS } from '../../src/protocols/sasl.js';
 import { chunk, chunkingArb, FUZZ_TIMEOUT_MS, fuzz, imapSoupArb, pop3SoupArb, rawBytesArb, type Chunking } from '../helpers/fuzz.js';
@@ -86,8 +87,8 @@ describe('fuzz: IMAP parser', () => {
 
   /** Parse like the machine: `choices` decide (by event index) whether a continuation is
    *  refused and whether a command opens a SASL line, so every cut sees the same decisions. */
-  function parseAll(data: Buffer, how: Chunking, choices: boolean[]) {
-    const p = new ImapParser();
+  function parseAll(data: Buffer, how: Chunking, choices: boolean[], opts?: ImapParserOptions) {
+    const p = new ImapParser(opts);
     const events: ImapEvent[] = [];
     const choose = () => choices.length > 0 && choices[events.length % choices.length]!;
     for (const c of chunk(data, how)) {
@@ -109,6 +110,23 @@ describe('fuzz: IMAP parser', () => {
     await fuzz(
       fc.property(fc.oneof(imapSoupArb, rawBytesArb(600)), chunkingArb, fc.array(fc.boolean(), { maxLength: 5 }), (data, how, choices) => {
         expect(parseAll(data, how, choices)).toEqual(parseAll(data, { kind: 'whole' }, choices));
+      }),
+    );
+  }, FUZZ_TIMEOUT_MS);
+
+  it('under LITERAL-: any bytes, any reads, the same events as one read; TOOBIG only for a {n+} over 4096, and last', async () => {
+    const minus = { literalMinus: true };
+    const nearCap = fc.integer({ min: IMAP_LITERAL_MINUS_MAX_BYTES - 2, max: IMAP_LITERAL_MINUS_MAX_BYTES + 2 }).map((n) => Buffer.from(`a LOGIN {${n}+}\r\n`));
+    const stream = fc.array(fc.oneof(imapSoupArb, nearCap, rawBytesArb(200)), { minLength: 1, maxLength: 3 }).map((parts) => Buffer.concat(parts));
+    await fuzz(
+      fc.property(stream, chunkingArb, (data, how) => {
+        const events = parseAll(data, how, [], minus);
+        expect(events).toEqual(parseAll(data, { kind: 'whole' }, [], minus));
+        const big = events.findIndex((e) => e.type === 'bad' && e.code === 'TOOBIG');
+        if (big >= 0) {
+          expect(big).toBe(events.length - 1);
+          expect(events[big]).toMatchObject({ fatal: true });
+        }
       }),
     );
   }, FUZZ_TIMEOUT_MS);
@@ -154,6 +172,22 @@ describe('fuzz: IMAP parser', () => {
           expect(e).toMatchObject({ type: 'bad', tag: 'a', fatal: !sync });
           expect(p.bufferedBytes).toBe(0);
         }
+      }),
+    );
+  }, FUZZ_TIMEOUT_MS);
+});
+
+describe('fuzz: IMAP parser under LITERAL-', () => {
+  it('a literal length of any size: {n+} over 4096 is TOOBIG and fatal, {n} keeps the ordinary bound', async () => {
+    await fuzz(
+      fc.property(fc.oneof(fc.bigInt({ min: 0n, max: 10n ** 40n }), fc.bigInt({ min: 4000n, max: 9000n })), fc.boolean(), (n, sync) => {
+        const p = new ImapParser({ literalMinus: true });
+        p.push(Buffer.from(`a LOGIN {${n}${sync ? '' : '+'}}\r\n`));
+        const e = p.next();
+        if (!sync && n > BigInt(IMAP_LITERAL_MINUS_MAX_BYTES)) expect(e).toMatchObject({ type: 'bad', tag: 'a', fatal: true, code: 'TOOBIG' });
+        else if (n <= BigInt(IMAP_MAX_LITERAL_BYTES)) expect(e).toEqual(sync ? { type: 'continue', tag: 'a', verb: 'LOGIN' } : null);
+        else expect(e).toEqual({ type: 'bad', tag: 'a', text: 'Literal too big', fatal: false });
+        if (e?.type === 'bad' && e.fatal) expect(p.bufferedBytes).toBe(0);
       }),
     );
   }, FUZZ_TIMEOUT_MS);

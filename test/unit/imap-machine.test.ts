@@ -412,3 +412,53 @@ describe('IMAP machine: LOGOUT, ID, NOOP, goodbye', () => {
     expect(m.goodbye('timeout')).not.toBe(m.goodbye('shutdown'));
   });
 });
+
+describe('IMAP machine: LITERAL- enforced where advertised (RFC 7888 §4)', () => {
+  const minusOnly = { ...secure, backendCapabilities: ['IMAP4rev1', 'LITERAL-', 'AUTH=PLAIN'] };
+  const TOOBIG = 'a BAD [TOOBIG] Non-synchronizing literal over 4096 octets\r\n* BYE [TOOBIG] Literal too big; closing.\r\n';
+  const login = (n: number) => `a LOGIN {5+}\r\nalice {${n}+}\r\n${'p'.repeat(n)}\r\nb NOOP\r\n`;
+
+  it('a backend offering only LITERAL-: advertised, {4096+} logs in, {4097+} is BAD [TOOBIG], BYE [TOOBIG] and close', () => {
+    expect(capsLine(drive(minusOnly, ['a CAPABILITY\r\n']).text).filter((c) => c.startsWith('LITERAL'))).toEqual(['LITERAL-']);
+    const ok = drive(minusOnly, [login(4096)]);
+    expect(ok.logins.map((l) => l.credentials.password.length)).toEqual([4096]);
+    const big = drive(minusOnly, [login(4097)]);
+    expect(big.text).toBe(TOOBIG);
+    expect(big.closes).toEqual(['protocol-error']);
+    expect(big.logins).toEqual([]);
+  });
+
+  it('the bytes sent with a refused literal never run, before TLS as after', () => {
+    const inner = 'b LOGOUT\r\nc NOOP\r\n'.repeat(300).slice(0, 4097);
+    for (const o of [minusOnly, { ...minusOnly, tlsMode: 'starttls' as const }]) {
+      const { text, closes } = drive(o, [`a LOGIN {4097+}\r\n${inner}\r\nd NOOP\r\n`]);
+      expect(text).toBe(TOOBIG);
+      expect(closes).toEqual(['protocol-error']);
+    }
+  });
+
+  it('synchronizing literals over 4096 octets still get "+" under LITERAL-', () => {
+    const { text, logins } = drive(minusOnly, ['a LOGIN {5}\r\n', 'alice {5000}\r\n', `${'p'.repeat(5000)}\r\n`]);
+    expect(text).toBe('+ Ready for literal data.\r\n+ Ready for literal data.\r\n');
+    expect(logins).toHaveLength(1);
+  });
+
+  it.each([
+    ['LITERAL+ only', ['IMAP4rev1', 'LITERAL+']],
+    ['LITERAL+ and LITERAL-', ['IMAP4rev1', 'LITERAL+', 'LITERAL-']],
+    ['IMAP4rev2 with LITERAL+', ['IMAP4rev2', 'LITERAL+']],
+    ['an unknown backend', []],
+    ['IMAP4rev1 without either (none advertised; {n+} still read, as before)', ['IMAP4rev1']],
+  ])('%s: no 4096-octet cap, a {4097+} password logs in', (_, caps) => {
+    const { logins, closes } = drive({ ...secure, backendCapabilities: caps }, [login(4097)]);
+    expect(logins).toHaveLength(1);
+    expect(closes).toEqual([]);
+  });
+
+  it.each([['IMAP4rev2 alone'], ['IMAP4rev1 and IMAP4rev2']])('%s without LITERAL+: the cap holds (RFC 9051 §4.3 makes LITERAL- part of IMAP4rev2)', (which) => {
+    const caps = which === 'IMAP4rev2 alone' ? ['IMAP4rev2'] : ['IMAP4rev1', 'IMAP4rev2'];
+    expect(capsLine(drive({ ...secure, backendCapabilities: caps }, ['a CAPABILITY\r\n']).text).filter((c) => c.startsWith('LITERAL'))).toEqual([]);
+    expect(drive({ ...secure, backendCapabilities: caps }, [login(4096)]).logins).toHaveLength(1);
+    expect(drive({ ...secure, backendCapabilities: caps }, [login(4097)]).text).toBe(TOOBIG);
+  });
+});

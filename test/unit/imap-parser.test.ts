@@ -2,6 +2,7 @@
 // byte by byte, and both runs must produce the same events. Pure: no sockets, no timers.
 import { describe, expect, it } from 'vitest';
 import {
+  IMAP_LITERAL_MINUS_MAX_BYTES,
   IMAP_MAX_COMMAND_BYTES,
   IMAP_MAX_COMMAND_TOKENS,
   IMAP_MAX_LINE_BYTES,
@@ -9,7 +10,7 @@ import {
   IMAP_MAX_LITERAL_BYTES,
   SASL_MAX_TOKEN_BYTES,
 } from '../../src/bounds.js';
-import { ImapParser, type ImapArg, type ImapEvent } from '../../src/protocols/imap/parser.js';
+import { ImapParser, type ImapArg, type ImapEvent, type ImapParserOptions } from '../../src/protocols/imap/parser.js';
 
 type Hook = (ev: ImapEvent, p: ImapParser) => void;
 
@@ -21,8 +22,8 @@ function drain(p: ImapParser, out: ImapEvent[], hook?: Hook): void {
 }
 
 /** Feeds input as one chunk; returns events and the largest buffer seen. */
-function feedWhole(input: Buffer, hook?: Hook) {
-  const p = new ImapParser();
+function feedWhole(input: Buffer, hook?: Hook, opts?: ImapParserOptions) {
+  const p = new ImapParser(opts);
   const events: ImapEvent[] = [];
   p.push(input);
   const maxBuffered = p.bufferedBytes;
@@ -31,8 +32,8 @@ function feedWhole(input: Buffer, hook?: Hook) {
 }
 
 /** Feeds input one byte at a time, pulling events after every byte. */
-function feedBytes(input: Buffer, hook?: Hook) {
-  const p = new ImapParser();
+function feedBytes(input: Buffer, hook?: Hook, opts?: ImapParserOptions) {
+  const p = new ImapParser(opts);
   const events: ImapEvent[] = [];
   let maxBuffered = 0;
   for (let i = 0; i < input.length; i++) {
@@ -44,10 +45,10 @@ function feedBytes(input: Buffer, hook?: Hook) {
 }
 
 /** Runs a case both ways, asserts identical event sequences, returns the whole-chunk run. */
-function parse(input: string | Buffer, hook?: Hook) {
+function parse(input: string | Buffer, hook?: Hook, opts?: ImapParserOptions) {
   const buf = typeof input === 'string' ? Buffer.from(input, 'latin1') : input;
-  const whole = feedWhole(buf, hook);
-  const bytes = feedBytes(buf, hook);
+  const whole = feedWhole(buf, hook, opts);
+  const bytes = feedBytes(buf, hook, opts);
   expect(bytes.events).toEqual(whole.events);
   return { ...whole, bytewiseMaxBuffered: bytes.maxBuffered };
 }
@@ -337,6 +338,44 @@ describe('IMAP parser: tokens per command, every "(" counted when opened (Doveco
       { cmd: 'a', verb: 'ID', args: [['"x {5+}"', 'NIL']] },
       { cmd: 'b', verb: 'NOOP', args: [] },
     ]);
+  });
+});
+
+describe('IMAP parser: LITERAL- (RFC 7888 §4), only where it was advertised', () => {
+  const minus: ImapParserOptions = { literalMinus: true };
+  const MAX = IMAP_LITERAL_MINUS_MAX_BYTES;
+  const tooBig = (tag: string): ImapEvent => ({ type: 'bad', tag, text: `Non-synchronizing literal over ${MAX} octets`, fatal: true, code: 'TOOBIG' });
+
+  it(`{${MAX}+} is read as usual; {${MAX + 1}+} is TOOBIG and fatal, and the bytes sent with it never run`, () => {
+    const ok = parse(`a LOGIN {5+}\r\nalice {${MAX}+}\r\n${'p'.repeat(MAX)}\r\n`, undefined, minus).events;
+    expect(view(ok)).toEqual([{ cmd: 'a', verb: 'LOGIN', args: ['"alice"', `"${'p'.repeat(MAX)}"`] }]);
+    const inner = 'b LOGOUT\r\nc LOGIN alice secret\r\n';
+    const payload = inner.repeat(Math.ceil((MAX + 1) / inner.length)).slice(0, MAX + 1);
+    const { events, parser } = parse(`a LOGIN {5+}\r\nalice {${MAX + 1}+}\r\n${payload}\r\nd NOOP\r\n`, undefined, minus);
+    expect(events).toEqual([tooBig('a')]);
+    expect(parser.bufferedBytes).toBe(0);
+    parser.push(Buffer.from('e NOOP\r\n'));
+    expect(parser.next()).toBeNull();
+  });
+
+  it('in a list, as a first literal, with leading zeros or absurd digits: the same TOOBIG, under the command tag', () => {
+    for (const [tag, marker] of [['t1', `({${MAX + 1}+}`], ['t2', '{99999999999999999999+}'], ['t3', `{000${MAX + 1}+}`], ['t4', `{${IMAP_MAX_LITERAL_BYTES + 1}+}`]]) {
+      expect(parse(`${tag} ID ${marker}\r\nx\r\n`, undefined, minus).events).toEqual([tooBig(tag!)]);
+    }
+  });
+
+  it('synchronizing literals keep their own bound: {4097} asks for "+", an oversize {n} is a plain BAD', () => {
+    expect(parse(`a LOGIN {${MAX + 1}}\r\n`, undefined, minus).events).toEqual([{ type: 'continue', tag: 'a', verb: 'LOGIN' }]);
+    expect(parse(`a LOGIN {${IMAP_MAX_LITERAL_BYTES + 1}}\r\nb NOOP\r\n`, undefined, minus).events).toEqual([
+      { type: 'bad', tag: 'a', text: 'Literal too big', fatal: false },
+      { type: 'command', tag: 'b', verb: 'NOOP', args: [] },
+    ]);
+  });
+
+  it(`under LITERAL+ (the default) {${MAX + 1}+} is read: the 4096-octet cap is LITERAL-'s alone`, () => {
+    const { events } = parse(`a LOGIN {5+}\r\nalice {${MAX + 1}+}\r\n${'p'.repeat(MAX + 1)}\r\n`);
+    expect(events).toMatchObject([{ type: 'command', verb: 'LOGIN' }]);
+    expect(parse(`a LOGIN {${IMAP_MAX_LITERAL_BYTES + 1}+}\r\n`).events).toEqual([{ type: 'bad', tag: 'a', text: 'Literal too big', fatal: true }]);
   });
 });
 

@@ -6,7 +6,7 @@ import { SASL_MAX_TOKEN_BYTES } from '../../bounds.js';
 import { PreauthMachine, send, type CommandTable } from '../preauth-machine.js';
 import type { Effect, MachineOptions } from '../protocol.js';
 import { ImapParser, type ImapArg } from './parser.js';
-import { backendMechanisms, capabilities, R, REPLIES } from './replies.js';
+import { backendMechanisms, capabilities, literalMinus, R, REPLIES } from './replies.js';
 
 /** A user name or password (RFC 9051 §4.3 astring): an atom or a string, never a list. */
 function astring(arg: ImapArg | undefined): Buffer | null {
@@ -39,7 +39,8 @@ export class ImapMachine extends PreauthMachine {
   private readonly parser: ImapParser;
 
   constructor(opts: MachineOptions) {
-    const parser = new ImapParser();
+    // The literal form is fixed for the session (a snapshot of the backend's list).
+    const parser = new ImapParser({ literalMinus: literalMinus(opts.backendCapabilities) });
     super(opts, parser, REPLIES, backendMechanisms(opts.backendCapabilities));
     this.parser = parser;
   }
@@ -61,6 +62,7 @@ export class ImapMachine extends PreauthMachine {
         return refused;
       }
       case 'bad':
+        if (ev.code === 'TOOBIG') return this.close(R.bad(ev.tag, `[TOOBIG] ${ev.text}`) + R.byeTooBig, 'protocol-error');
         return ev.fatal ? this.close(R.bad(ev.tag, ev.text) + R.byeErrors, 'protocol-error') : this.countBad(R.bad(ev.tag, ev.text));
       case 'line':
         return this.answer(ev.text);

@@ -1,8 +1,9 @@
-// Incremental IMAP pre-auth command parser (RFC 9051 §2.2, §4.3; LITERAL+ RFC 7888).
+// Incremental IMAP pre-auth command parser (RFC 9051 §2.2, §4.3; LITERAL+/LITERAL- RFC 7888).
 // Pure: push(bytes), then pull events with next(). No sockets, no timers.
 // Bytes after the last complete command stay raw and untouched (takeBuffered()), so commands
 // pipelined behind LOGIN can be handed to the backend exactly as sent.
 import {
+  IMAP_LITERAL_MINUS_MAX_BYTES,
   IMAP_MAX_COMMAND_BYTES,
   IMAP_MAX_COMMAND_TOKENS,
   IMAP_MAX_LINE_BYTES,
@@ -21,8 +22,9 @@ export type ImapEvent =
   | { type: 'command'; tag: string; verb: string; args: ImapArg[] }
   /** A synchronizing literal awaits "+"; the machine may refuseLiteral() instead. */
   | { type: 'continue'; tag: string; verb: string }
-  /** Malformed input; fatal means the connection must be closed (the stream is out of sync). */
-  | { type: 'bad'; tag: string; text: string; fatal: boolean }
+  /** Malformed input; fatal means the connection must be closed (the stream is out of sync).
+   *  code TOOBIG: a {n+} over LITERAL-'s cap (RFC 7888 §4), to be said in the BAD and BYE. */
+  | { type: 'bad'; tag: string; text: string; fatal: boolean; code?: 'TOOBIG' }
   /** A raw response line (SASL continuation), after expectLine(). */
   | { type: 'line'; text: string };
 
@@ -41,7 +43,15 @@ const LITERAL_RE = /^\{(\d+)(\+)?\}$/;
 const NONSYNC_TAIL_RE = /\{\d+\+\}$/;
 const SP = 0x20;
 
+export interface ImapParserOptions {
+  /** This client was shown LITERAL- (or IMAP4rev2) and not LITERAL+: a {n+} over
+   *  IMAP_LITERAL_MINUS_MAX_BYTES is refused with TOOBIG and ends the connection. */
+  literalMinus?: boolean;
+}
+
 export class ImapParser {
+  constructor(private readonly options: ImapParserOptions = {}) {}
+
   private buf: Buffer = Buffer.alloc(0);
   private pending: Pending | null = null;
   /** Set by expectLine(): the next line is raw, at most this long. */
@@ -124,11 +134,11 @@ export class ImapParser {
     this.pending = null;
   }
 
-  private fatal(tag: string, text: string): ImapEvent {
+  private fatal(tag: string, text: string, code?: 'TOOBIG'): ImapEvent {
     this.dead = true;
     this.buf = Buffer.alloc(0);
     this.pending = null;
-    return { type: 'bad', tag, text, fatal: true };
+    return code ? { type: 'bad', tag, text, fatal: true, code } : { type: 'bad', tag, text, fatal: true };
   }
 
   private bad(text: string, line: Buffer): ImapEvent {
@@ -180,13 +190,18 @@ export class ImapParser {
         const m = LITERAL_RE.exec(line.subarray(i).toString('latin1'));
         if (!m) return this.bad('Invalid literal', line);
         const sync = m[2] === undefined;
-        if (m[1]!.length > IMAP_MAX_LITERAL_DIGITS || Number(m[1]) > IMAP_MAX_LITERAL_BYTES ||
-            p.bytes + Number(m[1]) > IMAP_MAX_COMMAND_BYTES) {
+        const n = m[1]!.length > IMAP_MAX_LITERAL_DIGITS ? Infinity : Number(m[1]);
+        if (!sync && this.options.literalMinus && n > IMAP_LITERAL_MINUS_MAX_BYTES) {
+          // RFC 7888 §4: a BAD with TOOBIG; the client is already sending the bytes and they
+          // must never be parsed as commands, so the connection ends (as Dovecot's does).
+          return this.fatal(this.currentTag(), `Non-synchronizing literal over ${IMAP_LITERAL_MINUS_MAX_BYTES} octets`, 'TOOBIG');
+        }
+        if (n > IMAP_MAX_LITERAL_BYTES || p.bytes + n > IMAP_MAX_COMMAND_BYTES) {
           // Without "+" a well-behaved client never sends the data; a non-synchronizing one
           // already is, so the stream cannot be resynchronised: close.
           return sync ? this.bad('Literal too big', line) : this.fatal(this.currentTag(), 'Literal too big');
         }
-        p.literal = Number(m[1]);
+        p.literal = n;
         p.bytes += p.literal;
         // Non-synchronizing: next() reads the literal in its loop (no recursion: however many
         // literals a command has, one after another).

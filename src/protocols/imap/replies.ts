@@ -36,11 +36,30 @@ export function backendMechanisms(backend: readonly string[]): string[] {
   return backend.filter((c) => /^AUTH=/i.test(c)).map((c) => c.slice(5));
 }
 
+/** The backend's capability atoms, upper-cased, for exact matches. */
+const upperCaps = (backend: readonly string[]) => new Set(backend.filter((c) => CAPABILITY_ATOM.test(c)).map((c) => c.toUpperCase()));
+
+/** The non-synchronizing literal form advertised (RFC 7888): the backend's, because clients
+ *  keep using it after login; LITERAL+ when the backend is unknown (our parser takes {n+} up
+ *  to its literal bound). Under LITERAL- the parser holds clients to its 4096 octets too. */
+export function literalForm(backend: readonly string[]): 'LITERAL+' | 'LITERAL-' | null {
+  const caps = upperCaps(backend);
+  if (caps.size === 0 || caps.has('LITERAL+')) return 'LITERAL+';
+  return caps.has('LITERAL-') ? 'LITERAL-' : null;
+}
+
+/** Whether the parser holds {n+} to 4096 octets for a client shown this backend's list:
+ *  LITERAL- advertised, or IMAP4rev2 without LITERAL+ (RFC 9051 §4.3 makes LITERAL-'s
+ *  non-synchronizing literals part of IMAP4rev2). */
+export function literalMinus(backend: readonly string[]): boolean {
+  const form = literalForm(backend);
+  return form === 'LITERAL-' || (form === null && upperCaps(backend).has('IMAP4REV2'));
+}
+
 /**
  * The pre-login list. mailgate owns STARTTLS, LOGINDISABLED, AUTH=, SASL-IR and ID (answered
  * here). The revision and literal forms follow the backend, because clients keep using them
- * after login, but only in forms our parser accepts: {n+} up to its literal bound, which
- * covers LITERAL- (RFC 7888 §5: at most 4096 octets). Unknown backend: our own defaults.
+ * after login (literalForm). Unknown backend: our own defaults.
  */
 export function capabilities(opts: CapabilityOptions): string {
   // Every greeting asks, with the same few option sets per probed list: built once each.
@@ -63,8 +82,8 @@ function build(opts: CapabilityOptions): string {
   if (!known || has('IMAP4REV1') || !has('IMAP4REV2')) caps.push('IMAP4rev1');
   if (has('IMAP4REV2')) caps.push('IMAP4rev2');
   caps.push('SASL-IR');
-  if (!known || has('LITERAL+')) caps.push('LITERAL+');
-  else if (has('LITERAL-')) caps.push('LITERAL-');
+  const literal = literalForm(backend);
+  if (literal) caps.push(literal);
   caps.push('ID');
   const seen = new Set(caps.map((c) => c.toUpperCase()));
   for (const c of backend) {
@@ -98,6 +117,7 @@ export const R = {
   unavailable: (tag: string) => `${tag} NO [UNAVAILABLE] Mail server temporarily unavailable; try again later.\r\n`,
   authFailed: (tag: string) => `${tag} NO [AUTHENTICATIONFAILED] Authentication failed.\r\n`,
   byeErrors: '* BYE Too many invalid commands.\r\n',
+  byeTooBig: '* BYE [TOOBIG] Literal too big; closing.\r\n',
   byeFailures: '* BYE Too many failed logins.\r\n',
   byeTimeout: '* BYE Disconnected for inactivity.\r\n',
   byeShutdown: '* BYE Server shutting down.\r\n',
