@@ -15,7 +15,7 @@ import {
 } from '../../src/bounds.js';
 import { ImapParser, type ImapArg, type ImapEvent, type ImapParserOptions } from '../../src/protocols/imap/parser.js';
 import { LineReader, type LineEvent } from '../../src/protocols/line-reader.js';
-import { decodeBase64Strict, decodePlain, SaslExchange, SASL_MECHANISMS } from '../../src/protocols/sasl.js';
+import { decodeBase64Strict, decodePlain, isStrictBase64, SaslExchange, SASL_MECHANISMS } from '../../src/protocols/sasl.js';
 import { chunk, chunkingArb, FUZZ_TIMEOUT_MS, fuzz, imapSoupArb, pop3SoupArb, rawBytesArb, type Chunking } from '../helpers/fuzz.js';
 
 const anyStream = fc.oneof(rawBytesArb(600), pop3SoupArb, imapSoupArb);
@@ -215,6 +215,27 @@ describe('fuzz: SASL', () => {
       }),
     );
     expect(decodeBase64Strict('A'.repeat(SASL_MAX_TOKEN_BYTES + 4))).toBeNull();
+  }, FUZZ_TIMEOUT_MS);
+
+  it('strict base64 agrees with the reference (the regular expression it replaced, then Node\'s decoder) on almost-base64', async () => {
+    const REFERENCE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+    const reference = (s: string) => (s === '=' ? Buffer.alloc(0) : s.length <= SASL_MAX_TOKEN_BYTES && REFERENCE.test(s) ? Buffer.from(s, 'base64') : null);
+    const unit = fc.constantFrom(...'AQgwz09+/=', '=', '=', '!', '-', '_', ' ', '\r', '\u00e9', '\u0141');
+    const almost = fc.oneof(
+      fc.string({ unit, maxLength: 24 }),
+      // Valid base64 with one character changed, dropped or added somewhere.
+      fc.tuple(fc.uint8Array({ maxLength: 30 }), fc.nat(), unit, fc.constantFrom(0, 1, 2)).map(([b, at, c, how]) => {
+        const s = Buffer.from(b).toString('base64');
+        const i = s.length ? at % s.length : 0;
+        return how === 0 ? s.slice(0, i) + c + s.slice(i + 1) : how === 1 ? s.slice(0, i) + s.slice(i + 1) : s.slice(0, i) + c + s.slice(i);
+      }),
+    );
+    await fuzz(
+      fc.property(almost, (s) => {
+        expect(decodeBase64Strict(s)).toEqual(reference(s));
+        expect(isStrictBase64(s)).toBe(REFERENCE.test(s));
+      }),
+    );
   }, FUZZ_TIMEOUT_MS);
 
   it('PLAIN: credentials only from exactly two NULs and a non-empty authcid, copied, within bounds', async () => {

@@ -1,10 +1,11 @@
 // Unit tests for the shared SASL module: strict base64, PLAIN decoding, the PLAIN/LOGIN
 // exchange and credential wiping. Pure: no sockets, no timers.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { SASL_MAX_FIELD_BYTES, SASL_MAX_TOKEN_BYTES } from '../../src/bounds.js';
 import {
   decodeBase64Strict,
   decodePlain,
+  isStrictBase64,
   SaslExchange,
   SASL_MECHANISMS,
   wipeCredentials,
@@ -52,6 +53,76 @@ describe('decodeBase64Strict', () => {
     const max = 'A'.repeat(SASL_MAX_TOKEN_BYTES - (SASL_MAX_TOKEN_BYTES % 4));
     expect(decodeBase64Strict(max)).not.toBeNull();
     expect(decodeBase64Strict(`${max}AAAA`)).toBeNull();
+  });
+});
+
+describe('isStrictBase64: one pass, whatever the input (Dovecot CVE-2025-59028)', () => {
+  /** The regular expression it replaced, as the reference for what strict base64 accepts. */
+  const REFERENCE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+  const N = SASL_MAX_TOKEN_BYTES;
+  const A = (n: number) => 'A'.repeat(n);
+
+  /** How many characters a call reads: its only work is one charCodeAt per character read
+   *  (a counted step, not a timing), plus one first look at the last one (is it padded?). */
+  function steps(text: string): { ok: boolean; reads: number } {
+    const spy = vi.spyOn(String.prototype, 'charCodeAt');
+    try {
+      const ok = isStrictBase64(text);
+      return { ok, reads: spy.mock.calls.length };
+    } finally {
+      spy.mockRestore();
+    }
+  }
+
+  it.each([
+    ['"=" alone (decodeBase64Strict takes it as the empty response)', '=', false],
+    ['padding first', '=AAA', false],
+    ['padding in the middle', 'AB==CD==', false],
+    ['padding then data', 'AA=A', false],
+    ['three pads', 'A===', false],
+    ['four pads', '====', false],
+    ['a pad inside the first group', 'A=AA', false],
+    ['one pad', 'AAA=', true],
+    ['two pads', 'AA==', true],
+    ['empty', '', true],
+    ['length 1', 'A', false],
+    ['length 2', 'AA', false],
+    ['length 3', 'AAA', false],
+    ['length 5', 'AAAAA', false],
+    ['length 6 with pads', 'AAAA==', false],
+    ['length 7 with a pad', 'AAAAAA=', false],
+    ['Latin-1 letter', 'AAA\u00e9', false],
+    ['a code unit above 255', 'AAA\u0141', false],
+    ['a surrogate pair', 'AA\ud83d\ude00', false],
+    ['base64url', 'AA-_', false],
+    ['NUL', 'AAA\0', false],
+  ])('%s: %j', (_, text, ok) => {
+    expect(isStrictBase64(text)).toBe(ok);
+    expect(REFERENCE.test(text)).toBe(ok);
+  });
+
+  it(`${N} octets of almost-base64, each shaped to make a backtracking check work hard, are each read at most once`, () => {
+    const crafted = [
+      A(N), // valid
+      `${A(N - 1)}!`, // one bad character at the very end
+      `${A(N - 1)}=`, // valid, one pad
+      `${A(N - 2)}==`, // valid, two pads
+      `${A(N - 3)}===`, // three pads
+      `${A(N - 4)}AA=A`, // a pad one place too early
+      `${A(N / 2)}==${A(N / 2 - 2)}`, // padding in the middle
+      'A='.repeat(N / 2), // a pad in every other place
+      '='.repeat(N), // nothing but pads
+      `${'AAA='.repeat(N / 4)}`, // a valid-looking tail on every group
+      `${A(N - 1)}\u00e9`, // 8-bit at the end
+      `${A(N - 1)}`, // one short of a group: refused before any read
+    ];
+    for (const text of crafted) {
+      const { ok, reads } = steps(text);
+      expect(ok).toBe(REFERENCE.test(text));
+      expect(reads).toBeLessThanOrEqual(text.length + 1);
+      expect(decodeBase64Strict(text) !== null).toBe(ok);
+    }
+    expect(steps(`${A(N - 1)}`).reads).toBe(0);
   });
 });
 
