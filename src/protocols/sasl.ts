@@ -27,7 +27,10 @@ export function isTokenLogin(c: Credentials): c is TokenCredentials {
 }
 
 /** What a machine offers: the password mechanisms, plus the token mechanisms among
- *  `backendMechanisms` (the backend's own list: IMAP AUTH=, POP3 SASL, SMTP AUTH). */
+ *  `backendMechanisms` (the backend's own list: IMAP AUTH=, POP3 SASL, SMTP AUTH). An allow
+ *  list, never the backend's list passed on: mailgate ends the client's TLS, so no
+ *  channel-binding mechanism (SCRAM-*-PLUS, GS2-*-PLUS, CVE-2026-33603) and nothing it cannot
+ *  replay (SCRAM, GSSAPI, EXTERNAL) is offered, whatever the backend lists. */
 export function offeredMechanisms(backendMechanisms: readonly string[]): SaslMechanism[] {
   const theirs = new Set(backendMechanisms.map((m) => m.toUpperCase()));
   return [...SASL_MECHANISMS, ...OAUTH_MECHANISMS.filter((m) => theirs.has(m))];

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { IMAP_MAX_LINE_BYTES, SASL_MAX_TOKEN_BYTES } from '../../src/bounds.js';
 import { imap } from '../../src/protocols/imap/index.js';
-import type { LoginResult } from '../../src/protocols/protocol.js';
+import type { LoginResult, MachineOptions } from '../../src/protocols/protocol.js';
 import { b64 } from '../helpers/codec.js';
 import { capsLine, machineDriver, normalise, result, secure, type Step, tls } from '../helpers/machine-driver.js';
 import { oauthBearer } from '../helpers/oauth.js';
@@ -460,5 +460,31 @@ describe('IMAP machine: LITERAL- enforced where advertised (RFC 7888 §4)', () =
     expect(capsLine(drive({ ...secure, backendCapabilities: caps }, ['a CAPABILITY\r\n']).text).filter((c) => c.startsWith('LITERAL'))).toEqual([]);
     expect(drive({ ...secure, backendCapabilities: caps }, [login(4096)]).logins).toHaveLength(1);
     expect(drive({ ...secure, backendCapabilities: caps }, [login(4097)]).text).toBe(TOOBIG);
+  });
+});
+
+describe('IMAP machine: channel-binding and other unreplayable mechanisms are never offered (CVE-2026-33603)', () => {
+  const HOSTILE = ['IMAP4rev1', 'LITERAL+', 'SASL-IR', 'IDLE', 'AUTH=PLAIN', 'AUTH=SCRAM-SHA-256-PLUS', 'AUTH=SCRAM-SHA-1-PLUS', 'AUTH=SCRAM-SHA-256', 'AUTH=SCRAM-SHA-1', 'AUTH=GS2-KRB5-PLUS', 'AUTH=GSS-SPNEGO', 'AUTH=GSSAPI', 'AUTH=EXTERNAL', 'AUTH=CRAM-MD5', 'SCRAM-SHA-256-PLUS', 'CHANNEL-BINDING=TLS-EXPORTER'];
+  const MECHS = /^(?:PLAIN|LOGIN|OAUTHBEARER|XOAUTH2)$/;
+
+  it.each([
+    ['the greeting', (o: Partial<MachineOptions>) => drive(o, [], true).text],
+    ['CAPABILITY', (o: Partial<MachineOptions>) => drive(o, ['a CAPABILITY\r\n']).text],
+    ['CAPABILITY after STARTTLS', (o: Partial<MachineOptions>) => drive(o, ['a STARTTLS\r\n', tls, 'b CAPABILITY\r\n']).text],
+  ])('%s lists only our mechanisms, none with -PLUS, whatever the backend lists', (_, text) => {
+    const sets: Partial<MachineOptions>[] = [{ backendCapabilities: HOSTILE }, { ...secure, backendCapabilities: HOSTILE }, { tlsMode: 'none', requireTls: false, backendCapabilities: HOSTILE }];
+    for (const o of sets) {
+      const caps = text(o).match(/\[CAPABILITY ([^\]]*)\]|\* CAPABILITY ([^\r]*)/g)!.join(' ').split(/[\s\]]+/);
+      expect(caps.filter((c) => /PLUS|SCRAM|GSS|EXTERNAL|CRAM|CHANNEL/i.test(c))).toEqual([]);
+      for (const c of caps.filter((t) => t.startsWith('AUTH='))) expect(c.slice(5)).toMatch(MECHS);
+    }
+  });
+
+  it('AUTHENTICATE with any of them is NO [CANNOT], with or without an initial response; no login', () => {
+    const mechs = ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-1-PLUS', 'scram-sha-256-plus', 'SCRAM-SHA-256', 'GSS-SPNEGO', 'GSSAPI', 'GS2-KRB5-PLUS', 'EXTERNAL'];
+    const lines = mechs.map((m, i) => `t${i} AUTHENTICATE ${m}${i % 2 ? ` ${b64('p=tls-exporter,,n=alice,r=abc')}` : ''}\r\n`);
+    const { text, logins } = drive({ ...secure, backendCapabilities: HOSTILE, maxBadCommands: 20 }, [lines.join('')]);
+    expect(logins).toEqual([]);
+    expect(text.split('\r\n').filter(Boolean)).toEqual(mechs.map((_, i) => expect.stringMatching(new RegExp(`^t${i} NO \\[CANNOT\\] `))));
   });
 });

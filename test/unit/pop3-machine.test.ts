@@ -373,3 +373,25 @@ describe('POP3 machine: QUIT and goodbye', () => {
     expect(m.goodbye('timeout')).not.toBe(m.goodbye('shutdown'));
   });
 });
+
+describe('POP3 machine: channel-binding and other unreplayable mechanisms are never offered (CVE-2026-33603)', () => {
+  const HOSTILE = ['USER', 'TOP', 'UIDL', 'SASL PLAIN SCRAM-SHA-256-PLUS SCRAM-SHA-1-PLUS SCRAM-SHA-256 GS2-KRB5-PLUS GSS-SPNEGO GSSAPI EXTERNAL', 'SCRAM-SHA-256-PLUS'];
+  const o = { ...secure, backendCapabilities: HOSTILE };
+
+  it('CAPA (before and after STLS) and bare AUTH list only PLAIN and LOGIN', () => {
+    const { text } = drive(o, ['CAPA\r\nAUTH\r\n']);
+    expect(capaOf(text).filter((l) => /^SASL /.test(l))).toEqual(['SASL PLAIN LOGIN']);
+    expect(text).toMatch(/\r\n\+OK [^\r]*\r\nPLAIN\r\nLOGIN\r\n\.\r\n$/);
+    expect(text).not.toMatch(/PLUS|SCRAM|GSS|EXTERNAL/);
+    const starttls = drive({ backendCapabilities: HOSTILE }, ['CAPA\r\nSTLS\r\n', tls, 'CAPA\r\n']).text;
+    expect(starttls).not.toMatch(/PLUS|SCRAM|GSS|EXTERNAL/);
+    expect(starttls).toMatch(/\r\nSASL PLAIN LOGIN\r\n/);
+  });
+
+  it('AUTH with any of them is refused, with or without an initial response; no login', () => {
+    const mechs = ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-1-PLUS', 'scram-sha-256-plus', 'SCRAM-SHA-256', 'GS2-KRB5-PLUS', 'GSS-SPNEGO', 'EXTERNAL'];
+    const { lines, logins } = drive({ ...o, maxBadCommands: 20 }, [mechs.map((m, i) => `AUTH ${m}${i % 2 ? ` ${b64('p=tls-exporter,,n=alice,r=abc')}` : ''}\r\n`).join('')]);
+    expect(logins).toEqual([]);
+    expect(lines).toEqual(mechs.map(() => '-ERR Unsupported authentication mechanism.'));
+  });
+});

@@ -215,3 +215,22 @@ describe('SMTP machine: before AUTH, errors and results', () => {
     expect(m.goodbye('shutdown')).toMatch(/^421 4\.3\.2 /);
   });
 });
+
+describe('SMTP machine: channel-binding and other unreplayable mechanisms are never offered (CVE-2026-33603)', () => {
+  const HOSTILE = ['PIPELINING', 'AUTH PLAIN LOGIN SCRAM-SHA-256-PLUS SCRAM-SHA-1-PLUS SCRAM-SHA-256 GS2-KRB5-PLUS GSS-SPNEGO GSSAPI EXTERNAL', 'AUTH=SCRAM-SHA-256-PLUS', 'SIZE 1000'];
+  const secure = { tlsMode: 'implicit' as const, backendCapabilities: HOSTILE };
+
+  it('EHLO (implicit TLS, and after STARTTLS) offers AUTH PLAIN LOGIN only', () => {
+    expect(drive(secure, ['EHLO c\r\n']).lines.slice(1)).toEqual(['250-mx.test', '250-PIPELINING', '250-SIZE 1000', '250 AUTH PLAIN LOGIN']);
+    const { text, lines } = drive({ backendCapabilities: HOSTILE }, ['EHLO c\r\nSTARTTLS\r\n', tls, 'EHLO c\r\n']);
+    expect(lines.at(-1)).toBe('250 AUTH PLAIN LOGIN');
+    expect(text).not.toMatch(/PLUS|SCRAM|GSS|EXTERNAL/);
+  });
+
+  it('AUTH with any of them is 504, with or without an initial response; no login', () => {
+    const mechs = ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-1-PLUS', 'scram-sha-256-plus', 'SCRAM-SHA-256', 'GS2-KRB5-PLUS', 'GSS-SPNEGO', 'EXTERNAL'];
+    const { lines, logins } = drive({ ...secure, maxBadCommands: 20 }, [`EHLO c\r\n${mechs.map((m, i) => `AUTH ${m}${i % 2 ? ` ${b64('p=tls-exporter,,n=alice,r=abc')}` : ''}\r\n`).join('')}`]);
+    expect(logins).toEqual([]);
+    expect(lines.slice(-mechs.length)).toEqual(mechs.map(() => '504 5.5.4 Unrecognized authentication type'));
+  });
+});

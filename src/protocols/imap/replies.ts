@@ -59,7 +59,9 @@ export function literalMinus(backend: readonly string[]): boolean {
 /**
  * The pre-login list. mailgate owns STARTTLS, LOGINDISABLED, AUTH=, SASL-IR and ID (answered
  * here). The revision and literal forms follow the backend, because clients keep using them
- * after login (literalForm). Unknown backend: our own defaults.
+ * after login (literalForm). Unknown backend: our own defaults. SASL mechanisms are ours
+ * (offeredMechanisms), never the backend's AUTH= list: no channel-binding -PLUS mechanism can
+ * work through a proxy that terminates TLS (CVE-2026-33603).
  */
 export function capabilities(opts: CapabilityOptions): string {
   // Every greeting asks, with the same few option sets per probed list: built once each.

@@ -8,8 +8,9 @@ import type { SaslFailure } from '../sasl.js';
  *  backend serves through the splice, and PIPELINING, which our machine honours pre-login
  *  (commands are answered in order; those behind a login go to the backend after its +OK).
  *  Clients should re-issue CAPA after login (RFC 2449 §5); many do not. Never passed on:
- *  STLS, USER, SASL, RESP-CODES, AUTH-RESP-CODE (ours), XCLIENT, UTF8 and LANG (they change
- *  the pre-login dialogue, RFC 6856), IMPLEMENTATION (names the backend's software). */
+ *  STLS, USER, SASL, RESP-CODES, AUTH-RESP-CODE (ours: SASL lists offeredMechanisms, never the
+ *  backend's SCRAM-*-PLUS, which cannot bind to a TLS mailgate ends), XCLIENT, UTF8 and LANG
+ *  (they change the pre-login dialogue, RFC 6856), IMPLEMENTATION (names the backend's software). */
 const BACKEND_CAPA = new Set(['TOP', 'UIDL', 'PIPELINING', 'EXPIRE', 'LOGIN-DELAY']);
 
 /** A CAPA line we can repeat: printable ASCII words, never dot-led (RFC 1939 §3 stuffing). */

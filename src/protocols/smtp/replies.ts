@@ -6,7 +6,8 @@ import type { SaslFailure } from '../sasl.js';
 
 /** EHLO keywords we pass on from the backend's own EHLO: clients do not EHLO again after
  *  AUTH, so they must see what the server they end up talking to supports. mailgate owns
- *  STARTTLS and AUTH; XCLIENT/XFORWARD and everything else are never offered. */
+ *  STARTTLS and AUTH (offeredMechanisms: never the backend's SCRAM-*-PLUS, which cannot bind to
+ *  a TLS mailgate ends); XCLIENT/XFORWARD and everything else are never offered. */
 export const BACKEND_KEYWORDS = new Set(['PIPELINING', 'SIZE', '8BITMIME', 'SMTPUTF8', 'CHUNKING', 'ENHANCEDSTATUSCODES', 'DSN']);
 
 /** The backend's EHLO lines we advertise: allowed keyword, printable ASCII parameters only. */
