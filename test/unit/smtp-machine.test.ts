@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import type { MachineOptions } from '../../src/protocols/protocol.js';
 import { b64 } from '../helpers/codec.js';
+import { HOSTILE_EHLO_NAMES } from '../helpers/hostile-names.js';
 import { machineDriver, result, tls, type Step } from '../helpers/machine-driver.js';
 import { smtp } from '../../src/protocols/smtp/index.js';
 
@@ -232,5 +233,19 @@ describe('SMTP machine: channel-binding and other unreplayable mechanisms are ne
     const { lines, logins } = drive({ ...secure, maxBadCommands: 20 }, [`EHLO c\r\n${mechs.map((m, i) => `AUTH ${m}${i % 2 ? ` ${b64('p=tls-exporter,,n=alice,r=abc')}` : ''}\r\n`).join('')}`]);
     expect(logins).toEqual([]);
     expect(lines.slice(-mechs.length)).toEqual(mechs.map(() => '504 5.5.4 Unrecognized authentication type'));
+  });
+});
+
+describe('SMTP machine: hostile EHLO names never become the login\'s name (nginx CVE-2026-28753)', () => {
+  const secure = { tlsMode: 'implicit' as const, maxBadCommands: 20 };
+  const login = `AUTH PLAIN ${b64('\0alice\0pw')}\r\n`;
+  const helo = (steps: string) => drive(secure, [steps]).logins.map((l) => l.context.helo);
+
+  it.each(HOSTILE_EHLO_NAMES)('%s: refused, the earlier valid name stays', (_, name) => {
+    expect(helo(`EHLO good.test\r\nEHLO ${name}\r\n${login}`)).toEqual(['good.test']);
+  });
+
+  it('"+", "=", brackets and other printable ASCII pass as written: XCLIENT xtext-encodes them (client-info.ts)', () => {
+    expect(helo(`EHLO pc+1=[x]\\"<a>\r\n${login}`)).toEqual(['pc+1=[x]\\"<a>']);
   });
 });
