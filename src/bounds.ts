@@ -72,3 +72,37 @@ export const PROXY_V1_MAX_BYTES = 107;
  *  the largest address block, AF_UNIX; the spec's recommended receive buffer is 16 + 216).
  *  A longer length field is refused rather than buffered. */
 export const PROXY_V2_MAX_BYTES = 16 + 216;
+
+// --- Fairness before login (issue 15): one client's pipelined flood must not stall the rest.
+
+/** Commands (or answers to a challenge) one pre-auth connection has handled per event-loop
+ *  turn before the other connections get theirs. One 64 KiB read of pipelined CAPABILITY is
+ *  about 4,700 commands, each a reply and a write: answered in one go, a handful of such
+ *  clients held the loop for seconds. A real client pipelines a few commands before login. */
+export const PREAUTH_COMMANDS_PER_TURN = 16;
+
+/** Replies a pre-auth client may leave unread before its commands are no longer read,
+ *  counted in mailgate's own terms (reply bytes written, less what the client could have read
+ *  since at PREAUTH_REPLY_DRAIN_BYTES_PER_SEC). The kernel's socket buffers (several MiB on
+ *  loopback) cannot be the measure: Node can neither read nor shrink them (no SO_SNDBUF for
+ *  TCP), and a client that never reads fills them before Node holds a byte. A real client's
+ *  whole dialogue before login (greeting, capabilities, ID, a challenge, three refusals) is a
+ *  few KiB, each reply read before the next command. */
+export const PREAUTH_UNREAD_REPLY_BYTES = 16 * 1024;
+
+/** How fast a pre-auth client is assumed to read its replies: the rate at which the unread
+ *  count falls (a 32 kbit/s link). Any client that reads at all reads faster than that; one
+ *  that never does gets no more than this many bytes of replies a second once over the bound. */
+export const PREAUTH_REPLY_DRAIN_BYTES_PER_SEC = 4 * 1024;
+
+/** How long, in all, a pre-auth client may be held unread over PREAUTH_UNREAD_REPLY_BYTES
+ *  before it gets the protocol's goodbye: two or three pauses of about 2 s each (the bound
+ *  draining to half at the rate above). A real client never gets there; a flood that does
+ *  has cost about 40 KiB of replies. */
+export const PREAUTH_UNREAD_DEADLINE_MS = 5_000;
+
+/** Reply bytes Node itself may hold for a pre-auth client (its socket's writableLength): past
+ *  it the kernel's buffers are full too, so the client has not read for a long time, and it is
+ *  dropped without a goodbye it could not receive. Above the unread bound plus one turn of
+ *  replies and one backend refusal forwarded whole (BACKEND_MAX_PRELOGIN_BYTES). */
+export const PREAUTH_MAX_QUEUED_REPLY_BYTES = 128 * 1024;

@@ -2,9 +2,9 @@
 // states and every transition between them, the one dispatcher of the command tables (the
 // arity and TLS need each command declares), STARTTLS and TLS forgetting what came before it,
 // the SASL exchange, a backend challenge relayed to the client, the login verdict answered by
-// the one rule set in login-answer.ts, the error budget, the goodbye.
-// Pure: bytes and verdicts in, effects out. Each protocol brings its input (a parser or a line
-// reader), its replies and its command table.
+// the one rule set in login-answer.ts, the error budget, the goodbye, and how many commands one
+// call handles (the session's turn). Pure: bytes and verdicts in, effects out. Each protocol
+// brings its input (a parser or a line reader), its replies and its command table.
 import { answerLogin, type LoginReplies } from './login-answer.js';
 import type { CloseReason, Effect, GoodbyeReason, LoginResult, MachineLoginContext, MachineOptions, ProtocolMachine } from './protocol.js';
 import {
@@ -92,6 +92,9 @@ export abstract class PreauthMachine implements ProtocolMachine {
   private loginTag = '';
   private badCommands = 0;
   private failedLogins = 0;
+  /** Input events handled per call (limitTurns); the last call stopped there (pending). */
+  private turnBudget = Infinity;
+  private stoppedAtBudget = false;
 
   constructor(
     protected readonly opts: MachineOptions,
@@ -124,6 +127,18 @@ export abstract class PreauthMachine implements ProtocolMachine {
   push(chunk: Buffer): Effect[] {
     if (this.state === 'closed' || this.state === 'tls') return [];
     this.input.push(chunk);
+    return this.pump();
+  }
+
+  limitTurns(events: number): void {
+    this.turnBudget = events;
+  }
+
+  get pending(): boolean {
+    return this.stoppedAtBudget && (this.state === 'ready' || this.awaitingAnswer);
+  }
+
+  resume(): Effect[] {
     return this.pump();
   }
 
@@ -173,10 +188,13 @@ export abstract class PreauthMachine implements ProtocolMachine {
     return this.state === 'sasl' || this.state === 'relay';
   }
 
-  /** Handle what the input has complete while the state takes input. */
+  /** Handle what the input has complete while the state takes input, turnBudget events at most. */
   private pump(): Effect[] {
     const out: Effect[] = [];
-    while (this.state === 'ready' || this.awaitingAnswer) {
+    this.stoppedAtBudget = false;
+    for (let handled = 0; this.state === 'ready' || this.awaitingAnswer; handled++) {
+      this.stoppedAtBudget = handled >= this.turnBudget;
+      if (this.stoppedAtBudget) break;
       const effects = this.step();
       if (!effects) break;
       out.push(...effects);

@@ -56,6 +56,15 @@ export interface ProtocolMachine {
   /** Greeting. */
   start(): Effect[];
   push(chunk: Buffer): Effect[];
+  /** From now on each push(), resume(), loginResult() and loginChallenge() call handles at most
+   *  `events` commands or answers to a challenge; complete ones beyond wait in the input
+   *  (`pending`) for resume(), so the session can let other connections take their turn.
+   *  Unbounded until called. */
+  limitTurns(events: number): void;
+  /** The last call stopped at its budget: complete input may be waiting for resume(). */
+  readonly pending: boolean;
+  /** Handles the next batch of what the input holds. */
+  resume(): Effect[];
   tlsStarted(): Effect[];
   loginResult(result: LoginResult): Effect[];
   /** During a login: send the backend's challenge (validated base64) in this protocol's form
