@@ -1,7 +1,7 @@
 // One client connection: its lifecycle (one phase, changed in one place), the effect loop of
 // its protocol machine (the only place that runs effects), and the login it orchestrates.
-// Admission, the TLS handshake, the PROXY header and the splice hand-off live in their own
-// modules; the socket is owned here until the splice takes it.
+// Admission, the TLS handshake, the PROXY header, when the client is read (client-flow.ts) and
+// the splice hand-off live in their own modules; the socket is owned here until the splice.
 import type { Socket } from 'node:net';
 import type { ListenerConfig } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
@@ -12,10 +12,10 @@ import { handOver, type Splice } from '../backend/splice.js';
 import type { ProtocolBinding } from '../registry.js';
 import { admit, reportRefusal } from './admission.js';
 import { authAttempt, type AuthOutcome } from './auth-path.js';
+import { ClientFlow } from './client-flow.js';
 import { acceptProxyHeader } from './proxy-header.js';
-import { sendReply } from './client-writer.js';
 import type { SessionEnv } from './env.js';
-import { acceptTls, tlsFacts } from './tls.js';
+import { handshake, reportInjection } from './client-tls.js';
 
 /** Grace for a closing socket to flush its goodbye before it is destroyed. */
 const CLOSE_GRACE_MS = 2_000;
@@ -33,6 +33,7 @@ export class Session {
   private client: ClientAddress;
   private log: Logger;
   private readonly machine: ProtocolMachine;
+  private readonly flow: ClientFlow;
   private readonly deadline: NodeJS.Timeout;
   /** The client key connection limits count, fixed from admission to release. */
   private key: string | null = null;
@@ -69,6 +70,11 @@ export class Session {
       maxAuthAttempts: env.maxAuthAttempts,
       hostname: listener.hostname,
       backendCapabilities: env.capabilities(listener.backend),
+    });
+    this.flow = new ClientFlow(this.machine, {
+      reading: () => this.phase === 'preauth' || this.relayed !== null,
+      run: (effects) => this.run(effects),
+      unreadTooLong: (unread) => this.dropUnread(unread, true),
     });
     env.metrics.connections.inc({ listener: listener.name, state: 'preauth' });
     // Absolute: not reset by traffic, so a byte every few seconds does not keep a client here.
@@ -107,9 +113,9 @@ export class Session {
       return this.goodbye(reason, retryAfterSec);
     }
     this.attach();
-    // A socket paused after the PROXY header does not resume by itself on a new listener.
-    this.socket.resume();
     this.run(this.machine.start());
+    // Resumes the socket, paused after a PROXY header (it does not resume by itself).
+    this.flow.update();
   }
 
   /** End a pre-auth session with the protocol's goodbye (deadline, shutdown, limits). */
@@ -133,6 +139,7 @@ export class Session {
     if (was === 'closed' || was === next) return;
     this.phase = next;
     const { connections } = this.env.metrics;
+    if (next === 'spliced' || next === 'closed') this.flow.stop();
     if (next === 'spliced') {
       clearTimeout(this.deadline);
       connections.dec({ listener: this.listener.name, state: 'preauth' });
@@ -164,9 +171,16 @@ export class Session {
     return true;
   }
 
-  private attach(): void {
-    this.socket.on('data', (chunk: Buffer) => this.run(this.machine.push(chunk)));
+  private attach(afterHandshake = false): void {
+    this.flow.attach(this.socket, afterHandshake);
     this.socket.on('end', () => this.destroy());
+  }
+
+  /** A client that does not read its replies: the protocol's goodbye (its deadline passed)
+   *  while one can still reach it, else cut. */
+  private dropUnread(unread: number, goodbye: boolean): void {
+    this.log.info({ event: 'session.close', reason: 'replies not read', unread, queued: this.socket.writableLength }, 'client does not read its replies; dropped');
+    return goodbye ? this.goodbye('timeout') : this.destroy();
   }
 
   private run(effects: Effect[]): void {
@@ -174,18 +188,12 @@ export class Session {
       if (this.isClosed()) return;
       switch (e.type) {
         case 'send':
-          if (!sendReply(this.socket, e.data, () => this.phase === 'preauth')) {
-            this.log.info({ event: 'session.close', reason: 'replies not read', queued: this.socket.writableLength }, 'client does not read its replies; dropped');
-            return this.destroy();
-          }
+          if (!this.flow.send(e.data)) return this.dropUnread(this.socket.writableLength, false);
           break;
         case 'close':
           return this.close();
         case 'startTls':
-          if (e.discarded > 0) {
-            this.env.metrics.starttlsInjections.inc({ listener: this.listener.name });
-            this.log.warn({ event: 'starttls.injection', bytes: e.discarded }, 'plaintext pipelined after STARTTLS discarded');
-          }
+          reportInjection(this.env, this.listener.name, this.log, e.discarded);
           void this.startTls();
           return;
         case 'login':
@@ -200,44 +208,37 @@ export class Session {
 
   /** The TLS handshake on this connection; false (and the session closed) when it fails. */
   private async upgrade(): Promise<boolean> {
-    const raw = this.socket;
-    raw.pause();
-    raw.removeAllListeners('data');
-    raw.removeAllListeners('end');
     this.enter('tls-handshake');
-    const secure = await acceptTls(raw, this.env.tls!, this.env.timeouts.tlsHandshake);
-    if (!secure || this.isClosed()) {
-      this.env.metrics.tlsFailures.inc({ listener: this.listener.name });
-      this.log.info({ event: 'tls.failed' }, 'TLS handshake failed or timed out');
-      secure?.destroy();
+    const done = await handshake(this.socket, this.env, this.listener.name, this.log);
+    if (!done || this.isClosed()) {
+      done?.secure.destroy();
       this.destroy();
       return false;
     }
-    const facts = tlsFacts(secure);
-    this.env.metrics.tlsHandshakes.inc({ listener: this.listener.name, version: facts.tls });
-    // Later lines (the login, the session's end) say which TLS and which name the client asked for.
-    this.log = this.log.child(facts);
+    this.log = done.log;
     this.enter('preauth');
-    this.socket = secure;
-    secure.on('error', () => this.destroy());
-    secure.on('close', () => this.destroy());
+    this.socket = done.secure;
+    done.secure.on('error', () => this.destroy());
+    done.secure.on('close', () => this.destroy());
     return true;
   }
 
   private async startTls(): Promise<void> {
+    this.enter('tls-handshake'); // no more plaintext read from here
     this.socket.pause();
     // Let the OK reach the client before the handshake starts.
     await new Promise<void>((r) => this.socket.write('', () => r()));
     if (this.isClosed() || !(await this.upgrade())) return;
-    this.attach();
+    this.attach(true);
     this.run(this.machine.tlsStarted());
+    this.flow.update();
   }
 
   /** Runs the auth path, relaying a backend's challenge to the client when it asks, then
    *  answers the machine or hands the connection to the splice. */
   private async login(e: Extract<Effect, { type: 'login' }>): Promise<void> {
     this.enter('login');
-    this.socket.pause();
+    this.flow.update();
     const context = { ...e.context, client: this.client, hostname: this.listener.hostname };
     const attempt = authAttempt(this.env, this.log, { listener: this.listener, protocol: this.protocol, clientIp: this.client.ip, credentials: e.credentials, context });
     let step = await attempt.next();
@@ -250,7 +251,7 @@ export class Session {
     if (outcome.kind !== 'ok') {
       this.enter('preauth');
       this.run(this.machine.loginResult(outcome));
-      if (this.phase === 'preauth') this.socket.resume();
+      this.flow.update();
       return;
     }
     this.enter('spliced');
@@ -270,11 +271,11 @@ export class Session {
     return new Promise((resolve) => {
       this.relayed = (response) => {
         this.relayed = null;
-        this.socket.pause();
+        this.flow.update();
         resolve(response);
       };
-      this.socket.resume();
       this.run(this.machine.loginChallenge(challenge));
+      this.flow.update();
     });
   }
 
