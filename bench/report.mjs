@@ -1,5 +1,5 @@
 // Renders a benchmark result (bench/results/*.json) as Markdown tables and checks the targets
-// of issue 8 (and, for the attacks phase, those of issue 14). Used by bench/run.ts for the summary it prints, and on its own:
+// of issue 8 (and, for the attacks phase, those of issue 14; for the no-read flood, issue 15's). Used by bench/run.ts for the summary it prints, and on its own:
 // `node bench/report.mjs bench/results/FILE.json` (e.g. to refresh BENCHMARKS.md).
 import { readFileSync } from 'node:fs';
 
@@ -83,6 +83,17 @@ function floodTable(rows) {
   );
 }
 
+/** The no-read flood (bench/phase-noread.ts, issue 15): one row per target and flooder count. */
+function noreadTable(rows) {
+  return table(
+    ['target', 'no-read flooders', 'logins ok', 'p50 ms', 'p99 ms', 'max ms', 'p99 vs alone', 'flood connections (ended by the server)', 'flood MiB written', 'server CPU'],
+    rows.map((r) => [
+      r.target, r.flooders ? `${r.flooders} from ${r.addresses} addresses` : 'none (alone)', `${r.probe.ok}/${r.probe.attempts}`, f(r.probe.p50ms, 1), f(r.probe.p99ms, 1), f(r.probe.maxMs, 1),
+      r.flooders ? f(r.p99Ratio, 2) : '–', r.flood ? `${r.flood.opened} (${r.flood.endedByServer})` : '–', r.flood ? f(r.flood.bytesWritten / 1048576, 1) : '–', r.cpuPct == null ? '–' : `${f(r.cpuPct)}%`,
+    ]),
+  );
+}
+
 const okOf = (t) => (t ? `${t.ok}/${t.of}${t.ok < t.of ? ` (${Object.entries(t.outcomes).filter(([o]) => o !== 'ok').map(([o, n]) => `${n} ${o}`).join(', ')})` : ''}` : '–');
 const ms = (l) => `${f(l.p50ms, 0)} / ${f(l.p99ms, 0)}`;
 
@@ -157,6 +168,10 @@ export function checkTargets(res) {
     const all = r.underFlood.ok === r.underFlood.attempts;
     add(`under the flood every legitimate login succeeds, p99 ≤ 2× unloaded (${r.target}, attack from ${r.attackSources} addresses)`, all && r.p99Ratio <= 2, `${r.underFlood.ok}/${r.underFlood.attempts} ok, p99 ${f(r.underFlood.p99ms, 1)} vs ${f(r.unloaded.p99ms, 1)} ms (${f(r.p99Ratio, 2)}×)`);
   }
+  const most = Math.max(0, ...(res.noread ?? []).map((r) => r.flooders));
+  for (const r of (res.noread ?? []).filter((x) => MG.includes(x.target) && x.flooders === most && most > 0)) {
+    add(`with ${most} no-read flooders every legitimate login succeeds, p99 ≤ 2× alone (${r.target})`, r.probe.ok === r.probe.attempts && r.p99Ratio !== null && r.p99Ratio <= 2, `${r.probe.ok}/${r.probe.attempts} ok, p99 ${f(r.probe.p99ms, 1)} ms (${f(r.p99Ratio, 2)}× alone)`);
+  }
   return out;
 }
 
@@ -169,6 +184,7 @@ export function render(res) {
   if (res.memory) parts.push('### Memory per idle connection', memoryTable(res.memory));
   if (res.limiter) parts.push('### Limiter decisions in process (check + record)', limiterTable(res.limiter));
   if (res.flood) parts.push(`### Brute-force flood (${res.settings?.flood?.attackRate ?? '?'} failing logins/s; legitimate logins ${res.settings?.flood?.legitRate ?? '?'}/s from other addresses)`, floodTable(res.flood));
+  if (res.noread) parts.push(`### No-read flood (\`a CAPABILITY\` pipelined, never read; legitimate IMAP logins ${res.settings?.noread?.rate ?? '?'}/s, connect to LOGIN answer)`, noreadTable(res.noread));
   if (res.redisTrips) {
     const t = res.redisTrips;
     parts.push('### Redis round trips per login (MONITOR)', table(['login', 'attempts', 'round trips', 'per login', 'commands'], Object.entries(t).map(([k, v]) => [k === 'successfulLogin' ? 'successful' : 'wrong password', v.attempts, v.roundTrips, f(v.perAttempt, 2), Object.entries(v.byCommand).map(([c, n]) => `${c} ${n}`).join(', ')])));

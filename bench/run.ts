@@ -2,7 +2,7 @@
 // redis-server, nginx's mail proxy and mailgate (memory and Redis store) on loopback, runs
 // every phase, writes bench/results/<timestamp>.json and prints the summary table.
 // Flags: --quick (or `npm run bench --quick`), --profile / --no-profile, --only=a,b
-// (phases: logins, transfer, redis, flood, profile, memory, limiter, attacks), --attacks=a,b
+// (phases: logins, transfer, redis, flood, noread, profile, memory, limiter, attacks), --attacks=a,b
 // (attack scenarios to run: lockout, one-shot, spray, stuffing, office-nat, low-and-slow), --keep (temp dirs),
 // --baseline=DIR (another build's dist/, measured as `mailgate-before` with the memory store in
 // the same rounds: how a change moves the figures on one noisy machine, in one run).
@@ -16,6 +16,7 @@ import { attacksPhase } from './phase-attacks.js';
 import { floodPhase } from './phase-flood.js';
 import { loginPhase, type Target } from './phase-logins.js';
 import { memoryPhase } from './phase-memory.js';
+import { noreadPhase } from './phase-noread.js';
 import { profilePhase } from './phase-profile.js';
 import { redisTripsPhase } from './phase-redis.js';
 import { seedBigMessage, transferPhase } from './phase-transfer.js';
@@ -42,6 +43,7 @@ const settings = quick
       memory: { counts: [1000] },
       limiter: { decisions: 5000 },
       flood: { legitRate: 50, attackRate: 500, durationMs: 2500, scenarios: FLOOD_SCENARIOS },
+      noread: { flooders: [3, 15, 60], addresses: 20, rate: 20, durationMs: 2000, warmupMs: 500 },
       redisTrips: { seconds: 1 },
       profile: { seconds: 3 },
     }
@@ -51,6 +53,7 @@ const settings = quick
       memory: { counts: [1000, 10000] },
       limiter: { decisions: 20000 },
       flood: { legitRate: 50, attackRate: 500, durationMs: 6000, scenarios: FLOOD_SCENARIOS },
+      noread: { flooders: [3, 15, 60], addresses: 20, rate: 20, durationMs: 8000, warmupMs: 1000 },
       redisTrips: { seconds: 2 },
       profile: { seconds: 5 },
     };
@@ -163,6 +166,17 @@ try {
         ...(quick ? [] : [{ name: 'direct', port: dovecot.ports.imap, pids: () => [], scenarios: ['many-ips'] }]),
       ],
       { ...settings.flood, users, log },
+    );
+  }
+  if (wants('noread')) {
+    log(`no-read flood: ${settings.noread.flooders.join(', ')} clients pipelining CAPABILITY and never reading, vs ${settings.noread.rate} logins/s`);
+    res.noread = await noreadPhase(
+      [
+        { name: 'direct', port: dovecot.ports.imap, pids: backendPids },
+        { name: 'mailgate-memory', port: mgMem.ports.imap, pids: mgMem.pids },
+        ...(before ? [{ name: 'mailgate-before', port: before.ports.imap, pids: before.pids }] : []),
+      ],
+      { ...settings.noread, users, log },
     );
   }
   await stopAll();
