@@ -78,17 +78,22 @@ export const PROXY_V2_MAX_BYTES = 16 + 216;
 /** Commands (or answers to a challenge) one pre-auth connection has handled per event-loop
  *  turn before the other connections get theirs. One 64 KiB read of pipelined CAPABILITY is
  *  about 4,700 commands, each a reply and a write: answered in one go, a handful of such
- *  clients held the loop for seconds. A real client pipelines a few commands before login. */
-export const PREAUTH_COMMANDS_PER_TURN = 16;
+ *  clients held the loop for seconds. A turn of every flooding connection is what a login
+ *  waits for at each of its own steps, so the smaller the better for the others (tuning runs
+ *  in BENCHMARKS.md). A real client pipelines two or three commands before login; any more
+ *  follow a few microseconds later. */
+export const PREAUTH_COMMANDS_PER_TURN = 2;
 
 /** Replies a pre-auth client may leave unread before its commands are no longer read,
  *  counted in mailgate's own terms (reply bytes written, less what the client could have read
  *  since at PREAUTH_REPLY_DRAIN_BYTES_PER_SEC). The kernel's socket buffers (several MiB on
  *  loopback) cannot be the measure: Node can neither read nor shrink them (no SO_SNDBUF for
  *  TCP), and a client that never reads fills them before Node holds a byte. A real client's
- *  whole dialogue before login (greeting, capabilities, ID, a challenge, three refusals) is a
- *  few KiB, each reply read before the next command. */
-export const PREAUTH_UNREAD_REPLY_BYTES = 16 * 1024;
+ *  whole dialogue before login (greeting, capabilities, ID, a challenge, three refusals) is
+ *  one or two KiB, each reply read before the next command. It is also what every flooding
+ *  connection costs at once when sixty (re)connect together: with 16 KiB (and 2 commands a
+ *  turn) the login p99 at 60 flooders was 2.3x its unloaded figure, with 8 KiB 1.1x. */
+export const PREAUTH_UNREAD_REPLY_BYTES = 8 * 1024;
 
 /** How fast a pre-auth client is assumed to read its replies: the rate at which the unread
  *  count falls (a 32 kbit/s link). Any client that reads at all reads faster than that; one
@@ -96,9 +101,9 @@ export const PREAUTH_UNREAD_REPLY_BYTES = 16 * 1024;
 export const PREAUTH_REPLY_DRAIN_BYTES_PER_SEC = 4 * 1024;
 
 /** How long, in all, a pre-auth client may be held unread over PREAUTH_UNREAD_REPLY_BYTES
- *  before it gets the protocol's goodbye: two or three pauses of about 2 s each (the bound
+ *  before it gets the protocol's goodbye: four or five pauses of about 1 s each (the bound
  *  draining to half at the rate above). A real client never gets there; a flood that does
- *  has cost about 40 KiB of replies. */
+ *  has cost about 30 KiB of replies. */
 export const PREAUTH_UNREAD_DEADLINE_MS = 5_000;
 
 /** Reply bytes Node itself may hold for a pre-auth client (its socket's writableLength): past

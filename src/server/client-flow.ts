@@ -44,10 +44,7 @@ export class ClientFlow {
   attach(socket: Socket, afterHandshake = false): void {
     this.socket = socket;
     if (afterHandshake) this.replies.readAll();
-    socket.on('data', (chunk: Buffer) => {
-      this.host.run(this.machine.push(chunk));
-      this.update();
-    });
+    socket.on('data', (chunk: Buffer) => this.batch(() => this.machine.push(chunk)));
   }
 
   /** Hands one reply to the socket; false when Node itself holds too much for this client:
@@ -80,10 +77,17 @@ export class ClientFlow {
     s.pause();
     this.turn ??= setImmediate(() => {
       this.turn = null;
-      if (this.stopped || !this.host.reading()) return;
-      this.host.run(this.machine.resume());
-      this.update();
+      if (!this.stopped && this.host.reading()) this.batch(() => this.machine.resume());
     });
+  }
+
+  /** One batch of the machine's effects, its replies handed to the kernel in one write. */
+  private batch(handle: () => Effect[]): void {
+    const s = this.socket!;
+    s.cork();
+    this.host.run(handle());
+    s.uncork();
+    this.update();
   }
 
   /** No more reading, timers or replies counted: the session ended or was spliced. */
