@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { TestProxy } from '../helpers/proxy.js';
-import { RawClient } from '../helpers/raw-client.js';
+import { imapLogin } from '../helpers/imap-login.js';
 import { dovecotForFile, redisForFile } from '../helpers/rig.js';
 
 const shipped = (parse(readFileSync(new URL('../../config/mailgate.yaml', import.meta.url), 'utf8')) as { limits: Record<string, unknown> }).limits;
@@ -19,23 +19,15 @@ const victims = Array.from({ length: 12 }, (_, i) => ({ user: `victim${i}`, pass
 const redisHolder = redisForFile();
 const rig = dovecotForFile({ users: [{ user: 'alice', pass: 'alice-pass' }, { user: 'bob', pass: 'bob-pass' }, ...colleagues, ...victims] });
 
-let n = 0;
-async function login(p: TestProxy, ip: string, user: string, pass: string): Promise<'ok' | 'fail' | 'limited'> {
-  const tag = `d${++n}`;
-  const c = await RawClient.connect(p.port('imap'), { localAddress: ip });
-  await c.waitFor(/\r\n/);
-  c.write(`${tag} LOGIN ${user} ${pass}\r\n`);
-  const text = await c.waitFor(new RegExp(`^(${tag} (OK|NO)|\\* BYE)`, 'm'));
-  c.close();
-  return new RegExp(`^${tag} OK`, 'm').test(text) ? 'ok' : /UNAVAILABLE\] Too many/.test(text) ? 'limited' : 'fail';
-}
+const login = imapLogin;
+let proxies = 0;
 
 describe.each(['memory', 'redis'] as const)('the shipped defaults, %s store', (storeType) => {
   // Each store gets its own address range, so the two runs share no counter in Dovecot's log.
   const base = storeType === 'memory' ? 0 : 120;
   const at = (net: number, host = 1) => `127.${base + net}.${Math.floor(host / 250)}.${(host % 250) + 1}`;
   async function proxy(): Promise<TestProxy> {
-    const store = storeType === 'redis' ? { type: 'redis', redis: { url: redisHolder.redis.url, keyPrefix: `mg${n++}:` } } : { type: 'memory' };
+    const store = storeType === 'redis' ? { type: 'redis', redis: { url: redisHolder.redis.url, keyPrefix: `mg${proxies++}:` } } : { type: 'memory' };
     return rig.proxy({
       listeners: [{ name: 'imap', protocol: 'imap', listen: '127.0.0.1:0', tls: 'none', backend: 'imap' }],
       backends: { imap: { host: '127.0.0.1', port: rig.dovecot.ports.imap } },

@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import type { TestProxy } from '../helpers/proxy.js';
+import { imapLogin } from '../helpers/imap-login.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { dovecotForFile } from '../helpers/rig.js';
 
@@ -28,17 +29,7 @@ async function proxyWith(limits: Record<string, unknown>, clock?: ManualClock): 
   );
 }
 
-let n = 0;
-async function login(p: TestProxy, ip: string, user: string, pass: string): Promise<'ok' | 'fail' | 'limited'> {
-  const tag = `t${++n}`;
-  const c = await RawClient.connect(p.port('imap'), { localAddress: ip });
-  await c.waitFor(/\r\n/);
-  c.write(`${tag} LOGIN ${user} ${pass}\r\n`);
-  // A blocked IP is turned away at connect with the protocol's goodbye: that is 'limited' too.
-  const text = await c.waitFor(new RegExp(`^(${tag} (OK|NO)|\\* BYE)`, 'm'));
-  c.close();
-  return new RegExp(`^${tag} OK`, 'm').test(text) ? 'ok' : /UNAVAILABLE\] Too many/.test(text) ? 'limited' : 'fail';
-}
+const login = imapLogin;
 
 describe('known-good pairs', () => {
   it('a burst against alice from elsewhere does not stop her from her usual network; a new IP is refused', async () => {
