@@ -75,6 +75,7 @@ function classify(reply) {
  *  giveUpMs is abandoned, as an attacker moving on would; mailgate still decides and logs it. */
 async function attempt(target, a, giveUpMs) {
   const t0 = performance.now();
+  const epoch = Date.now();
   let c = null;
   let loginSent = false;
   let timer;
@@ -82,7 +83,7 @@ async function attempt(target, a, giveUpMs) {
     const o = await open(target, a.source);
     if (!o.c) {
       o.sock.destroy();
-      return { outcome: 'refused', ms: performance.now() - t0, loginSent };
+      return { outcome: 'refused', ms: performance.now() - t0, loginSent, epoch };
     }
     c = o.c;
     c.write(`l LOGIN ${quote(a.user)} ${quote(a.pass)}\r\n`);
@@ -90,13 +91,13 @@ async function attempt(target, a, giveUpMs) {
     const giveUp = new Promise((resolve) => (timer = setTimeout(() => resolve(null), giveUpMs)));
     const reply = await Promise.race([c.tagged('l'), giveUp]);
     const ms = performance.now() - t0;
-    if (reply === null) return { outcome: 'timeout', ms, loginSent };
+    if (reply === null) return { outcome: 'timeout', ms, loginSent, epoch };
     const outcome = classify(reply);
     if (outcome === 'ok') {
       c.write('o LOGOUT\r\n');
       await Promise.race([c.tagged('o').catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
     }
-    return { outcome, ms, loginSent };
+    return { outcome, ms, loginSent, epoch };
   } catch (err) {
     return { outcome: 'error', ms: performance.now() - t0, loginSent, error: err.message };
   } finally {
@@ -134,14 +135,15 @@ function trickle(cmd) {
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       if (state.stopped) break;
       if (state.inflight.size >= 200) continue;
+      const at = performance.now() - t0;
       const p = attempt(cmd.target, cmd.logins[i % cmd.logins.length], cmd.giveUpMs ?? 30_000).then((r) => {
-        state.results.push(r);
+        state.results.push({ ...r, at });
         state.inflight.delete(p);
       });
       state.inflight.add(p);
     }
     await Promise.all(state.inflight);
-    return { results: state.results.map((r) => ({ outcome: r.outcome, ms: +r.ms.toFixed(2) })) };
+    return { results: state.results.map((r) => ({ outcome: r.outcome, ms: +r.ms.toFixed(2), at: Math.round(r.at), epoch: r.epoch })) };
   })();
 }
 

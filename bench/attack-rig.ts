@@ -134,6 +134,8 @@ export interface Attempt {
 export interface ClientResult {
   outcome: 'ok' | 'fail' | 'limited' | 'refused' | 'timeout' | 'error' | 'other';
   ms: number;
+  /** Trickle logins: when it started, ms after the trickle began. */
+  at?: number;
   loginSent?: boolean;
   error?: string;
 }

@@ -114,13 +114,16 @@ const stuffing: Scenario = {
   },
 };
 
-/** Colleagues behind the office NAT log in (each once), judged one by one. */
-async function colleagueWave(ctx: Ctx): Promise<Tally> {
+/** Colleagues behind the office NAT log in (each once), judged one by one. Right before and
+ *  after the attack they come at once; during it they arrive over `spreadMs`, as an office's
+ *  mail clients do (all 30 within half a second would be 4x the latency trickle's rate, and
+ *  the trickle would measure that burst of ordinary logins rather than the attack). */
+async function colleagueWave(ctx: Ctx, spreadMs = 0): Promise<Tally> {
   const w = ctx.world;
   const attempts = w.colleagues.map((a) => login(w, a));
   const from = ctx.proxy.lines.length;
-  const results = await ctx.clients.batch(ctx.proxy.target, attempts, OFFICE_CONCURRENCY);
-  return tally(judge(ctx.proxy.lines, from, attempts, results));
+  const results = await ctx.clients.batch(ctx.proxy.target, attempts, OFFICE_CONCURRENCY, { spreadMs });
+  return tally(judge(ctx.proxy.lines, from, attempts, results), results);
 }
 
 /** One infected machine behind the office address tries common passwords over many accounts
@@ -129,7 +132,7 @@ const nat: Scenario = {
   name: 'office-nat',
   title: 'Office NAT with an infected machine',
   owners: (w, s) => sample(w.targets.slice(0, s.nat.accounts), s.ownerSample),
-  around: colleagueWave,
+  around: (ctx) => colleagueWave(ctx),
   async run(ctx, s) {
     const w = ctx.world;
     const { guesses, accounts, concurrency } = s.nat;
@@ -141,7 +144,7 @@ const nat: Scenario = {
     const half = Math.floor(guesses / 2);
     const halfPace = { giveUpMs: s.giveUpMs, spreadMs: s.spreadMs / 2 };
     const first = await ctx.clients.batch(ctx.proxy.target, attempts.slice(0, half), concurrency, halfPace);
-    const [second, during] = await Promise.all([ctx.clients.batch(ctx.proxy.target, attempts.slice(half), concurrency, halfPace), colleagueWave(ctx)]);
+    const [second, during] = await Promise.all([ctx.clients.batch(ctx.proxy.target, attempts.slice(half), concurrency, halfPace), colleagueWave(ctx, halfPace.spreadMs)]);
     const colleagues = new Set(w.colleagues.map((a) => a.user));
     return { results: [...first, ...second], isAttack: (l) => l.ip === w.office && !colleagues.has(l.user ?? ''), during };
   },

@@ -129,13 +129,24 @@ export interface Tally {
   ok: number;
   of: number;
   outcomes: Record<string, number>;
+  /** How long the successful logins took as the client saw them (when timed). */
+  okMs?: { p50: number | null; max: number | null };
 }
 
-export function tally(outcomes: string[]): Tally {
+/** `results` (the client's view, same order as `outcomes`) adds the successful logins' times. */
+export function tally(outcomes: string[], results?: ClientResult[]): Tally {
   const t: Tally = { ok: 0, of: outcomes.length, outcomes: {} };
-  for (const o of outcomes) {
+  const ms: number[] = [];
+  for (const [i, o] of outcomes.entries()) {
     t.outcomes[o] = (t.outcomes[o] ?? 0) + 1;
-    if (o === 'ok') t.ok++;
+    if (o === 'ok') {
+      t.ok++;
+      if (results?.[i]) ms.push(results[i]!.ms);
+    }
+  }
+  if (results) {
+    ms.sort((a, b) => a - b);
+    t.okMs = { p50: round(pctOf(ms, 50), 1), max: ms.length ? round(ms.at(-1)!, 1) : null };
   }
   return t;
 }
@@ -144,7 +155,7 @@ export function tally(outcomes: string[]): Tally {
 export async function judgedLogins(ctx: Ctx, attempts: Attempt[], concurrency = 10): Promise<Tally> {
   const from = ctx.proxy.lines.length;
   const results = await ctx.clients.batch(ctx.proxy.target, attempts, concurrency);
-  return tally(judge(ctx.proxy.lines, from, attempts, results));
+  return tally(judge(ctx.proxy.lines, from, attempts, results), results);
 }
 
 /** After an attack: each owner logs in from home, then from a network never used before. */
@@ -184,5 +195,6 @@ export function attackTally(lines: LogLine[], from: number, isAttack: (l: LogLin
 export function latency(results: ClientResult[]) {
   const ms = results.filter((r) => r.outcome === 'ok').map((r) => r.ms).sort((a, b) => a - b);
   const failed = tally(results.filter((r) => r.outcome !== 'ok').map((r) => r.outcome)).outcomes;
-  return { logins: results.length, ok: ms.length, failed, p50ms: round(pctOf(ms, 50), 1), p99ms: round(pctOf(ms, 99), 1) };
+  const worst = results.filter((r) => r.outcome === 'ok').sort((a, b) => b.ms - a.ms).slice(0, 5).map((r) => ({ ms: r.ms, at: r.at ?? null }));
+  return { logins: results.length, ok: ms.length, failed, p50ms: round(pctOf(ms, 50), 1), p99ms: round(pctOf(ms, 99), 1), worst };
 }

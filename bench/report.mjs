@@ -126,7 +126,9 @@ export function attackTargets(a) {
       const worst = Math.min(r.colleagues.during.ok, r.colleagues.after.ok);
       const of = r.colleagues.during.of;
       add(`≥ ${of - 1} of ${of} colleagues keep logging in, most of the machine's guesses stopped (${r.title})`, worst >= of - 1 && r.attack.reachedPct !== null && r.attack.reachedPct < 50,
-        `colleagues ${r.colleagues.during.ok}/${of} during, ${r.colleagues.after.ok}/${of} after; machine ${r.attack.reached}/${r.attack.attempts} guesses reached the backend (${f(r.attack.reachedPct, 0)}%)`);
+        `colleagues ${r.colleagues.during.ok}/${of} during, ${r.colleagues.after.ok}/${of} after` +
+          (r.colleagues.during.okMs ? ` (login during: p50 ${f(r.colleagues.during.okMs.p50, 0)} ms, slowest ${f(r.colleagues.during.okMs.max, 0)} ms)` : '') +
+          `; machine ${r.attack.reached}/${r.attack.attempts} guesses reached the backend (${f(r.attack.reachedPct, 0)}%)`);
     }
     const l = r.latency;
     add(`legitimate-login p99 ≤ 2× unloaded during the attack (${r.title})`, l.p99Ratio !== null && l.p99Ratio <= 2 && l.underAttack.ok === l.underAttack.logins,
