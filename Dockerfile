@@ -2,15 +2,16 @@
 # compiled code, production dependencies and the config directory, and runs as user "node".
 # Ports below 1024: publish host ports onto the unprivileged ones (-p 143:1143), or give the
 # container net.ipv4.ip_unprivileged_port_start=0 (see compose.yaml) and listen on 143.
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
-RUN npm install --ignore-scripts --no-audit --no-fund
+# The image has Node 24 already: skip the pinned node-linux-* binaries (optional dependencies).
+RUN npm install --ignore-scripts --no-audit --no-fund --omit=optional
 COPY src ./src
 COPY scripts ./scripts
-RUN npx tsc -p tsconfig.json && node scripts/copy-assets.mjs && npm prune --omit=dev
+RUN npx tsc -p tsconfig.json && node scripts/copy-assets.mjs && npm prune --omit=dev --omit=optional
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
