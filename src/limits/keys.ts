@@ -128,3 +128,23 @@ export function parseKey(key: string): ParsedKey | null {
   const cut = rest.lastIndexOf(':');
   return { rule, kind: 'ip+user', ip: rest.slice(0, cut), userHash: rest.slice(cut + 1) };
 }
+
+/** Braces end a Redis hash tag early: kept out of a tag's content (client keys are addresses,
+ *  user hashes base64url: neither has any). */
+const tagged = (kind: string, subject: string) => `{${kind}:${subject.replace(/[{}]/g, '')}}`;
+
+/** The Redis Cluster hash tag of a key (with its braces): every key of one subject shares a
+ *  slot, and subjects spread over the cluster. An address's ip rules and its successes go
+ *  under `{i:<client>}` (a wide rule's network is a client key of its own); a user's rules,
+ *  ip+user rules, known-good pairs and password hint under `{u:<hash>}`, so the exemptions are
+ *  read atomically with the user rules; a sprayed password's under `{p:<key>}`. Any other key
+ *  is a subject of its own. */
+export function slotTag(key: string): string {
+  const p = parseKey(key);
+  if (p) return p.userHash !== undefined ? tagged('u', p.userHash) : p.ip !== undefined ? tagged('i', p.ip) : tagged('p', p.password ?? '');
+  const kg = /^kg:.+:([^:]+)$/.exec(key);
+  if (kg) return tagged('u', kg[1]!);
+  if (key.startsWith('h:')) return tagged('u', key.slice(2));
+  if (key.startsWith('se:')) return tagged('i', key.slice(3));
+  return tagged('k', key);
+}

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { freePorts, waitForPort } from './ports.js';
 
 const run = promisify(execFile);
@@ -89,11 +89,6 @@ export async function startRedis(): Promise<RedisServer> {
   };
 }
 
-export interface RedisCluster {
-  nodes: string[];
-  stop(): Promise<void>;
-}
-
 /** Whether host:port can be bound right now. */
 function bindable(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -115,25 +110,105 @@ async function clusterPorts(n: number): Promise<number[]> {
   return out;
 }
 
-export async function startRedisCluster(size = 3): Promise<RedisCluster> {
+export interface ClusterNodeInfo {
+  port: number;
+  id: string;
+  primary: boolean;
+  /** A primary's slot ranges [from, to]; none for a replica. */
+  slots: [number, number][];
+}
+
+export interface RedisCluster {
+  /** Every node (host:port), primaries and replicas: the seeds to give clients. */
+  nodes: string[];
+  /** The cluster as a live node sees it now (failed nodes excluded). */
+  topology(): Promise<ClusterNodeInfo[]>;
+  /** The port of the primary that serves a slot now. */
+  primaryFor(slot: number): Promise<number>;
+  /** SIGKILL one node, as a crash would (its slots are remembered for failedOver). */
+  kill(port: number): Promise<void>;
+  /** Resolves once a replica has taken over the slots `port` served (bounded). */
+  failedOver(port: number, timeoutMs?: number): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** A real Redis Cluster: `primaries` primaries with `replicas` replicas each, node timeout
+ *  2 s, and `cluster-require-full-coverage no` (the setting README recommends: a shard that is
+ *  down does not stop the others). */
+export async function startRedisCluster(primaries = 3, opts: { replicas?: number } = {}): Promise<RedisCluster> {
+  const replicas = opts.replicas ?? 0;
   const dir = mkdtempSync(join(os.tmpdir(), 'mailgate-redis-cluster-'));
-  const ports = await clusterPorts(size);
-  const children = await Promise.all(
-    ports.map((p) => spawnServer(p, dir, ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${p}.conf`), '--cluster-node-timeout', '2000'])),
+  const ports = await clusterPorts(primaries * (1 + replicas));
+  const children = new Map<number, ChildProcess>();
+  await Promise.all(
+    ports.map(async (p) => {
+      const extra = ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${p}.conf`), '--cluster-node-timeout', '2000', '--cluster-require-full-coverage', 'no'];
+      children.set(p, await spawnServer(p, dir, extra));
+    }),
   );
   const nodes = ports.map((p) => `127.0.0.1:${p}`);
-  await run('/usr/bin/redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes']);
-  // Wait until every node agrees the cluster is up.
+  await run('/usr/bin/redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', String(replicas), '--cluster-yes']);
+  const ask = async <T>(port: number, f: (c: Redis) => Promise<T>): Promise<T> => {
+    const c = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+    c.on('error', () => undefined);
+    try {
+      await c.connect();
+      return await f(c);
+    } finally {
+      c.disconnect();
+    }
+  };
+  const alive = () => ports.filter((p) => { const c = children.get(p)!; return c.exitCode === null && c.signalCode === null; });
+  const topology = async (): Promise<ClusterNodeInfo[]> => {
+    const text = await ask(alive()[0]!, (c) => c.cluster('NODES') as Promise<string>);
+    return text.trim().split('\n').map((line) => line.split(' ')).filter((f) => !f[2]!.includes('fail')).map((f) => ({
+      port: Number(f[1]!.split('@')[0]!.split(':')[1]),
+      id: f[0]!,
+      primary: f[2]!.includes('master'),
+      slots: f.slice(8).filter((r) => !r.startsWith('[')).map((r) => { const [a, b] = r.split('-'); return [Number(a), Number(b ?? a)] as [number, number]; }),
+    }));
+  };
+  /** The slots a killed primary served, for failedOver. */
+  const served = new Map<number, [number, number][]>();
+  const primaryFor = async (slot: number) => {
+    const n = (await topology()).find((t) => t.primary && t.slots.some(([a, b]) => slot >= a && slot <= b));
+    if (!n) throw new Error(`no live primary serves slot ${slot}`);
+    return n.port;
+  };
+  const poll = async (cond: () => Promise<boolean>, what: string, timeoutMs = 20_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await cond().catch(() => false))) {
+      if (Date.now() > deadline) throw new Error(`redis cluster: timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  // Every node agrees the cluster is up, and every replica is in sync with its primary.
   for (const p of ports) {
-    const c = new Redis({ port: p, host: '127.0.0.1', lazyConnect: true });
-    await c.connect();
-    for (let i = 0; i < 100 && !/cluster_state:ok/.test(await c.cluster('INFO')); i++) await new Promise((r) => setTimeout(r, 100));
-    c.disconnect();
+    await poll(async () => /cluster_state:ok/.test(await ask(p, (c) => c.cluster('INFO') as Promise<string>)), `node ${p} to see the cluster up`);
+    await poll(async () => { const info = await ask(p, (c) => c.info('replication')); return /role:master/.test(info) || /master_link_status:up/.test(info); }, `replica ${p} in sync`);
   }
   return {
     nodes,
+    topology,
+    primaryFor,
+    async kill(port) {
+      served.set(port, (await topology()).find((n) => n.port === port)?.slots ?? []);
+      await killChild(children.get(port)!, 'SIGKILL');
+    },
+    async failedOver(port, timeoutMs = 30_000) {
+      const slot = served.get(port)?.[0]?.[0];
+      if (slot === undefined) throw new Error(`${port} served no slots when killed`);
+      let promoted = 0;
+      await poll(async () => {
+        const live = (await topology()).filter((n) => n.primary && n.port !== port);
+        const covered = live.flatMap((n) => n.slots).reduce((sum, [a, b]) => sum + b - a + 1, 0);
+        promoted = live.find((n) => n.slots.some(([a, b]) => slot >= a && slot <= b))?.port ?? 0;
+        return covered === 16_384 && promoted !== 0;
+      }, `a replica to take over from ${port}`, timeoutMs);
+      return promoted;
+    },
     async stop() {
-      await Promise.all(children.map((c) => killChild(c, 'SIGTERM')));
+      await Promise.all([...children.values()].map((c) => killChild(c, 'SIGTERM')));
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -214,21 +289,41 @@ export async function startRedisSentinel(): Promise<RedisSentinel> {
   };
 }
 
-/** Every key under a prefix with its TTL in ms (-1: none). */
-export async function scanKeys(redis: Redis, prefix: string): Promise<{ key: string; pttl: number }[]> {
-  const out: { key: string; pttl: number }[] = [];
-  for await (const batch of redis.scanStream({ match: `${prefix}*`, count: 500 })) {
-    for (const key of batch as string[]) out.push({ key, pttl: await redis.pttl(key) });
+/** Every key under a prefix with its TTL in ms (-1: none); on a Cluster, every primary's. */
+export async function scanKeys(redis: Redis | Cluster, prefix: string): Promise<{ key: string; pttl: number; node: Redis }[]> {
+  const out: { key: string; pttl: number; node: Redis }[] = [];
+  for (const node of redis instanceof Cluster ? redis.nodes('master') : [redis]) {
+    for await (const batch of node.scanStream({ match: `${prefix}*`, count: 500 })) {
+      for (const key of batch as string[]) out.push({ key, pttl: await node.pttl(key), node });
+    }
   }
   return out;
 }
 
 /** Let `ms` pass for every key under a prefix, as Redis' clock would: shorten TTLs, drop the
  *  keys that would have expired. */
-export async function advanceRedis(redis: Redis, prefix: string, ms: number): Promise<void> {
-  for (const { key, pttl } of await scanKeys(redis, prefix)) {
+export async function advanceRedis(redis: Redis | Cluster, prefix: string, ms: number): Promise<void> {
+  for (const { key, pttl, node } of await scanKeys(redis, prefix)) {
     if (pttl < 0) continue;
-    if (pttl <= ms) await redis.del(key);
-    else await redis.pexpire(key, pttl - ms);
+    if (pttl <= ms) await node.del(key);
+    else await node.pexpire(key, pttl - ms);
   }
+}
+
+/** CRC16/XMODEM (polynomial 0x1021, initial 0), the checksum Redis Cluster hashes keys with. */
+export function crc16(text: string): number {
+  let crc = 0;
+  for (const byte of Buffer.from(text, 'utf8')) {
+    crc ^= byte << 8;
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc;
+}
+
+/** Redis Cluster's slot of a key: CRC16 of its hash tag (the part between the first "{" and
+ *  the next "}", when not empty) or of the whole key, mod 16384 (cluster spec). */
+export function keySlot(key: string): number {
+  const open = key.indexOf('{');
+  const close = open >= 0 ? key.indexOf('}', open + 1) : -1;
+  return crc16(close > open + 1 ? key.slice(open + 1, close) : key) % 16_384;
 }

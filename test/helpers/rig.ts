@@ -8,7 +8,7 @@ import type { Clock } from '../../src/clock.js';
 import { startDovecot, type DovecotInstance, type DovecotOptions } from './dovecot.js';
 import { proxyConfig } from './hostile.js';
 import { startTestProxy, type TestProxy } from './proxy.js';
-import { startRedis, type RedisServer } from './redis.js';
+import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './redis.js';
 import { startSmtpSink, type SmtpSink } from './smtp-sink.js';
 
 /** For a test file: a real Dovecot and a proxy in front of it (proxyConfig), started before
@@ -96,6 +96,20 @@ export function redisForFile(): { redis: RedisServer } {
   });
   afterAll(async () => {
     await holder.redis?.stop();
+  });
+  return holder;
+}
+
+/** For a test file: a real Redis Cluster (`primaries` primaries, `replicas` replicas each),
+ *  started before its tests and stopped after them; declare it before the rig whose proxies
+ *  use it. */
+export function redisClusterForFile(primaries = 3, replicas = 1): { cluster: RedisCluster } {
+  const holder = {} as { cluster: RedisCluster };
+  beforeAll(async () => {
+    holder.cluster = await startRedisCluster(primaries, { replicas });
+  }, 120_000);
+  afterAll(async () => {
+    await holder.cluster?.stop();
   });
   return holder;
 }
