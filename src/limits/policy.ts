@@ -181,8 +181,11 @@ export class Policy {
       .filter((r) => r.key === 'ip' && !r.prefix && (!r.protocols || r.protocols.includes(protocol)))
       .map((rule) => this.ruleSpec(rule, client, ''));
     if (pairs.length === 0) return null;
-    const r = await this.store.hit(pairs.map((p) => p.spec), { count: false });
-    if (r.ok || !r.blocked || (this.exemptions && (await this.store.peek(this.keys.successesKey(client))).count > 0)) {
+    // The address's successes come with the answer (same subject, same store call).
+    const successesKey = this.exemptions ? this.keys.successesKey(client) : undefined;
+    const r = await this.store.hit(pairs.map((p) => p.spec), { count: false, successesKey });
+    const successes = async () => (r.ok ? 0 : (r.successes ?? (await this.store.peek(successesKey!)).count));
+    if (r.ok || !r.blocked || (successesKey !== undefined && (await successes()) > 0)) {
       this.hints.forget(client);
       return null;
     }

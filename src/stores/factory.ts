@@ -10,6 +10,6 @@ import type { LimitStore } from './store.js';
 
 export function createStore(cfg: StoreConfig, clock: Clock, log: Logger): LimitStore {
   if (cfg.type === 'memory') return new MemoryStore(clock);
-  const redis = new RedisStore(connectRedis(cfg.redis));
+  const redis = new RedisStore(connectRedis(cfg.redis), { clock });
   return new ResilientStore(redis, new MemoryStore(clock), cfg.redis.onError, cfg.redis.timeout, log);
 }

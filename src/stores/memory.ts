@@ -99,16 +99,18 @@ export class MemoryStore implements LimitStore {
     const hintMatch = opts.hint !== undefined && this.get(opts.hint.key, now)?.hint === opts.hint.value;
     const successes = opts.successesKey !== undefined ? (this.get(opts.successesKey, now)?.set?.size ?? 0) : 0;
     const seen = { knownGood, hintMatch, successes };
+    // A check-only refusal reports the address's successes too (the connect-time check).
+    const also = opts.count === false && opts.successesKey !== undefined ? { successes } : {};
     for (let i = 0; i < specs.length; i++) {
       const s = specs[i]!;
       if ((s.knownGoodExempt && knownGood) || (s.hintExempt && hintMatch)) continue;
       const { value, exp } = this.count(s, now);
       const b = this.get(`${s.key}:b`, now);
-      if (b) return { ok: false, index: i, retryAfterMs: b.exp - now, count: value, blocked: true };
-      if (value >= s.limit) return { ok: false, index: i, retryAfterMs: exp - now, count: value, blocked: false };
+      if (b) return { ok: false, index: i, retryAfterMs: b.exp - now, count: value, blocked: true, ...also };
+      if (value >= s.limit) return { ok: false, index: i, retryAfterMs: exp - now, count: value, blocked: false, ...also };
       if (s.kind === 'failures' && !s.unreserved) {
         const r = this.get(`${s.key}:r`, now);
-        if (r && value + r.v >= s.limit) return { ok: false, index: i, retryAfterMs: INFLIGHT_RETRY_MS, count: value, blocked: false };
+        if (r && value + r.v >= s.limit) return { ok: false, index: i, retryAfterMs: INFLIGHT_RETRY_MS, count: value, blocked: false, ...also };
       }
     }
     if (opts.count === false) return { ok: true, ...seen };

@@ -1,13 +1,21 @@
-// Redis limit store: the same semantics as the memory store, shared by every instance.
-// One Lua script per decision (hit) and at most one per outcome (settle), registered once and
-// called by SHA; windows and blocks are Redis TTLs on Redis' clock. What travels to the
-// scripts, and in which order, is wire.ts'.
+// Redis limit store: the same semantics as the memory store, shared by every instance, on one
+// server or sharded over a Redis Cluster. Each subject's keys share a hash tag (keys.ts'
+// slotTag), so one decision is one Lua script per subject (slot) sent in parallel, and at most
+// one per subject per outcome (settle); redis-plan.ts splits and merges. A refusal in one slot
+// aborts what the others counted. Windows and blocks are Redis TTLs on Redis' clock; blocks are
+// also cached here (block-cache.ts) and announced to every instance (block-channel.ts). What
+// travels to the scripts, and in which order, is wire.ts'.
 import { readFileSync } from 'node:fs';
 import { Cluster, Redis } from 'ioredis';
+import { systemClock, type Clock } from '../clock.js';
 import type { RedisStoreConfig } from '../config/schema.js';
 import { parseHostPort } from '../config/address.js';
+import { slotTag } from '../limits/keys.js';
+import { BlockCache } from './block-cache.js';
+import { BlockChannel, subscriberFactory } from './block-channel.js';
+import { decide, decodeHit, hitCall, planGroups, settles, type Group, type GroupReply } from './redis-plan.js';
 import type { BlockEntry, CounterSpec, CounterState, HitOptions, HitResult, LimitStore, SettleRequest } from './store.js';
-import { encodeArgs, HIT_WIRE, luaHeader, PLAIN_WIRE, SETTLE_WIRE, SPEC_KEYS, type ScriptWire, type SpecKey } from './wire.js';
+import { ABORT_WIRE, encodeArgs, HIT_WIRE, luaHeader, PLAIN_WIRE, SETTLE_WIRE, SPEC_KEYS, type ScriptWire, type SpecKey } from './wire.js';
 
 // Next to this module: src/stores/lua, or dist/stores/lua (copied by scripts/copy-assets.mjs).
 const lua = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
@@ -16,16 +24,12 @@ const lua = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.m
  *  script. */
 const script = (name: string, wire: ScriptWire) => `${luaHeader(wire)}${lua('lib')}${lua(name)}`;
 
-/** Every key an attempt touches must live in one Cluster slot for the scripts to be atomic,
- *  so all keys share this hash tag. Cluster then gives failover and memory headroom, not
- *  write scaling for the limiter (ARCHITECTURE.md). */
-const HASH_TAG = '{mg}';
-
 interface Scripts {
   mgHit(...args: (string | number)[]): Promise<number[]>;
   mgSettle(...args: (string | number)[]): Promise<number[]>;
   mgPeek(...args: (string | number)[]): Promise<number[]>;
   mgBlock(key: string, ms: number): Promise<number>;
+  mgAbort(...args: (string | number)[]): Promise<number>;
 }
 type Client = (Redis | Cluster) & Scripts;
 
@@ -58,13 +62,29 @@ export function connectRedis(cfg: RedisStoreConfig): Redis | Cluster {
   return new Redis(cfg.url!, common);
 }
 
+
+export interface RedisStoreOptions {
+  /** The block cache's clock (the instance's). */
+  clock?: Clock;
+  /** false: no block cache and no channel (every decision asks Redis). */
+  blockCache?: boolean;
+}
+
+const fulfilled = <T>(s: PromiseSettledResult<T>): s is PromiseFulfilledResult<T> => s.status === 'fulfilled';
+
 export class RedisStore implements LimitStore {
   private readonly client: Client;
   private readonly prefix: string;
+  private readonly cache: BlockCache;
+  private readonly channel: BlockChannel | null;
+  /** Aborts and announcements sent after a decision returned: awaited before anything reads
+   *  counts (peek, blocks) or the store closes, so this instance sees its own accounting. */
+  private readonly pending = new Set<Promise<unknown>>();
 
-  constructor(client: Redis | Cluster) {
+  constructor(client: Redis | Cluster, opts: RedisStoreOptions = {}) {
     client.defineCommand('mgHit', { lua: script('hit', HIT_WIRE) });
     client.defineCommand('mgSettle', { lua: script('settle', SETTLE_WIRE) });
+    client.defineCommand('mgAbort', { lua: script('abort', ABORT_WIRE) });
     client.defineCommand('mgPeek', { numberOfKeys: 3, lua: script('peek', PLAIN_WIRE) });
     client.defineCommand('mgBlock', { numberOfKeys: 1, lua: script('block', PLAIN_WIRE) });
     this.prefix = (client instanceof Cluster ? client.options.keyPrefix : client.options.keyPrefix) ?? '';
@@ -72,10 +92,23 @@ export class RedisStore implements LimitStore {
     // event would crash the process.
     client.on('error', () => undefined);
     this.client = client as Client;
+    this.cache = new BlockCache(opts.clock ?? systemClock);
+    this.channel = opts.blockCache === false ? null : new BlockChannel(client, `${this.prefix}blocks`, subscriberFactory(client), this.cache);
+    this.channel?.start();
   }
 
   get redis(): Redis | Cluster {
     return this.client;
+  }
+
+  /** Whether blocks are answered from the cache now (its channel is subscribed), and how many
+   *  it holds. */
+  get blockCacheLive(): boolean {
+    return this.channel?.live ?? false;
+  }
+
+  get cachedBlocks(): number {
+    return this.cache.size;
   }
 
   async ready(withinMs: number): Promise<boolean> {
@@ -93,8 +126,9 @@ export class RedisStore implements LimitStore {
     });
   }
 
+  /** A key as stored: its subject's hash tag, then the key and its role's suffix. */
   private key(key: string, role: SpecKey): string {
-    return `${HASH_TAG}${key}${SPEC_KEYS[role]}`;
+    return `${slotTag(key)}${key}${SPEC_KEYS[role]}`;
   }
 
   /** A spec's keys, in the order wire.ts gives them. */
@@ -102,21 +136,70 @@ export class RedisStore implements LimitStore {
     return (Object.keys(SPEC_KEYS) as SpecKey[]).map((role) => this.key(key, role));
   }
 
-  /** The keys hit and settle send after the specs': a placeholder (in the same slot) for one
-   *  not given, so a script's layout never depends on which are. */
-  private extraKeys(knownGood?: string, hint?: string, successes?: string): string[] {
-    const k = (key: string | undefined) => `${HASH_TAG}${key ?? '-'}`;
-    return [k(knownGood), k(hint), k(successes)];
+  /** One group's script arguments: its specs' keys, then the extra keys (a placeholder in the
+   *  group's slot for one not here, so a script's layout never depends on which are), then
+   *  ARGV (wire.ts' encodeArgs over the group's specs). */
+  private args(g: Group, argv: (string | number)[]): (string | number)[] {
+    const extra = (key: string | undefined) => (key !== undefined ? `${slotTag(key)}${key}` : `${g.tag}-`);
+    const keys = [...g.specs.flatMap((s) => this.keys(s.key)), extra(g.knownGoodKey), extra(g.hintKey), extra(g.successesKey)];
+    return [keys.length, ...keys, ...argv];
+  }
+
+  /** Sent after the decision, not awaited by it; tracked for peek, blocks and close. */
+  private after(p: Promise<unknown>): void {
+    const tracked = p.catch(() => undefined).finally(() => this.pending.delete(tracked));
+    this.pending.add(tracked);
+  }
+
+  private async drain(): Promise<void> {
+    if (this.pending.size) await Promise.all([...this.pending]);
+  }
+
+  /** Give back what these groups' hits counted (their attempt was refused elsewhere). A lost
+   *  abort leaves the attempt counted there (the stricter side) and its reservations expire. */
+  private abort(groups: readonly Group[]): void {
+    for (const g of groups) this.after(this.client.mgAbort(...this.args(g, encodeArgs(ABORT_WIRE, g.specs, {}, () => ({})))));
   }
 
   async hit(specs: readonly CounterSpec[], opts: HitOptions = {}): Promise<HitResult> {
     if (specs.length === 0) return { ok: true };
-    const keys = [...specs.flatMap((s) => this.keys(s.key)), ...this.extraKeys(opts.knownGoodKey, opts.hint?.key, opts.successesKey)];
-    const call = { count: opts.count !== false, knownGood: opts.knownGoodKey !== undefined, hint: opts.hint?.value, successes: opts.successesKey !== undefined };
-    const r = await this.client.mgHit(keys.length, ...keys, ...encodeArgs(HIT_WIRE, specs, call, () => ({})));
-    if (r[0] !== 0) return { ok: false, index: r[0]! - 1, retryAfterMs: r[1]!, count: r[2]!, blocked: r[3] === 1 };
-    const ok: HitResult = { ok: true, knownGood: r[1] === 1, hintMatch: r[2] === 1, successes: r[3]! };
-    return r.length > 4 ? { ...ok, blockedNow: r.slice(4).map((i) => i - 1) } : ok;
+    const cached = this.cache.refusal(specs, opts);
+    if (cached) return cached;
+    const since = this.cache.generation;
+    const groups = planGroups(specs, { knownGoodKey: opts.knownGoodKey, hintKey: opts.hint?.key, successesKey: opts.successesKey });
+    const settled = await Promise.allSettled(groups.map((g) => this.client.mgHit(...this.args(g, encodeArgs(HIT_WIRE, g.specs, hitCall(g, opts), () => ({}))))));
+    const replies = settled.map((s, i) => (fulfilled(s) ? decodeHit(groups[i]!, s.value) : undefined));
+    const failed = settled.find((s) => !fulfilled(s));
+    if (failed) {
+      // A store failure for the whole attempt (onError applies): undo what the others counted.
+      if (opts.count !== false) this.abort(groups.filter((g, i) => g.specs.length > 0 && replies[i] && !replies[i].refusal));
+      throw (failed as PromiseRejectedResult).reason;
+    }
+    const { result, abort } = decide(specs, groups, replies as GroupReply[], opts);
+    this.abort(abort);
+    this.learn(specs, groups, replies as GroupReply[], opts, since);
+    return result;
+  }
+
+  /** What a hit taught about blocks: the ones Redis refused with go to the cache; the ones it
+   *  started go to every instance. */
+  private learn(specs: readonly CounterSpec[], groups: readonly Group[], replies: readonly GroupReply[], opts: HitOptions, since: number): void {
+    const holder = groups.findIndex((g) => g.successesKey !== undefined);
+    const successes = holder >= 0 ? { key: opts.successesKey!, n: replies[holder]!.successes } : undefined;
+    for (const r of replies) {
+      for (const f of [...(r.refusal ? [r.refusal] : []), ...r.provisional]) {
+        if (f.blocked) this.cache.note(specs[f.index]!.key, f.retryAfterMs, since, { count: f.count, successes });
+      }
+      for (const b of r.started) this.announce(specs[b.index]!.key, b.ms, b.count, since);
+    }
+  }
+
+  /** A block this instance saw start (for `ms`, at `count`), or lifted (0): cached here at
+   *  once, published to the others. */
+  private announce(key: string, ms: number, count: number, since = this.cache.generation): void {
+    if (ms > 0) this.cache.note(key, ms, since, { count });
+    else this.cache.forget(key);
+    if (this.channel) this.after(this.channel.publish(key, ms, count));
   }
 
   async settle(specs: readonly CounterSpec[], req: SettleRequest): Promise<number[]> {
@@ -125,13 +208,32 @@ export class RedisStore implements LimitStore {
     const kg = ok && req.knownGood && req.knownGood.ttlMs > 0 ? req.knownGood : undefined;
     const hint = ok && req.hint && req.hint.ttlMs > 0 ? req.hint : undefined;
     const success = ok && req.success && req.success.ttlMs > 0 ? req.success : undefined;
-    if (specs.length === 0 && !kg && !hint && !success) return [];
-    const keys = [...specs.flatMap((s) => this.keys(s.key)), ...this.extraKeys(kg?.key, hint?.key, success?.key)];
-    const call = {
-      failed: req.failed, reserved: req.reserved, fingerprint: req.fingerprint, knownGoodTtlMs: kg?.ttlMs,
-      hint: hint?.value, hintTtlMs: hint?.ttlMs, successMember: success?.member, successesTtlMs: success?.ttlMs,
-    };
-    return this.client.mgSettle(keys.length, ...keys, ...encodeArgs(SETTLE_WIRE, specs, call, (i) => ({ member: req.members?.[i] })));
+    const groups = planGroups(specs, { knownGoodKey: kg?.key, hintKey: hint?.key, successesKey: success?.key }).filter((g) => settles(g, req.failed));
+    const settled = await Promise.allSettled(
+      groups.map((g) => {
+        const call = {
+          failed: req.failed, reserved: req.reserved, fingerprint: req.fingerprint,
+          knownGoodTtlMs: g.knownGoodKey !== undefined ? kg?.ttlMs : undefined,
+          hint: g.hintKey !== undefined ? hint?.value : undefined, hintTtlMs: g.hintKey !== undefined ? hint?.ttlMs : undefined,
+          successMember: g.successesKey !== undefined ? success?.member : undefined, successesTtlMs: g.successesKey !== undefined ? success?.ttlMs : undefined,
+        };
+        return this.client.mgSettle(...this.args(g, encodeArgs(SETTLE_WIRE, g.specs, call, (j) => ({ member: req.members?.[g.indexes[j]!] }))));
+      }),
+    );
+    // A group of attempts specs alone was not asked: they read 0 (callers use the failures
+    // counts; hit reported the blocks attempts started).
+    const counts = specs.map(() => 0);
+    settled.forEach((s, gi) => {
+      if (!fulfilled(s)) return;
+      const g = groups[gi]!;
+      g.indexes.forEach((i, j) => (counts[i] = s.value[j]!));
+      // Then the blocks it started or lifted, as (spec, ms).
+      const changed = s.value.slice(g.indexes.length);
+      for (let e = 0; e < changed.length; e += 2) this.announce(g.specs[changed[e]! - 1]!.key, changed[e + 1]!, s.value[changed[e]! - 1]!);
+    });
+    const failed = settled.find((s) => !fulfilled(s));
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    return counts;
   }
 
   /** peek.lua's keys: counter, reservations, block. */
@@ -140,20 +242,24 @@ export class RedisStore implements LimitStore {
   }
 
   async peek(key: string): Promise<CounterState> {
+    await this.drain();
     const [count, inflight, ttlMs, blockedMs] = await this.client.mgPeek(...this.peekKeys(key));
     return { count: count!, inflight: inflight!, ttlMs: ttlMs!, blockedMs: blockedMs! };
   }
 
   async blocks(): Promise<BlockEntry[]> {
-    const prefix = `${this.prefix}${HASH_TAG}`;
+    await this.drain();
     const nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
     const out: BlockEntry[] = [];
     for (const node of nodes) {
-      // SCAN patterns are not prefixed by ioredis: match the full key, then strip the prefix.
-      const stream = node.scanStream({ match: `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*${SPEC_KEYS.blockKey}`, count: 1000 });
+      // SCAN patterns are not prefixed by ioredis: match the full key, then strip the prefix
+      // and the subject's hash tag.
+      const stream = node.scanStream({ match: `${this.prefix.replace(/[*?[\]\\]/g, '\\$&')}{*}*${SPEC_KEYS.blockKey}`, count: 1000 });
       for await (const batch of stream as AsyncIterable<string[]>) {
         for (const full of batch) {
-          const key = full.slice(prefix.length, -SPEC_KEYS.blockKey.length);
+          const tagged = full.slice(this.prefix.length);
+          const key = tagged.slice(tagged.indexOf('}') + 1, -SPEC_KEYS.blockKey.length);
+          if (slotTag(key) !== tagged.slice(0, tagged.indexOf('}') + 1)) continue; // not a key of ours
           const [count, , , remaining, since] = await this.client.mgPeek(...this.peekKeys(key));
           if (remaining! > 0) out.push({ key, sinceMs: since!, count: count!, remainingMs: remaining! });
         }
@@ -163,14 +269,22 @@ export class RedisStore implements LimitStore {
   }
 
   async reset(key: string): Promise<void> {
+    await this.drain();
     await this.client.del(...this.keys(key));
+    this.cache.forget(key);
+    await this.channel?.publish(key, 0, 0);
   }
 
   async block(key: string, ms: number): Promise<void> {
     await this.client.mgBlock(this.key(key, 'blockKey'), Math.round(ms));
+    const { count } = await this.peek(key);
+    this.cache.note(key, ms, undefined, { count });
+    await this.channel?.publish(key, ms, count);
   }
 
   async close(): Promise<void> {
+    await this.drain();
+    await this.channel?.close();
     try {
       await this.client.quit();
     } catch {

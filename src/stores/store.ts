@@ -48,7 +48,8 @@ export interface HitOptions {
   /** The account's hint key and the attempt's hint: hint-exempt specs do not refuse when the
    *  stored hint equals it. */
   hint?: { key: string; value: string };
-  /** The address's successes key: the hit reports how many users logged in from it. */
+  /** The address's successes key: the hit reports how many users logged in from it (when it
+   *  allows; a check-only hit (count: false) when it refuses too). */
   successesKey?: string;
 }
 
@@ -64,7 +65,15 @@ export type HitResult =
       /** Specs (by index) whose block this hit started. */
       blockedNow?: number[];
     }
-  | { ok: false; index: number; retryAfterMs: number; count: number; blocked: boolean };
+  | {
+      ok: false;
+      index: number;
+      retryAfterMs: number;
+      count: number;
+      blocked: boolean;
+      /** A check-only hit with a successesKey: distinct users who logged in from the address. */
+      successes?: number;
+    };
 
 export interface SettleRequest {
   /** The backend rejected the login. */
@@ -103,16 +112,19 @@ export interface BlockEntry {
 
 export interface LimitStore {
   /**
-   * Atomically, over all specs: if any is blocked, at its limit, or (failures) at its limit
-   * counting in-flight reservations, refuse naming the first such spec and change nothing
-   * (exempt specs never refuse when the known-good key exists); otherwise count one attempt
-   * on every attempts spec and reserve one failure on every failures spec.
-   * Reaching an attempts limit starts the block.
+   * Over all specs: if any is blocked, at its limit, or (failures) at its limit counting
+   * in-flight reservations, refuse naming the first such spec and change nothing (exempt specs
+   * never refuse when the known-good key exists or the hint matches); otherwise count one
+   * attempt on every attempts spec and reserve one failure on every failures spec. Reaching an
+   * attempts limit starts the block. Atomic per key; the memory store is atomic over all of
+   * them, Redis over each subject's (Cluster slot's) keys, where a refusal by one subject gives
+   * back what the others counted right after (a block that counting started stays).
    */
   hit(specs: readonly CounterSpec[], opts?: HitOptions): Promise<HitResult>;
   /** Settle what hit reserved: release the reservations; if failed, count the failure on every
    *  failures spec (deduped, or as a distinct member), starting the block at the limit; on
-   *  success, remember the known-good pair. Returns each spec's count afterwards. */
+   *  success, remember the known-good pair. Returns each failures spec's count afterwards (an
+   *  attempts spec's where the store read it, else 0). */
   settle(specs: readonly CounterSpec[], req: SettleRequest, route?: StoreRoute): Promise<number[]>;
   peek(key: string): Promise<CounterState>;
   /** Keys currently blocked (admin). */

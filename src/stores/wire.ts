@@ -49,8 +49,14 @@ export interface ScriptWire<C extends Fields = Fields, E extends Fields = Fields
 export const EXTRA_KEYS = { knownGoodKey: 1, hintKey: 2, successesKey: 3 } as const;
 
 /** hit: count (false: check only, at connect); knownGood and successes say whether those keys
- *  are real; hint is the attempt's password hint ('' none). */
-export const HIT_WIRE = { call: { count: 'flag', knownGood: 'flag', hint: 'word', successes: 'flag' }, each: {} } as const satisfies ScriptWire;
+ *  are real; hint is the attempt's password hint ('' none). knownGoodElsewhere and
+ *  hintElsewhere: the attempt has a known-good pair or a hint, kept in another Cluster slot
+ *  (redis-plan.ts), so an exempt spec that would refuse here is counted provisionally and
+ *  reported instead of refusing: the caller decides with the other slot's answer. */
+export const HIT_WIRE = {
+  call: { count: 'flag', knownGood: 'flag', hint: 'word', successes: 'flag', knownGoodElsewhere: 'flag', hintElsewhere: 'flag' },
+  each: {},
+} as const satisfies ScriptWire;
 
 /** settle: the SettleRequest. On success only: knownGoodTtlMs > 0 remembers the pair, hint (with
  *  hintTtlMs) becomes the account's hint, successMember joins the address's successes. Per spec:
@@ -62,6 +68,9 @@ export const SETTLE_WIRE = {
   },
   each: { member: 'word' },
 } as const satisfies ScriptWire;
+
+/** abort: the specs of a hit whose attempt another slot refused; nothing else. */
+export const ABORT_WIRE = { call: {}, each: {} } as const satisfies ScriptWire;
 
 /** peek and block name their keys and values themselves (one counter, no specs). */
 export const PLAIN_WIRE = { call: {}, each: {} } as const satisfies ScriptWire;

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { spec, type StoreHarness } from './harness.js';
 import { specFieldContract } from './spec-fields.js';
+import { subjectContract } from './subjects.js';
 
 export function storeContract(name: string, make: () => Promise<StoreHarness>): void {
   describe(`LimitStore contract: ${name}`, () => {
@@ -276,5 +277,6 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
     });
 
     specFieldContract(make);
+    subjectContract(make);
   });
 }

@@ -57,10 +57,12 @@ describe('two mailgate processes, one Redis', () => {
     const keys = cli('--scan').split('\n').filter(Boolean);
     expect(keys.length).toBeGreaterThanOrEqual(3);
     // Rule counters (r:), and what every success leaves: the address's users (se:, user hashes
-    // in a HyperLogLog); with known-good pairs and hints on, kg: and h: (user hashes) too.
-    expect(keys.some((k) => k.startsWith('mailgate:{mg}r:'))).toBe(true);
+    // in a HyperLogLog); with known-good pairs and hints on, kg: and h: (user hashes) too. Each
+    // under its subject's hash tag: the address's ({i:…}) or the user hash's ({u:…}).
+    expect(keys.some((k) => k.startsWith('mailgate:{i:127.0.17.1}r:'))).toBe(true);
+    expect(keys.some((k) => /^mailgate:\{u:[\w-]{22}\}r:user-fails:u:[\w-]{22}/.test(k))).toBe(true);
     for (const k of keys) {
-      expect(k).toMatch(/^mailgate:\{mg\}(r|se|kg|h):/);
+      expect(k).toMatch(/^mailgate:\{[iu]:[^{}]+\}(r|se|kg|h):/);
       expect(k.toLowerCase()).not.toContain('alice');
       expect(Number(cli('PTTL', k).trim())).toBeGreaterThan(0);
     }

@@ -2,6 +2,7 @@
 // stores (two instances) racing on one limit, and every key with a TTL and no user name.
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock, type Clock } from '../../src/clock.js';
 import { KeyBuilder } from '../../src/limits/keys.js';
 import { RedisStore } from '../../src/stores/redis.js';
 import type { CounterSpec } from '../../src/stores/store.js';
@@ -23,8 +24,8 @@ afterAll(async () => {
   await server?.stop();
 });
 
-function store(prefix: string): RedisStore {
-  const s = new RedisStore(new Redis(server.url, { keyPrefix: prefix }));
+function store(prefix: string, clock?: Clock): RedisStore {
+  const s = new RedisStore(new Redis(server.url, { keyPrefix: prefix }), { clock });
   stores.push(s);
   return s;
 }
@@ -32,7 +33,15 @@ function store(prefix: string): RedisStore {
 let n = 0;
 storeContract('redis', async () => {
   const prefix = `contract${++n}:`;
-  return { store: store(prefix), advance: (ms) => advanceRedis(admin, prefix, ms) };
+  // The block cache runs on the instance's clock: moved with Redis' TTLs.
+  const clock = new ManualClock(Date.now());
+  return {
+    store: store(prefix, clock),
+    advance: async (ms) => {
+      await advanceRedis(admin, prefix, ms);
+      clock.advance(ms);
+    },
+  };
 });
 
 describe('Redis store across instances', () => {
@@ -77,23 +86,31 @@ describe('Redis store across instances', () => {
     expect(found.some((k) => k.key.endsWith(':b'))).toBe(true);
   });
 
-  it('one round trip per decision: hit is a single EVALSHA', async () => {
+  it('one round trip per decision: hit is one EVALSHA per subject, sent together', async () => {
     const s = store('rt:');
+    // The block channel's subscriber is up first (it says SUBSCRIBE once, then PING now and then).
+    await until(() => s.blockCacheLive, 'the block channel');
     const monitor = await admin.monitor();
     const seen: string[][] = [];
     // Commands the script itself runs show too, with source "lua": only the client's count.
-    monitor.on('monitor', (_t: string, args: string[], source: string) => source !== 'lua' && seen.push(args));
+    monitor.on('monitor', (_t: string, args: string[], source: string) => source !== 'lua' && args[0]!.toLowerCase() !== 'ping' && seen.push(args));
     // MONITOR output is asynchronous but in execution order: once our ECHO shows, all before it has.
     const drained = async (marker: string) => {
       await admin.echo(marker);
       await until(() => seen.some((a) => a[0]!.toLowerCase() === 'echo' && a[1] === marker), `MONITOR to show ${marker}`);
       return seen.splice(0).map((a) => a[0]!.toLowerCase()).filter((c) => c !== 'echo');
     };
-    await s.hit([spec('attempts', 10), spec('failures', 10)]); // first call may load the script
+    // One subject's rules (one client's ip rules): one script; a user's rules too: one more,
+    // sent alongside (the same round trip).
+    const keys = new KeyBuilder('a-secret-of-enough-length');
+    const ipSpecs = [keys.ruleKey({ name: 'a', key: 'ip' }, '192.0.2.7', ''), keys.ruleKey({ name: 'f', key: 'ip' }, '192.0.2.7', '')].map((key, i) => ({ ...spec(i ? 'failures' : 'attempts', 10), key }));
+    const userSpec = { ...spec('attempts', 10), key: keys.ruleKey({ name: 'u', key: 'user' }, '192.0.2.7', 'carol') };
+    await s.hit([...ipSpecs, userSpec]); // the first calls may load the script
     await drained('first');
-    await s.hit([spec('attempts', 10), spec('failures', 10)]);
-    const commands = await drained('second');
+    await s.hit(ipSpecs);
+    expect(await drained('second')).toEqual(['evalsha']);
+    await s.hit([...ipSpecs, userSpec]);
+    expect(await drained('third')).toEqual(['evalsha', 'evalsha']);
     monitor.disconnect();
-    expect(commands).toEqual(['evalsha']);
   });
 });

@@ -2,6 +2,7 @@
 // (from the file or MAILGATE_KEY_SECRET), defaults for timeout and onError.
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
+import { MailgateError } from '../../src/errors.js';
 
 const base = {
   listeners: [{ name: 'imap', protocol: 'imap', listen: '127.0.0.1:1143', tls: 'none', backend: 'imap' }],
@@ -35,5 +36,19 @@ describe('store.type redis', () => {
   it('rejects an unknown onError and a bad timeout by key path', () => {
     expect(() => parseConfig(withStore({ url: 'redis://h:1', onError: 'panic' }), {})).toThrow(/store\.redis\.onError/);
     expect(() => parseConfig(withStore({ url: 'redis://h:1', timeout: 'fast' }), {})).toThrow(/store\.redis\.timeout: expected a duration/);
+  });
+
+  it('rejects a keyPrefix with braces as a config error naming the key (the CLI exits 2 on these): it would be every key\'s Cluster hash tag', () => {
+    for (const keyPrefix of ['{mg}', 'mail{gate:', 'mail}gate:']) {
+      let err: unknown;
+      try {
+        parseConfig(withStore({ cluster: ['127.0.0.1:7000'], keyPrefix }), {});
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(MailgateError);
+      expect(err).toMatchObject({ code: 'MG_CONFIG_INVALID', message: expect.stringMatching(/store\.redis\.keyPrefix: must not contain \{ or \}/) });
+    }
+    expect(parseConfig(withStore({ cluster: ['127.0.0.1:7000'], keyPrefix: 'mg:' }), {}).store).toMatchObject({ redis: { keyPrefix: 'mg:' } });
   });
 });

@@ -35,7 +35,8 @@ local function count_of(a, k)
   return tonumber(redis.call('GET', KEYS[k + COUNTER_KEY]) or '0')
 end
 
--- Starts a spec's block: its value is when it started (the admin listing), its TTL its length.
+-- Starts a spec's block: its value is when it started (the admin listing), its TTL its length,
+-- which it returns.
 -- With growth and a memory (store.ts: growsBlocks), the n-th block within BLOCK_MEMORY_MS of
 -- the last is BLOCK_GROWTH^(n-1) times longer, up to BLOCK_MAX_MS (0: no cap).
 local function start_block(a, k)
@@ -49,5 +50,7 @@ local function start_block(a, k)
     if max > 0 and ms > max then ms = max end
     if ms > MAX_BLOCK_MS then ms = MAX_BLOCK_MS end
   end
-  redis.call('SET', KEYS[k + BLOCK_KEY], now_ms(), 'PX', math.floor(ms))
+  ms = math.floor(ms)
+  redis.call('SET', KEYS[k + BLOCK_KEY], now_ms(), 'PX', ms)
+  return ms
 end

@@ -3,14 +3,16 @@
 -- spec), FINGERPRINT ('' none), KNOWN_GOOD_TTL_MS, HINT and HINT_TTL_MS,
 -- SUCCESS_MEMBER and SUCCESSES_TTL_MS (on success: '' / 0 none), then each spec's MEMBER
 -- ('' none). On success a spec with RESET_ON_SUCCESS loses its count and block.
--- Returns each spec's count afterwards. Every key written gets a TTL here.
+-- Returns each spec's count afterwards, then the blocks it changed as (i, block ms): spec i's
+-- block started, or lifted for 0 ms (the store tells the other instances). Every key
+-- written gets a TTL here.
 local failed, fingerprint = flag(CALL, FAILED), word(CALL, FINGERPRINT)
 
 local function ttl(key, ms)
   if redis.call('PTTL', key) < 0 then redis.call('PEXPIRE', key, ms) end
 end
 
-local counts = {}
+local counts, changed = {}, {}
 for i = 1, N do
   local a, k = spec_at(i)
   local c = count_of(a, k)
@@ -38,10 +40,17 @@ for i = 1, N do
         counted = true
       end
     end
-    if counted and c >= num(a, LIMIT) and num(a, BLOCK_MS) > 0 and redis.call('EXISTS', KEYS[k + BLOCK_KEY]) == 0 then start_block(a, k) end
+    if counted and c >= num(a, LIMIT) and num(a, BLOCK_MS) > 0 and redis.call('EXISTS', KEYS[k + BLOCK_KEY]) == 0 then
+      changed[#changed + 1] = i
+      changed[#changed + 1] = start_block(a, k)
+    end
   end
   if not failed and flag(a, RESET_ON_SUCCESS) then
-    redis.call('DEL', KEYS[k + COUNTER_KEY], KEYS[k + BLOCK_KEY])
+    redis.call('DEL', KEYS[k + COUNTER_KEY])
+    if redis.call('DEL', KEYS[k + BLOCK_KEY]) == 1 then
+      changed[#changed + 1] = i
+      changed[#changed + 1] = 0
+    end
     c = 0
   end
   counts[i] = c
@@ -55,4 +64,5 @@ if not failed then
     redis.call('PEXPIRE', extra(SUCCESSES_KEY), num(CALL, SUCCESSES_TTL_MS))
   end
 end
+for _, i in ipairs(changed) do counts[#counts + 1] = i end
 return counts
