@@ -75,7 +75,12 @@ const redisStore = z
     sentinels: z.array(hostPort).min(1).optional().describe('Sentinel addresses (host:port), with name.'),
     name: z.string().optional().describe('Sentinel master name.'),
     cluster: z.array(hostPort).min(1).optional().describe('Redis Cluster seed nodes (host:port).'),
-    keyPrefix: z.string().regex(/^[\x21-\x7e]{0,64}$/).default('mailgate:').describe('Prefix of every key mailgate writes.'),
+    keyPrefix: z
+      .string()
+      .regex(/^[\x21-\x7e]{0,64}$/, 'expected up to 64 printable ASCII characters, no spaces')
+      .refine((p) => !/[{}]/.test(p), 'must not contain { or }: Redis Cluster would take the prefix as every key\'s hash tag and put every key in one slot')
+      .default('mailgate:')
+      .describe('Prefix of every key mailgate writes (no braces: each subject picks its own Cluster slot).'),
     timeout: duration('No login waits longer than this on Redis; then onError applies.').prefault('250ms'),
     onError: z
       .enum(['local', 'allow', 'deny'])
@@ -118,6 +123,10 @@ const SNI_NAME = /^(\*\.)?([A-Za-z0-9][A-Za-z0-9-]{0,62}\.)+[A-Za-z][A-Za-z0-9-]
 
 export const configSchema = z
   .strictObject({
+    workers: z
+      .union([z.literal('auto'), z.number().int().min(1).max(256)])
+      .default('auto')
+      .describe('Processes accepting connections: auto (one per core) | N | 1 (one process, no primary). With several, each listens on every listener (SO_REUSEPORT) and a primary shares the memory store, connection limits, metrics and the admin endpoint.'),
     listeners: z.array(listener).min(1).describe('Where mail clients connect.'),
     tls: z
       .strictObject({
