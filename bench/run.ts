@@ -201,7 +201,7 @@ try {
     );
   }
   if (wants('limiter')) {
-    log('limiter decisions in process (bench/limiter.mjs)');
+    log('limiter decisions in process (bench/limiter.mjs: memory, Redis, Redis Cluster of 1 and of 3 primaries, Redis down)');
     const out = execFileSync(process.execPath, [new URL('./limiter.mjs', import.meta.url).pathname, String(settings.limiter.decisions)], { encoding: 'utf8' });
     res.limiter = out.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
   }
