@@ -186,6 +186,14 @@ describe('a primary killed', () => {
     expect(store.health!.fallbacks).toBe(fallbacks);
     expect(await routes(onVictim)).toEqual(Array(4).fill('local'));
     expect(store.health!.fallbacks).toBe(fallbacks + 4);
+    // An attempt whose address answers and whose user's primary is down is a store failure as
+    // a whole: onError decides, and the address gives back what it counted.
+    const [victimUser] = await onPrimary(rc.cluster, users('failover'), (u) => rule('u', 'user', '', u), victim, 1);
+    const mixed = [spec(key(elsewhere[0]!)), spec(rule('u', 'user', '', victimUser!))];
+    const counted = (await redis.peek(mixed[0]!.key)).count;
+    expect(await store.hit(mixed)).toMatchObject({ ok: true, route: 'local' });
+    // (The abort follows the failure; the wrapper's deadline may have answered before it.)
+    await eventually(async () => (await redis.peek(mixed[0]!.key)).count === counted, 'the address to give the attempt back');
 
     const promoted = await rc.cluster.failedOver(victim);
     expect(promoted).not.toBe(victim);
