@@ -16,7 +16,7 @@ import type { CounterSpec, LimitStore } from '../../src/stores/store.js';
 import { storeContract } from '../contract/store-contract.js';
 import { clusterStores, onPrimary, primaryOf, scriptCalls } from '../helpers/cluster-store.js';
 import { captureLogger } from '../helpers/log-capture.js';
-import { advanceRedis, scanKeys } from '../helpers/redis.js';
+import { advanceRedis, keySlot, scanKeys } from '../helpers/redis.js';
 import { redisClusterForFile } from '../helpers/rig.js';
 import { until } from '../helpers/until.js';
 
@@ -85,6 +85,9 @@ describe('keys spread over the cluster', () => {
     const userKey = rule('user-logins', 'user', '', `spread-${i}`);
     const [ipAt, userAt] = [await primaryOf(rc.cluster, ipKey), await primaryOf(rc.cluster, userKey)];
     expect(ipAt).not.toBe(userAt);
+    // The slot helper agrees with the server.
+    const admin = await stores.admin();
+    for (const k of found.slice(0, 20)) expect(await admin.cluster('KEYSLOT', k.key)).toBe(keySlot(k.key));
     expect(found.filter((k) => k.key.endsWith(ipKey)).map((k) => k.node.options.port)).toEqual([ipAt]);
     expect(found.filter((k) => k.key.endsWith(userKey)).map((k) => k.node.options.port)).toEqual([userAt]);
     const pair = found.filter((k) => k.key.includes(rule('pair-failures', 'ip+user', `10.9.0.${i}`, `spread-${i}`)));
