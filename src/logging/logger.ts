@@ -1,5 +1,7 @@
 // The process logger (pino, JSON lines). Secrets never enter a log object; redact is the
-// second line of defence for field names that could carry one.
+// second line of defence for field names that could carry one. Every line reaches stdout in
+// one write(2) of at most PIPE_BUF bytes, so lines of several processes sharing stdout (worker
+// mode) never interleave.
 import pino, { type Logger, type DestinationStream } from 'pino';
 
 export type { Logger };
@@ -44,9 +46,16 @@ export const LOG_EVENTS = [
 
 export type LogEvent = (typeof LOG_EVENTS)[number];
 
+/** Most bytes one write(2) to stdout carries: PIPE_BUF (Linux, and POSIX's floor is 512), the
+ *  most a pipe write is atomic for, so lines written by several processes never mix. sonic-boom
+ *  cuts its buffer only between whole lines, and fitLine keeps every line under it. */
+export const LOG_MAX_WRITE = 4096;
 /** Log lines are written in batches of at least this many bytes (one write per line cost
- *  4-10% of CPU under load, see BENCHMARKS.md); flushed on stop and on a timer. */
-const LOG_BUFFER_BYTES = 4096;
+ *  4-10% of CPU under load, see BENCHMARKS.md); flushed on stop and on a timer. Below
+ *  LOG_MAX_WRITE, as sonic-boom requires. */
+const LOG_BUFFER_BYTES = 2048;
+/** Longest a string value keeps when a line must be shortened to fit one write. */
+const FIT_VALUE_CHARS = 1024;
 /** Longest a buffered log line waits. */
 const LOG_FLUSH_MS = 1000;
 
@@ -57,20 +66,54 @@ const LOG_FLUSH_MS = 1000;
  *  rest of the line. */
 export const REDACT_PATHS = ['password', 'pass', 'token', 'credentials', 'authorization', 'secret'];
 
-export function createLogger(level: string, dest?: DestinationStream): Logger {
+/** `worker`: in worker mode, the process's number on every line (0: the primary). */
+export function createLogger(level: string, dest?: DestinationStream, worker?: number): Logger {
   return pino(
     {
       level,
-      base: { name: 'mailgate' },
+      base: worker === undefined ? { name: 'mailgate' } : { name: 'mailgate', worker },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
+      hooks: { streamWrite: fitLine },
     },
     dest ?? bufferedStdout(),
   );
 }
 
+/** Resolves once the lines the logger buffered are written (a worker, before it tells the
+ *  primary it started, so `proxy.start` follows every worker's `listener.start`). */
+export function flushLog(log: Logger): Promise<void> {
+  return new Promise((resolve) => log.flush(() => resolve()));
+}
+
+const shorten = (v: unknown, chars: number): unknown => {
+  if (typeof v === 'string') return v.length > chars ? `${v.slice(0, chars)}…` : v;
+  if (Array.isArray(v)) return v.slice(0, chars).map((x) => shorten(x, chars));
+  return v !== null && typeof v === 'object' ? shorten(JSON.stringify(v), chars) : v;
+};
+
+/** The line as it is when it fits one atomic write (nearly every line: checked by length
+ *  first), else the same JSON with its long values cut and `truncated: true`. */
+export function fitLine(line: string, max = LOG_MAX_WRITE): string {
+  // A UTF-16 unit is at most 3 bytes of UTF-8.
+  if (line.length * 3 <= max || Buffer.byteLength(line) <= max) return line;
+  let obj: Record<string, unknown>;
+  try {
+    obj = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return `${JSON.stringify({ msg: 'unparseable log line dropped', truncated: true })}\n`;
+  }
+  for (let chars = FIT_VALUE_CHARS; chars >= 8; chars >>= 1) {
+    const cut = Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, shorten(v, chars)]));
+    const out = `${JSON.stringify({ ...cut, truncated: true })}\n`;
+    if (Buffer.byteLength(out) <= max) return out;
+  }
+  const { level, time, name, worker, event } = obj;
+  return `${JSON.stringify({ level, time, name, worker, event, msg: 'log line too long', truncated: true })}\n`;
+}
+
 function bufferedStdout(): DestinationStream {
-  const d = pino.destination({ fd: 1, sync: false, minLength: LOG_BUFFER_BYTES });
+  const d = pino.destination({ fd: 1, sync: false, minLength: LOG_BUFFER_BYTES, maxWrite: LOG_MAX_WRITE });
   const flush = (sync: boolean) => {
     try {
       if (sync) d.flushSync();

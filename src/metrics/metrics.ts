@@ -1,5 +1,8 @@
 // Prometheus metrics (prom-client), one registry per proxy. Labels are closed sets
 // (protocol, outcome, rule, listener, state, backend): never a user name, address or secret.
+// In worker mode the primary sums every process's registry (AggregatorRegistry); a gauge that
+// a sum would falsify says how it aggregates (`aggregator`: min for "is it up", max for what
+// only the primary or any one worker knows).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AttackModeStatus } from '../limits/attack-mode.js';
 
@@ -47,11 +50,18 @@ export function createMetrics(opts: MetricsSources = {}) {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: r,
     }),
-    backendUp: new Gauge({ name: 'mailgate_backend_up', help: '1 when the last login reached the backend (it answered, whatever its verdict), 0 when it could not be reached or did not answer.', labelNames: ['backend'] as const, registers: r }),
+    backendUp: new Gauge({
+      name: 'mailgate_backend_up',
+      help: '1 when the last login reached the backend (it answered, whatever its verdict), 0 when it could not be reached or did not answer (in any worker).',
+      labelNames: ['backend'] as const,
+      registers: r,
+      aggregator: 'min',
+    }),
     storeUp: new Gauge({
       name: 'mailgate_store_up',
-      help: '1 when the limit store answers, 0 during a fallback.',
+      help: '1 when the limit store answers, 0 during a fallback (in any worker).',
       registers: r,
+      aggregator: 'min',
       collect() {
         this.set(health().up ? 1 : 0);
       },
@@ -77,6 +87,7 @@ export function createMetrics(opts: MetricsSources = {}) {
       name: 'mailgate_attack_mode',
       help: '1 while attack mode is on (automatic or forced): logins from unknown (user, network) pairs without a matching password hint are refused without the backend.',
       registers: r,
+      aggregator: 'max',
       collect() {
         this.set(attack()?.active ? 1 : 0);
       },
@@ -86,6 +97,7 @@ export function createMetrics(opts: MetricsSources = {}) {
       help: 'Attack mode forced by an operator (admin API): 1 on the mode forced (on or off), both 0 while it is automatic.',
       labelNames: ['mode'] as const,
       registers: r,
+      aggregator: 'max',
       collect() {
         const forced = attack()?.forced ?? null;
         for (const mode of ['on', 'off'] as const) this.set({ mode }, forced === mode ? 1 : 0);
@@ -93,8 +105,9 @@ export function createMetrics(opts: MetricsSources = {}) {
     }),
     loginFailureRate: new Gauge({
       name: 'mailgate_login_failures_per_minute',
-      help: 'Logins the backend rejected per minute in this process, over limits.attackMode.window: what attack mode compares with its baseline.',
+      help: 'Logins the backend rejected per minute (all workers), over limits.attackMode.window: what attack mode compares with its baseline.',
       registers: r,
+      aggregator: 'max',
       collect() {
         this.set(attack()?.failuresPerMin ?? 0);
       },
@@ -103,6 +116,7 @@ export function createMetrics(opts: MetricsSources = {}) {
       name: 'mailgate_login_failures_baseline_per_minute',
       help: "Attack mode's learned normal of rejected logins per minute (frozen while attack mode is on); it enters above limits.attackMode.factor times this and minFailuresPerMin.",
       registers: r,
+      aggregator: 'max',
       collect() {
         this.set(attack()?.baselinePerMin ?? 0);
       },
@@ -111,6 +125,7 @@ export function createMetrics(opts: MetricsSources = {}) {
       name: 'mailgate_front_door_single_source',
       help: '1 while most logins come from one private address (a load balancer without PROXY protocol, or a webmail on this host): every client behind it shares its limits. The address is in the auth.single-source log line.',
       registers: r,
+      aggregator: 'max',
       collect() {
         this.set(opts.frontDoor?.() ? 1 : 0);
       },
