@@ -1,14 +1,19 @@
 #!/usr/bin/env node
 // Command line: `mailgate --config FILE` runs the proxy (SIGHUP reloads, SIGTERM stops
-// gracefully), `--check` validates, `mailgate admin …` talks to the admin endpoint.
-// Exit codes: 0 ok, 1 runtime failure, 2 invalid config or usage.
+// gracefully): one process with `workers: 1`, else a primary and its workers (cluster/), which
+// run this file too and take their orders from the primary. `--check` validates, `mailgate
+// admin …` talks to the admin endpoint. Exit codes: 0 ok, 1 runtime failure, 2 invalid config
+// or usage.
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { adminMain } from './admin/client.js';
 import { loadConfig } from './config/load.js';
 import { lockoutRisks } from './config/lockout.js';
 import type { Config } from './config/schema.js';
-import { MailgateError } from './errors.js';
+import { runPrimary, workerCount } from './cluster/primary.js';
+import { runWorker } from './cluster/worker.js';
+import { exitCodeOf, MailgateError } from './errors.js';
 import { createLogger } from './logging/logger.js';
 import { startProxy } from './main.js';
 
@@ -25,6 +30,8 @@ function fail(message: string, code: number): never {
 }
 
 async function main(): Promise<void> {
+  // A worker of ours (another cluster, a process manager's, runs mailgate as one process).
+  if (cluster.isWorker && process.env.MAILGATE_WORKER) return runWorker();
   if (process.argv[2] === 'admin') {
     process.exitCode = await adminMain(process.argv.slice(3), (s) => process.stdout.write(s));
     return;
@@ -61,12 +68,15 @@ async function main(): Promise<void> {
     process.stdout.write(`${file}: ok\n`);
     return;
   }
-  const log = createLogger(cfg.log.level);
+  const workers = cluster.isPrimary ? workerCount(cfg) : 1;
+  // Worker mode: every line says which process wrote it (0: the primary).
+  const log = createLogger(cfg.log.level, undefined, workers > 1 ? 0 : undefined);
   for (const r of risks) log.warn({ event: 'config.warning', rule: r.rule }, r.why);
-  const proxy = await startProxy(cfg, { log }).catch((err: Error) => {
-    const code = err instanceof MailgateError && (err.code === 'MG_TLS_MATERIAL' || err.code.startsWith('MG_CONFIG')) ? 2 : 1;
-    fail(err.message, code);
-  });
+  if (workers > 1) {
+    await runPrimary(file, cfg, log, workers).catch((err: Error & { exitCode?: 1 | 2 }) => fail(err.message, err.exitCode ?? exitCodeOf(err)));
+    return;
+  }
+  const proxy = await startProxy(cfg, { log }).catch((err: Error) => fail(err.message, exitCodeOf(err)));
   process.on('SIGHUP', () => {
     // An invalid file keeps the running configuration.
     let next: Config;

@@ -1,5 +1,7 @@
 // Composition root: config in; logger, store, policy, listeners, admin endpoint out. Owns the
-// running configuration, so reload (SIGHUP) and shutdown (SIGTERM) live here too.
+// running configuration, so reload (SIGHUP) and shutdown (SIGTERM) live here too. In a cluster
+// worker (cluster/worker.ts) the primary lends what is one thing for all (WorkerShare) and
+// serves the admin endpoint itself.
 import { readFileSync } from 'node:fs';
 import { AdminServer } from './admin/server.js';
 import { CapabilityCache, type Target } from './backend/capabilities.js';
@@ -11,11 +13,12 @@ import { MailgateError } from './errors.js';
 import { clientKey, KeyBuilder } from './limits/keys.js';
 import { Policy } from './limits/policy.js';
 import { AttackMode, logAttackModeChange } from './limits/attack-mode.js';
+import type { BlockHints } from './limits/block-hints.js';
 import { Tarpit } from './limits/tarpit.js';
 import { createLogger, type Logger } from './logging/logger.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { PROTOCOLS } from './registry.js';
-import { ConnectionTracker } from './server/connections.js';
+import { ConnectionTracker, type Connections } from './server/connections.js';
 import { FrontDoor, logSingleSource } from './server/front-door.js';
 import { Listener } from './server/listener.js';
 import type { SessionEnv } from './server/env.js';
@@ -24,9 +27,33 @@ import { createStore } from './stores/factory.js';
 import type { LimitStore } from './stores/store.js';
 
 /** How long start-up waits for a shared store before going on without it. */
-const STORE_START_WAIT_MS = 3_000;
+export const STORE_START_WAIT_MS = 3_000;
 /** /readyz: a backend counts as healthy when it accepts a TCP connection this fast. */
 const READY_PROBE_MS = 1_000;
+
+/** What a cluster worker gets from the primary instead of making its own. */
+export interface WorkerShare {
+  /** The primary's memory store over IPC; absent: the configured store (Redis) of its own. */
+  store?: LimitStore;
+  connections: Connections;
+  /** The primary's attack-mode detector, as this worker sees it. */
+  attackMode: { readonly active: boolean; record(outcome: 'ok' | 'fail'): void };
+  /** Connect-time block hints shared with the other workers. */
+  hints: BlockHints;
+}
+
+export interface ProxyOptions {
+  log?: Logger;
+  clock?: Clock;
+  /** Set in a cluster worker: listeners bind with SO_REUSEPORT, no admin endpoint. */
+  worker?: WorkerShare;
+}
+
+/** The listeners after a reload. */
+export interface ReloadReport {
+  addresses: Record<string, { host: string; port: number }>;
+  failed: string[];
+}
 
 export interface Proxy {
   readonly listeners: Listener[];
@@ -37,6 +64,9 @@ export interface Proxy {
   readonly metrics: Metrics;
   /** Apply a new, already validated config to new logins; spliced sessions are untouched. */
   reload(cfg: Config): Promise<void>;
+  /** reload in two steps: build what the config needs (TLS material, policy; throws if it
+   *  cannot), then commit() applies it. Workers all prepare before any commits. */
+  prepareReload(cfg: Config): Promise<{ commit(): Promise<ReloadReport> }>;
   /** Stop accepting, say goodbye before login, let spliced sessions run up to graceMs. */
   shutdown(graceMs?: number): Promise<void>;
   /** Immediate stop (tests). */
@@ -52,7 +82,7 @@ function probeTargets(cfg: Config): Target[] {
   return [...seen.values()];
 }
 
-function adminToken(cfg: Config): string | null {
+export function adminToken(cfg: Config): string | null {
   if (!cfg.admin) return null;
   if (cfg.admin.token) return cfg.admin.token;
   if (!cfg.admin.tokenFile) return null;
@@ -63,28 +93,39 @@ function adminToken(cfg: Config): string | null {
   }
 }
 
+/** /readyz: at least one server of every backend accepts connections. */
+export async function backendsReachable(cfg: Config): Promise<boolean> {
+  const backends = await Promise.all(
+    Object.values(cfg.backends).map(async (b) => (await Promise.all(b.servers.map((s) => tcpReachable(s.host, s.port, READY_PROBE_MS)))).some(Boolean)),
+  );
+  return backends.every(Boolean);
+}
+
 const sameListener = (a: ListenerConfig, b: ListenerConfig) => JSON.stringify(a) === JSON.stringify(b);
 
-export async function startProxy(initial: Config, opts: { log?: Logger; clock?: Clock } = {}): Promise<Proxy> {
+export async function startProxy(initial: Config, opts: ProxyOptions = {}): Promise<Proxy> {
   const log = opts.log ?? createLogger(initial.log.level);
   const clock = opts.clock ?? systemClock;
-  const store = createStore(initial.store, clock, log);
+  const shared = opts.worker;
+  const store = shared?.store ?? createStore(initial.store, clock, log);
   // Give a shared store a moment to connect so the first logins are counted where they
   // should be; if it cannot, the configured onError applies until it can.
   await store.ready?.(STORE_START_WAIT_MS);
-  // Attack mode and the front-door watch learn from traffic over time: one each per process,
-  // kept across reloads (a reload retunes attack mode, it does not forget its baseline).
-  const attackMode = new AttackMode(initial.limits.attackMode, clock, (status, reason) => logAttackModeChange(log, status, reason));
+  // Attack mode and the front-door watch learn from traffic over time: one each per process
+  // (attack mode: the primary's, for all workers), kept across reloads (a reload retunes
+  // attack mode, it does not forget its baseline).
+  const attackMode = shared ? null : new AttackMode(initial.limits.attackMode, clock, (status, reason) => logAttackModeChange(log, status, reason));
+  const attack = shared?.attackMode ?? attackMode!;
   const frontDoor = new FrontDoor(clock, (s) => logSingleSource(log, s));
   const metrics = createMetrics({
     storeHealth: () => store.health ?? { up: true, fallbacks: 0 },
-    attackMode: () => attackMode.status(),
+    attackMode: () => attackMode?.status() ?? null,
     frontDoor: () => frontDoor.suspicious !== null,
   });
   const tarpit = new Tarpit(clock);
   const pools = new BackendPools(() => current.cfg.backends, log);
   // Shared by every listener; reads the limits of the running config, so reload applies.
-  const connections = new ConnectionTracker(() => current.cfg.limits.connections);
+  const connections = shared?.connections ?? new ConnectionTracker(() => current.cfg.limits.connections);
   const capabilities = new CapabilityCache(probeTargets(initial), log);
   await capabilities.start();
 
@@ -93,8 +134,8 @@ export async function startProxy(initial: Config, opts: { log?: Logger; clock?: 
     return {
       token: adminToken(cfg),
       env: {
-        policy: new Policy(cfg.limits, store, new KeyBuilder(cfg.limits.keySecret), clock, () => attackMode.active),
-        attackMode,
+        policy: new Policy(cfg.limits, store, new KeyBuilder(cfg.limits.keySecret), clock, () => attack.active, shared?.hints),
+        attackMode: attack,
         frontDoor,
         metrics,
         tarpit,
@@ -118,7 +159,7 @@ export async function startProxy(initial: Config, opts: { log?: Logger; clock?: 
   const addresses: Proxy['addresses'] = {};
 
   async function open(l: ListenerConfig): Promise<void> {
-    const listener = new Listener(l, PROTOCOLS[l.protocol], () => current.env, log);
+    const listener = new Listener(l, PROTOCOLS[l.protocol], () => current.env, log, { reusePort: shared !== undefined });
     const addr = await listener.listen();
     addresses[l.name] = { host: addr.address, port: addr.port };
     listeners.set(l.name, listener);
@@ -135,7 +176,8 @@ export async function startProxy(initial: Config, opts: { log?: Logger; clock?: 
   let adminAddress: Proxy['admin'] = null;
   try {
     for (const l of initial.listeners) await open(l);
-    if (initial.admin) {
+    // A worker has no admin endpoint (nor attack mode of its own): the primary serves it.
+    if (initial.admin && attackMode) {
       admin = new AdminServer(initial.admin.listen, {
         attackMode: () => attackMode,
         policy: () => current.env.policy,
@@ -143,14 +185,10 @@ export async function startProxy(initial: Config, opts: { log?: Logger; clock?: 
         metrics,
         token: () => current.token,
         ready: async () => {
-          // At least one server of every backend accepts connections.
-          const backends = await Promise.all(
-            Object.values(current.cfg.backends).map(async (b) => (await Promise.all(b.servers.map((s) => tcpReachable(s.host, s.port, READY_PROBE_MS)))).some(Boolean)),
-          );
           return {
             listeners: [...listeners.values()].every((l) => l.listening),
             store: store.health?.up ?? true,
-            backends: backends.every(Boolean),
+            backends: await backendsReachable(current.cfg),
           };
         },
       }, log);
@@ -165,7 +203,8 @@ export async function startProxy(initial: Config, opts: { log?: Logger; clock?: 
     throw err;
   }
   pools.start();
-  log.info({ event: 'proxy.start', listeners: listeners.size, store: initial.store.type }, 'mailgate started');
+  if (shared) log.info({ event: 'worker.start', pid: process.pid, listeners: listeners.size, store: initial.store.type }, 'worker started');
+  else log.info({ event: 'proxy.start', listeners: listeners.size, store: initial.store.type }, 'mailgate started');
 
   let stopping = false;
   async function finish(graceMs: number): Promise<void> {
@@ -187,7 +226,44 @@ export async function startProxy(initial: Config, opts: { log?: Logger; clock?: 
     pools.stop();
     tarpit.close();
     await store.close();
-    log.info({ event: 'proxy.stop' }, 'mailgate stopped');
+    if (shared) log.info({ event: 'worker.stop' }, 'worker stopped');
+    else log.info({ event: 'proxy.stop' }, 'mailgate stopped');
+  }
+
+  async function prepareReload(cfg: Config): Promise<{ commit(): Promise<ReloadReport> }> {
+    const next = { cfg, ...(await buildEnv(cfg)) };
+    return { commit: () => commit(next) };
+  }
+
+  async function commit(next: typeof current): Promise<ReloadReport> {
+    const { cfg } = next;
+    // In worker mode the primary says what needs a restart, once.
+    if (!shared && JSON.stringify(cfg.store) !== JSON.stringify(current.cfg.store)) {
+      log.warn({ event: 'config.reload' }, 'store settings changed: they take effect after a restart');
+    }
+    if (!shared && JSON.stringify(cfg.admin) !== JSON.stringify(current.cfg.admin) && cfg.admin?.listen !== current.cfg.admin?.listen) {
+      log.warn({ event: 'config.reload' }, 'admin.listen changed: it takes effect after a restart');
+    }
+    current = next;
+    attackMode?.reconfigure(cfg.limits.attackMode);
+    log.level = cfg.log.level;
+    capabilities.retarget(probeTargets(cfg));
+    const wanted = new Map(cfg.listeners.map((l) => [l.name, l]));
+    for (const [name, l] of [...listeners]) {
+      const w = wanted.get(name);
+      if (!w || !sameListener(w, l.cfg)) await close(name);
+    }
+    const failed: string[] = [];
+    for (const l of cfg.listeners) {
+      if (listeners.has(l.name)) continue;
+      await open(l).catch((err: Error) => {
+        failed.push(l.name);
+        log.error({ event: 'listener.error', listener: l.name, error: err.message }, 'could not open listener');
+      });
+    }
+    const msg = shared ? 'worker configuration reloaded' : 'configuration reloaded';
+    log.info({ event: 'config.reload', listeners: listeners.size, failed }, msg);
+    return { addresses: { ...addresses }, failed };
   }
 
   return {
@@ -201,32 +277,9 @@ export async function startProxy(initial: Config, opts: { log?: Logger; clock?: 
     store,
     metrics,
     async reload(cfg: Config) {
-      const next = { cfg, ...(await buildEnv(cfg)) };
-      if (JSON.stringify(cfg.store) !== JSON.stringify(current.cfg.store)) {
-        log.warn({ event: 'config.reload' }, 'store settings changed: they take effect after a restart');
-      }
-      if (JSON.stringify(cfg.admin) !== JSON.stringify(current.cfg.admin) && cfg.admin?.listen !== current.cfg.admin?.listen) {
-        log.warn({ event: 'config.reload' }, 'admin.listen changed: it takes effect after a restart');
-      }
-      current = next;
-      attackMode.reconfigure(cfg.limits.attackMode);
-      log.level = cfg.log.level;
-      capabilities.retarget(probeTargets(cfg));
-      const wanted = new Map(cfg.listeners.map((l) => [l.name, l]));
-      for (const [name, l] of [...listeners]) {
-        const w = wanted.get(name);
-        if (!w || !sameListener(w, l.cfg)) await close(name);
-      }
-      const failed: string[] = [];
-      for (const l of cfg.listeners) {
-        if (listeners.has(l.name)) continue;
-        await open(l).catch((err: Error) => {
-          failed.push(l.name);
-          log.error({ event: 'listener.error', listener: l.name, error: err.message }, 'could not open listener');
-        });
-      }
-      log.info({ event: 'config.reload', listeners: listeners.size, failed }, 'configuration reloaded');
+      await (await prepareReload(cfg)).commit();
     },
+    prepareReload,
     shutdown: (graceMs = current.cfg.timeouts.shutdown) => finish(graceMs),
     stop: () => finish(0),
   };

@@ -14,7 +14,8 @@ import { AdminError, attackModeView, blockSubject, forceAttackMode, limitsOf, li
 export interface AdminDeps {
   policy(): Policy;
   store: LimitStore;
-  metrics: Metrics;
+  /** This process's registry, or in worker mode the primary's aggregate of every worker's. */
+  metrics: { registry: Pick<Metrics['registry'], 'metrics' | 'contentType'> };
   /** Readiness checks by name; all must be true. */
   ready(): Promise<Record<string, boolean>>;
   /** Current token; null: no token required (loopback only, enforced by the config). */

@@ -90,10 +90,12 @@ export class Policy {
     clock: Clock,
     /** Whether attack mode is on now (limits/attack-mode.ts); read at every check. */
     private readonly attackMode: () => boolean = () => false,
+    /** Connect-time hints: this policy's own, or (worker mode) ones shared by every process. */
+    hints?: BlockHints,
   ) {
     // Stable sort: rules of one key kind keep their file order.
     this.rules = [...cfg.rules].sort((a, b) => KEY_ORDER[a.key] - KEY_ORDER[b.key]);
-    this.hints = new BlockHints(clock);
+    this.hints = hints ?? new BlockHints(clock);
     this.shared = new BlockHints(clock);
     // Load balancers that send PROXY headers are never throttled either: their own health
     // checks (LOCAL headers) come from their address.

@@ -42,6 +42,11 @@ export const LOG_EVENTS = [
   'admin.request',
   'admin.error',
   'admin.attack-mode',
+  'worker.start',
+  'worker.stop',
+  'worker.exit',
+  'worker.ipc-fallback',
+  'worker.ipc-recovered',
 ] as const;
 
 export type LogEvent = (typeof LOG_EVENTS)[number];

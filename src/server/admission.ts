@@ -6,7 +6,7 @@ import type { Policy } from '../limits/policy.js';
 import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { GoodbyeReason } from '../protocols/protocol.js';
-import type { ConnectionTracker, TrackedConnection } from './connections.js';
+import type { Connections, TrackedConnection } from './connections.js';
 
 export type Admission =
   | { kind: 'welcome' }
@@ -22,7 +22,7 @@ export type Refusal = Exclude<Admission, { kind: 'welcome' }>;
 export interface AdmissionEnv {
   policy: Policy;
   metrics: Metrics;
-  connections: ConnectionTracker;
+  connections: Connections;
   isDenied(address: string): boolean;
 }
 
@@ -44,7 +44,7 @@ const REFUSALS: { [K in Refusal['kind']]: RefusalSpec<Extract<Refusal, { kind: K
  *  (welcome and blocked) until the caller releases it, when the connection ends. */
 export async function admit(conn: TrackedConnection, protocol: ProtocolName, ip: string, env: AdmissionEnv, log: Logger): Promise<Admission> {
   if (env.isDenied(ip)) return { kind: 'denied' };
-  const slot = env.connections.admit(conn);
+  const slot = await env.connections.admit(conn);
   if (slot !== 'ok') return { kind: 'busy', limit: slot };
   try {
     const refused = await env.policy.connectCheck(protocol, ip);

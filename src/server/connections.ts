@@ -13,7 +13,17 @@ export interface TrackedConnection {
 
 export type Admission = 'ok' | 'per-ip' | 'total';
 
-export class ConnectionTracker {
+/** Where limits.connections are held: this process's tracker, or in worker mode the
+ *  primary's, over IPC (cluster/remote-connections.ts), so the limits hold across workers. */
+export interface Connections {
+  admit(c: TrackedConnection): Admission | Promise<Admission>;
+  /** The connection ended; a no-op for one that holds no slot. */
+  release(c: TrackedConnection): void;
+  /** The connection logged in: it is never evicted for the total again. */
+  spliced?(c: TrackedConnection): void;
+}
+
+export class ConnectionTracker implements Connections {
   private readonly byIp = new Map<string, number>();
   /** Insertion order is age: the first evictable entry is the oldest pre-auth connection. */
   private readonly open = new Set<TrackedConnection>();

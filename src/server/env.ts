@@ -7,7 +7,7 @@ import type { AttackMode } from '../limits/attack-mode.js';
 import type { Policy } from '../limits/policy.js';
 import type { Tarpit } from '../limits/tarpit.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { ConnectionTracker } from './connections.js';
+import type { Connections } from './connections.js';
 import type { FrontDoor } from './front-door.js';
 import type { ServerTls } from './tls.js';
 
@@ -17,7 +17,8 @@ export interface SessionEnv {
   tarpit: Tarpit;
   pools: BackendPools;
   clock: Clock;
-  attackMode?: AttackMode;
+  /** Learns from the backend's verdicts: this process's detector, or the primary's (workers). */
+  attackMode?: Pick<AttackMode, 'record'>;
   frontDoor?: FrontDoor;
   tls: ServerTls | null;
   maxBadCommands: number;
@@ -30,7 +31,7 @@ export interface SessionEnv {
   /** limits.deniedNetworks: clients turned away at connect. */
   isDenied(address: string): boolean;
   /** Concurrent connection limits, shared by every listener. */
-  connections: ConnectionTracker;
+  connections: Connections;
   /** The client key connection limits count (ipv6Prefix grouping). */
   clientKey(ip: string): string;
 }

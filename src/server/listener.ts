@@ -23,6 +23,9 @@ export class Listener {
     private readonly protocol: ProtocolBinding,
     private readonly env: () => SessionEnv,
     private readonly log: Logger,
+    /** reusePort: one of several processes listening on the port (worker mode, SO_REUSEPORT:
+     *  the kernel spreads connections over them, no process hands any over). */
+    private readonly opts: { reusePort?: boolean } = {},
   ) {
     // allowHalfOpen: a client's FIN must not cut the backend's reply short once spliced.
     this.server = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
@@ -45,7 +48,7 @@ export class Listener {
     const { host, port } = parseHostPort(this.cfg.listen)!;
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen({ host, port, backlog: 511 }, () => {
+      this.server.listen({ host, port, backlog: 511, reusePort: this.opts.reusePort ?? false }, () => {
         this.server.off('error', reject);
         resolve();
       });

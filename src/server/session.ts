@@ -144,6 +144,7 @@ export class Session {
       clearTimeout(this.deadline);
       connections.dec({ listener: this.listener.name, state: 'preauth' });
       connections.inc({ listener: this.listener.name, state: 'spliced' });
+      this.env.connections.spliced?.(this); // never evicted for limits.connections.total now
     } else if (next === 'closed') {
       clearTimeout(this.deadline);
       connections.dec({ listener: this.listener.name, state: was === 'spliced' ? 'spliced' : 'preauth' });

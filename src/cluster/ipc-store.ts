@@ -1,0 +1,45 @@
+// In a worker: the limit store that is the primary's memory store, asked over IPC, so a limit
+// of 4 is 4 across every worker. Each call has the channel's deadline; a late or lost answer
+// is an error like an unreachable Redis, which the resilient wrapper (stores/resilient.ts)
+// turns into its logged, counted fallback. Forwarding only: no counting here.
+import type { BlockEntry, CounterSpec, CounterState, HitOptions, HitResult, LimitStore, SettleRequest } from '../stores/store.js';
+import type { Channel } from './channel.js';
+import type { PrimaryCalls, PrimaryNotes, WorkerCalls, WorkerNotes } from './protocol.js';
+
+/** A worker's end of the IPC; the primary's end of one worker's is WorkerLink (primary.ts). */
+export type WorkerChannel = Channel<WorkerCalls, WorkerNotes, PrimaryCalls, PrimaryNotes>;
+
+export class IpcStore implements LimitStore {
+  constructor(
+    private readonly channel: Pick<WorkerChannel, 'call'>,
+    private readonly timeoutMs: number,
+  ) {}
+
+  hit(specs: readonly CounterSpec[], opts?: HitOptions): Promise<HitResult> {
+    return this.channel.call('store.hit', opts === undefined ? [[...specs]] : [[...specs], opts], this.timeoutMs);
+  }
+
+  /** The route is the resilient wrapper's business: what reaches this store settles here. */
+  settle(specs: readonly CounterSpec[], req: SettleRequest): Promise<number[]> {
+    return this.channel.call('store.settle', [[...specs], req], this.timeoutMs);
+  }
+
+  peek(key: string): Promise<CounterState> {
+    return this.channel.call('store.peek', [key], this.timeoutMs);
+  }
+
+  blocks(): Promise<BlockEntry[]> {
+    return this.channel.call('store.blocks', [], this.timeoutMs);
+  }
+
+  async reset(key: string): Promise<void> {
+    await this.channel.call('store.reset', [key], this.timeoutMs);
+  }
+
+  async block(key: string, ms: number): Promise<void> {
+    await this.channel.call('store.block', [key, ms], this.timeoutMs);
+  }
+
+  /** The channel belongs to the worker; nothing to close here. */
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,233 @@
+// The primary of worker mode (workers > 1): accepts no mail connection itself. It forks the
+// workers (supervisor.ts) and holds what is one thing for all of them: the memory store
+// (store-host.ts), connection limits (shared-connections.ts), attack mode, block hints, the
+// metrics aggregate and the admin endpoint. SIGHUP: validate the file, then reload every
+// worker in two phases (all prepare, then all commit; any failure changes nothing anywhere).
+// SIGTERM: every worker drains as one process would, then the primary exits 0.
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import { AggregatorRegistry, Counter, Gauge } from 'prom-client';
+import { AdminServer } from '../admin/server.js';
+import { systemClock } from '../clock.js';
+import { loadConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { AttackMode, logAttackModeChange } from '../limits/attack-mode.js';
+import { KeyBuilder } from '../limits/keys.js';
+import { Policy } from '../limits/policy.js';
+import type { Logger } from '../logging/logger.js';
+import { adminToken, backendsReachable, STORE_START_WAIT_MS } from '../main.js';
+import { createMetrics } from '../metrics/metrics.js';
+import { loadServerTls } from '../server/tls.js';
+import { createStore } from '../stores/factory.js';
+import { PortPins } from './port-pins.js';
+import { SharedConnections } from './shared-connections.js';
+import { SharedHints } from './shared-hints.js';
+import { serveStore } from './store-host.js';
+import { Supervisor } from './supervisor.js';
+import { IPC_CALL_MS } from './worker.js';
+
+/** How long a worker may take to start (its first capability probes included). */
+const START_MS = 120_000;
+/** How long each phase of a reload may take in a worker (TLS material, listeners). */
+const RELOAD_MS = 30_000;
+/** A worker that does not hand over its metrics in this time is left out of that scrape. */
+const METRICS_MS = 2_000;
+/** Attack mode leaves on time even while no verdict arrives (every login refused). */
+const ATTACK_TICK_MS = 1_000;
+
+/** `workers: auto` is one per core the process may use. */
+export function workerCount(cfg: Pick<Config, 'workers'>): number {
+  return cfg.workers === 'auto' ? os.availableParallelism() : cfg.workers;
+}
+
+/** Keys a reload cannot change in a running process. */
+export function restartNeeded(prev: Config, next: Config): string[] {
+  const keys: string[] = [];
+  if (workerCount(prev) !== workerCount(next)) keys.push('workers');
+  if (JSON.stringify(prev.store) !== JSON.stringify(next.store)) keys.push(prev.store.type === next.store.type ? 'store' : 'store.type');
+  if (prev.admin?.listen !== next.admin?.listen) keys.push('admin.listen');
+  return keys;
+}
+
+/** A worker could not start: the primary exits with its code. */
+export class WorkerStartError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: 1 | 2,
+  ) {
+    super(message);
+  }
+}
+
+export async function runPrimary(file: string, initial: Config, log: Logger, count: number): Promise<void> {
+  const clock = systemClock;
+  // Before any worker: a development certificate is made here once (not by N workers at
+  // once), and TLS material that does not load stops the start with exit 2.
+  await loadServerTls(initial.tls, log);
+  let token = adminToken(initial);
+  let cfg = initial;
+  const store = createStore(initial.store, clock, log);
+  await store.ready?.(STORE_START_WAIT_MS);
+  const pins = new PortPins();
+  // Without limits.keySecret one process hashes user names with a random key of its own; the
+  // workers must all hash alike, so the primary draws that key once for all of them.
+  const secret = randomBytes(32).toString('base64url');
+  const forWorkers = (c: Config): Promise<Config> => pins.apply(c.limits.keySecret ? c : { ...c, limits: { ...c.limits, keySecret: secret } });
+  let sent = await forWorkers(initial); // what the workers run: port-0 listeners pinned
+
+  const everyone = () => supervisor.linked;
+  const hints = new SharedHints(clock, (n) => everyone().forEach((h) => h.link.notify('hint', n)));
+  const attackMode = new AttackMode(initial.limits.attackMode, clock, (status, reason) => {
+    logAttackModeChange(log, status, reason);
+    for (const h of everyone()) h.link.notify('attack-mode', { active: status.active });
+  });
+  const attackTick = setInterval(() => attackMode.active, ATTACK_TICK_MS);
+  const policyFor = (c: Config) => new Policy(c.limits, store, new KeyBuilder(c.limits.keySecret), clock, () => attackMode.active, hints);
+  let policy = policyFor(sent);
+  let queue = Promise.resolve();
+  const serial = (task: () => Promise<void>) => (queue = queue.then(task).catch((err: Error) => log.error({ event: 'config.reload', error: err.message }, 'primary task failed')));
+
+  const tracker = new SharedConnections(
+    () => cfg.limits.connections,
+    async (worker, cid) => {
+      const h = everyone().find((x) => x.worker.id === worker);
+      return h ? h.link.call('evict', { cid }, IPC_CALL_MS) : false;
+    },
+  );
+  const metrics = createMetrics({ storeHealth: () => store.health ?? { up: true, fallbacks: 0 }, attackMode: () => attackMode.status() });
+  new Gauge({
+    name: 'mailgate_workers',
+    help: 'Worker processes serving (workers: N); fewer while one restarts.',
+    registers: [metrics.registry],
+    collect() {
+      this.set(supervisor.live.length);
+    },
+  });
+  const restarts = new Counter({ name: 'mailgate_worker_restarts_total', help: 'Workers restarted after they exited on their own (a crash, a kill).', registers: [metrics.registry] });
+
+  const supervisor = new Supervisor(count, {
+    log,
+    serial,
+    onRestart: () => restarts.inc(),
+    link(h) {
+      serveStore(h.link, store);
+      const id = h.worker.id;
+      h.link.handle('conn.admit', ({ cid, key }) => tracker.admit(id, cid, key));
+      h.link.on('conn.release', ({ cid }) => tracker.release(id, cid));
+      h.link.on('conn.spliced', ({ cid }) => tracker.spliced(id, cid));
+      h.link.on('hint', (n) => {
+        hints.apply(n);
+        for (const o of everyone()) if (o !== h) o.link.notify('hint', n);
+      });
+      h.link.on('verdicts', ({ ok, fail }) => {
+        for (let i = 0; i < ok; i++) attackMode.record('ok');
+        for (let i = 0; i < fail; i++) attackMode.record('fail');
+      });
+    },
+    async start(h) {
+      const r = await h.link.call('start', { cfg: sent }, START_MS);
+      if (!r.ok) throw new WorkerStartError(`worker ${h.slot}: ${r.error}`, r.exitCode);
+      h.report = r.report;
+      h.link.notify('attack-mode', { active: attackMode.active });
+    },
+    exited: (h) => tracker.dropWorker(h.worker.id),
+  });
+
+  async function clusterMetrics(): Promise<string> {
+    const parts = await Promise.allSettled(supervisor.live.map((h) => h.link.call('metrics', null, METRICS_MS)));
+    const all = [await metrics.registry.getMetricsAsJSON(), ...parts.flatMap((p) => (p.status === 'fulfilled' ? [p.value] : []))];
+    return AggregatorRegistry.aggregate(all as Parameters<typeof AggregatorRegistry.aggregate>[0]).metrics();
+  }
+
+  const admin = initial.admin
+    ? new AdminServer(
+        initial.admin.listen,
+        {
+          policy: () => policy,
+          store,
+          metrics: { registry: { metrics: clusterMetrics, contentType: metrics.registry.contentType } },
+          token: () => token,
+          attackMode: () => attackMode,
+          ready: async () => ({
+            listeners: supervisor.live.some((h) => h.report?.failed.length === 0),
+            store: store.health?.up ?? true,
+            backends: await backendsReachable(cfg),
+          }),
+        },
+        log,
+      )
+    : null;
+
+  async function cleanUp(): Promise<void> {
+    clearInterval(attackTick);
+    await pins.release();
+    await admin?.stop().catch(() => undefined);
+    await store.close();
+  }
+
+  try {
+    await admin?.start();
+    await supervisor.startAll();
+  } catch (err) {
+    await supervisor.stop(0);
+    await cleanUp();
+    throw err;
+  }
+  await pins.release();
+  log.info({ event: 'proxy.start', workers: count, listeners: cfg.listeners.length, store: cfg.store.type, pid: process.pid }, 'mailgate started');
+
+  async function reload(): Promise<void> {
+    let next: Config;
+    let nextToken: string | null;
+    try {
+      next = loadConfig(file);
+      nextToken = adminToken(next);
+      await loadServerTls(next.tls, log);
+    } catch (err) {
+      metrics.reloads.inc({ result: 'invalid' });
+      log.error({ event: 'config.reload', error: (err as Error).message }, 'reload refused: invalid config, keeping the running one');
+      return;
+    }
+    const later = restartNeeded(cfg, next);
+    if (later.length) log.warn({ event: 'config.reload', restartNeeded: later }, `${later.join(', ')} changed: takes effect after a restart`);
+    const nextSent = await forWorkers(next);
+    const live = supervisor.live;
+    const prepared = await Promise.allSettled(live.map((h) => h.link.call('prepare', { cfg: nextSent }, RELOAD_MS)));
+    const failed = prepared.findIndex((p) => p.status === 'rejected');
+    if (failed >= 0) {
+      await Promise.allSettled(live.map((h) => h.link.call('abort', null, RELOAD_MS)));
+      await pins.release();
+      metrics.reloads.inc({ result: 'invalid' });
+      const why = (prepared[failed] as PromiseRejectedResult).reason as Error;
+      log.error({ event: 'config.reload', error: `worker ${live[failed]!.slot}: ${why.message}` }, 'reload failed, keeping the running configuration in every worker');
+      return;
+    }
+    cfg = next;
+    sent = nextSent;
+    token = nextToken;
+    policy = policyFor(nextSent);
+    attackMode.reconfigure(next.limits.attackMode);
+    log.level = next.log.level;
+    const reports = await Promise.allSettled(live.map((h) => h.link.call('commit', null, RELOAD_MS)));
+    reports.forEach((r, i) => r.status === 'fulfilled' && (live[i]!.report = r.value));
+    await pins.release();
+    const notOpen = [...new Set(reports.flatMap((r) => (r.status === 'fulfilled' ? r.value.failed : [])))];
+    metrics.reloads.inc({ result: 'ok' });
+    log.info({ event: 'config.reload', workers: live.length, listeners: next.listeners.length, failed: notOpen }, 'configuration reloaded');
+  }
+
+  process.on('SIGHUP', () => void serial(reload));
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    void (async () => {
+      await supervisor.stop(cfg.timeouts.shutdown);
+      await cleanUp();
+      log.info({ event: 'proxy.stop' }, 'mailgate stopped');
+      process.exit(0);
+    })();
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}

@@ -1,0 +1,85 @@
+// The messages between the primary and its workers (node:cluster IPC, JSON): one envelope for
+// calls, replies and one-way notes, and per direction a table of what may be asked and told.
+// Types and one guard only: no I/O.
+import type { Config } from '../config/schema.js';
+import type { BlockEntry, CounterSpec, CounterState, HitOptions, HitResult, SettleRequest } from '../stores/store.js';
+
+/** Every mailgate message carries `mg`, so the channel ignores anything else on the same IPC
+ *  (node's own cluster messages, another library's). */
+export type Envelope =
+  | { mg: 'call'; id: number; op: string; args: unknown }
+  | { mg: 'reply'; id: number; ok: true; value: unknown }
+  | { mg: 'reply'; id: number; ok: false; error: string }
+  | { mg: 'note'; op: string; args: unknown };
+
+export function isEnvelope(m: unknown): m is Envelope {
+  if (typeof m !== 'object' || m === null) return false;
+  const e = m as { mg?: unknown; id?: unknown; op?: unknown };
+  if (e.mg === 'note') return typeof e.op === 'string';
+  if (e.mg === 'call') return typeof e.id === 'number' && typeof e.op === 'string';
+  return e.mg === 'reply' && typeof e.id === 'number';
+}
+
+/** What a side may ask, with the answer it gets. */
+export type CallTable = Record<string, { args: unknown; result: unknown }>;
+/** What a side may tell without an answer. */
+export type NoteTable = Record<string, unknown>;
+
+export type ConnAdmission = 'ok' | 'per-ip' | 'total';
+
+/** A connect-time block hint (limits/block-hints.ts) learnt or dropped by one process. */
+export type HintNote = { op: 'note'; key: string; forMs: number } | { op: 'forget'; key: string };
+
+/** A worker's listeners after a start or a reload. */
+export interface ListenerReport {
+  addresses: Record<string, { host: string; port: number }>;
+  /** Listeners that could not be opened (a reload's new port in use). */
+  failed: string[];
+}
+
+/** The primary's memory store, asked by the workers (stores/store.ts LimitStore). */
+export type StoreCalls = {
+  'store.hit': { args: [specs: CounterSpec[], opts?: HitOptions]; result: HitResult };
+  'store.settle': { args: [specs: CounterSpec[], req: SettleRequest]; result: number[] };
+  'store.peek': { args: [key: string]; result: CounterState };
+  'store.blocks': { args: []; result: BlockEntry[] };
+  'store.reset': { args: [key: string]; result: null };
+  'store.block': { args: [key: string, ms: number]; result: null };
+};
+
+/** Worker → primary. */
+export type WorkerCalls = StoreCalls & {
+  /** Connection limits: may this connection (cid, unique in the worker) from `key` open? */
+  'conn.admit': { args: { cid: number; key: string }; result: ConnAdmission };
+};
+export type WorkerNotes = {
+  /** The worker listens for calls now. */
+  hello: { pid: number };
+  'conn.release': { cid: number };
+  /** The connection logged in: never evicted for the total from now on. */
+  'conn.spliced': { cid: number };
+  hint: HintNote;
+  /** Backend verdicts since the last note, for the primary's attack-mode detector. */
+  verdicts: { ok: number; fail: number };
+};
+
+/** Primary → worker. */
+export type PrimaryCalls = {
+  /** Run the proxy; a failure says how the primary exits if this is the first start. */
+  start: { args: { cfg: Config }; result: { ok: true; report: ListenerReport } | { ok: false; error: string; exitCode: 1 | 2 } };
+  /** Reload in two phases: every worker builds the new config (TLS material, policy) first;
+   *  only if all could does any apply it. */
+  prepare: { args: { cfg: Config }; result: null };
+  commit: { args: null; result: ListenerReport };
+  abort: { args: null; result: null };
+  /** prom-client's registry.getMetricsAsJSON(), for the AggregatorRegistry. */
+  metrics: { args: null; result: unknown[] };
+  /** Evict this connection for the total if it is still before login; false: it is not. */
+  evict: { args: { cid: number }; result: boolean };
+};
+export type PrimaryNotes = {
+  hint: HintNote;
+  'attack-mode': { active: boolean };
+  /** Drain and exit (SIGTERM reached the primary). */
+  shutdown: null;
+};

@@ -1,0 +1,19 @@
+// In the primary: serves its memory store to one worker's channel (the other end of
+// ipc-store.ts). The store is the only one; every worker's hit and settle run here, one at a
+// time on this event loop, so they are as atomic as in one process.
+import type { LimitStore } from '../stores/store.js';
+import type { Channel } from './channel.js';
+import type { PrimaryCalls, PrimaryNotes, StoreCalls, WorkerCalls, WorkerNotes } from './protocol.js';
+
+/** The primary's end of one worker's IPC. */
+export type WorkerLink = Channel<PrimaryCalls, PrimaryNotes, WorkerCalls, WorkerNotes>;
+
+export function serveStore(link: Pick<WorkerLink, 'handle'>, store: LimitStore): void {
+  const h = <K extends keyof StoreCalls & string>(op: K, fn: (args: StoreCalls[K]['args']) => Promise<StoreCalls[K]['result']>) => link.handle(op, fn);
+  h('store.hit', ([specs, opts]) => store.hit(specs, opts));
+  h('store.settle', ([specs, req]) => store.settle(specs, req));
+  h('store.peek', ([key]) => store.peek(key));
+  h('store.blocks', () => store.blocks());
+  h('store.reset', async ([key]) => (await store.reset(key), null));
+  h('store.block', async ([key, ms]) => (await store.block(key, ms), null));
+}
