@@ -47,6 +47,8 @@ export interface RunningProxy {
   admin: number | null;
   /** Log lines so far (parsed JSON). */
   lines(): Record<string, unknown>[];
+  /** stdout lines that were not JSON (lines of two processes mixed: none expected). */
+  badLines(): string[];
   /** Resolves once a log line matches. */
   waitForLog(pred: (l: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
   /** Sends a signal and resolves with the exit code. */
@@ -56,6 +58,7 @@ export interface RunningProxy {
 export async function spawnProxy(cli: string, configPath: string, env: NodeJS.ProcessEnv = {}): Promise<RunningProxy> {
   const child = spawn(process.execPath, [cli, '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const parsed: Record<string, unknown>[] = [];
+  const bad: string[] = [];
   let partial = '';
   let stderr = '';
   const waiters = new Set<() => void>();
@@ -64,7 +67,14 @@ export async function spawnProxy(cli: string, configPath: string, env: NodeJS.Pr
     partial += d.toString();
     const rows = partial.split('\n');
     partial = rows.pop()!;
-    for (const r of rows) if (r) parsed.push(JSON.parse(r) as Record<string, unknown>);
+    for (const r of rows) {
+      if (!r) continue;
+      try {
+        parsed.push(JSON.parse(r) as Record<string, unknown>);
+      } catch {
+        bad.push(r);
+      }
+    }
     waiters.forEach((w) => w());
   });
   const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
@@ -100,6 +110,7 @@ export async function spawnProxy(cli: string, configPath: string, env: NodeJS.Pr
     ports,
     admin,
     lines: () => parsed,
+    badLines: () => bad,
     waitForLog,
     async signal(sig) {
       if (child.exitCode === null) child.kill(sig);
