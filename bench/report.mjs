@@ -29,6 +29,33 @@ function loginsTable(rows) {
   return table(['TLS', 'clients', 'target', 'logins/s', 'p50 ms', 'p99 ms', 'vs direct', 'vs nginx', 'proxy CPU ms/login (system)', 'logins/s per proxy core', 'CPU vs nginx', 'Dovecot CPU ms/login', 'loadgen CPU', 'failed'], out);
 }
 
+/** Worker mode against one process (both the memory store): logins/s and CPU per login,
+ *  primary and workers summed. */
+function workersTable(rows) {
+  const out = [];
+  for (const w of rows.filter((r) => /^mailgate-\d+-workers$/.test(r.target))) {
+    const one = rows.find((r) => r.tls === w.tls && r.concurrency === w.concurrency && r.target === 'mailgate-memory');
+    if (!one) continue;
+    out.push([
+      tlsName(w.tls), w.concurrency, w.target.replace(/^mailgate-|-workers$/g, ''), f(one.perSec), f(w.perSec), pctTxt(ratio(w.perSec, one.perSec)),
+      f(one.cpuMsPerLogin, 3), f(w.cpuMsPerLogin, 3), pctTxt(ratio(w.cpuMsPerLogin, one.cpuMsPerLogin)), `${f(one.backendCpuMsPerLogin, 3)} / ${f(w.backendCpuMsPerLogin, 3)}`,
+      `${f(one.loadgenCpuPct)}% / ${f(w.loadgenCpuPct)}%`,
+    ]);
+  }
+  return table(['TLS', 'clients', 'workers', 'logins/s, 1 process', 'logins/s, workers', 'workers vs 1', 'CPU ms/login, 1 process', 'CPU ms/login, workers (primary + workers)', 'CPU per login vs 1', 'Dovecot CPU ms/login (1 / workers)', 'loadgen CPU (1 / workers)'], out);
+}
+
+/** The memory store in the primary, asked over IPC (bench/limiter-ipc.mjs). */
+function limiterIpcTable(rows) {
+  const decisions = rows.filter((r) => r.store);
+  const trips = rows.filter((r) => r.roundTrip);
+  return [
+    table(['store', 'in flight', 'decisions/s', 'p50 ms', 'p99 ms', 'worker CPU µs/decision', 'primary CPU µs/decision'],
+      decisions.map((r) => [r.store, r.concurrency, f(r.perSec), f(r.p50ms, 3), f(r.p99ms, 3), f(r.workerCpuUsPerDecision, 1), f(r.primaryCpuUsPerDecision, 1)])),
+    table(['IPC round trip', 'in flight', 'µs per call (wall)', 'worker CPU µs per call'], trips.map((r) => [r.roundTrip, r.concurrency, f(r.usPerCall, 1), f(r.workerCpuUsPerCall, 1)])),
+  ].join('\n\n');
+}
+
 function transferTable(rows) {
   const by = (p, t) => rows.find((r) => r.proto === p && r.target === t);
   return table(
@@ -192,9 +219,17 @@ export function render(res) {
   const m = res.machine;
   if (m) parts.push(`Run ${res.startedAt} (${res.mode}, ${f(res.seconds)} s) on ${m.cpus}× ${m.cpuModel}, ${f(m.memMiB / 1024, 1)} GiB; node ${m.node}, ${m.nginx}, dovecot ${m.dovecot}, redis ${m.redis}; mailgate ${m.commit ?? '?'}${m.srcFilesChanged ? ` + ${m.srcFilesChanged} changed files in src/` : ''}; load average ${m.loadStart} at start, ${m.loadEnd ?? '–'} at end.`);
   if (res.logins) parts.push('### IMAP LOGIN+LOGOUT', loginsTable(res.logins));
+  if (res.logins?.some((r) => /^mailgate-\d+-workers$/.test(r.target))) {
+    parts.push(
+      '### Workers: one process vs worker mode (memory store)',
+      `On this ${m?.cpus ?? '?'}-core machine Dovecot, the load generator and mailgate share the cores: logins/s cannot grow with workers here. The figure that matters is CPU per login staying flat (what the primary and the IPC add), so that more cores give more logins/s until Dovecot or Redis saturates.`,
+      workersTable(res.logins),
+    );
+  }
   if (res.transfer) parts.push('### Spliced throughput (plaintext)', transferTable(res.transfer));
   if (res.memory) parts.push('### Memory per idle connection', memoryTable(res.memory));
   if (res.limiter) parts.push('### Limiter decisions in process (check + record)', limiterTable(res.limiter));
+  if (res.limiterIpc) parts.push('### Limiter with the memory store in the primary, over IPC (worker mode; check + record = 2 calls)', limiterIpcTable(res.limiterIpc));
   if (res.flood) parts.push(`### Brute-force flood (${res.settings?.flood?.attackRate ?? '?'} failing logins/s; legitimate logins ${res.settings?.flood?.legitRate ?? '?'}/s from other addresses)`, floodTable(res.flood));
   if (res.noread) parts.push(`### No-read flood (\`a CAPABILITY\` pipelined, never read; legitimate IMAP logins ${res.settings?.noread?.rate ?? '?'}/s, connect to LOGIN answer)`, noreadTable(res.noread));
   if (res.redisTrips) {

@@ -5,7 +5,9 @@
 // (phases: logins, transfer, redis, flood, noread, profile, memory, limiter, attacks), --attacks=a,b
 // (attack scenarios to run: lockout, one-shot, spray, stuffing, office-nat, low-and-slow), --keep (temp dirs),
 // --baseline=DIR (another build's dist/, measured as `mailgate-before` with the memory store in
-// the same rounds: how a change moves the figures on one noisy machine, in one run).
+// the same rounds: how a change moves the figures on one noisy machine, in one run),
+// --workers=N (the logins phase's worker-mode target, `mailgate-N-workers`: the memory store
+// shared by the primary; default one per core, at least 2).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -31,6 +33,8 @@ const profile = argv.includes('--profile') || (!quick && !argv.includes('--no-pr
 const baseline = argv.find((a) => a.startsWith('--baseline='))?.slice(11);
 /** --rounds=N: more interleaved rounds of the login phase, for a before/after on a noisy machine. */
 const rounds = Number(argv.find((a) => a.startsWith('--rounds='))?.slice(9)) || undefined;
+/** --workers=N: worker processes of the logins phase's worker-mode target. */
+const workers = Math.max(2, Number(argv.find((a) => a.startsWith('--workers='))?.slice(10)) || os.availableParallelism());
 
 const FLOOD_SCENARIOS = [
   { name: 'few-ips', sources: 50 },
@@ -93,6 +97,7 @@ const dir = mkdtempSync(join(os.tmpdir(), 'mailgate-bench-'));
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const res: Record<string, any> = { startedAt, mode: quick ? 'quick' : 'full', settings, machine: machine() };
 res.machine.fdLimit = await fdLimit();
+res.machine.workers = workers;
 log(`mailgate benchmark (${res.mode}) in ${dir}; ${res.machine.cpus} CPUs, load ${res.machine.loadStart}`);
 
 const users = benchUsers(200);
@@ -114,6 +119,9 @@ try {
   const mgRedis = await startMailgate({ name: 'mailgate-redis', dir: join(dir, 'mailgate'), dovecot, redisUrl: redis.url });
   const floor = await startFloor(dovecot);
   running.push(nginx, mgMem, mgRedis, floor);
+  // Worker mode against mailgate-memory (one process): the logins phase only.
+  const mgWorkers = wants('logins') ? await startMailgate({ name: `mailgate-${workers}-workers`, dir: join(dir, 'mailgate'), dovecot, workers }) : null;
+  if (mgWorkers) running.push(mgWorkers);
   const before = baseline ? await startMailgate({ name: 'mailgate-before', dir: join(dir, 'mailgate'), dovecot, dist: baseline }) : null;
   if (before) running.push(before);
   log(`dovecot imap ${dovecot.ports.imap}, nginx ${nginx.ports.imap}, mailgate ${mgMem.ports.imap} (memory) ${mgRedis.ports.imap} (redis ${redis.port})`);
@@ -125,10 +133,11 @@ try {
     { name: 'node-floor', port: floor.ports.imap, pids: floor.pids, plainOnly: true },
     ...(before ? [{ name: 'mailgate-before', port: before.ports.imap, pids: before.pids }] : []),
   ];
+  const loginTargets: Target[] = [...targets, ...(mgWorkers ? [{ name: mgWorkers.name, port: mgWorkers.ports.imap, pids: mgWorkers.pids }] : [])];
 
   if (wants('logins')) {
     log('IMAP LOGIN+LOGOUT');
-    res.logins = await loginPhase(targets, { ...settings.logins, ...(rounds ? { rounds } : {}), users, backendPids, log });
+    res.logins = await loginPhase(loginTargets, { ...settings.logins, ...(rounds ? { rounds } : {}), users, backendPids, log });
   }
   if (wants('transfer')) {
     log(`spliced throughput: APPEND ${settings.transfer.bytes / 1048576} MiB to Dovecot`);
@@ -204,6 +213,9 @@ try {
     log('limiter decisions in process (bench/limiter.mjs: memory, Redis, Redis Cluster of 1 and of 3 primaries, Redis down)');
     const out = execFileSync(process.execPath, [new URL('./limiter.mjs', import.meta.url).pathname, String(settings.limiter.decisions)], { encoding: 'utf8' });
     res.limiter = out.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+    log('limiter decisions with the memory store in the primary, asked over IPC by a worker (bench/limiter-ipc.mjs)');
+    const ipc = execFileSync(process.execPath, [new URL('./limiter-ipc.mjs', import.meta.url).pathname, String(settings.limiter.decisions)], { encoding: 'utf8' });
+    res.limiterIpc = ipc.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
   }
   if (wants('attacks')) {
     log('attacks against the shipped config (bench/phase-attacks.ts; its own Dovecot, auth penalty on)');

@@ -3,11 +3,12 @@
 // proxy, and mailgate (dist/cli.js) with the memory or the Redis store. Never touches the
 // machine's own services or standard ports.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { startDovecot, type DovecotInstance, type DovecotUser } from '../test/helpers/dovecot.js';
 import { freePorts, waitForPort } from '../test/helpers/ports.js';
+import { until } from '../test/helpers/until.js';
 import { childPids } from './procstat.js';
 
 /** Long-lived login processes, auth cache, no failure delay (the helper already sets
@@ -182,6 +183,9 @@ export interface MailgateOptions {
   /** Another build's dist/ folder (with node_modules reachable from it), to measure a
    *  baseline in the same run as this one (`npm run bench -- --baseline=DIR`). */
   dist?: string;
+  /** Worker processes (config `workers`); default 1, one process as before worker mode, so
+   *  the figures stay comparable with earlier runs. */
+  workers?: number;
 }
 
 /** Limits as a deployment would set them (README's worked example), with the aggregate
@@ -213,7 +217,10 @@ export function antiLockoutLimits() {
 export async function startMailgate(o: MailgateOptions): Promise<Proc> {
   mkdirSync(o.dir, { recursive: true });
   const [imap, pop3] = (await freePorts(2)) as [number, number];
+  // A build from before worker mode (no dist/cluster) knows no `workers` key.
+  const knowsWorkers = existsSync(join(o.dist ?? 'dist', 'cluster'));
   const cfg = {
+    ...(knowsWorkers ? { workers: o.workers ?? 1 } : {}),
     listeners: [
       { name: 'imap', protocol: 'imap', listen: `127.0.0.1:${imap}`, tls: 'starttls', requireTls: false, backend: 'imap' },
       { name: 'pop3', protocol: 'pop3', listen: `127.0.0.1:${pop3}`, tls: 'starttls', requireTls: false, backend: 'pop3' },
@@ -242,8 +249,11 @@ export async function startMailgate(o: MailgateOptions): Promise<Proc> {
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   await started(child, [imap, pop3], `mailgate (${o.name})`, () => stderr + safeRead(logPath).slice(-4000));
+  // One worker accepting is not all of them: the primary says when every worker listens.
+  if ((o.workers ?? 1) > 1) await until(() => safeRead(logPath).includes('"event":"proxy.start"'), `${o.name}: every worker started`);
   const pid = child.pid!;
-  return { name: o.name, pid, pids: () => [pid], ports: { imap, pop3 }, stop: () => stopChild(child) };
+  // With workers: the primary and every worker (restarted ones too, read at each call).
+  return { name: o.name, pid, pids: () => [pid, ...childPids(pid)], ports: { imap, pop3 }, stop: () => stopChild(child) };
 }
 
 /** The Node floor (bench/floor-proxy.mjs): the least a Node process does to pass an IMAP login
