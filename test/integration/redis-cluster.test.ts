@@ -1,7 +1,8 @@
 // The Redis store on a real Redis Cluster of 3 primaries and 3 replicas
 // (cluster-require-full-coverage no): the store contract; keys spread over every primary;
 // no overshoot when one attempt's subjects live on different primaries; a refusal gives back
-// what the other subject counted; the block cache and its channel across two instances; and
+// what the other subject counted; under-shoot while refused partners hold reservations, made
+// up by later attempts; the block cache and its channel across two instances; and
 // SIGKILL of one primary, where only its subjects fall back to onError until its replica takes
 // over.
 import { afterAll, describe, expect, it } from 'vitest';
@@ -143,6 +144,36 @@ describe('one attempt over two primaries', () => {
     for (const ip of addresses) counted += (await a.peek(specsOf(ip)[0]!.key)).count;
     expect(counted).toBe(8);
     for (const ip of addresses) expect((await a.peek(specsOf(ip)[1]!.key)).inflight).toBe(results[addresses.indexOf(ip)]!.ok ? 1 : 0);
+  });
+});
+
+describe('under-shoot, never overshoot', () => {
+  it('a burst where most attempts are refused by their user lets at most the limit through; retries reach exactly the limit', async () => {
+    const [a, b] = [await stores.open('under:'), await stores.open('under:')];
+    const ip = '10.60.0.1';
+    const ipFailures = spec(rule('ip-failures', 'ip', ip, ''), { kind: 'failures', limit: 5 });
+    const userOf = (u: string) => spec(rule('user-logins', 'user', ip, u), { limit: 1000 });
+    const blocked = Array.from({ length: 20 }, (_, i) => `blocked-${i}`);
+    for (const u of blocked) await a.block(userOf(u).key, 600_000);
+    // 30 at once: 20 for blocked users (their reservation on the address is a phantom until the
+    // abort), 10 for others.
+    const users = [...blocked, ...Array.from({ length: 10 }, (_, i) => `legit-${i}`)].sort(() => Math.random() - 0.5);
+    const burst = await Promise.all(users.map(async (u, i) => ({ store: i % 2 ? a : b, r: await (i % 2 ? a : b).hit([ipFailures, userOf(u)]) })));
+    const through = burst.filter((x) => x.r.ok);
+    expect(through.length).toBeLessThanOrEqual(5);
+    await Promise.all(through.map((x) => x.store.settle([ipFailures], { failed: true, reserved: true })));
+    await a.peek(ipFailures.key);
+    await b.peek(ipFailures.key);
+    // Later attempts take what the phantoms held back: the address's budget, exactly.
+    let more = 0;
+    for (let i = 0; i < 10; i++) {
+      const r = await a.hit([ipFailures, userOf(`later-${i}`)]);
+      if (!r.ok) break;
+      more++;
+      await a.settle([ipFailures], { failed: true, reserved: true });
+    }
+    expect(through.length + more).toBe(5);
+    expect(await a.peek(ipFailures.key)).toMatchObject({ count: 5, inflight: 0 });
   });
 });
 
