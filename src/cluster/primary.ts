@@ -20,6 +20,7 @@ import { createMetrics } from '../metrics/metrics.js';
 import { loadServerTls } from '../server/tls.js';
 import { createStore } from '../stores/factory.js';
 import { PortPins } from './port-pins.js';
+import { reloadWorkers } from './reload.js';
 import { SharedConnections } from './shared-connections.js';
 import { SharedHints } from './shared-hints.js';
 import { serveStore } from './store-host.js';
@@ -192,14 +193,11 @@ export async function runPrimary(file: string, initial: Config, log: Logger, cou
     if (later.length) log.warn({ event: 'config.reload', restartNeeded: later }, `${later.join(', ')} changed: takes effect after a restart`);
     const nextSent = await forWorkers(next);
     const live = supervisor.live;
-    const prepared = await Promise.allSettled(live.map((h) => h.link.call('prepare', { cfg: nextSent }, RELOAD_MS)));
-    const failed = prepared.findIndex((p) => p.status === 'rejected');
-    if (failed >= 0) {
-      await Promise.allSettled(live.map((h) => h.link.call('abort', null, RELOAD_MS)));
-      await pins.release();
+    const outcome = await reloadWorkers(live, nextSent, RELOAD_MS);
+    await pins.release();
+    if (!outcome.ok) {
       metrics.reloads.inc({ result: 'invalid' });
-      const why = (prepared[failed] as PromiseRejectedResult).reason as Error;
-      log.error({ event: 'config.reload', error: `worker ${live[failed]!.slot}: ${why.message}` }, 'reload failed, keeping the running configuration in every worker');
+      log.error({ event: 'config.reload', error: `worker ${outcome.slot}: ${outcome.error}` }, 'reload failed, keeping the running configuration in every worker');
       return;
     }
     cfg = next;
@@ -208,10 +206,8 @@ export async function runPrimary(file: string, initial: Config, log: Logger, cou
     policy = policyFor(nextSent);
     attackMode.reconfigure(next.limits.attackMode);
     log.level = next.log.level;
-    const reports = await Promise.allSettled(live.map((h) => h.link.call('commit', null, RELOAD_MS)));
-    reports.forEach((r, i) => r.status === 'fulfilled' && (live[i]!.report = r.value));
-    await pins.release();
-    const notOpen = [...new Set(reports.flatMap((r) => (r.status === 'fulfilled' ? r.value.failed : [])))];
+    outcome.reports.forEach((r, i) => r && (live[i]!.report = r));
+    const notOpen = [...new Set(outcome.reports.flatMap((r) => r?.failed ?? []))];
     metrics.reloads.inc({ result: 'ok' });
     log.info({ event: 'config.reload', workers: live.length, listeners: next.listeners.length, failed: notOpen }, 'configuration reloaded');
   }

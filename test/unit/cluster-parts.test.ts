@@ -1,15 +1,20 @@
 // The smaller pieces of worker mode (src/cluster): how many workers `auto` means, what a reload
 // cannot change, the restart backoff, block hints passed between processes, verdicts batched
-// for the primary's attack mode.
+// for the primary's attack mode, a reload in two phases (all workers or none).
 import os from 'node:os';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { Channel } from '../../src/cluster/channel.js';
 import { restartNeeded, workerCount } from '../../src/cluster/primary.js';
+import type { WorkerChannel } from '../../src/cluster/ipc-store.js';
 import type { HintNote } from '../../src/cluster/protocol.js';
+import { reloadWorkers } from '../../src/cluster/reload.js';
 import { SharedHints } from '../../src/cluster/shared-hints.js';
+import type { WorkerLink } from '../../src/cluster/store-host.js';
 import { RESTART_BASE_MS, RESTART_MAX_MS, restartDelayMs } from '../../src/cluster/supervisor.js';
 import { AttackModeRelay } from '../../src/cluster/worker.js';
 import { ManualClock } from '../../src/clock.js';
 import { parseConfig } from '../../src/config/load.js';
+import { portPair } from '../helpers/ipc-pair.js';
 
 const base = { listeners: [{ name: 'imap', protocol: 'imap', listen: '127.0.0.1:0', tls: 'none', backend: 'b' }], backends: { b: { host: '127.0.0.1', port: 1 } } };
 const cfg = (over: Record<string, unknown> = {}) => parseConfig({ ...base, ...over }, {});
@@ -68,5 +73,38 @@ describe('AttackModeRelay', () => {
     expect(notes).toEqual([['verdicts', { ok: 1, fail: 5 }]]);
     vi.runOnlyPendingTimers();
     expect(notes).toHaveLength(1); // nothing new, nothing sent
+  });
+});
+
+describe('reloadWorkers (two phases)', () => {
+  /** A worker that answers prepare (or refuses it), commit and abort, and says what it did. */
+  function worker(slot: number, prepare: 'ok' | 'refuse' | 'silent') {
+    const p = portPair();
+    const did: string[] = [];
+    const w: WorkerChannel = new Channel(p.a, 'the primary');
+    w.handle('prepare', () => {
+      did.push('prepare');
+      if (prepare === 'refuse') throw new Error('tls.cert: cannot read /etc/mailgate/cert.pem');
+      return prepare === 'silent' ? new Promise<null>(() => undefined) : null;
+    });
+    w.handle('commit', () => (did.push('commit'), { addresses: {}, failed: [] }));
+    w.handle('abort', () => (did.push('abort'), null));
+    const link: WorkerLink = new Channel(p.b, `worker ${slot}`);
+    return { slot, link, did };
+  }
+
+  it('commits in every worker once all have prepared', async () => {
+    const ws = [worker(1, 'ok'), worker(2, 'ok')];
+    expect(await reloadWorkers(ws, cfg(), 1000)).toEqual({ ok: true, reports: [{ addresses: {}, failed: [] }, { addresses: {}, failed: [] }] });
+    expect(ws.map((w) => w.did)).toEqual([['prepare', 'commit'], ['prepare', 'commit']]);
+  });
+
+  it('one worker that cannot prepare, or does not answer: every worker drops what it prepared, none commits', async () => {
+    const refused = [worker(1, 'ok'), worker(2, 'refuse')];
+    expect(await reloadWorkers(refused, cfg(), 1000)).toEqual({ ok: false, slot: 2, error: 'worker 2: tls.cert: cannot read /etc/mailgate/cert.pem' });
+    expect(refused.map((w) => w.did)).toEqual([['prepare', 'abort'], ['prepare', 'abort']]);
+    const silent = [worker(1, 'silent'), worker(2, 'ok')];
+    expect(await reloadWorkers(silent, cfg(), 30)).toMatchObject({ ok: false, slot: 1, error: 'worker 1 did not answer prepare within 30 ms' });
+    expect(silent.map((w) => w.did)).toEqual([['prepare', 'abort'], ['prepare', 'abort']]);
   });
 });
