@@ -42,7 +42,8 @@ function nodeStats({ port, pid }) {
 function tapScripts(client) {
   const t = { hitOrSettle: 0, trips: 0, aborts: 0 };
   let burst = false;
-  for (const name of ['mgHit', 'mgSettle', 'mgAbort']) {
+  // (A build from before the sharded layout has no abort script: run against it for a baseline.)
+  for (const name of ['mgHit', 'mgSettle', 'mgAbort'].filter((n) => typeof client[n] === 'function')) {
     const f = client[name].bind(client);
     client[name] = (...args) => {
       if (name === 'mgAbort') t.aborts++;
