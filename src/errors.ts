@@ -11,7 +11,8 @@ export type ErrorCode =
   | 'MG_BACKEND_TLS'
   /** Worker mode: the primary (or a worker) did not answer in time, or is gone. */
   | 'MG_IPC_TIMEOUT'
-  | 'MG_IPC_CLOSED';
+  | 'MG_IPC_CLOSED'
+  | 'MG_IPC_BUSY';
 
 export class MailgateError extends Error {
   constructor(

@@ -1,7 +1,9 @@
 // One side of the IPC between the primary and a worker: typed calls with a deadline each,
 // one-way notes, and the handlers for what the other side asks. A call never hangs: it is
 // answered, or rejected with MG_IPC_TIMEOUT after its deadline, or with MG_IPC_CLOSED as soon
-// as the channel closes (the peer exited). Knows nothing of stores or sockets.
+// as the channel closes (the peer exited), or at once with MG_IPC_BUSY while too many are
+// waiting (a stalled peer cannot make the queue grow without bound). Knows nothing of stores
+// or sockets.
 import type { Worker } from 'node:cluster';
 import { MailgateError } from '../errors.js';
 import { isEnvelope, type CallTable, type Envelope, type NoteTable } from './protocol.js';
@@ -43,6 +45,10 @@ interface Pending {
 
 type Handler = (args: never) => unknown;
 
+/** Calls waiting for answers at most: past it a stalled peer is not asked more (the caller
+ *  falls back at once). Far above what a working primary has out: each waits microseconds. */
+export const MAX_IN_FLIGHT = 10_000;
+
 /** `Out*`: what this side asks and tells; `In*`: what it answers and hears. */
 export class Channel<OutCalls extends CallTable, OutNotes extends NoteTable, InCalls extends CallTable, InNotes extends NoteTable> {
   private nextId = 1;
@@ -55,6 +61,7 @@ export class Channel<OutCalls extends CallTable, OutNotes extends NoteTable, InC
     private readonly port: Port,
     /** Who is at the other end, for error messages ("the primary", "worker 2"). */
     private readonly peer: string,
+    private readonly maxInFlight = MAX_IN_FLIGHT,
   ) {
     port.onMessage((m) => this.receive(m));
   }
@@ -70,6 +77,7 @@ export class Channel<OutCalls extends CallTable, OutNotes extends NoteTable, InC
 
   call<K extends keyof OutCalls & string>(op: K, args: OutCalls[K]['args'], timeoutMs: number): Promise<OutCalls[K]['result']> {
     if (this.closedWhy !== null) return Promise.reject(new MailgateError('MG_IPC_CLOSED', `${op}: ${this.closedWhy}`));
+    if (this.pending.size >= this.maxInFlight) return Promise.reject(new MailgateError('MG_IPC_BUSY', `${op}: ${this.pending.size} calls already wait for ${this.peer}`));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       // Timers run before the loop reads its sockets: a loop that was busy past the deadline

@@ -1,7 +1,8 @@
 // The primary ↔ worker channel (src/cluster/channel.ts, protocol.ts) over an in-memory pair that
 // goes through JSON like node:cluster's IPC: calls are answered, a handler's error comes back as
 // an error, notes arrive, foreign messages are ignored, and a call never hangs: a peer that does
-// not answer gives MG_IPC_TIMEOUT, a closed channel MG_IPC_CLOSED, and nothing stays pending.
+// not answer gives MG_IPC_TIMEOUT, a closed channel MG_IPC_CLOSED, too many waiting
+// MG_IPC_BUSY, and nothing stays pending.
 import { describe, expect, it } from 'vitest';
 import { Channel } from '../../src/cluster/channel.js';
 import { isEnvelope } from '../../src/cluster/protocol.js';
@@ -89,6 +90,17 @@ describe('cluster channel', () => {
     await expect(pending).rejects.toMatchObject({ code: 'MG_IPC_CLOSED', message: 'the primary is gone' });
     await expect(worker.call('add', { x: 1, y: 2 }, 60_000)).rejects.toMatchObject({ code: 'MG_IPC_CLOSED' });
     expect(worker.inFlight).toBe(0);
+  });
+
+  it('past the bound of calls in flight, a stalled peer is not asked more: the call fails at once', async () => {
+    const p = portPair();
+    const worker = new Channel<Calls, Notes, Calls, Notes>(p.a, 'the primary', 2);
+    p.stall('a', true);
+    const waiting = [worker.call('add', { x: 1, y: 1 }, 60_000), worker.call('add', { x: 2, y: 2 }, 60_000)];
+    await expect(worker.call('add', { x: 3, y: 3 }, 60_000)).rejects.toMatchObject({ code: 'MG_IPC_BUSY', message: 'add: 2 calls already wait for the primary' });
+    expect(p.sent.a).toBe(2);
+    worker.close('done');
+    await Promise.allSettled(waiting);
   });
 
   it('a send that fails (the channel broke) rejects the call at once', async () => {
