@@ -2,6 +2,7 @@
 // running configuration, so reload (SIGHUP) and shutdown (SIGTERM) live here too. In a cluster
 // worker (cluster/worker.ts) the primary lends what is one thing for all (WorkerShare) and
 // serves the admin endpoint itself.
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { AdminServer } from './admin/server.js';
 import { CapabilityCache, type Target } from './backend/capabilities.js';
@@ -129,12 +130,15 @@ export async function startProxy(initial: Config, opts: ProxyOptions = {}): Prom
   const capabilities = new CapabilityCache(probeTargets(initial), log);
   await capabilities.start();
 
+  // Without limits.keySecret user names are hashed with a key drawn once per process: a
+  // reload must not draw another, or every user counter and known-good pair is forgotten.
+  const processSecret = randomBytes(32).toString('base64url');
   async function buildEnv(cfg: Config): Promise<{ env: SessionEnv; token: string | null }> {
     const serverTls = await loadServerTls(cfg.tls, log);
     return {
       token: adminToken(cfg),
       env: {
-        policy: new Policy(cfg.limits, store, new KeyBuilder(cfg.limits.keySecret), clock, () => attack.active, shared?.hints),
+        policy: new Policy(cfg.limits, store, new KeyBuilder(cfg.limits.keySecret ?? processSecret), clock, () => attack.active, shared?.hints),
         attackMode: attack,
         frontDoor,
         metrics,

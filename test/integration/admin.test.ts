@@ -159,4 +159,13 @@ describe('reload', () => {
     await session.waitFor(/n OK/); // the spliced session survived the reload
     session.close();
   });
+  it('without limits.keySecret a reload keeps hashing user names alike: user counters survive it', async () => {
+    const before = (await (await api('/api/v1/limits?ip=127.0.22.1&user=alice')).json()) as { limits: { rule: string; value: number }[] };
+    const count = before.limits.find((l) => l.rule === 'user-logins')!.value;
+    expect(count).toBeGreaterThan(0); // alice logged in above
+    const port = proxy.port('imap');
+    await proxy.reload(parseConfig({ ...config(5), listeners: [{ name: 'imap', protocol: 'imap', listen: `127.0.0.1:${port}`, tls: 'none', backend: 'imap' }] }));
+    const after = (await (await api('/api/v1/limits?ip=127.0.22.1&user=alice')).json()) as { limits: { rule: string; value: number }[] };
+    expect(after.limits.find((l) => l.rule === 'user-logins')!.value).toBe(count);
+  });
 });
