@@ -88,13 +88,18 @@ export async function runPrimary(file: string, initial: Config, log: Logger, cou
   let queue = Promise.resolve();
   const serial = (task: () => Promise<void>) => (queue = queue.then(task).catch((err: Error) => log.error({ event: 'config.reload', error: err.message }, 'primary task failed')));
 
-  const tracker = new SharedConnections(
-    () => cfg.limits.connections,
-    async (worker, cid) => {
-      const h = everyone().find((x) => x.worker.id === worker);
-      return h ? h.link.call('evict', { cid }, IPC_CALL_MS) : false;
-    },
-  );
+  const linkOf = (worker: number) => {
+    const h = everyone().find((x) => x.worker.id === worker);
+    if (!h) throw new Error(`worker ${worker} is gone`);
+    return h.link;
+  };
+  const tracker = new SharedConnections(() => cfg.limits.connections, count, () => everyone().map((h) => h.worker.id), {
+    central: async (w, key) => linkOf(w).call('conn.central', { key }, IPC_CALL_MS),
+    oldest: async (w) => linkOf(w).call('conn.oldest', null, IPC_CALL_MS),
+    evictOwn: async (w) => linkOf(w).call('conn.evict-own', null, IPC_CALL_MS),
+    evict: async (w, cid) => linkOf(w).call('evict', { cid }, IPC_CALL_MS),
+    local: (w, key) => everyone().find((x) => x.worker.id === w)?.link.notify('conn.local', { key }),
+  });
   const metrics = createMetrics({ storeHealth: () => store.health ?? { up: true, fallbacks: 0 }, attackMode: () => attackMode.status() });
   new Gauge({
     name: 'mailgate_workers',
@@ -113,8 +118,11 @@ export async function runPrimary(file: string, initial: Config, log: Logger, cou
     link(h) {
       serveStore(h.link, store);
       const id = h.worker.id;
-      h.link.handle('conn.admit', ({ cid, key }) => tracker.admit(id, cid, key));
+      h.link.handle('conn.admit', ({ cid, key, share }) => tracker.admit(id, cid, key, share));
       h.link.on('conn.release', ({ cid }) => tracker.release(id, cid));
+      h.link.on('conn.own-release', ({ key, ip, total }) => tracker.releaseOwn(id, key, { ip, total }));
+      h.link.on('conn.held', ({ key, n }) => tracker.told(id, key, n));
+      h.link.on('conn.held-all', (report) => tracker.centralAll(id, report));
       h.link.on('conn.spliced', ({ cid }) => tracker.spliced(id, cid));
       h.link.on('hint', (n) => {
         hints.apply(n);
@@ -193,6 +201,18 @@ export async function runPrimary(file: string, initial: Config, log: Logger, cou
     if (later.length) log.warn({ event: 'config.reload', restartNeeded: later }, `${later.join(', ')} changed: takes effect after a restart`);
     const nextSent = await forWorkers(next);
     const live = supervisor.live;
+    // A worker's share of the old limits bounds nothing under new ones: every worker reports
+    // what it holds and admits through the primary from now on (until a restart).
+    if (JSON.stringify(next.limits.connections) !== JSON.stringify(cfg.limits.connections)) {
+      // Each report reaches the tracker as a note (conn.held-all), in order with releases.
+      const told = await Promise.allSettled(live.map((h) => h.link.call('conn.central-all', null, RELOAD_MS)));
+      const failed = told.find((t) => t.status === 'rejected');
+      if (failed) {
+        metrics.reloads.inc({ result: 'invalid' });
+        log.error({ event: 'config.reload', error: (failed.reason as Error).message }, 'reload failed, keeping the running configuration in every worker');
+        return;
+      }
+    }
     const outcome = await reloadWorkers(live, nextSent, RELOAD_MS);
     await pins.release();
     if (!outcome.ok) {

@@ -49,13 +49,22 @@ export type StoreCalls = {
 
 /** Worker → primary. */
 export type WorkerCalls = StoreCalls & {
-  /** Connection limits: may this connection (cid, unique in the worker) from `key` open? */
-  'conn.admit': { args: { cid: number; key: string }; result: ConnAdmission };
+  /** Connection limits: may this connection (cid, unique in the worker) from `key` open?
+   *  `share`: the limits it already fits in on the worker's share (only the others asked). */
+  'conn.admit': { args: { cid: number; key: string; share?: { ip: boolean; total: boolean } }; result: ConnAdmission };
 };
 export type WorkerNotes = {
   /** The worker listens for calls now. */
   hello: { pid: number };
   'conn.release': { cid: number };
+  /** One less on this worker's share of the address and/or the total, for a pool the primary
+   *  made central (a connection on it ended, or was not admitted). */
+  'conn.own-release': { key: string; ip: boolean; total: boolean };
+  /** The answer to conn.central (null: the total) as a note before the reply, so it is
+   *  counted in order with this worker's own-release notes. */
+  'conn.held': { key: string | null; n: number };
+  /** The same for conn.central-all. */
+  'conn.held-all': { keys: [string, number][]; total: number };
   /** The connection logged in: never evicted for the total from now on. */
   'conn.spliced': { cid: number };
   hint: HintNote;
@@ -76,9 +85,21 @@ export type PrimaryCalls = {
   metrics: { args: null; result: unknown[] };
   /** Evict this connection for the total if it is still before login; false: it is not. */
   evict: { args: { cid: number }; result: boolean };
+  /** Connection limits beyond a worker's share (shared-connections.ts): how many of this
+   *  address's (null: of all) connections the worker holds on its share; from now on it admits
+   *  them through the primary and tells it when one of them ends. */
+  'conn.central': { args: { key: string | null }; result: number };
+  /** The same for every address and the total, for good (the limits are about to change). */
+  'conn.central-all': { args: null; result: { keys: [string, number][]; total: number } };
+  /** When the worker's oldest own connection still before login was admitted (ms), or null. */
+  'conn.oldest': { args: null; result: number | null };
+  /** Evict the worker's oldest own connection still before login; false: none. */
+  'conn.evict-own': { args: null; result: boolean };
 };
 export type PrimaryNotes = {
   hint: HintNote;
+  /** The address (null: the total) is back to shares: admit within them again. */
+  'conn.local': { key: string | null };
   'attack-mode': { active: boolean };
   /** Drain and exit (SIGTERM reached the primary). */
   shutdown: null;

@@ -81,7 +81,7 @@ export class Supervisor {
   }
 
   private spawn(slot: number): Promise<WorkerHandle> {
-    const worker = cluster.fork({ MAILGATE_WORKER: String(slot) });
+    const worker = cluster.fork({ MAILGATE_WORKER: String(slot), MAILGATE_WORKERS: String(this.slots.length) });
     const h: WorkerHandle = { slot, worker, link: new Channel(workerPort(worker), `worker ${slot}`), forkedAt: Date.now(), ready: false, report: null };
     this.slots[slot - 1] = h;
     const exited = new Promise<never>((_, reject) => {

@@ -49,6 +49,7 @@ export class AttackModeRelay {
 
 export function runWorker(): void {
   const slot = Number(process.env.MAILGATE_WORKER);
+  const workers = Number(process.env.MAILGATE_WORKERS) || 1;
   const channel: WorkerChannel = new Channel(processPort(), 'the primary');
   let log: Logger = createLogger('info', undefined, slot);
   let cfg: Config | null = null;
@@ -74,7 +75,7 @@ export function runWorker(): void {
     // The memory store is the primary's; while it does not answer, this worker's own counters
     // keep the same rules (logged and counted as a store fallback).
     const store = first.store.type === 'memory' ? new ResilientStore(new IpcStore(channel, IPC_CALL_MS), new MemoryStore(systemClock), 'local', STORE_BACKSTOP_MS, log) : undefined;
-    const connections = new RemoteConnections(channel, () => cfg!.limits.connections, IPC_CALL_MS, log);
+    const connections = new RemoteConnections(channel, () => cfg!.limits.connections, workers, IPC_CALL_MS, log);
     try {
       proxy = await startProxy(first, { log, worker: { store, connections, attackMode, hints } });
     } catch (err) {
