@@ -1,5 +1,7 @@
 // One side of the IPC between the primary and a worker: typed calls with a deadline each,
-// one-way notes, and the handlers for what the other side asks. A call never hangs: it is
+// one-way notes, and the handlers for what the other side asks. What one event-loop turn
+// sends goes in one write (an array): a message costs mostly the peer's wake-up, so messages
+// of one turn share it. A call never hangs: it is
 // answered, or rejected with MG_IPC_TIMEOUT after its deadline, or with MG_IPC_CLOSED as soon
 // as the channel closes (the peer exited), or at once with MG_IPC_BUSY while too many are
 // waiting (a stalled peer cannot make the queue grow without bound). Knows nothing of stores
@@ -10,7 +12,7 @@ import { isEnvelope, type CallTable, type Envelope, type NoteTable } from './pro
 
 /** The transport: node:cluster's process.send / worker.send, or a pair in memory (tests). */
 export interface Port {
-  send(message: Envelope, done: (err: Error | null) => void): void;
+  send(message: Envelope | Envelope[], done: (err: Error | null) => void): void;
   onMessage(fn: (message: unknown) => void): void;
 }
 
@@ -56,6 +58,8 @@ export class Channel<OutCalls extends CallTable, OutNotes extends NoteTable, InC
   private readonly handlers = new Map<string, Handler>();
   private readonly listeners = new Map<string, (args: never) => void>();
   private closedWhy: string | null = null;
+  /** This turn's messages, written together after its I/O callbacks (setImmediate). */
+  private outbox: { message: Envelope; failed?: (err: Error) => void }[] = [];
 
   constructor(
     private readonly port: Port,
@@ -85,15 +89,27 @@ export class Channel<OutCalls extends CallTable, OutNotes extends NoteTable, InC
       const late = () => this.settle(id, new MailgateError('MG_IPC_TIMEOUT', `${this.peer} did not answer ${op} within ${timeoutMs} ms`));
       const timer = setTimeout(() => setImmediate(late), timeoutMs);
       this.pending.set(id, { op, resolve: resolve as (v: unknown) => void, reject, timer });
-      this.port.send({ mg: 'call', id, op, args }, (err) => {
-        if (err) this.settle(id, new MailgateError('MG_IPC_CLOSED', `${op}: cannot reach ${this.peer} (${err.message})`));
-      });
+      this.post({ mg: 'call', id, op, args }, (err) => this.settle(id, new MailgateError('MG_IPC_CLOSED', `${op}: cannot reach ${this.peer} (${err.message})`)));
     });
   }
 
   /** Fire and forget; dropped once the channel is closed. */
   notify<K extends keyof OutNotes & string>(op: K, args: OutNotes[K]): void {
-    if (this.closedWhy === null) this.port.send({ mg: 'note', op, args }, () => undefined);
+    if (this.closedWhy === null) this.post({ mg: 'note', op, args });
+  }
+
+  private post(message: Envelope, failed?: (err: Error) => void): void {
+    if (this.outbox.push({ message, failed }) === 1) setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    const out = this.outbox;
+    this.outbox = [];
+    if (this.closedWhy !== null) {
+      const err = new Error(this.closedWhy);
+      return out.forEach((o) => o.failed?.(err));
+    }
+    this.port.send(out.length === 1 ? out[0]!.message : out.map((o) => o.message), (err) => err && out.forEach((o) => o.failed?.(err)));
   }
 
   /** Answer calls `op` with fn's value; a throw or rejection goes back as the error message. */
@@ -122,6 +138,7 @@ export class Channel<OutCalls extends CallTable, OutNotes extends NoteTable, InC
   }
 
   private receive(m: unknown): void {
+    if (Array.isArray(m)) return m.forEach((x) => this.receive(x));
     if (!isEnvelope(m)) return;
     if (m.mg === 'reply') return this.settle(m.id, m.ok ? null : new Error(`${this.peer}: ${m.error}`), m.ok ? m.value : undefined);
     if (m.mg === 'note') return this.listeners.get(m.op)?.(m.args as never);
@@ -137,6 +154,6 @@ export class Channel<OutCalls extends CallTable, OutNotes extends NoteTable, InC
     } catch (err) {
       reply = { mg: 'reply', id, ok: false, error: (err as Error).message };
     }
-    if (this.closedWhy === null) this.port.send(reply, () => undefined);
+    if (this.closedWhy === null) this.post(reply);
   }
 }

@@ -13,6 +13,8 @@ export interface PortPair {
   cut(side: 'a' | 'b'): void;
   /** Messages sent so far from each side (a mailgate message count, for bounds). */
   sent: { a: number; b: number };
+  /** Writes so far from each side (one per event-loop turn that sent anything). */
+  writes: { a: number; b: number };
 }
 
 export function portPair(): PortPair {
@@ -20,13 +22,15 @@ export function portPair(): PortPair {
   const stalled: { a: string[] | null; b: string[] | null } = { a: null, b: null };
   const cutOff = { a: false, b: false };
   const sent = { a: 0, b: 0 };
+  const writes = { a: 0, b: 0 };
   const deliver = (to: 'a' | 'b', text: string) => setImmediate(() => handlers[to].forEach((h) => h(JSON.parse(text))));
   const port = (from: 'a' | 'b'): Port => {
     const to = from === 'a' ? 'b' : 'a';
     return {
-      send(message: Envelope, done) {
+      send(message: Envelope | Envelope[], done) {
         if (cutOff[from]) return done(new Error('IPC channel closed'));
-        sent[from]++;
+        sent[from] += Array.isArray(message) ? message.length : 1;
+        writes[from]++;
         const text = JSON.stringify(message);
         if (stalled[from]) stalled[from]!.push(text);
         else deliver(to, text);
@@ -48,5 +52,6 @@ export function portPair(): PortPair {
     },
     cut: (side) => void (cutOff[side] = true),
     sent,
+    writes,
   };
 }

@@ -98,7 +98,9 @@ describe('cluster channel', () => {
     p.stall('a', true);
     const waiting = [worker.call('add', { x: 1, y: 1 }, 60_000), worker.call('add', { x: 2, y: 2 }, 60_000)];
     await expect(worker.call('add', { x: 3, y: 3 }, 60_000)).rejects.toMatchObject({ code: 'MG_IPC_BUSY', message: 'add: 2 calls already wait for the primary' });
+    await new Promise((r) => setImmediate(r));
     expect(p.sent.a).toBe(2);
+    expect(p.writes.a).toBe(1); // one turn's calls, one write
     worker.close('done');
     await Promise.allSettled(waiting);
   });
