@@ -11,7 +11,7 @@ export type WorkerChannel = Channel<WorkerCalls, WorkerNotes, PrimaryCalls, Prim
 
 export class IpcStore implements LimitStore {
   constructor(
-    private readonly channel: Pick<WorkerChannel, 'call'>,
+    private readonly channel: Pick<WorkerChannel, 'call' | 'notify'>,
     private readonly timeoutMs: number,
   ) {}
 
@@ -19,9 +19,13 @@ export class IpcStore implements LimitStore {
     return this.channel.call('store.hit', opts === undefined ? [[...specs]] : [[...specs], opts], this.timeoutMs);
   }
 
-  /** The route is the resilient wrapper's business: what reaches this store settles here. */
+  /** The route is the resilient wrapper's business: what reaches this store settles here.
+   *  Counts nobody reads (a success's) settle by a note: no reply, no wake-up for it, and the
+   *  next call from this worker reaches the primary after it. */
   settle(specs: readonly CounterSpec[], req: SettleRequest): Promise<number[]> {
-    return this.channel.call('store.settle', [[...specs], req], this.timeoutMs);
+    if (!req.countsUnread) return this.channel.call('store.settle', [[...specs], req], this.timeoutMs);
+    this.channel.notify('store.settled', [[...specs], req]);
+    return Promise.resolve(specs.map(() => 0));
   }
 
   peek(key: string): Promise<CounterState> {

@@ -116,7 +116,7 @@ export async function runPrimary(file: string, initial: Config, log: Logger, cou
     serial,
     onRestart: () => restarts.inc(),
     link(h) {
-      serveStore(h.link, store);
+      serveStore(h.link, store, log);
       const id = h.worker.id;
       h.link.handle('conn.admit', ({ cid, key, share }) => tracker.admit(id, cid, key, share));
       h.link.on('conn.release', ({ cid }) => tracker.release(id, cid));

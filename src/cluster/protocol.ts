@@ -68,6 +68,8 @@ export type WorkerNotes = {
   /** The connection logged in: never evicted for the total from now on. */
   'conn.spliced': { cid: number };
   hint: HintNote;
+  /** store.settle whose counts are not read (SettleRequest.countsUnread): no reply. */
+  'store.settled': [specs: CounterSpec[], req: SettleRequest];
   /** Backend verdicts since the last note, for the primary's attack-mode detector. */
   verdicts: { ok: number; fail: number };
 };

@@ -1,6 +1,7 @@
 // In the primary: serves its memory store to one worker's channel (the other end of
 // ipc-store.ts). The store is the only one; every worker's hit and settle run here, one at a
 // time on this event loop, so they are as atomic as in one process.
+import type { Logger } from '../logging/logger.js';
 import type { LimitStore } from '../stores/store.js';
 import type { Channel } from './channel.js';
 import type { PrimaryCalls, PrimaryNotes, StoreCalls, WorkerCalls, WorkerNotes } from './protocol.js';
@@ -8,10 +9,11 @@ import type { PrimaryCalls, PrimaryNotes, StoreCalls, WorkerCalls, WorkerNotes }
 /** The primary's end of one worker's IPC. */
 export type WorkerLink = Channel<PrimaryCalls, PrimaryNotes, WorkerCalls, WorkerNotes>;
 
-export function serveStore(link: Pick<WorkerLink, 'handle'>, store: LimitStore): void {
+export function serveStore(link: Pick<WorkerLink, 'handle' | 'on'>, store: LimitStore, log: Logger): void {
   const h = <K extends keyof StoreCalls & string>(op: K, fn: (args: StoreCalls[K]['args']) => Promise<StoreCalls[K]['result']>) => link.handle(op, fn);
   h('store.hit', ([specs, opts]) => store.hit(specs, opts));
   h('store.settle', ([specs, req]) => store.settle(specs, req));
+  link.on('store.settled', ([specs, req]) => void store.settle(specs, req).catch((err: Error) => log.error({ event: 'auth.record-failed', err: err.message }, "could not record a worker's outcome")));
   h('store.peek', ([key]) => store.peek(key));
   h('store.blocks', () => store.blocks());
   h('store.reset', async ([key]) => (await store.reset(key), null));

@@ -239,7 +239,7 @@ export class Policy {
       // Reservations still go back: nothing was learnt about the credentials.
       if (st && outcome === 'unavailable' && st.pairs.some((p) => p.rule.count === 'failures')) {
         // Not a success either: no rule narrows back.
-        await this.store.settle(st.pairs.map((p) => ({ ...p.spec, resetOnSuccess: false })), { failed: false, reserved: st.reserved }, st.route);
+        await this.store.settle(st.pairs.map((p) => ({ ...p.spec, resetOnSuccess: false })), { failed: false, reserved: st.reserved, countsUnread: true }, st.route);
       }
       return 0;
     }
@@ -256,6 +256,7 @@ export class Policy {
         knownGood: ok && kg && st.knownGoodKey ? { key: st.knownGoodKey, ttlMs: kg.ttl } : undefined,
         hint: ok && ph && st.hint ? { ...st.hint, ttlMs: ph.ttl } : undefined,
         success: ok ? { key: this.keys.successesKey(st.client), member: user, ttlMs: sharedEgress.window } : undefined,
+        countsUnread: ok || undefined,
       },
       st.route,
     );

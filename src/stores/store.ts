@@ -90,6 +90,8 @@ export interface SettleRequest {
   hint?: { key: string; value: string; ttlMs: number };
   /** On success: the user (a hash) joins the address's successes, kept ttlMs after the last. */
   success?: { key: string; member: string; ttlMs: number };
+  /** The caller does not read the counts (a success): a store across IPC need not answer. */
+  countsUnread?: boolean;
 }
 
 export interface CounterState {

@@ -18,7 +18,7 @@ function linked(store: MemoryStore, timeoutMs = 1000) {
   const p = portPair();
   const worker: WorkerChannel = new Channel(p.a, 'the primary');
   const primary: WorkerLink = new Channel(p.b, 'worker 1');
-  serveStore(primary, store);
+  serveStore(primary, store, captureLogger().logger);
   return { p, worker, ipc: new IpcStore(worker, timeoutMs) };
 }
 
@@ -38,6 +38,15 @@ describe('the memory store over IPC', () => {
     expect(hits.filter((h) => h.ok)).toHaveLength(4);
     await Promise.all([a.settle([failures], { failed: true, reserved: true }), b.settle([failures], { failed: true, reserved: true })]);
     expect(await a.peek(failures.key)).toMatchObject({ count: 2, inflight: 2 });
+  });
+
+  it('a settle whose counts nobody reads (a success) goes as a note: settled, and no reply', async () => {
+    const { p, ipc } = linked(new MemoryStore(new ManualClock()));
+    await ipc.hit([failures]);
+    const replies = p.sent.b;
+    expect(await ipc.settle([failures], { failed: false, reserved: true, countsUnread: true })).toEqual([0]);
+    expect(await ipc.peek(failures.key)).toMatchObject({ count: 0, inflight: 0 }); // after the note
+    expect(p.sent.b).toBe(replies + 1); // the peek's reply only
   });
 
   it('a primary that stops answering: the call fails at its deadline, the wrapper falls back to local counters, logged once', async () => {
