@@ -5,11 +5,12 @@
 // (phases: logins, transfer, redis, flood, noread, profile, memory, limiter, attacks), --attacks=a,b
 // (attack scenarios to run: lockout, one-shot, spray, stuffing, office-nat, low-and-slow), --keep (temp dirs),
 // --baseline=DIR (another build's dist/, measured as `mailgate-before` with the memory store in
-// the same rounds: how a change moves the figures on one noisy machine, in one run),
+// the same rounds: how a change moves the figures on one noisy machine, in one run; a build with
+// worker mode also as `mailgate-before-N-workers` beside `mailgate-N-workers`),
 // --workers=N (the logins phase's worker-mode target, `mailgate-N-workers`: the memory store
 // shared by the primary; default one per core, at least 2).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { startRedis } from '../test/helpers/redis.js';
@@ -124,6 +125,10 @@ try {
   if (mgWorkers) running.push(mgWorkers);
   const before = baseline ? await startMailgate({ name: 'mailgate-before', dir: join(dir, 'mailgate'), dovecot, dist: baseline }) : null;
   if (before) running.push(before);
+  // A baseline that has worker mode is measured in it too, beside mailgate-N-workers.
+  const beforeWorkers =
+    baseline && mgWorkers && existsSync(join(baseline, 'cluster')) ? await startMailgate({ name: `mailgate-before-${workers}-workers`, dir: join(dir, 'mailgate'), dovecot, dist: baseline, workers }) : null;
+  if (beforeWorkers) running.push(beforeWorkers);
   log(`dovecot imap ${dovecot.ports.imap}, nginx ${nginx.ports.imap}, mailgate ${mgMem.ports.imap} (memory) ${mgRedis.ports.imap} (redis ${redis.port})`);
   const targets: Target[] = [
     { name: 'direct', port: dovecot.ports.imap, pids: () => [] },
@@ -133,7 +138,7 @@ try {
     { name: 'node-floor', port: floor.ports.imap, pids: floor.pids, plainOnly: true },
     ...(before ? [{ name: 'mailgate-before', port: before.ports.imap, pids: before.pids }] : []),
   ];
-  const loginTargets: Target[] = [...targets, ...(mgWorkers ? [{ name: mgWorkers.name, port: mgWorkers.ports.imap, pids: mgWorkers.pids }] : [])];
+  const loginTargets: Target[] = [...targets, ...[mgWorkers, beforeWorkers].flatMap((p) => (p ? [{ name: p.name, port: p.ports.imap, pids: p.pids }] : []))];
 
   if (wants('logins')) {
     log('IMAP LOGIN+LOGOUT');
