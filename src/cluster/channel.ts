@@ -93,9 +93,13 @@ export class Channel<OutCalls extends CallTable, OutNotes extends NoteTable, InC
     });
   }
 
-  /** Fire and forget; dropped once the channel is closed. */
-  notify<K extends keyof OutNotes & string>(op: K, args: OutNotes[K]): void {
-    if (this.closedWhy === null) this.post({ mg: 'note', op, args });
+  /** Fire and forget; dropped once the channel is closed. `now`: written at once with what
+   *  this turn queued before it (an admin block or attack mode, which the admin's answer must
+   *  not overtake), not at the end of the turn. */
+  notify<K extends keyof OutNotes & string>(op: K, args: OutNotes[K], now = false): void {
+    if (this.closedWhy !== null) return;
+    this.post({ mg: 'note', op, args });
+    if (now) this.flush();
   }
 
   private post(message: Envelope, failed?: (err: Error) => void): void {
@@ -104,6 +108,7 @@ export class Channel<OutCalls extends CallTable, OutNotes extends NoteTable, InC
 
   private flush(): void {
     const out = this.outbox;
+    if (out.length === 0) return; // flushed at once already
     this.outbox = [];
     if (this.closedWhy !== null) {
       const err = new Error(this.closedWhy);

@@ -77,10 +77,12 @@ export async function runPrimary(file: string, initial: Config, log: Logger, cou
   let sent = await forWorkers(initial); // what the workers run: port-0 listeners pinned
 
   const everyone = () => supervisor.linked;
-  const hints = new SharedHints(clock, (n) => everyone().forEach((h) => h.link.notify('hint', n)));
+  // Written at once: an admin block, unblock or attack-mode switch holds in every worker by
+  // the time the admin API answers.
+  const hints = new SharedHints(clock, (n) => everyone().forEach((h) => h.link.notify('hint', n, true)));
   const attackMode = new AttackMode(initial.limits.attackMode, clock, (status, reason) => {
     logAttackModeChange(log, status, reason);
-    for (const h of everyone()) h.link.notify('attack-mode', { active: status.active });
+    for (const h of everyone()) h.link.notify('attack-mode', { active: status.active }, true);
   });
   const attackTick = setInterval(() => attackMode.active, ATTACK_TICK_MS);
   const policyFor = (c: Config) => new Policy(c.limits, store, new KeyBuilder(c.limits.keySecret), clock, () => attackMode.active, hints);
@@ -126,7 +128,7 @@ export async function runPrimary(file: string, initial: Config, log: Logger, cou
       h.link.on('conn.spliced', ({ cid }) => tracker.spliced(id, cid));
       h.link.on('hint', (n) => {
         hints.apply(n);
-        for (const o of everyone()) if (o !== h) o.link.notify('hint', n);
+        for (const o of everyone()) if (o !== h) o.link.notify('hint', n, true);
       });
       h.link.on('verdicts', ({ ok, fail }) => {
         for (let i = 0; i < ok; i++) attackMode.record('ok');

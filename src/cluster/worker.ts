@@ -57,7 +57,7 @@ export function runWorker(): void {
   let pending: { cfg: Config; commit(): Promise<ReloadReport> } | null = null;
   let stopping = false;
   const attackMode = new AttackModeRelay(channel);
-  const hints = new SharedHints(systemClock, (n) => channel.notify('hint', n));
+  const hints = new SharedHints(systemClock, (n) => channel.notify('hint', n, true));
 
   const stop = () => {
     if (stopping) return;

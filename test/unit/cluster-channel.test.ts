@@ -105,6 +105,16 @@ describe('cluster channel', () => {
     await Promise.allSettled(waiting);
   });
 
+  it('a note sent `now` is written at once, with what the turn queued before it', async () => {
+    const p = portPair();
+    const worker = new Channel<Calls, Notes, Calls, Notes>(p.a, 'the primary');
+    void worker.call('add', { x: 1, y: 1 }, 60_000).catch(() => undefined);
+    worker.notify('tick', { n: 1 }, true);
+    expect(p.sent.a).toBe(2);
+    expect(p.writes.a).toBe(1);
+    worker.close('done');
+  });
+
   it('a send that fails (the channel broke) rejects the call at once', async () => {
     const { p, worker } = pair();
     p.cut('a');
