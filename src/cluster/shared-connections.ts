@@ -5,8 +5,9 @@
 // a pool (one address, or the total) counts every worker not heard from at its full share,
 // which can never be too few; when that leaves no room, the workers are asked how many they
 // hold ("central": from then they report each release of that pool's connections here and
-// admit its new ones through here) and the exact sum decides. A pool with no connection
-// granted here and nothing held by the workers it asked goes back to shares. At the total the
+// admit its new ones through here) and the exact sum decides. A pool goes back to shares once
+// what was granted here fits beside every worker's full share and it is not full. A connection
+// that fits its worker's share of one limit is checked only against the other. At the total the
 // oldest connection not known to have logged in goes, wherever it is: a connection granted
 // here or a worker's own oldest one (server/connections.ts' rule). Pure apart from the
 // injected asks.
