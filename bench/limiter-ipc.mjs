@@ -17,9 +17,9 @@ import { Policy } from '../dist/limits/policy.js';
 import { createLogger } from '../dist/logging/logger.js';
 import { MemoryStore } from '../dist/stores/memory.js';
 import { ResilientStore } from '../dist/stores/resilient.js';
+import { pct, runDecisions } from './decisions.mjs';
 
 const N = Number(process.argv[2] ?? 20000);
-const pct = (xs, p) => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
 const cpuUs = (u) => u.user + u.system;
 
 if (cluster.isPrimary) {
@@ -44,25 +44,11 @@ if (cluster.isPrimary) {
 
   async function measure(name, store, concurrency) {
     const policy = new Policy(cfg.limits, store, new KeyBuilder(cfg.limits.keySecret), systemClock);
-    const lat = [];
-    let next = 0;
     const p0 = await primaryCpu();
     const w0 = process.cpuUsage();
-    const t0 = process.hrtime.bigint();
-    const run = async () => {
-      for (let i = next++; i < N; i = next++) {
-        const a = { protocol: 'imap', ip: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, user: `user${i % 5000}` };
-        const s = process.hrtime.bigint();
-        const d = await policy.check(a);
-        await policy.record(d, i % 3 ? 'ok' : 'fail');
-        lat.push(Number(process.hrtime.bigint() - s) / 1e6);
-      }
-    };
-    await Promise.all(Array.from({ length: concurrency }, run));
-    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    const { secs, lat } = await runDecisions(policy, N, concurrency);
     const workerUs = cpuUs(process.cpuUsage(w0));
     const primaryUs = (await primaryCpu()) - p0;
-    lat.sort((x, y) => x - y);
     const row = {
       store: name, concurrency, decisions: N, perSec: Math.round(N / secs), p50ms: +pct(lat, 50).toFixed(3), p99ms: +pct(lat, 99).toFixed(3),
       workerCpuUsPerDecision: +(workerUs / N).toFixed(1), primaryCpuUsPerDecision: +(primaryUs / N).toFixed(1),

@@ -10,7 +10,8 @@
 // one, settles as one; measured one decision at a time) and aborts sent after it, Redis time
 // inside those scripts (commandstats usec) and redis-server CPU (utime + stime from
 // /proc/<pid>/stat, I/O included), summed over the nodes, and each primary's share of scripts.
-// Run after `npm run build`: node bench/limiter.mjs [decisions]; one JSON line per row.
+// Run after `npm run build`: node bench/limiter.mjs [decisions]; one JSON line per row (the
+// workload is decisions.mjs': copy both into another build's bench/ for a baseline).
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -22,11 +23,11 @@ import { Policy } from '../dist/limits/policy.js';
 import { createLogger } from '../dist/logging/logger.js';
 import { createStore } from '../dist/stores/factory.js';
 import { systemClock } from '../dist/clock.js';
+import { pct, runDecisions } from './decisions.mjs';
 
 const N = Number(process.argv[2] ?? 20000);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const freePort = () => new Promise((r) => { const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => r(p)); }); });
-const pct = (xs, p) => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 const cli = (port, ...args) => execFileSync('/usr/bin/redis-cli', ['-p', String(port), ...args]).toString();
 
@@ -62,22 +63,8 @@ async function measure(name, store, cfg, concurrency = 1, nodes = []) {
   const policy = new Policy(cfg.limits, store, new KeyBuilder(cfg.limits.keySecret), systemClock);
   const tap = store.primary?.redis ? (store.primary.tap ??= tapScripts(store.primary.redis)) : null;
   const trips0 = tap ? { ...tap } : null;
-  const lat = [];
   const before = nodes.map(nodeStats);
-  let next = 0;
-  const t0 = process.hrtime.bigint();
-  const worker = async () => {
-    for (let i = next++; i < N; i = next++) {
-      const a = { protocol: 'imap', ip: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, user: `user${i % 5000}` };
-      const s = process.hrtime.bigint();
-      const d = await policy.check(a);
-      await policy.record(d, i % 3 ? 'ok' : 'fail');
-      lat.push(Number(process.hrtime.bigint() - s) / 1e6);
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-  lat.sort((x, y) => x - y);
+  const { secs, lat } = await runDecisions(policy, N, concurrency);
   const row = { store: name, concurrency, decisions: N, perSec: Math.round(N / secs), p50ms: +pct(lat, 50).toFixed(3), p99ms: +pct(lat, 99).toFixed(3), maxms: +lat.at(-1).toFixed(1) };
   if (nodes.length) {
     const d = nodes.map((n, i) => { const a = nodeStats(n); return { calls: a.calls - before[i].calls, usec: a.usec - before[i].usec, cpuUs: a.cpuUs - before[i].cpuUs }; });
