@@ -8,6 +8,7 @@ import { ClientProcess, shippedConfig, startScenarioProxy, startStockDovecot, DO
 import { attackBlock, SCENARIOS, type AttackRun, type AttackSettings, type Scenario } from './attack-scenarios.js';
 import { attackTally, latency, login, makeWorld, ordinaryLife, ownerChecks, type Ctx, type World, type WorldSizes } from './attack-world.js';
 import { round, sleep } from './lib.js';
+import { watchStalls } from './stalls.js';
 
 export interface AttacksSettings extends AttackSettings {
   world: WorldSizes;
@@ -90,6 +91,9 @@ async function runScenario(env: Env, cfg: Config, sc: Scenario, k: number) {
     const before = await sc.around?.(ctx);
     const from = proxy.lines.length;
     const simBefore = proxy.simulatedMs();
+    // GC pauses and event-loop lag in this process (mailgate's) while the latency is measured:
+    // what a slow trickle sample coincides with.
+    const stopWatch = watchStalls();
     const trickle = await env.trickleClients.trickle(proxy.target, logins, s.trickleRate);
     let run: AttackRun;
     let loaded: ClientResult[];
@@ -98,6 +102,7 @@ async function runScenario(env: Env, cfg: Config, sc: Scenario, k: number) {
     } finally {
       loaded = await trickle.stop();
     }
+    const stalls = stopWatch();
     stage('attack');
     const isAttack = run.isAttack;
     const sent = run.results.filter((r) => r.loginSent).length;
@@ -121,6 +126,7 @@ async function runScenario(env: Env, cfg: Config, sc: Scenario, k: number) {
       ...(wrong ? { wrongPairs: { attempts: wrong.size, reached: wrongReached, reachedPct: round((wrongReached / wrong.size) * 100, 1) } } : {}),
       owners,
       ...(before && after && run.during ? { colleagues: { before, during: run.during, after } } : {}),
+      stalls,
       latency: { unloaded, underAttack, p99Ratio: unloaded.p99ms && underAttack.p99ms !== null ? round(underAttack.p99ms / unloaded.p99ms) : null },
     };
   } finally {
@@ -146,7 +152,8 @@ export async function attacksPhase(o: { quick: boolean; log: (s: string) => void
         `  ${sc.name.padEnd(13)} ${r.attack.attempts} attempts, ${r.attack.reached} reached the backend (${r.attack.reachedPct}%), ${r.attack.accountsEntered} accounts entered; ` +
           `owners home ${r.owners.home.ok}/${r.owners.home.of}, new network ${r.owners.newNetwork.ok}/${r.owners.newNetwork.of}` +
           `${r.colleagues ? `; colleagues ${r.colleagues.during.ok}/${r.colleagues.during.of} during` : ''}; ` +
-          `p99 ${r.latency.underAttack.p99ms} vs ${r.latency.unloaded.p99ms} ms (${r.seconds} s: ${JSON.stringify(r.stageSeconds)})`,
+          `p99 ${r.latency.underAttack.p99ms} vs ${r.latency.unloaded.p99ms} ms; ${r.stalls.length} GC pauses or stalls >= 5 ms (longest ${Math.max(0, ...r.stalls.map((x) => x.ms))} ms) ` +
+          `(${r.seconds} s: ${JSON.stringify(r.stageSeconds)})`,
       );
     }
   } finally {
