@@ -19,7 +19,8 @@ export function formatIssues(issues: z.core.$ZodIssue[]): string {
 }
 
 /** Secrets that may come from the environment instead of the file: MAILGATE_KEY_SECRET
- *  (limits.keySecret) and MAILGATE_ADMIN_TOKEN (admin.token, when an admin section exists). */
+ *  (limits.keySecret), MAILGATE_ADMIN_TOKEN (admin.token, when an admin section exists) and
+ *  MAILGATE_POLICY_API_KEY (policyServer.apiKey, when a policyServer section exists). */
 function withEnvSecrets(doc: unknown, env: NodeJS.ProcessEnv): unknown {
   if (!doc || typeof doc !== 'object') return doc;
   let d = doc as { limits?: Record<string, unknown>; admin?: Record<string, unknown> };
@@ -30,6 +31,10 @@ function withEnvSecrets(doc: unknown, env: NodeJS.ProcessEnv): unknown {
   const admin = obj(d.admin);
   if (env.MAILGATE_ADMIN_TOKEN && admin && admin.token === undefined && admin.tokenFile === undefined) {
     d = { ...d, admin: { ...admin, token: env.MAILGATE_ADMIN_TOKEN } };
+  }
+  const ps = obj((d as { policyServer?: unknown }).policyServer);
+  if (env.MAILGATE_POLICY_API_KEY && ps && ps.apiKey === undefined) {
+    d = { ...d, policyServer: { ...ps, apiKey: env.MAILGATE_POLICY_API_KEY } } as typeof d;
   }
   return d;
 }

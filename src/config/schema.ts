@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { isLoopbackHost, parseHostPort } from './address.js';
 import { duration, hostPort, type PROTOCOLS, protocol, type TLS_MODES, tlsMode } from './fields.js';
 import { limits } from './limits-schema.js';
+import { policyServer } from './policy-server-schema.js';
 
 export { PROTOCOLS, TLS_MODES } from './fields.js';
 export { RULE_KEYS } from './limits-schema.js';
@@ -127,7 +128,7 @@ export const configSchema = z
       .union([z.literal('auto'), z.number().int().min(1).max(256)])
       .default('auto')
       .describe('Processes accepting connections: auto (one per core) | N | 1 (one process, no primary). With several, each listens on every listener (SO_REUSEPORT) and a primary shares the memory store, connection limits, metrics and the admin endpoint.'),
-    listeners: z.array(listener).min(1).describe('Where mail clients connect.'),
+    listeners: z.array(listener).default([]).describe('Where mail clients connect (at least one, unless policyServer is set).'),
     tls: z
       .strictObject({
         cert: z.string().describe('PEM certificate (chain) for starttls/implicit listeners.'),
@@ -176,7 +177,7 @@ export const configSchema = z
       })
       .optional()
       .describe('Certificate for starttls/implicit listeners (required when any listener uses TLS).'),
-    backends: z.record(z.string(), backend).describe('Real mail servers, by name.'),
+    backends: z.record(z.string(), backend).default({}).describe('Real mail servers, by name.'),
     store: z
       .discriminatedUnion('type', [
         z.strictObject({ type: z.literal('memory').describe('memory: in this process (one instance) | redis: shared by instances') }),
@@ -194,6 +195,7 @@ export const configSchema = z
       })
       .optional()
       .describe('Admin endpoint; absent: none. A token is mandatory unless it listens on loopback.'),
+    policyServer: policyServer.optional(),
     log: z
       .strictObject({
         level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info').describe('Minimum level written.'),
@@ -202,6 +204,8 @@ export const configSchema = z
       .describe('JSON log lines on stdout.'),
   })
   .superRefine((cfg, ctx) => {
+    if (cfg.listeners.length === 0 && !cfg.policyServer) ctx.addIssue({ code: 'custom', path: ['listeners'], message: 'expected at least one listener (or a policyServer)' });
+    if (cfg.policyServer) checkPolicyServer(cfg, ctx);
     const names = new Set<string>();
     const addrs = new Set<string>();
     cfg.listeners.forEach((l, i) => {
@@ -240,6 +244,20 @@ export const configSchema = z
       ruleNames.add(r.name);
     });
   });
+
+/** policyServer against the rest: an apiKey off loopback, nginx backends that exist and that
+ *  nginx can reach (its mail proxy speaks plaintext to its backend). */
+function checkPolicyServer(cfg: { policyServer?: z.output<typeof policyServer>; backends: Record<string, { tls: string }> }, ctx: z.core.$RefinementCtx): void {
+  const ps = cfg.policyServer!;
+  if (!ps.apiKey && !isLoopbackHost(parseHostPort(ps.listen)!.host)) {
+    ctx.addIssue({ code: 'custom', path: ['policyServer', 'apiKey'], message: 'required when policyServer.listen is not a loopback address (or set MAILGATE_POLICY_API_KEY)' });
+  }
+  for (const [proto, name] of Object.entries(ps.nginx)) {
+    const b = name === undefined ? undefined : cfg.backends[name];
+    if (name !== undefined && !b) ctx.addIssue({ code: 'custom', path: ['policyServer', 'nginx', proto], message: `no backend named "${name}" (have: ${Object.keys(cfg.backends).join(', ') || 'none'})` });
+    else if (b?.tls === 'implicit') ctx.addIssue({ code: 'custom', path: ['policyServer', 'nginx', proto], message: `backend "${name}" uses tls: implicit, but nginx's mail proxy talks plaintext to the server it is sent to` });
+  }
+}
 
 export type Config = z.output<typeof configSchema>;
 export type ListenerConfig = Config['listeners'][number];
