@@ -35,6 +35,10 @@ export interface DovecotOptions {
   /** login_trusted_networks: the peers whose ID x-originating-ip / XCLIENT Dovecot believes
    *  (and offers XCLIENT to). Default: all of loopback (127.0.0.0/8). */
   trustedNetworks?: string[];
+  /** Ask an auth policy server (Dovecot 2.3 auth_policy_*) about every login: `url` is
+   *  auth_policy_server_url (Dovecot appends ?command=allow|report), `apiKey` goes out as the
+   *  X-API-Key header, `extra` lines are appended (e.g. `auth_policy_check_after_auth = no`). */
+  policy?: { url: string; apiKey?: string; extra?: string };
 }
 
 export interface DovecotInstance {
@@ -101,6 +105,22 @@ const NO_PENALTY = `service anvil {
 }
 `;
 
+/** The fixed nonce Dovecot salts pwhash with (auth_policy_hash_nonce): the same password gives
+ *  the same hash across tests. Not a secret in a test. */
+export const POLICY_HASH_NONCE = 'mailgate-test-policy-nonce';
+
+/** auth_policy_* lines. An api header without a colon is sent as X-API-Key: <value>
+ *  (Dovecot 2.3 auth-policy.c). */
+function policyConf(policy: NonNullable<DovecotOptions['policy']>): string {
+  return [
+    `auth_policy_server_url = ${policy.url}`,
+    `auth_policy_hash_nonce = ${POLICY_HASH_NONCE}`,
+    ...(policy.apiKey ? [`auth_policy_server_api_header = ${policy.apiKey}`] : []),
+    ...(policy.extra ? [policy.extra] : []),
+    '',
+  ].join('\n');
+}
+
 /** A login service with a plaintext/STARTTLS listener and an implicit-TLS one. */
 function loginService(name: string, plain: number, tls: number): string {
   return [
@@ -119,14 +139,67 @@ function loginService(name: string, plain: number, tls: number): string {
 /** Starts Dovecot; a start that fails because one of its six free ports was taken meanwhile (by
  *  another test file's server: the ports are free when asked for, not reserved) is tried again
  *  on new ports, at most twice. */
-export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotInstance> {
+export function startDovecot(opts: DovecotOptions = {}): Promise<DovecotInstance> {
+  return retryOnPortClash(() => startDovecotOnce(opts));
+}
+
+/** Runs start() again (at most twice) when it failed because a free port it was given was
+ *  taken meanwhile (by another test file's server: free when asked for, not reserved). */
+export async function retryOnPortClash<T>(start: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startDovecotOnce(opts);
+      return await start();
     } catch (err) {
       if (attempt >= 3 || !/Address already in use/i.test((err as Error).message)) throw err;
     }
   }
+}
+
+export interface Daemon {
+  readLog(): string;
+  /** SIGTERM (SIGKILL after 5 s), then the temp dir is removed. */
+  stop(): Promise<void>;
+}
+
+/** Spawns a server that stays in the foreground and resolves once it accepts on every port;
+ *  a server that exits first, or never listens, is killed, its temp dir removed, and the
+ *  error carries its stderr and log. */
+export async function spawnDaemon(what: string, argv: string[], dir: string, logPath: string, ports: number[]): Promise<Daemon> {
+  const child: ChildProcess = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const readLog = () => {
+    try {
+      return readFileSync(logPath, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  try {
+    await Promise.race([
+      Promise.all(ports.map((p) => waitForPort(p))),
+      exited.then(() => {
+        throw new Error(`${what} exited at start: ${stderr}${readLog()}`);
+      }),
+    ]);
+  } catch (err) {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    readLog,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(timer);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 async function startDovecotOnce(opts: DovecotOptions): Promise<DovecotInstance> {
@@ -181,34 +254,12 @@ ${opts.penalty ? '' : NO_PENALTY}submission_relay_host = ${relay.host}
 submission_relay_port = ${relay.port}
 submission_relay_trusted = yes
 submission_relay_ssl = no
-${opts.extraConf ?? ''}
+${opts.policy ? policyConf(opts.policy) : ''}${opts.extraConf ?? ''}
 `;
   const confPath = join(dir, 'dovecot.conf');
   writeFileSync(confPath, conf);
 
-  const child: ChildProcess = spawn('/usr/sbin/dovecot', ['-F', '-c', confPath], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const readLog = () => {
-    try {
-      return readFileSync(join(dir, 'dovecot.log'), 'utf8');
-    } catch {
-      return '';
-    }
-  };
-  try {
-    await Promise.race([
-      Promise.all(Object.values(ports).map((p) => waitForPort(p))),
-      exited.then(() => {
-        throw new Error(`dovecot exited at start: ${stderr}${readLog()}`);
-      }),
-    ]);
-  } catch (err) {
-    child.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
+  const { readLog, stop } = await spawnDaemon('dovecot', ['/usr/sbin/dovecot', '-F', '-c', confPath], dir, join(dir, 'dovecot.log'), Object.values(ports));
 
   const settledLog = async (from = 0): Promise<string> => {
     const ip = `127.0.59.${(barriers++ % 250) + 1}`;
@@ -240,14 +291,6 @@ ${opts.extraConf ?? ''}
       const rows = stdout.split('\n').slice(1).map((l) => l.trim().split(/\s+/)).filter((r) => r.length >= 2);
       return new Map(rows.map(([ip, count]) => [ip!, Number(count)]));
     },
-    async stop() {
-      if (child.exitCode === null) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-        await exited;
-        clearTimeout(timer);
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
+    stop,
   };
 }
