@@ -19,12 +19,14 @@ import { Tarpit } from './limits/tarpit.js';
 import { createLogger, type Logger } from './logging/logger.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { PROTOCOLS } from './registry.js';
+import type { AuthDeps } from './server/auth-path.js';
 import { ConnectionTracker, type Connections } from './server/connections.js';
 import { FrontDoor, logSingleSource } from './server/front-door.js';
 import { Listener } from './server/listener.js';
 import type { SessionEnv } from './server/env.js';
 import { loadServerTls } from './server/tls.js';
 import { createStore } from './stores/factory.js';
+import { PolicyServer } from './policy-server/server.js';
 import type { LimitStore } from './stores/store.js';
 
 /** How long start-up waits for a shared store before going on without it. */
@@ -61,6 +63,10 @@ export interface Proxy {
   /** Bound addresses by listener name (useful with port 0 in tests). */
   readonly addresses: Record<string, { host: string; port: number }>;
   readonly admin: { host: string; port: number } | null;
+  /** The policy server's address (policyServer), null without one or in a worker. */
+  readonly policyServer: { host: string; port: number } | null;
+  /** The policy server itself (tests sweep its Dovecot reservations with their clock). */
+  readonly policy: PolicyServer | null;
   readonly store: LimitStore;
   readonly metrics: Metrics;
   /** Apply a new, already validated config to new logins; spliced sessions are untouched. */
@@ -103,6 +109,19 @@ export async function backendsReachable(cfg: Config): Promise<boolean> {
 }
 
 const sameListener = (a: ListenerConfig, b: ListenerConfig) => JSON.stringify(a) === JSON.stringify(b);
+
+/** The policy server of one process (or of worker mode's primary): the engine of the running
+ *  config; the settings of its policyServer section (the started one, if a reload removes it). */
+export function startPolicyServer(env: () => AuthDeps, cfg: () => Config, initial: Config, log: Logger): PolicyServer {
+  return new PolicyServer(
+    {
+      env,
+      config: () => cfg().policyServer ?? initial.policyServer!,
+      backend: (name) => cfg().backends[name],
+    },
+    log,
+  );
+}
 
 export async function startProxy(initial: Config, opts: ProxyOptions = {}): Promise<Proxy> {
   const log = opts.log ?? createLogger(initial.log.level);
@@ -178,6 +197,8 @@ export async function startProxy(initial: Config, opts: ProxyOptions = {}): Prom
 
   let admin: AdminServer | null = null;
   let adminAddress: Proxy['admin'] = null;
+  let policyServer: PolicyServer | null = null;
+  let policyAddress: Proxy['policyServer'] = null;
   try {
     for (const l of initial.listeners) await open(l);
     // A worker has no admin endpoint (nor attack mode of its own): the primary serves it.
@@ -199,10 +220,16 @@ export async function startProxy(initial: Config, opts: ProxyOptions = {}): Prom
       const a = await admin.start();
       adminAddress = { host: a.address, port: a.port };
     }
+    if (initial.policyServer && !shared) {
+      policyServer = startPolicyServer(() => current.env, () => current.cfg, initial, log);
+      const p = await policyServer.start();
+      policyAddress = { host: p.address, port: p.port };
+    }
   } catch (err) {
     capabilities.stop();
     await Promise.all([...listeners.keys()].map(close));
     await admin?.stop();
+    await policyServer?.stop();
     await store.close();
     throw err;
   }
@@ -226,6 +253,7 @@ export async function startProxy(initial: Config, opts: ProxyOptions = {}): Prom
       for (const l of all) l.shutdownSessions();
     }
     await admin?.stop();
+    await policyServer?.stop();
     capabilities.stop();
     pools.stop();
     tarpit.close();
@@ -247,6 +275,9 @@ export async function startProxy(initial: Config, opts: ProxyOptions = {}): Prom
     }
     if (!shared && JSON.stringify(cfg.admin) !== JSON.stringify(current.cfg.admin) && cfg.admin?.listen !== current.cfg.admin?.listen) {
       log.warn({ event: 'config.reload' }, 'admin.listen changed: it takes effect after a restart');
+    }
+    if (!shared && cfg.policyServer?.listen !== current.cfg.policyServer?.listen) {
+      log.warn({ event: 'config.reload' }, 'policyServer.listen changed: it takes effect after a restart');
     }
     current = next;
     attackMode?.reconfigure(cfg.limits.attackMode);
@@ -277,6 +308,12 @@ export async function startProxy(initial: Config, opts: ProxyOptions = {}): Prom
     addresses,
     get admin() {
       return adminAddress;
+    },
+    get policyServer() {
+      return policyAddress;
+    },
+    get policy() {
+      return policyServer;
     },
     store,
     metrics,

@@ -15,7 +15,11 @@ import { AttackMode, logAttackModeChange } from '../limits/attack-mode.js';
 import { KeyBuilder } from '../limits/keys.js';
 import { Policy } from '../limits/policy.js';
 import type { Logger } from '../logging/logger.js';
-import { adminToken, backendsReachable, STORE_START_WAIT_MS } from '../main.js';
+import { adminToken, backendsReachable, startPolicyServer, STORE_START_WAIT_MS } from '../main.js';
+import { BackendPools } from '../backend/pool.js';
+import { cidrMatcher } from '../config/address.js';
+import { Tarpit } from '../limits/tarpit.js';
+import type { AuthDeps } from '../server/auth-path.js';
 import { createMetrics } from '../metrics/metrics.js';
 import { loadServerTls } from '../server/tls.js';
 import { createStore } from '../stores/factory.js';
@@ -37,7 +41,9 @@ const METRICS_MS = 2_000;
 const ATTACK_TICK_MS = 1_000;
 
 /** `workers: auto` is one per core the process may use. */
-export function workerCount(cfg: Pick<Config, 'workers'>): number {
+export function workerCount(cfg: Pick<Config, 'workers' | 'listeners'>): number {
+  // A policy server alone accepts no mail connection: one process serves it.
+  if (cfg.listeners.length === 0) return 1;
   return cfg.workers === 'auto' ? os.availableParallelism() : cfg.workers;
 }
 
@@ -47,6 +53,7 @@ export function restartNeeded(prev: Config, next: Config): string[] {
   if (workerCount(prev) !== workerCount(next)) keys.push('workers');
   if (JSON.stringify(prev.store) !== JSON.stringify(next.store)) keys.push(prev.store.type === next.store.type ? 'store' : 'store.type');
   if (prev.admin?.listen !== next.admin?.listen) keys.push('admin.listen');
+  if (prev.policyServer?.listen !== next.policyServer?.listen) keys.push('policyServer.listen');
   return keys;
 }
 
@@ -169,8 +176,18 @@ export async function runPrimary(file: string, initial: Config, log: Logger, cou
       )
     : null;
 
+  // The policy server is the primary's (the workers serve mail): the engine of every worker,
+  // with backend pools of its own for nginx's logins.
+  const pools = new BackendPools(() => cfg.backends, log);
+  const tarpit = new Tarpit(clock);
+  const engine = (): AuthDeps => ({ policy, clock, metrics, tarpit, pools, attackMode, isDenied: cidrMatcher(cfg.limits.deniedNetworks) });
+  const policyServer = initial.policyServer ? startPolicyServer(engine, () => cfg, initial, log) : null;
+
   async function cleanUp(): Promise<void> {
     clearInterval(attackTick);
+    await policyServer?.stop().catch(() => undefined);
+    pools.stop();
+    tarpit.close();
     await pins.release();
     await admin?.stop().catch(() => undefined);
     await store.close();
@@ -178,6 +195,8 @@ export async function runPrimary(file: string, initial: Config, log: Logger, cou
 
   try {
     await admin?.start();
+    await policyServer?.start();
+    if (policyServer) pools.start();
     await supervisor.startAll();
   } catch (err) {
     await supervisor.stop(0);

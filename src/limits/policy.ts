@@ -11,13 +11,16 @@ import { clientKey, KeyBuilder } from './keys.js';
 import { tarpitDelayMs } from './tarpit.js';
 
 export interface Attempt {
-  protocol: ProtocolName;
+  /** 'other': a service no rule names (a Dovecot policy request for sieve). */
+  protocol: ProtocolName | 'other';
   /** Socket address of the client (any form). */
   ip: string;
   /** Canonical user name (identity.ts). */
   user: string;
   /** The password tried: only ever hashed with the key (hint, spray, dedupe), never kept. */
   password?: Buffer;
+  /** false: the password is a per-user hash (Dovecot's pwhash), useless to spray rules. */
+  sprayable?: boolean;
 }
 
 /** A rule with its counter spec for one client and user. */
@@ -160,7 +163,7 @@ export class Policy {
   specsFor(a: Attempt, password = '', shared = false): RuleSpec[] {
     const out: RuleSpec[] = [];
     for (const rule of this.rules) {
-      if (rule.protocols && !rule.protocols.includes(a.protocol)) continue;
+      if (rule.protocols && !rule.protocols.includes(a.protocol as ProtocolName)) continue;
       if (rule.key === 'password' && !password) continue;
       const client = this.ruleClient(rule, a.ip);
       if (client !== null) out.push(this.ruleSpec(rule, client, a.user, password, shared));
@@ -198,7 +201,7 @@ export class Policy {
     if (this.isTrusted(a.ip)) return { kind: 'allow', specs: [], trusted: true, knownGood: false };
     const client = this.clientOf(a.ip);
     const { knownGood: kg, passwordHint: ph } = this.cfg;
-    const password = a.password && this.sprayRules ? this.keys.passwordKey(a.password) : '';
+    const password = a.password && this.sprayRules && a.sprayable !== false ? this.keys.passwordKey(a.password) : '';
     const pairs = this.specsFor(a, password, this.shared.has(client));
     if (this.attackMode()) pairs.unshift(this.ruleSpec(ATTACK_MODE_RULE, client, a.user));
     const specs = pairs.map((p) => p.spec);

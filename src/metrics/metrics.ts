@@ -130,6 +130,19 @@ export function createMetrics(opts: MetricsSources = {}) {
         this.set(opts.frontDoor?.() ? 1 : 0);
       },
     }),
+    policyRequests: new Counter({
+      name: 'mailgate_policy_requests_total',
+      help: "Policy-server requests by mode (dovecot, nginx) and answer: allow, delay (a tarpit), refuse, fail (nginx: the backend said no), report, unavailable (nginx: no backend verdict), late (the store did not answer in policyServer.timeout), unreported (Dovecot: an allow whose report never came), bad-request, unauthorized.",
+      labelNames: ['mode', 'answer'] as const,
+      registers: r,
+    }),
+    policySeconds: new Histogram({
+      name: 'mailgate_policy_request_seconds',
+      help: 'Policy-server answer time by mode (nginx: the backend login included).',
+      labelNames: ['mode'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: r,
+    }),
     reloads: new Counter({ name: 'mailgate_config_reloads_total', help: 'Config reloads by result (ok, invalid).', labelNames: ['result'] as const, registers: r }),
   };
 }

@@ -42,7 +42,7 @@ export type Effect =
 
 export type LoginResult =
   /** `reply`: the backend's own refusal; null: the protocol's failure reply. */
-  | { kind: 'rejected'; reply: Buffer | null }
+  | { kind: 'rejected'; reply: Buffer | null; /** The tarpit's delay, when the caller waits it (auth_http). */ tarpitMs?: number }
   | { kind: 'limited'; retryAfterSec: number }
   /** Not the user's failure; `reply`: the backend's own words for it (POP3 [IN-USE]),
    *  otherwise the protocol's temporary failure. */

@@ -4,7 +4,7 @@
 // answer, so it never calls back into the session. Credentials are wiped here once the
 // backend has seen them.
 import type { Clock } from '../clock.js';
-import type { ListenerConfig } from '../config/schema.js';
+import type { ProtocolName } from '../config/schema.js';
 import type { Decision, Outcome, Policy } from '../limits/policy.js';
 import type { Logger } from '../logging/logger.js';
 import type { LoginOutcome, Metrics } from '../metrics/metrics.js';
@@ -20,6 +20,29 @@ import type { ProtocolBinding } from '../registry.js';
 
 export type AuthOutcome = Extract<BackendLoginResult, { kind: 'ok' }> | LoginResult;
 
+/** One login as the limits see it, whoever carries it: a proxied client, Dovecot's policy
+ *  request, nginx's auth_http. */
+export interface LoginSubject {
+  /** The rules' protocol name; 'other' for a service no rule names (Dovecot's sieve). */
+  protocol: ProtocolName | 'other';
+  clientIp: string;
+  user: Buffer;
+  /** The password, or (Dovecot) its truncated hash; only ever hashed with the key. */
+  secret?: Buffer;
+  /** The secret is a per-user hash (Dovecot's pwhash): no spray rule can use it. */
+  secretIsUserHash?: boolean;
+  /** The log line's mechanism field, when known. */
+  mechanism?: string;
+}
+
+/** What checkLogin found: refused (counted and logged), or allowed with what settleLogin needs. */
+export type LoginCheck =
+  | { kind: 'invalid' }
+  /** limits.deniedNetworks (a proxied client never gets this far). */
+  | { kind: 'denied' }
+  | { kind: 'limited'; rule: string; retryAfterSec: number }
+  | { kind: 'allowed'; decision: Decision; user: string; log: Logger; base: Record<string, unknown>; t0: number };
+
 export interface AuthDeps {
   policy: Policy;
   clock: Clock;
@@ -30,14 +53,20 @@ export interface AuthDeps {
   attackMode?: Pick<AttackMode, 'record'>;
   /** Watches whether most logins come from one private address (a balancer without PROXY). */
   frontDoor?: Pick<FrontDoor, 'record'>;
+  /** limits.deniedNetworks, for logins no connection was admitted for (policy server). */
+  isDenied?(address: string): boolean;
 }
 
 export interface AuthRequest {
-  listener: ListenerConfig;
+  /** The backend (a key of backends) that verifies the login. */
+  backend: string;
   protocol: ProtocolBinding;
   clientIp: string;
   credentials: Credentials;
   context: LoginContext;
+  /** Return a failure's tarpit delay in the outcome (rejected.tarpitMs) instead of waiting it
+   *  out here: nginx waits it itself (Auth-Wait). */
+  deferTarpit?: boolean;
 }
 
 /** What the attempt asks of the session while it runs: send this challenge to the client and
@@ -84,7 +113,7 @@ function answer(result: FinalBackendLoginResult): AuthOutcome {
  *  reached at all (nothing was sent to it) makes way for the next one. */
 async function loginToPool(pools: BackendPools, req: AuthRequest, user: string): Promise<BackendLoginResult> {
   let result: BackendLoginResult = { kind: 'unavailable', error: 'no server' };
-  for (const server of pools.candidates(req.listener.backend, user)) {
+  for (const server of pools.candidates(req.backend, user)) {
     result = await req.protocol.replay.login(server, req.credentials, req.context);
     if (result.kind === 'unavailable' && result.unreachable) {
       pools.markDown(server, result.error);
@@ -96,40 +125,88 @@ async function loginToPool(pools: BackendPools, req: AuthRequest, user: string):
   return result;
 }
 
+/** The limits' half before the verdict: validate the user, ask the rules; a refusal is counted
+ *  and logged here. */
+export async function checkLogin(deps: AuthDeps, log: Logger, s: LoginSubject): Promise<LoginCheck> {
+  const { metrics, clock } = deps;
+  const t0 = clock.now();
+  const user = checkUser(s.user);
+  const base = { event: 'auth.attempt', mechanism: s.mechanism, user: user.display };
+  const count = (outcome: LoginOutcome) => metrics.loginAttempts.inc({ protocol: s.protocol, outcome });
+  if (!user.ok) {
+    count('invalid');
+    log.info({ ...base, outcome: 'invalid', reason: user.reason, latencyMs: clock.now() - t0 }, 'login refused: invalid user name');
+    return { kind: 'invalid' };
+  }
+  if (deps.isDenied?.(s.clientIp)) {
+    count('limited');
+    log.info({ ...base, outcome: 'limited', reason: 'limits.deniedNetworks', latencyMs: clock.now() - t0 }, 'login refused: denied network');
+    return { kind: 'denied' };
+  }
+  deps.frontDoor?.record(s.clientIp);
+  // The password is hashed with the key for the hint, spray and dedupe checks, then forgotten.
+  const decision = await deps.policy.check({ protocol: s.protocol, ip: s.clientIp, user: user.canonical, password: s.secret, sprayable: !s.secretIsUserHash });
+  if (decision.kind === 'refuse') {
+    count('limited');
+    metrics.refusals.inc({ rule: decision.rule });
+    const { rule, count: n, blocked, retryAfterSec } = decision;
+    log.info({ ...base, outcome: 'limited', rule, count: n, blocked, retryAfterSec, latencyMs: clock.now() - t0 }, 'login limited');
+    return { kind: 'limited', rule, retryAfterSec };
+  }
+  if (decision.wouldRefuse) {
+    metrics.wouldRefuse.inc({ rule: decision.wouldRefuse.rule });
+    log.info({ ...base, event: 'auth.dry-run', ...decision.wouldRefuse }, 'dry run: this login would have been refused');
+  }
+  return { kind: 'allowed', decision, user: user.canonical, log, base, t0 };
+}
+
+/** The limits' half after the verdict: count it, feed attack mode, settle the counters and
+ *  log the one line of the attempt. Returns the tarpit delay of a failure (0 otherwise). */
+export async function settleLogin(deps: AuthDeps, check: Extract<LoginCheck, { kind: 'allowed' }>, protocol: string, kind: FinalBackendLoginResult['kind'], extra: Record<string, unknown> = {}): Promise<number> {
+  const v = VERDICT[kind];
+  const { decision, log } = check;
+  deps.metrics.loginAttempts.inc({ protocol, outcome: v.metric });
+  // Attack mode learns from the backend's verdicts only, never from mailgate's refusals.
+  if (v.policy !== 'unavailable') deps.attackMode?.record(v.policy);
+  const delayMs = await record(deps.policy, log, decision, v.policy);
+  const allowed = decision.kind === 'allow' ? decision : undefined;
+  log[v.level](
+    {
+      ...check.base,
+      outcome: v.metric,
+      trusted: allowed?.trusted || undefined,
+      knownGood: allowed?.knownGood || undefined,
+      // Whether the password matched the account's hint; never the hint itself.
+      hintMatch: allowed?.hintMatch || undefined,
+      shared: allowed?.shared || undefined,
+      tarpitMs: (v.policy === 'fail' && delayMs) || undefined,
+      ...extra,
+      latencyMs: deps.clock.now() - check.t0,
+    },
+    v.message,
+  );
+  return delayMs;
+}
+
+/** What a client of a denied network is told to wait (it will be refused again). */
+const DENIED_RETRY_SEC = 3600;
+
 export async function* authAttempt(deps: AuthDeps, log: Logger, req: AuthRequest): AuthAttempt {
   const { metrics, clock } = deps;
   const protocol = req.protocol.protocol.name;
-  const count = (outcome: LoginOutcome) => metrics.loginAttempts.inc({ protocol, outcome });
-  const t0 = clock.now();
   const creds = req.credentials;
-  const user = checkUser(creds.user);
-  const base = { event: 'auth.attempt', mechanism: creds.mechanism, user: user.display };
   try {
-    if (!user.ok) {
-      count('invalid');
-      log.info({ ...base, outcome: 'invalid', reason: user.reason, latencyMs: clock.now() - t0 }, 'login refused: invalid user name');
-      return { kind: 'invalid-user' };
-    }
-    deps.frontDoor?.record(req.clientIp);
-    // The password is hashed with the key for the hint, spray and dedupe checks, then forgotten.
-    const decision = await deps.policy.check({ protocol, ip: req.clientIp, user: user.canonical, password: creds.password });
-    if (decision.kind === 'refuse') {
-      count('limited');
-      metrics.refusals.inc({ rule: decision.rule });
-      const { rule, count: n, blocked, retryAfterSec } = decision;
-      log.info({ ...base, outcome: 'limited', rule, count: n, blocked, retryAfterSec, latencyMs: clock.now() - t0 }, 'login limited');
-      return { kind: 'limited', retryAfterSec };
-    }
-    if (decision.wouldRefuse) {
-      metrics.wouldRefuse.inc({ rule: decision.wouldRefuse.rule });
-      log.info({ ...base, event: 'auth.dry-run', ...decision.wouldRefuse }, 'dry run: this login would have been refused');
-    }
+    const check = await checkLogin(deps, log, { protocol, clientIp: req.clientIp, user: creds.user, secret: creds.password, mechanism: creds.mechanism });
+    if (check.kind === 'invalid') return { kind: 'invalid-user' };
+    // Admission turned a denied client away at connect; a policy-server login is refused here.
+    if (check.kind === 'denied') return { kind: 'limited', retryAfterSec: DENIED_RETRY_SEC };
+    if (check.kind === 'limited') return { kind: 'limited', retryAfterSec: check.retryAfterSec };
     const tb = clock.now();
     let backendSec = 0;
     let challenged = false;
     let result: FinalBackendLoginResult;
     try {
-      const first = await loginToPool(deps.pools, req, user.canonical);
+      const first = await loginToPool(deps.pools, req, check.user);
       backendSec = (clock.now() - tb) / 1000;
       // RFC 7628 §3.2.2: a refused token may come back as an error challenge. The client's answer
       // goes to the backend, whose final reply ends the attempt (the client's time is not
@@ -143,31 +220,16 @@ export async function* authAttempt(deps: AuthDeps, log: Logger, req: AuthRequest
       result = { kind: 'unavailable', error: 'internal error' };
     }
     const v = VERDICT[result.kind];
-    metrics.backendLoginSeconds.observe({ backend: req.listener.backend, result: v.policy }, backendSec);
-    metrics.backendUp.set({ backend: req.listener.backend }, result.kind === 'unavailable' ? 0 : 1);
-    count(v.metric);
-    // Attack mode learns from the backend's verdicts only, never from mailgate's refusals.
-    if (v.policy !== 'unavailable') deps.attackMode?.record(v.policy);
-    const delayMs = await record(deps.policy, log, decision, v.policy);
+    metrics.backendLoginSeconds.observe({ backend: req.backend, result: v.policy }, backendSec);
+    metrics.backendUp.set({ backend: req.backend }, result.kind === 'unavailable' ? 0 : 1);
+    const extra = { challenged: challenged || undefined, error: result.kind === 'unavailable' ? result.error : undefined };
+    const delayMs = await settleLogin(deps, check, protocol, result.kind, extra);
+    const out = answer(result);
+    if (v.policy !== 'fail' || delayMs <= 0) return out;
     // Tarpit: the failure is answered later, with the same wording as any failure.
-    if (v.policy === 'fail' && delayMs > 0) await deps.tarpit.wait(delayMs);
-    log[v.level](
-      {
-        ...base,
-        outcome: v.metric,
-        trusted: decision.trusted || undefined,
-        knownGood: decision.knownGood || undefined,
-        // Whether the password matched the account's hint; never the hint itself.
-        hintMatch: decision.hintMatch || undefined,
-        shared: decision.shared || undefined,
-        tarpitMs: delayMs || undefined,
-        challenged: challenged || undefined,
-        error: result.kind === 'unavailable' ? result.error : undefined,
-        latencyMs: clock.now() - t0,
-      },
-      v.message,
-    );
-    return answer(result);
+    if (req.deferTarpit) return { ...(out as Extract<LoginResult, { kind: 'rejected' }>), tarpitMs: delayMs };
+    await deps.tarpit.wait(delayMs);
+    return out;
   } finally {
     wipeCredentials(creds);
   }

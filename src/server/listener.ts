@@ -14,6 +14,11 @@ import { Session } from './session.js';
 const PROCESS_PREFIX = randomInt(36 ** 6).toString(36).padStart(6, '0');
 let nextSessionId = 1;
 
+/** A new session id (a listener's connection, a policy-server login). */
+export function newSessionId(): string {
+  return PROCESS_PREFIX + (nextSessionId++).toString(36);
+}
+
 export class Listener {
   private readonly server: net.Server;
   readonly sessions = new Set<Session>();
@@ -32,7 +37,7 @@ export class Listener {
   }
 
   private accept(socket: net.Socket): void {
-    const id = PROCESS_PREFIX + (nextSessionId++).toString(36);
+    const id = newSessionId();
     // The session makes its one child logger (the client is known only after a PROXY header).
     const session = new Session(socket, this.cfg, this.protocol, this.env(), this.log, id);
     this.sessions.add(session);

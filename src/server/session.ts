@@ -241,7 +241,7 @@ export class Session {
     this.enter('login');
     this.flow.update();
     const context = { ...e.context, client: this.client, hostname: this.listener.hostname };
-    const attempt = authAttempt(this.env, this.log, { listener: this.listener, protocol: this.protocol, clientIp: this.client.ip, credentials: e.credentials, context });
+    const attempt = authAttempt(this.env, this.log, { backend: this.listener.backend, protocol: this.protocol, clientIp: this.client.ip, credentials: e.credentials, context });
     let step = await attempt.next();
     while (!step.done) step = await attempt.next(await this.askClient(step.value.relay));
     const outcome: AuthOutcome = step.value;

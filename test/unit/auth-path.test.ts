@@ -48,7 +48,7 @@ function rig(script: Script, limits: unknown = {}, servers = ['127.0.0.1:1143'])
     pools: new BackendPools(() => cfg.backends, log),
   };
   const request = (user: string, password: string, ip = '192.0.2.1'): AuthRequest => ({
-    listener: cfg.listeners[0]!,
+    backend: cfg.listeners[0]!.backend,
     protocol: { protocol: imap, replay },
     clientIp: ip,
     credentials: { mechanism: 'IMAP-LOGIN', user: Buffer.from(user), password: Buffer.from(password) },

@@ -141,8 +141,18 @@ describe('errors name the key path', () => {
   });
 
   it('a missing required section', () => {
-    expect(configError({ listeners: base().listeners }).message).toMatch(/^backends: /m);
-    expect(configError({ backends: base().backends }).message).toMatch(/^listeners: /m);
+    // Without backends, the listener's backend is named as missing.
+    expect(configError({ listeners: base().listeners }).message).toMatch(/^listeners\.0\.backend: no backend named "\w+" \(have: none\)/m);
+    expect(configError({ backends: base().backends }).message).toMatch(/^listeners: expected at least one listener \(or a policyServer\)/m);
+  });
+
+  it('a policy server alone is a whole config; off loopback it needs an apiKey', () => {
+    expect(parseConfig({ policyServer: { listen: '127.0.0.1:9926' } }).listeners).toEqual([]);
+    expect(configError({ policyServer: { listen: '0.0.0.0:9926' } }).message).toMatch(/^policyServer\.apiKey: required when policyServer\.listen is not a loopback address/m);
+    expect(parseConfig({ policyServer: { listen: '0.0.0.0:9926' } }, { MAILGATE_POLICY_API_KEY: 'k'.repeat(16) }).policyServer?.apiKey).toBe('k'.repeat(16));
+    expect(configError({ policyServer: { listen: '127.0.0.1:1', nginx: { imap: 'nope' } } }).message).toMatch(/^policyServer\.nginx\.imap: no backend named "nope"/m);
+    const implicit = { policyServer: { listen: '127.0.0.1:1', nginx: { imap: 'b' } }, backends: { b: { host: '127.0.0.1', port: 993, tls: 'implicit' } } };
+    expect(configError(implicit).message).toMatch(/^policyServer\.nginx\.imap: backend "b" uses tls: implicit/m);
   });
 
   it.each([
