@@ -3,6 +3,8 @@
 // configured backend for the real verdict (the proxied login's own path, auth-path.ts), and
 // answers Auth-Status OK with that server's address, or the protocol's error text with
 // Auth-Wait. Pure of HTTP: headers in, headers out.
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import os from 'node:os';
 import { canonicalIp } from '../config/address.js';
 import type { ProtocolName } from '../config/schema.js';
@@ -105,7 +107,9 @@ export async function answerNginx(deps: AuthDeps, settings: NginxSettings, log: 
   if (r.method === 'none') {
     // SMTP without AUTH (smtp_auth none): no login for the limits to judge.
     const s = settings.firstServer(backend);
-    return s ? { verdict: 'allow', headers: { 'Auth-Status': 'OK', 'Auth-Server': s.host, 'Auth-Port': String(s.port) } } : { verdict: 'unavailable', headers: error('unavailable', TEXT.unavailable(r.protocol), 1000) };
+    // nginx wants an address, not a name.
+    const ip = s && (isIP(s.host) ? s.host : await lookup(s.host).then((a) => a.address, () => null));
+    return s && ip ? { verdict: 'allow', headers: { 'Auth-Status': 'OK', 'Auth-Server': ip, 'Auth-Port': String(s.port) } } : { verdict: 'unavailable', headers: error('unavailable', TEXT.unavailable(r.protocol), 1000) };
   }
   if (r.method !== 'plain' && r.method !== 'login') {
     // APOP, CRAM-MD5, EXTERNAL: no password to replay, so no verdict to count.
