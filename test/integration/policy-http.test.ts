@@ -1,19 +1,24 @@
 // The policy server's HTTP surface, started by startProxy from a config with a policy server
 // and no listener: the API key, 400 for anything malformed or oversized, 404/405, Dovecot's
-// answers as JSON, metrics and logs without secrets. The bounded answer is shown with a store
-// that never answers: a scripted fault (no real store hangs past its own timeout).
+// answers as JSON, metrics and logs without secrets; nginx's answers that need no verdict
+// (refusals, an unreachable backend, methods without a password). The bounded answer is shown
+// with a store that never answers: a scripted fault (no real store hangs past its timeout).
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackendPools } from '../../src/backend/pool.js';
 import { ManualClock } from '../../src/clock.js';
 import { parseConfig } from '../../src/config/load.js';
 import { KeyBuilder } from '../../src/limits/keys.js';
 import { Policy } from '../../src/limits/policy.js';
 import { Tarpit } from '../../src/limits/tarpit.js';
+import { createLogger } from '../../src/logging/logger.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
+import { answerNginx, type NginxRequest } from '../../src/policy-server/nginx.js';
 import { PolicyServer } from '../../src/policy-server/server.js';
-import { BackendPools } from '../../src/backend/pool.js';
 import { MemoryStore } from '../../src/stores/memory.js';
 import type { LimitStore } from '../../src/stores/store.js';
 import { captureLogger } from '../helpers/log-capture.js';
+import { freePorts } from '../helpers/ports.js';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
 
 const KEY = 'policy-key-0123456789';
@@ -103,5 +108,40 @@ describe('policy server with a store that never answers (scripted fault)', () =>
     } finally {
       await server.stop();
     }
+  });
+});
+
+describe('nginx auth_http answers without a backend verdict', () => {
+  async function rig() {
+    const [closed] = await freePorts(1);
+    const cfg = parseConfig({
+      policyServer: { listen: '127.0.0.1:0', nginx: { imap: 'mail', smtp: 'mail' } },
+      backends: { mail: { host: '127.0.0.1', port: closed!, connectTimeout: '1s' } },
+      limits: { rules: [{ name: 'ip-logins', key: 'ip', count: 'attempts', limit: 1, window: '1h', block: '1h' }] },
+    });
+    const clock = new ManualClock();
+    const log = createLogger('silent', new Writable({ write: (_c, _e, cb) => cb() }));
+    const deps = { policy: new Policy(cfg.limits, new MemoryStore(clock), new KeyBuilder('test-secret-0123456789'), clock), clock, metrics: createMetrics({ defaultMetrics: false }), tarpit: new Tarpit(clock), pools: new BackendPools(() => cfg.backends, log) };
+    const settings = { maxWaitMs: 2000, backend: (p: string) => cfg.policyServer!.nginx[p as 'imap'], firstServer: (b: string) => cfg.backends[b]?.servers[0] };
+    const ask = (r: Partial<NginxRequest>) => answerNginx(deps, settings, log, { protocol: 'imap', method: 'plain', user: Buffer.from('alice'), pass: Buffer.from('pw'), clientIp: '192.0.2.1', attempt: 1, ...r }, { ip: '127.0.0.1', port: 9926 });
+    return { ask, closed: closed! };
+  }
+
+  it('answers a backend that cannot be reached with a temporary failure, and a refusal by the limits with its retry time', async () => {
+    const r = await rig();
+    expect(await r.ask({})).toEqual({ verdict: 'unavailable', headers: { 'Auth-Status': '[UNAVAILABLE] Mail server temporarily unavailable; try again later.', 'Auth-Wait': '1' } });
+    // The block is an hour: nginx holds the client maxWait (2 s), the text says the truth.
+    expect(await r.ask({})).toEqual({ verdict: 'refuse', headers: { 'Auth-Status': '[UNAVAILABLE] Too many login attempts; try again in 3600 seconds.', 'Auth-Wait': '2' } });
+    expect(await r.ask({ protocol: 'smtp' })).toEqual({
+      verdict: 'refuse',
+      headers: { 'Auth-Status': 'Too many login attempts; try again in 3600 seconds', 'Auth-Wait': '2', 'Auth-Error-Code': '454 4.7.0' },
+    });
+  });
+
+  it('sends SMTP without AUTH to the backend unjudged, refuses methods it cannot replay, and names a protocol without a backend', async () => {
+    const r = await rig();
+    expect(await r.ask({ protocol: 'smtp', method: 'none', user: Buffer.alloc(0) })).toEqual({ verdict: 'allow', headers: { 'Auth-Status': 'OK', 'Auth-Server': '127.0.0.1', 'Auth-Port': String(r.closed) } });
+    expect((await r.ask({ method: 'cram-md5' })).headers['Auth-Status']).toBe('[AUTHENTICATIONFAILED] Authentication failed.');
+    expect(await r.ask({ protocol: 'pop3' })).toEqual({ verdict: 'unavailable', headers: { 'Auth-Status': '[SYS/TEMP] Mail server temporarily unavailable; try again later.', 'Auth-Wait': '1' } });
   });
 });
