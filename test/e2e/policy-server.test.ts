@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { parse } from 'yaml';
 import { ManualClock, type Clock } from '../../src/clock.js';
-import { startDovecot } from '../helpers/dovecot.js';
+import { startDovecot, type DovecotInstance } from '../helpers/dovecot.js';
 import { greeted, LOGIN_OK, loginBytes, type Proto } from '../helpers/hostile.js';
 import { startNginx } from '../helpers/nginx.js';
 import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
@@ -67,15 +67,15 @@ async function policyMailgate(config: Record<string, unknown>, policyServer: Rec
   return { mailgate, url: `http://${mailgate.policyServer!.host}:${mailgate.policyServer!.port}` };
 }
 
-type Options = { clock?: Clock; apiKey?: string };
+type Options = { clock?: Clock; apiKey?: string; extra?: string };
 const keyed = (apiKey?: string) => (apiKey ? { apiKey } : {});
 
 /** mailgate, then a Dovecot of its own asking it (stopped first). */
-async function dovecotAsking(config: Record<string, unknown>, opts: Options = {}): Promise<Front> {
+async function dovecotAsking(config: Record<string, unknown>, opts: Options = {}): Promise<Front & { dovecot: DovecotInstance }> {
   const { mailgate, url } = await policyMailgate(config, keyed(opts.apiKey), opts.clock);
-  const dovecot = await startDovecot({ policy: { url: `${url}/dovecot`, ...keyed(opts.apiKey) } });
+  const dovecot = await startDovecot({ policy: { url: `${url}/dovecot`, ...keyed(opts.apiKey), ...(opts.extra ? { extra: opts.extra } : {}) } });
   onTestFinished(() => dovecot.stop());
-  return { mailgate, url, port: { imap: dovecot.ports.imap, pop3: dovecot.ports.pop3, smtp: dovecot.ports.submission }, replies: DOVECOT };
+  return { mailgate, url, dovecot, port: { imap: dovecot.ports.imap, pop3: dovecot.ports.pop3, smtp: dovecot.ports.submission }, replies: DOVECOT };
 }
 
 /** mailgate sending nginx to the file's Dovecot (Auth-Wait capped at 1 s), then an nginx
@@ -173,6 +173,25 @@ describe('Dovecot asks mailgate (memory store, manual clock)', () => {
     expect(await login(f, 'imap', '127.0.20.20', 'bob', 'bob-pass')).toEqual({ verdict: 'limited', retrySec: 1800 });
     expect(await login(f, 'imap', '127.0.20.20', ...ALICE)).toEqual(OK);
     expect(attempts(f.mailgate).find((l) => l.outcome === 'limited')).toMatchObject({ rule: 'pair-failures' });
+  });
+});
+
+describe('Dovecot asks mailgate: pwhash at 24 bits (README)', () => {
+  it('a stale password retried counts once; the owner gets through the block on her account by the hint; a failure is tarpitted', async () => {
+    const rules = [{ name: 'user-failures', key: 'user', count: 'failures', limit: 3, window: '1h', block: '1h', delay: { base: '1s', max: '1s' } }];
+    const config = { limits: { passwordHint: { ttl: '30d' }, attackMode: { enabled: false }, rules } };
+    const f = await dovecotAsking(config, { clock: new ManualClock(), extra: 'auth_policy_hash_truncate = 24' });
+    expect(await login(f, 'imap', '127.0.21.1', ...ALICE)).toEqual(OK);
+    for (let i = 0; i < 5; i++) expect(await login(f, 'imap', '127.0.22.1', 'alice', 'stale-pass')).toEqual(FAIL);
+    for (const pass of ['guess-1', 'guess-2']) expect(await login(f, 'imap', '127.0.23.1', 'alice', pass)).toEqual(FAIL);
+    expect(await login(f, 'imap', '127.0.24.1', 'alice', 'guess-3')).toEqual({ verdict: 'limited', retrySec: 3600 });
+    expect(await login(f, 'imap', '127.0.25.1', ...ALICE)).toEqual(OK);
+    expect(attempts(f.mailgate).at(-1)).toMatchObject({ outcome: 'ok', hintMatch: true });
+    // The tarpit of the last failure reaches Dovecot as a positive status on the client's next allow.
+    const tarpits = (await f.dovecot.settledLog()).split('\n').filter((l) => l.includes('Policy check action is tarpit'));
+    expect(tarpits.filter((l) => l.includes('policy(alice,127.0.22.1,')).length).toBeGreaterThan(0);
+    expect(tarpits.every((l) => / tarpit 1 second\(s\)$/.test(l))).toBe(true);
+    expect(tarpits.some((l) => /127\.0\.2[145]\.1/.test(l))).toBe(false);
   });
 });
 
