@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { attackModeSchema } from './attack-mode.js';
 import { cidr, duration, MAX_TTL_MS, protocol } from './fields.js';
+import { dnsbl, geoip, group } from './groups-schema.js';
 
 /** password: a keyed, truncated fingerprint of the password tried (spraying across networks). */
 export const RULE_KEYS = ['ip', 'user', 'ip+user', 'password'] as const;
@@ -19,6 +20,8 @@ export const rule = z.strictObject({
     .refine((ms) => ms > 0, { message: 'expected a block longer than 0 (leave block out for none)' })
     .optional(),
   protocols: z.array(protocol).min(1).optional().describe('Protocols the rule applies to (default: all).'),
+  only: z.array(z.string()).min(1).optional().describe('Apply the rule only to clients in one of these limits.groups (stricter limits for them).'),
+  except: z.array(z.string()).min(1).optional().describe('Apply the rule to every client but those in one of these limits.groups (looser limits for them).'),
   distinct: z
     .enum(['ip', 'user'])
     .optional()
@@ -76,6 +79,9 @@ export const limits = z
     // As nginx max_errors; Dovecot closes after 3 to 10.
     maxBadCommands: z.number().int().min(1).max(1000).default(10).describe('Bad commands before login, then goodbye and close.'),
     rules: z.array(rule).default([]).describe('Checked in order, ip rules before user rules.'),
+    groups: z.array(group).default([]).describe('Address groups rules narrow to (only, except) and that may count as one client (together).'),
+    geoip: geoip.optional(),
+    dnsbl,
     mode: z.enum(['enforce', 'dry-run']).default('enforce').describe('dry-run: evaluate and log what would be refused, refuse nothing.'),
     knownGood: z
       .strictObject({
@@ -107,6 +113,23 @@ export const limits = z
       })
       .prefault({})
       .describe('Connection limits, checked when a client connects.'),
+  })
+  .superRefine((l, ctx) => {
+    const names = new Set<string>();
+    l.groups.forEach((g, i) => {
+      if (names.has(g.name)) ctx.addIssue({ code: 'custom', path: ['groups', i, 'name'], message: `duplicate group name "${g.name}"` });
+      names.add(g.name);
+      if (g.asn && !l.geoip?.asn) ctx.addIssue({ code: 'custom', path: ['groups', i, 'asn'], message: 'asn groups need limits.geoip.asn (an ASN database)' });
+      if (g.country && !l.geoip?.country) ctx.addIssue({ code: 'custom', path: ['groups', i, 'country'], message: 'country groups need limits.geoip.country (a country database)' });
+    });
+    l.rules.forEach((r, i) => {
+      if (r.only && r.except) ctx.addIssue({ code: 'custom', path: ['rules', i, 'except'], message: 'use only or except, not both' });
+      for (const k of ['only', 'except'] as const) {
+        r[k]?.forEach((n, j) => {
+          if (!names.has(n)) ctx.addIssue({ code: 'custom', path: ['rules', i, k, j], message: `no group named "${n}" in limits.groups (have: ${[...names].join(', ') || 'none'})` });
+        });
+      }
+    });
   })
   .prefault({})
   .describe('Login limits: who is counted, how, and for how long.');

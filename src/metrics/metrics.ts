@@ -143,6 +143,25 @@ export function createMetrics(opts: MetricsSources = {}) {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: r,
     }),
+    groupDecisions: new Counter({
+      name: 'mailgate_group_decisions_total',
+      help: 'Login decisions for clients in an address group (limits.groups), by group and result (allow, refuse): a client in several groups counts in each.',
+      labelNames: ['group', 'result'] as const,
+      registers: r,
+    }),
+    dnsblQueries: new Counter({
+      name: 'mailgate_dnsbl_queries_total',
+      help: 'DNS blocklist queries sent, by zone and result: listed, clean (not listed), refused (the list answered 127.255.255.x), timeout, error (no answer: SERVFAIL, unreachable server).',
+      labelNames: ['zone', 'result'] as const,
+      registers: r,
+    }),
+    dnsblSeconds: new Histogram({
+      name: 'mailgate_dnsbl_query_seconds',
+      help: 'DNS blocklist query time by zone (queries answered from the cache are not counted).',
+      labelNames: ['zone'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers: r,
+    }),
     reloads: new Counter({ name: 'mailgate_config_reloads_total', help: 'Config reloads by result (ok, invalid).', labelNames: ['result'] as const, registers: r }),
   };
 }
