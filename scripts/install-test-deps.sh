@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite and the benchmark need (real Dovecot and
-# Redis, and nginx with its mail module for `npm run bench`, all from Debian), without
+# Redis, nginx with its mail module, dnsmasq serving test DNS blocklists, and MaxMind's
+# database writer for test GeoIP files, all from Debian), without
 # starting their system services: the tests and the benchmark start their own instances on
 # free loopback ports in temp dirs. docker-compose only validates compose.yaml (no engine
 # needed).
 set -euo pipefail
 
-packages=(dovecot-imapd dovecot-pop3d dovecot-submissiond redis-server docker-compose nginx libnginx-mod-mail)
+packages=(dovecot-imapd dovecot-pop3d dovecot-submissiond redis-server docker-compose nginx libnginx-mod-mail dnsmasq libmaxmind-db-writer-perl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
