@@ -1,5 +1,6 @@
 // Renders a benchmark result (bench/results/*.json) as Markdown tables and checks the targets
-// of issue 8 (and, for the attacks phase, those of issue 14; for the no-read flood, issue 15's). Used by bench/run.ts for the summary it prints, and on its own:
+// of issue 8 (and, for the attacks phase, those of issue 14; for the no-read flood, issue 15's;
+// the policy-server phase of issue 17 has no targets, only its ratios). Used by bench/run.ts for the summary it prints, and on its own:
 // `node bench/report.mjs bench/results/FILE.json` (e.g. to refresh BENCHMARKS.md).
 import { readFileSync } from 'node:fs';
 
@@ -132,6 +133,45 @@ function noreadTable(rows) {
 const okOf = (t) => (t ? `${t.ok}/${t.of}${t.ok < t.of ? ` (${Object.entries(t.outcomes).filter(([o]) => o !== 'ok').map(([o, n]) => `${n} ${o}`).join(', ')})` : ''}` : '–');
 const ms = (l) => `${f(l.p50ms, 0)} / ${f(l.p99ms, 0)}`;
 
+/** Policy-server mode (bench/phase-policy.ts, issue 17): every target, then each front end
+ *  alone against the same front end asking mailgate. CPU per login by process. */
+function policyTables(p) {
+  const rows = p.rows;
+  const cpu = (r, part) => r?.cpuMsPerLogin?.[part];
+  const perLogin = (o) => (o ? Object.entries(o).map(([k, v]) => `${k} ${f(v, 2)}`).join(', ') : '–');
+  const all = table(
+    ['target', 'logins/s', 'p50 ms', 'p99 ms', 'Dovecot CPU ms/login', 'nginx', 'mailgate', 'total', 'total without Dovecot', 'policy requests/login', 'mailgate answer ms', 'loadgen CPU', 'failed'],
+    rows.map((r) => [
+      r.target, f(r.perSec), f(r.p50ms, 2), f(r.p99ms, 2), f(cpu(r, 'dovecot'), 3), f(cpu(r, 'nginx'), 3), f(cpu(r, 'mailgate'), 3), f(r.totalCpuMsPerLogin, 3),
+      r.cpuMsPerLogin.nginx == null ? '–' : f(r.totalCpuMsPerLogin - cpu(r, 'dovecot'), 3), perLogin(r.policyRequestsPerLogin), f(r.policyAnswerMs, 2), `${f(r.loadgenCpuPct)}%`, String(r.failed),
+    ]),
+  );
+  const by = (name) => rows.find((r) => r.target === name);
+  const vs = (a, b, d = 3) => `${f(a, d)} → ${f(b, d)} (${f(ratio(b, a), 2)}×)`;
+  const pairs = table(
+    ['front end', 'logins/s alone → asking mailgate', 'CPU ms/login, every process', 'without Dovecot (nginx + mailgate)', "Dovecot's CPU ms/login", "mailgate's CPU ms/login (share)"],
+    p.pairs.map((x) => {
+      const a = by(x.alone);
+      const b = by(x.asking);
+      const noDovecot = (r) => (r ? r.totalCpuMsPerLogin - (cpu(r, 'dovecot') ?? 0) : null);
+      return [
+        x.front, vs(a?.perSec, b?.perSec, 0), vs(a?.totalCpuMsPerLogin, b?.totalCpuMsPerLogin), a?.cpuMsPerLogin.nginx == null ? '–' : vs(noDovecot(a), noDovecot(b)),
+        vs(cpu(a, 'dovecot'), cpu(b, 'dovecot')), `${f(cpu(b, 'mailgate'), 3)} (${pctTxt(ratio(cpu(b, 'mailgate'), b?.totalCpuMsPerLogin))})`,
+      ];
+    }),
+  );
+  const MAIN = ['auth', 'imap-login', 'imap'];
+  const dovecotBy = table(
+    ["Dovecot's CPU ms/login by process", ...MAIN, 'the rest (master, log, anvil, stats, config)'],
+    rows.filter((r) => r.dovecotCpuMsByProcess).map((r) => {
+      const by = r.dovecotCpuMsByProcess;
+      const rest = Object.entries(by).filter(([k]) => !MAIN.includes(k)).reduce((a, [, v]) => a + v, 0);
+      return [r.target, ...MAIN.map((k) => f(by[k], 3)), f(rest, 3)];
+    }),
+  );
+  return [all, pairs, dovecotBy].join('\n\n');
+}
+
 /** The attack benchmark (bench/phase-attacks.ts, issue 14): one row per scenario. */
 function attacksTable(a) {
   return table(
@@ -232,6 +272,7 @@ export function render(res) {
   if (res.limiterIpc) parts.push('### Limiter with the memory store in the primary, over IPC (worker mode; check + record = 2 calls)', limiterIpcTable(res.limiterIpc));
   if (res.flood) parts.push(`### Brute-force flood (${res.settings?.flood?.attackRate ?? '?'} failing logins/s; legitimate logins ${res.settings?.flood?.legitRate ?? '?'}/s from other addresses)`, floodTable(res.flood));
   if (res.noread) parts.push(`### No-read flood (\`a CAPABILITY\` pipelined, never read; legitimate IMAP logins ${res.settings?.noread?.rate ?? '?'}/s, connect to LOGIN answer)`, noreadTable(res.noread));
+  if (res.policy) parts.push(`### Policy server (plaintext IMAP LOGIN+LOGOUT, ${res.policy.settings.concurrency} clients; Dovecot and nginx alone vs asking mailgate)`, policyTables(res.policy));
   if (res.redisTrips) {
     const t = res.redisTrips;
     parts.push('### Redis scripts per login (MONITOR; one hit and one settle per subject, two round trips)', table(['login', 'attempts', 'subjects', 'scripts', 'per login', 'commands'], Object.entries(t).map(([k, v]) => [k === 'successfulLogin' ? 'successful' : 'wrong password', v.attempts, v.subjects ?? 1, v.roundTrips, f(v.perAttempt, 2), Object.entries(v.byCommand).map(([c, n]) => `${c} ${n}`).join(', ')])));

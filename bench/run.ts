@@ -2,13 +2,14 @@
 // redis-server, nginx's mail proxy and mailgate (memory and Redis store) on loopback, runs
 // every phase, writes bench/results/<timestamp>.json and prints the summary table.
 // Flags: --quick (or `npm run bench --quick`), --profile / --no-profile, --only=a,b
-// (phases: logins, transfer, redis, flood, noread, profile, memory, limiter, attacks), --attacks=a,b
+// (phases: logins, transfer, redis, flood, noread, policy, profile, memory, limiter, attacks), --attacks=a,b
 // (attack scenarios to run: lockout, one-shot, spray, stuffing, office-nat, low-and-slow), --keep (temp dirs),
 // --baseline=DIR (another build's dist/, measured as `mailgate-before` with the memory store in
 // the same rounds: how a change moves the figures on one noisy machine, in one run; a build with
 // worker mode also as `mailgate-before-N-workers` beside `mailgate-N-workers`),
 // --workers=N (the logins phase's worker-mode target, `mailgate-N-workers`: the memory store
-// shared by the primary; default one per core, at least 2).
+// shared by the primary; default one per core, at least 2), --policy-clients=N (the policy
+// phase's concurrent clients, default 16).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -20,6 +21,7 @@ import { floodPhase } from './phase-flood.js';
 import { loginPhase, type Target } from './phase-logins.js';
 import { memoryPhase } from './phase-memory.js';
 import { noreadPhase } from './phase-noread.js';
+import { policyPhase } from './phase-policy.js';
 import { profilePhase } from './phase-profile.js';
 import { redisTripsPhase } from './phase-redis.js';
 import { seedBigMessage, transferPhase } from './phase-transfer.js';
@@ -41,6 +43,8 @@ const FLOOD_SCENARIOS = [
   { name: 'few-ips', sources: 50 },
   { name: 'many-ips', sources: 1000 },
 ];
+/** --policy-clients=N: the policy phase's closed-loop clients, the same for every target. */
+const POLICY_CLIENTS = Number(argv.find((a) => a.startsWith('--policy-clients='))?.slice(17)) || 16;
 const settings = quick
   ? {
       logins: { rounds: 1, warmupMs: 250, durationMs: 1000, concurrencies: [8, 64] },
@@ -49,6 +53,7 @@ const settings = quick
       limiter: { decisions: 5000 },
       flood: { legitRate: 50, attackRate: 500, durationMs: 2500, scenarios: FLOOD_SCENARIOS },
       noread: { flooders: [3, 15, 60], addresses: 20, rate: 20, durationMs: 2000, warmupMs: 500 },
+      policy: { rounds: 1, warmupMs: 250, durationMs: 1000, concurrency: POLICY_CLIENTS, warmPassMs: 1000 },
       redisTrips: { seconds: 1 },
       profile: { seconds: 3 },
     }
@@ -59,6 +64,7 @@ const settings = quick
       limiter: { decisions: 20000 },
       flood: { legitRate: 50, attackRate: 500, durationMs: 6000, scenarios: FLOOD_SCENARIOS },
       noread: { flooders: [3, 15, 60], addresses: 20, rate: 20, durationMs: 8000, warmupMs: 1000 },
+      policy: { rounds: 4, warmupMs: 500, durationMs: 3000, concurrency: POLICY_CLIENTS, warmPassMs: 3000 },
       redisTrips: { seconds: 2 },
       profile: { seconds: 5 },
     };
@@ -192,6 +198,10 @@ try {
       ],
       { ...settings.noread, users, log },
     );
+  }
+  if (wants('policy')) {
+    log(`policy server: Dovecot and nginx alone vs asking mailgate, ${settings.policy.concurrency} clients`);
+    res.policy = await policyPhase({ dir, dovecot, nginx, users, log }, settings.policy);
   }
   await stopAll();
   if (profile && wants('profile')) {

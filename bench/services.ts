@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { startDovecot, type DovecotInstance, type DovecotUser } from '../test/helpers/dovecot.js';
+import { startDovecot, type DovecotInstance, type DovecotOptions, type DovecotUser } from '../test/helpers/dovecot.js';
 import { freePorts, waitForPort } from '../test/helpers/ports.js';
 import { until } from '../test/helpers/until.js';
 import { childPids } from './procstat.js';
@@ -65,8 +65,10 @@ export function benchUsers(n: number): DovecotUser[] {
   return Array.from({ length: n }, (_, i) => ({ user: `bench${i}`, pass: `pass-${i}-bench` }));
 }
 
-export function startTunedDovecot(users: DovecotUser[]): Promise<DovecotInstance> {
-  return startDovecot({ users, extraConf: dovecotTuning() });
+/** `policy`: this Dovecot asks an auth policy server about every login (the helper's
+ *  auth_policy_* lines), otherwise tuned the same. */
+export function startTunedDovecot(users: DovecotUser[], policy?: DovecotOptions['policy']): Promise<DovecotInstance> {
+  return startDovecot({ users, extraConf: dovecotTuning(), ...(policy ? { policy } : {}) });
 }
 
 export interface Proc {
@@ -75,6 +77,9 @@ export interface Proc {
   /** Every pid whose CPU and memory count for this server (nginx: master and workers). */
   pids(): number[];
   ports: { imap: number; pop3: number };
+  /** mailgate in policy-server mode: the policy endpoint's port, and the admin endpoint's (/metrics). */
+  policyPort?: number;
+  adminPort?: number;
   stop(): Promise<void>;
 }
 
@@ -94,8 +99,9 @@ async function started(child: ChildProcess, ports: number[], what: string, log: 
 }
 
 /** nginx from Debian with libnginx-mod-mail: a plain mail proxy whose auth_http is a static
- *  location in its own http block (every login OK, to Dovecot), so it does no limiting. */
-export async function startNginx(dir: string, dovecot: DovecotInstance): Promise<Proc> {
+ *  location in its own http block (every login OK, to Dovecot), so it does no limiting; or,
+ *  given `authHttp` (a URL such as mailgate's policy endpoint /nginx), asking that instead. */
+export async function startNginx(dir: string, dovecot: DovecotInstance, authHttp?: string): Promise<Proc> {
   mkdirSync(join(dir, 'tmp'), { recursive: true });
   const [imap, pop3, auth] = (await freePorts(3)) as [number, number, number];
   const root = os.userInfo().uid === 0;
@@ -141,14 +147,14 @@ mail {
     listen 127.0.0.1:${imap};
     protocol imap;
     starttls on;
-    auth_http 127.0.0.1:${auth}/auth-imap;
+    auth_http ${authHttp ?? `127.0.0.1:${auth}/auth-imap`};
   }
   server {
     listen 127.0.0.1:${pop3};
     protocol pop3;
     starttls on;
     pop3_auth plain;
-    auth_http 127.0.0.1:${auth}/auth-pop3;
+    auth_http ${authHttp ?? `127.0.0.1:${auth}/auth-pop3`};
   }
 }
 `;
@@ -186,6 +192,9 @@ export interface MailgateOptions {
   /** Worker processes (config `workers`); default 1, one process as before worker mode, so
    *  the figures stay comparable with earlier runs. */
   workers?: number;
+  /** Policy-server mode only (no listeners): policyServer on a free port, its nginx
+   *  backends as given (e.g. {imap: 'imap'}); and the admin endpoint, for its counters. */
+  policyServer?: { nginx?: Record<string, string> };
 }
 
 /** Limits as a deployment would set them (README's worked example), with the aggregate
@@ -216,15 +225,19 @@ export function antiLockoutLimits() {
 /** mailgate as a separate process: `node dist/cli.js --config <file>`. */
 export async function startMailgate(o: MailgateOptions): Promise<Proc> {
   mkdirSync(o.dir, { recursive: true });
-  const [imap, pop3] = (await freePorts(2)) as [number, number];
+  const [imap, pop3, policyPort, adminPort] = (await freePorts(4)) as [number, number, number, number];
+  const policy = o.policyServer;
   // A build from before worker mode (no dist/cluster) knows no `workers` key.
   const knowsWorkers = existsSync(join(o.dist ?? 'dist', 'cluster'));
   const cfg = {
     ...(knowsWorkers ? { workers: o.workers ?? 1 } : {}),
-    listeners: [
-      { name: 'imap', protocol: 'imap', listen: `127.0.0.1:${imap}`, tls: 'starttls', requireTls: false, backend: 'imap' },
-      { name: 'pop3', protocol: 'pop3', listen: `127.0.0.1:${pop3}`, tls: 'starttls', requireTls: false, backend: 'pop3' },
-    ],
+    listeners: policy
+      ? []
+      : [
+          { name: 'imap', protocol: 'imap', listen: `127.0.0.1:${imap}`, tls: 'starttls', requireTls: false, backend: 'imap' },
+          { name: 'pop3', protocol: 'pop3', listen: `127.0.0.1:${pop3}`, tls: 'starttls', requireTls: false, backend: 'pop3' },
+        ],
+    ...(policy ? { policyServer: { listen: `127.0.0.1:${policyPort}`, nginx: policy.nginx ?? {} }, admin: { listen: `127.0.0.1:${adminPort}` } } : {}),
     tls: { cert: o.dovecot.cert.certPath, key: o.dovecot.cert.keyPath },
     backends: {
       imap: { host: '127.0.0.1', port: o.dovecot.ports.imap },
@@ -248,12 +261,13 @@ export async function startMailgate(o: MailgateOptions): Promise<Proc> {
   const child = spawn(process.execPath, [...nodeArgs, o.dist ? join(o.dist, 'cli.js') : 'dist/cli.js', '--config', confPath], { stdio: ['ignore', openSync(logPath, 'w'), 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  await started(child, [imap, pop3], `mailgate (${o.name})`, () => stderr + safeRead(logPath).slice(-4000));
+  await started(child, policy ? [policyPort, adminPort] : [imap, pop3], `mailgate (${o.name})`, () => stderr + safeRead(logPath).slice(-4000));
   // One worker accepting is not all of them: the primary says when every worker listens.
   if ((o.workers ?? 1) > 1) await until(() => safeRead(logPath).includes('"event":"proxy.start"'), `${o.name}: every worker started`);
   const pid = child.pid!;
   // With workers: the primary and every worker (restarted ones too, read at each call).
-  return { name: o.name, pid, pids: () => [pid, ...childPids(pid)], ports: { imap, pop3 }, stop: () => stopChild(child) };
+  const ports = policy ? { imap: 0, pop3: 0 } : { imap, pop3 };
+  return { name: o.name, pid, pids: () => [pid, ...childPids(pid)], ports, ...(policy ? { policyPort, adminPort } : {}), stop: () => stopChild(child) };
 }
 
 /** The Node floor (bench/floor-proxy.mjs): the least a Node process does to pass an IMAP login
