@@ -12,7 +12,7 @@ import type { Metrics } from '../metrics/metrics.js';
 
 /** An answer is kept at least this long whatever its TTL says (a TTL of 0 would make every login
  *  a query) and at most this long (a delisted address should not stay listed for a day). */
-const MIN_TTL_MS = 10_000;
+export const MIN_TTL_MS = 10_000;
 const MAX_TTL_MS = 3_600_000;
 /** NXDOMAIN/NODATA carry their TTL in the SOA of the authority section (RFC 2308 §5), which
  *  node:dns does not expose: a clean answer is kept this long, a common SOA minimum of lists. */
@@ -155,7 +155,7 @@ export class Dnsbl {
       if (this.closed) return;
       for (const list of source.lists) if (this.entry(ip, list) === null) return;
     } catch {
-      // never thrown: entry() only reads the cache and starts a query
+      // A lookup that cannot start counts as not listed, as in score().
     }
   }
 

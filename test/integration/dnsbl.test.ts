@@ -4,7 +4,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import type { DnsblConfig, DnsblSource } from '../../src/config/groups-schema.js';
-import { CLEAN_TTL_MS, Dnsbl, FAILURE_BACKOFF_MS, reverseName } from '../../src/groups/dnsbl.js';
+import { CLEAN_TTL_MS, Dnsbl, FAILURE_BACKOFF_MS, MIN_TTL_MS, reverseName } from '../../src/groups/dnsbl.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 import { startDnsmasq, startScriptedDns, type Dnsmasq, type ScriptedDns } from '../helpers/dnsmasq.js';
 import { captureLogger } from '../helpers/log-capture.js';
@@ -232,7 +232,7 @@ describe('a list that fails', () => {
     // Once the upstream answers, the list counts again. New names: dnsmasq joins a repeated
     // question to its forward still unanswered instead of asking the upstream again.
     const script = server.script;
-    server.script = { answer: '127.0.0.2', ttl: TTL_S, delayMs: 0 };
+    server.script = { answer: '127.0.0.2', ttl: 0, delayMs: 0 };
     try {
       clock.advance(FAILURE_BACKOFF_MS + 1);
       expect(await dnsbl.score('127.0.0.4', one(zone))).toBe(1);
@@ -242,6 +242,9 @@ describe('a list that fails', () => {
     }
     expect(events('dnsbl.up')).toEqual([expect.objectContaining({ zone })]);
     expect(events('dnsbl.down')).toHaveLength(1);
+    // A TTL of 0 is kept MIN_TTL_MS all the same (the upstream is back to its fault by now).
+    clock.advance(MIN_TTL_MS - 1000);
+    expect(await dnsbl.score('127.0.0.4', one(zone))).toBe(1);
     expect(await counted(zone, 'listed')).toBe(2);
   });
 
