@@ -3,14 +3,12 @@
 // worker (cluster/worker.ts) the primary lends what is one thing for all (WorkerShare) and
 // serves the admin endpoint itself.
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { AdminServer } from './admin/server.js';
 import { CapabilityCache, type Target } from './backend/capabilities.js';
-import { BackendPools, serverTarget, tcpReachable } from './backend/pool.js';
+import { BackendPools, serverTarget } from './backend/pool.js';
 import { systemClock, type Clock } from './clock.js';
 import { cidrMatcher } from './config/address.js';
 import type { Config, ListenerConfig } from './config/schema.js';
-import { MailgateError } from './errors.js';
 import { clientKey, KeyBuilder } from './limits/keys.js';
 import { Policy } from './limits/policy.js';
 import { AttackMode, logAttackModeChange } from './limits/attack-mode.js';
@@ -19,20 +17,19 @@ import { Tarpit } from './limits/tarpit.js';
 import { createLogger, type Logger } from './logging/logger.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { PROTOCOLS } from './registry.js';
-import type { AuthDeps } from './server/auth-path.js';
 import { ConnectionTracker, type Connections } from './server/connections.js';
 import { FrontDoor, logSingleSource } from './server/front-door.js';
 import { Listener } from './server/listener.js';
 import type { SessionEnv } from './server/env.js';
 import { loadServerTls } from './server/tls.js';
 import { createStore } from './stores/factory.js';
-import { PolicyServer } from './policy-server/server.js';
+import type { PolicyServer } from './policy-server/server.js';
+import { adminToken, backendsReachable, startPolicyServer } from './endpoints.js';
+import { Groups } from './groups/groups.js';
 import type { LimitStore } from './stores/store.js';
 
 /** How long start-up waits for a shared store before going on without it. */
 export const STORE_START_WAIT_MS = 3_000;
-/** /readyz: a backend counts as healthy when it accepts a TCP connection this fast. */
-const READY_PROBE_MS = 1_000;
 
 /** What a cluster worker gets from the primary instead of making its own. */
 export interface WorkerShare {
@@ -65,8 +62,6 @@ export interface Proxy {
   readonly admin: { host: string; port: number } | null;
   /** The policy server's address (policyServer), null without one or in a worker. */
   readonly policyServer: { host: string; port: number } | null;
-  /** The policy server itself (tests sweep its Dovecot reservations with their clock). */
-  readonly policy: PolicyServer | null;
   readonly store: LimitStore;
   readonly metrics: Metrics;
   /** Apply a new, already validated config to new logins; spliced sessions are untouched. */
@@ -89,39 +84,7 @@ function probeTargets(cfg: Config): Target[] {
   return [...seen.values()];
 }
 
-export function adminToken(cfg: Config): string | null {
-  if (!cfg.admin) return null;
-  if (cfg.admin.token) return cfg.admin.token;
-  if (!cfg.admin.tokenFile) return null;
-  try {
-    return readFileSync(cfg.admin.tokenFile, 'utf8').trim();
-  } catch (err) {
-    throw new MailgateError('MG_CONFIG_READ', `admin.tokenFile: ${(err as Error).message}`);
-  }
-}
-
-/** /readyz: at least one server of every backend accepts connections. */
-export async function backendsReachable(cfg: Config): Promise<boolean> {
-  const backends = await Promise.all(
-    Object.values(cfg.backends).map(async (b) => (await Promise.all(b.servers.map((s) => tcpReachable(s.host, s.port, READY_PROBE_MS)))).some(Boolean)),
-  );
-  return backends.every(Boolean);
-}
-
 const sameListener = (a: ListenerConfig, b: ListenerConfig) => JSON.stringify(a) === JSON.stringify(b);
-
-/** The policy server of one process (or of worker mode's primary): the engine of the running
- *  config; the settings of its policyServer section (the started one, if a reload removes it). */
-export function startPolicyServer(env: () => AuthDeps, cfg: () => Config, initial: Config, log: Logger): PolicyServer {
-  return new PolicyServer(
-    {
-      env,
-      config: () => cfg().policyServer ?? initial.policyServer!,
-      backend: (name) => cfg().backends[name],
-    },
-    log,
-  );
-}
 
 export async function startProxy(initial: Config, opts: ProxyOptions = {}): Promise<Proxy> {
   const log = opts.log ?? createLogger(initial.log.level);
@@ -152,8 +115,10 @@ export async function startProxy(initial: Config, opts: ProxyOptions = {}): Prom
   // Without limits.keySecret user names are hashed with a key drawn once per process: a
   // reload must not draw another, or every user counter and known-good pair is forgotten.
   const processSecret = randomBytes(32).toString('base64url');
-  async function buildEnv(cfg: Config): Promise<{ env: SessionEnv; token: string | null }> {
+  async function buildEnv(cfg: Config, previous?: Groups): Promise<{ env: SessionEnv; token: string | null }> {
     const serverTls = await loadServerTls(cfg.tls, log);
+    // Lists, files and databases are read now: a reload reads them again.
+    const groups = new Groups(cfg.limits, { log, clock, metrics }, previous);
     return {
       token: adminToken(cfg),
       env: {
@@ -173,11 +138,13 @@ export async function startProxy(initial: Config, opts: ProxyOptions = {}): Prom
         isDenied: cidrMatcher(cfg.limits.deniedNetworks),
         connections,
         clientKey: (ip) => clientKey(ip, cfg.limits.ipv6Prefix),
+        groups,
       },
     };
   }
 
   let current = { cfg: initial, ...(await buildEnv(initial)) };
+  current.env.groups?.watch();
   const listeners = new Map<string, Listener>();
   const addresses: Proxy['addresses'] = {};
 
@@ -206,6 +173,7 @@ export async function startProxy(initial: Config, opts: ProxyOptions = {}): Prom
       admin = new AdminServer(initial.admin.listen, {
         attackMode: () => attackMode,
         policy: () => current.env.policy,
+        groups: () => current.env.groups,
         store,
         metrics,
         token: () => current.token,
@@ -257,13 +225,14 @@ export async function startProxy(initial: Config, opts: ProxyOptions = {}): Prom
     capabilities.stop();
     pools.stop();
     tarpit.close();
+    current.env.groups?.close();
     await store.close();
     if (shared) log.info({ event: 'worker.stop' }, 'worker stopped');
     else log.info({ event: 'proxy.stop' }, 'mailgate stopped');
   }
 
   async function prepareReload(cfg: Config): Promise<{ commit(): Promise<ReloadReport> }> {
-    const next = { cfg, ...(await buildEnv(cfg)) };
+    const next = { cfg, ...(await buildEnv(cfg, current.env.groups)) };
     return { commit: () => commit(next) };
   }
 
@@ -279,7 +248,10 @@ export async function startProxy(initial: Config, opts: ProxyOptions = {}): Prom
     if (!shared && cfg.policyServer?.listen !== current.cfg.policyServer?.listen) {
       log.warn({ event: 'config.reload' }, 'policyServer.listen changed: it takes effect after a restart');
     }
+    const previous = current;
     current = next;
+    previous.env.groups?.close();
+    current.env.groups?.watch();
     attackMode?.reconfigure(cfg.limits.attackMode);
     log.level = cfg.log.level;
     capabilities.retarget(probeTargets(cfg));
@@ -311,9 +283,6 @@ export async function startProxy(initial: Config, opts: ProxyOptions = {}): Prom
     },
     get policyServer() {
       return policyAddress;
-    },
-    get policy() {
-      return policyServer;
     },
     store,
     metrics,

@@ -1,6 +1,7 @@
 // Admin operations on counters and blocks, as plain data: what the HTTP layer and tests call.
 // User names are canonicalised like logins (identity.ts) and only ever hashed into keys.
 import ipaddr from 'ipaddr.js';
+import type { Membership } from '../groups/groups.js';
 import { blockByHand, forgetBlocked, keyConcerns, specsForSubject } from '../limits/admin.js';
 import { ATTACK_MODES, type AttackMode, type AttackModeStatus } from '../limits/attack-mode.js';
 import { parseKey } from '../limits/keys.js';
@@ -40,9 +41,9 @@ export function subject(q: { ip?: string | null; user?: string | null }): Subjec
   return out;
 }
 
-export async function limitsOf(policy: Policy, store: LimitStore, s: Subject) {
+export async function limitsOf(policy: Policy, store: LimitStore, s: Subject, groups?: Membership) {
   return Promise.all(
-    specsForSubject(policy, s).map(async ({ rule, spec }) => {
+    specsForSubject(policy, s, groups).map(async ({ rule, spec }) => {
       const st = await store.peek(spec.key);
       return {
         rule: rule.name,
@@ -62,9 +63,9 @@ export async function limitsOf(policy: Policy, store: LimitStore, s: Subject) {
 
 /** Resets the counters and blocks of every rule for the subject, plus blocks on ip+user keys
  *  that involve it (those cannot be derived from one side alone). Returns the rules reset. */
-export async function resetSubject(policy: Policy, store: LimitStore, s: Subject): Promise<string[]> {
+export async function resetSubject(policy: Policy, store: LimitStore, s: Subject, groups?: Membership): Promise<string[]> {
   const keys = new Map<string, string>();
-  for (const { rule, spec } of specsForSubject(policy, s)) keys.set(spec.key, rule.name);
+  for (const { rule, spec } of specsForSubject(policy, s, groups)) keys.set(spec.key, rule.name);
   for (const b of await store.blocks()) if (keyConcerns(policy, b.key, s)) keys.set(b.key, parseKey(b.key)?.rule ?? '');
   await Promise.all([...keys.keys()].map((k) => store.reset(k)));
   for (const k of keys.keys()) {

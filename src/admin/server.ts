@@ -5,6 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseHostPort } from '../config/address.js';
 import type { AttackMode } from '../limits/attack-mode.js';
+import type { Groups } from '../groups/groups.js';
 import type { Policy } from '../limits/policy.js';
 import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -22,6 +23,8 @@ export interface AdminDeps {
   token(): string | null;
   /** The attack-mode detector; absent: /api/v1/attack-mode answers 404. */
   attackMode?(): AttackMode;
+  /** Address groups of the running config. */
+  groups?(): Groups | undefined;
 }
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
@@ -59,10 +62,15 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, deps: 
   }
   if (path === '/api/v1/limits') {
     const s = subject({ ip: url.searchParams.get('ip'), user: url.searchParams.get('user') });
-    if (req.method === 'GET') return send(res, 200, { limits: await limitsOf(deps.policy(), deps.store, s) });
-    if (req.method === 'DELETE') return send(res, 200, { reset: await resetSubject(deps.policy(), deps.store, s) });
+    // What the groups and databases say of the address: the rules narrow by it.
+    const groups = s.ip !== undefined && deps.groups?.()?.active ? await deps.groups!()!.of(s.ip) : undefined;
+    if (req.method === 'GET') {
+      return send(res, 200, { limits: await limitsOf(deps.policy(), deps.store, s, groups), ...(groups ? { client: { groups: groups.names, asn: groups.asn, country: groups.country } } : {}) });
+    }
+    if (req.method === 'DELETE') return send(res, 200, { reset: await resetSubject(deps.policy(), deps.store, s, groups) });
     throw new AdminError(405, 'Method Not Allowed', 'GET or DELETE');
   }
+  if (path === '/api/v1/groups' && req.method === 'GET') return send(res, 200, deps.groups?.()?.view() ?? { groups: [], geoip: [] });
   if (path === '/api/v1/blocks' && req.method === 'GET') return send(res, 200, { blocks: await listBlocks(deps.store) });
   if (path === '/api/v1/blocks' && req.method === 'POST') {
     const s = subject({ ip: url.searchParams.get('ip'), user: url.searchParams.get('user') });

@@ -15,10 +15,12 @@ import { AttackMode, logAttackModeChange } from '../limits/attack-mode.js';
 import { KeyBuilder } from '../limits/keys.js';
 import { Policy } from '../limits/policy.js';
 import type { Logger } from '../logging/logger.js';
-import { adminToken, backendsReachable, startPolicyServer, STORE_START_WAIT_MS } from '../main.js';
+import { adminToken, backendsReachable, startPolicyServer } from '../endpoints.js';
+import { STORE_START_WAIT_MS } from '../main.js';
 import { BackendPools } from '../backend/pool.js';
 import { cidrMatcher } from '../config/address.js';
 import { Tarpit } from '../limits/tarpit.js';
+import { Groups } from '../groups/groups.js';
 import type { AuthDeps } from '../server/auth-path.js';
 import { createMetrics } from '../metrics/metrics.js';
 import { loadServerTls } from '../server/tls.js';
@@ -162,6 +164,7 @@ export async function runPrimary(file: string, initial: Config, log: Logger, cou
         initial.admin.listen,
         {
           policy: () => policy,
+          groups: () => groups,
           store,
           metrics: { registry: { metrics: clusterMetrics, contentType: metrics.registry.contentType } },
           token: () => token,
@@ -180,12 +183,16 @@ export async function runPrimary(file: string, initial: Config, log: Logger, cou
   // with backend pools of its own for nginx's logins.
   const pools = new BackendPools(() => cfg.backends, log);
   const tarpit = new Tarpit(clock);
-  const engine = (): AuthDeps => ({ policy, clock, metrics, tarpit, pools, attackMode, isDenied: cidrMatcher(cfg.limits.deniedNetworks) });
+  // Its own address groups, for the policy server and the admin API (each worker reads its own).
+  let groups = new Groups(initial.limits, { log, clock, metrics });
+  groups.watch();
+  const engine = (): AuthDeps => ({ policy, clock, metrics, tarpit, pools, attackMode, isDenied: cidrMatcher(cfg.limits.deniedNetworks), groups });
   const policyServer = initial.policyServer ? startPolicyServer(engine, () => cfg, initial, log) : null;
 
   async function cleanUp(): Promise<void> {
     clearInterval(attackTick);
     await policyServer?.stop().catch(() => undefined);
+    groups.close();
     pools.stop();
     tarpit.close();
     await pins.release();
@@ -245,6 +252,14 @@ export async function runPrimary(file: string, initial: Config, log: Logger, cou
     sent = nextSent;
     token = nextToken;
     policy = policyFor(nextSent);
+    try {
+      const nextGroups = new Groups(next.limits, { log, clock, metrics }, groups);
+      groups.close();
+      groups = nextGroups;
+      groups.watch();
+    } catch (err) {
+      log.error({ event: 'groups.error', error: (err as Error).message }, "the primary keeps its address groups (the workers' reloaded)");
+    }
     attackMode.reconfigure(next.limits.attackMode);
     log.level = next.log.level;
     outcome.reports.forEach((r, i) => r && (live[i]!.report = r));

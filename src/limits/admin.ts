@@ -1,8 +1,9 @@
 // Admin queries on the limits: which rules and counter keys concern an IP or a user, blocks
 // by hand, and forgetting the connect-time hint of a lifted block. admin/api.ts calls these;
 // the login path never does. Subjects are a client address and/or a canonical user name.
+import type { Membership } from '../groups/groups.js';
 import { parseKey } from './keys.js';
-import type { Policy, RuleSpec } from './policy.js';
+import { appliesTo, type Policy, type RuleSpec } from './policy.js';
 
 interface Subject {
   ip?: string;
@@ -10,13 +11,15 @@ interface Subject {
 }
 
 /** Every rule that applies to this IP and/or canonical user (a rule keyed on both needs
- *  both), with its counter spec. */
-export function specsForSubject(policy: Policy, q: Subject): RuleSpec[] {
+ *  both), with its counter spec; with the IP's groups, as a login from it counts. */
+export function specsForSubject(policy: Policy, q: Subject, groups?: Membership): RuleSpec[] {
   const out: RuleSpec[] = [];
   for (const rule of policy.rules) {
+    // Rules narrowed to groups the address is not in (or excluded from) are not its.
+    if (q.ip !== undefined && !appliesTo(rule, groups?.names ?? [])) continue;
     // A password rule concerns no IP or user (its key is a sprayed password's hash).
     const wanted = rule.key === 'ip' ? q.ip !== undefined : rule.key === 'user' ? q.user !== undefined : rule.key === 'ip+user' && q.ip !== undefined && q.user !== undefined;
-    const client = q.ip !== undefined ? policy.ruleClient(rule, q.ip) : '';
+    const client = q.ip !== undefined ? policy.ruleClient(rule, q.ip, groups?.together) : '';
     if (wanted && client !== null) out.push(policy.ruleSpec(rule, client, q.user ?? ''));
   }
   return out;

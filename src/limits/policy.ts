@@ -9,6 +9,7 @@ import type { CounterSpec, HitOptions, LimitStore, StoreRoute } from '../stores/
 import { BlockHints } from './block-hints.js';
 import { clientKey, KeyBuilder } from './keys.js';
 import { tarpitDelayMs } from './tarpit.js';
+import type { Membership } from '../groups/groups.js';
 
 export interface Attempt {
   /** 'other': a service no rule names (a Dovecot policy request for sieve). */
@@ -21,6 +22,18 @@ export interface Attempt {
   password?: Buffer;
   /** false: the password is a per-user hash (Dovecot's pwhash), useless to spray rules. */
   sprayable?: boolean;
+  /** The client's address groups (groups/groups.ts): rules' only/except, a together key. */
+  groups?: Membership;
+}
+
+/** The counter key of a `together` group: every address in it is this one client. */
+export const groupClient = (name: string) => `grp:${name}`;
+
+/** Whether a rule applies to a client of these groups (only / except). */
+export function appliesTo(rule: RuleConfig, groups: readonly string[]): boolean {
+  if (rule.only) return rule.only.some((g) => groups.includes(g));
+  if (rule.except) return !rule.except.some((g) => groups.includes(g));
+  return true;
 }
 
 /** A rule with its counter spec for one client and user. */
@@ -34,6 +47,8 @@ interface Settlement {
   pairs: readonly RuleSpec[];
   /** Client key (ipv6Prefix grouping) and canonical user of the attempt. */
   client: string;
+  /** What ip rules count it as: the client key, or its together group's. */
+  ipKey: string;
   user: string;
   knownGoodKey?: string;
   /** The attempt's hint: becomes the account's if the login succeeds. */
@@ -122,11 +137,12 @@ export class Policy {
 
   /** The key a rule counts this address under: its prefix's network for a wide rule (null
    *  when the prefix names the other family only), else the client key. */
-  ruleClient(rule: RuleConfig, ip: string): string | null {
-    if (!rule.prefix) return this.clientOf(ip);
+  ruleClient(rule: RuleConfig, ip: string, together?: string): string | null {
+    if (!rule.prefix) return together !== undefined ? groupClient(together) : this.clientOf(ip);
     const v6 = ip.includes(':') && !/^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(ip);
     const bits = v6 ? rule.prefix.ipv6 : rule.prefix.ipv4;
-    return bits === undefined ? null : clientKey(ip, bits, bits);
+    if (bits === undefined) return null;
+    return together !== undefined ? groupClient(together) : clientKey(ip, bits, bits);
   }
 
   /** A rule with its counter spec for one address, canonical user and sprayed password key.
@@ -162,10 +178,12 @@ export class Policy {
 
   specsFor(a: Attempt, password = '', shared = false): RuleSpec[] {
     const out: RuleSpec[] = [];
+    const groups = a.groups?.names ?? [];
     for (const rule of this.rules) {
       if (rule.protocols && !rule.protocols.includes(a.protocol as ProtocolName)) continue;
       if (rule.key === 'password' && !password) continue;
-      const client = this.ruleClient(rule, a.ip);
+      if (!appliesTo(rule, groups)) continue;
+      const client = this.ruleClient(rule, a.ip, a.groups?.together);
       if (client !== null) out.push(this.ruleSpec(rule, client, a.user, password, shared));
     }
     return out;
@@ -177,21 +195,23 @@ export class Policy {
    *  known-good pairs or hints on, an address someone logged in from lately is never refused
    *  here: its login decides (known-good pairs and hint matches pass its blocks, everyone else
    *  is refused there). Trusted networks and dry-run are never refused. */
-  async connectCheck(protocol: ProtocolName, ip: string): Promise<{ rule: string; retryAfterSec: number } | null> {
+  async connectCheck(protocol: ProtocolName, ip: string, groups?: Membership): Promise<{ rule: string; retryAfterSec: number } | null> {
     if (this.dryRun || this.isTrusted(ip)) return null;
     const client = this.clientOf(ip);
-    if (!this.hints.has(client)) return null;
+    // A together group is one client: its block is noted (and asked about) under its key.
+    const key = groups?.together !== undefined ? groupClient(groups.together) : client;
+    if (!this.hints.has(key)) return null;
     const pairs = this.rules
       // Any ip rule: an operator may block on one without `block` (blockByHand).
-      .filter((r) => r.key === 'ip' && !r.prefix && (!r.protocols || r.protocols.includes(protocol)))
-      .map((rule) => this.ruleSpec(rule, client, ''));
+      .filter((r) => r.key === 'ip' && !r.prefix && (!r.protocols || r.protocols.includes(protocol)) && appliesTo(r, groups?.names ?? []))
+      .map((rule) => this.ruleSpec(rule, key, ''));
     if (pairs.length === 0) return null;
     // The address's successes come with the answer (same subject, same store call).
     const successesKey = this.exemptions ? this.keys.successesKey(client) : undefined;
     const r = await this.store.hit(pairs.map((p) => p.spec), { count: false, successesKey });
     const successes = async () => (r.ok ? 0 : (r.successes ?? (await this.store.peek(successesKey!)).count));
     if (r.ok || !r.blocked || (successesKey !== undefined && (await successes()) > 0)) {
-      this.hints.forget(client);
+      this.hints.forget(key);
       return null;
     }
     return { rule: pairs[r.index]!.rule.name, retryAfterSec: retrySec(r.retryAfterMs) };
@@ -205,9 +225,11 @@ export class Policy {
     const pairs = this.specsFor(a, password, this.shared.has(client));
     if (this.attackMode()) pairs.unshift(this.ruleSpec(ATTACK_MODE_RULE, client, a.user));
     const specs = pairs.map((p) => p.spec);
+    const ipKey = a.groups?.together !== undefined ? groupClient(a.groups.together) : client;
     const base: Omit<Settlement, 'reserved'> = {
       pairs,
       client,
+      ipKey,
       user: a.user,
       knownGoodKey: kg ? this.keys.knownGoodKey(clientKey(a.ip, this.cfg.ipv6Prefix, kg.ipv4Prefix), a.user) : undefined,
       hint: ph && a.password ? { key: this.keys.hintKey(a.user), value: this.keys.passwordHint(a.user, a.password, ph.bits) } : undefined,
@@ -216,7 +238,7 @@ export class Policy {
     const opts: HitOptions = { knownGoodKey: base.knownGoodKey, hint: base.hint, successesKey: this.keys.successesKey(client) };
     const r = await this.store.hit(specs, opts);
     if (r.ok) {
-      for (const i of r.blockedNow ?? []) if (pairs[i]!.rule.key === 'ip' && !pairs[i]!.rule.prefix) this.hints.note(client, pairs[i]!.rule.block ?? 0);
+      for (const i of r.blockedNow ?? []) if (pairs[i]!.rule.key === 'ip' && !pairs[i]!.rule.prefix) this.hints.note(ipKey, pairs[i]!.rule.block ?? 0);
       const shared = (r.successes ?? 0) >= this.cfg.sharedEgress.users;
       if (shared) this.shared.note(client, this.cfg.sharedEgress.window);
       else this.shared.forget(client);
@@ -225,7 +247,7 @@ export class Policy {
     const rule = pairs[r.index]!.rule;
     const retryAfterSec = rule === ATTACK_MODE_RULE ? ATTACK_MODE_RETRY_SEC : retrySec(r.retryAfterMs);
     const refusal = { rule: rule.name, retryAfterSec, count: r.count, blocked: r.blocked };
-    if (r.blocked && rule.key === 'ip' && !rule.prefix) this.hints.note(client, r.retryAfterMs);
+    if (r.blocked && rule.key === 'ip' && !rule.prefix) this.hints.note(ipKey, r.retryAfterMs);
     if (this.dryRun) {
       // Nothing was counted or reserved by the refused hit; record() still counts the outcome.
       return { kind: 'allow', specs, trusted: false, knownGood: false, wouldRefuse: refusal, settlement: { ...base, reserved: false } };
@@ -265,7 +287,7 @@ export class Policy {
     );
     if (ok) return 0;
     st.pairs.forEach((p, i) => {
-      if (p.rule.key === 'ip' && !p.rule.prefix && p.rule.block !== undefined && (counts[i] ?? 0) >= p.rule.limit) this.hints.note(st.client, p.rule.block);
+      if (p.rule.key === 'ip' && !p.rule.prefix && p.rule.block !== undefined && (counts[i] ?? 0) >= p.rule.limit) this.hints.note(st.ipKey, p.rule.block);
     });
     return Math.max(0, ...st.pairs.map((p, i) => (p.rule.delay && p.rule.count === 'failures' ? tarpitDelayMs(p.rule.delay, counts[i] ?? 0) : 0)));
   }

@@ -2,6 +2,7 @@
 // connection limits, then a client IP an ip rule already blocks. One verdict type, and one
 // table that says how each refusal is counted, logged and said goodbye to.
 import type { ProtocolName } from '../config/schema.js';
+import type { Groups } from '../groups/groups.js';
 import type { Policy } from '../limits/policy.js';
 import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -24,6 +25,7 @@ export interface AdmissionEnv {
   metrics: Metrics;
   connections: Connections;
   isDenied(address: string): boolean;
+  groups?: Groups;
 }
 
 interface RefusalSpec<A extends Refusal> {
@@ -46,8 +48,11 @@ export async function admit(conn: TrackedConnection, protocol: ProtocolName, ip:
   if (env.isDenied(ip)) return { kind: 'denied' };
   const slot = await env.connections.admit(conn);
   if (slot !== 'ok') return { kind: 'busy', limit: slot };
+  // Blocklists answer while the client says hello and logs in.
+  const groups = env.groups?.active && !env.policy.isTrusted(ip) ? env.groups : undefined;
+  groups?.prefetch(ip);
   try {
-    const refused = await env.policy.connectCheck(protocol, ip);
+    const refused = await env.policy.connectCheck(protocol, ip, groups?.staticOf(ip));
     return refused ? { kind: 'blocked', ...refused } : { kind: 'welcome' };
   } catch (err) {
     // The store has the last word at login: a failed hint check lets the client in to ask.

@@ -13,6 +13,7 @@ import type { AttackMode } from '../limits/attack-mode.js';
 import type { FrontDoor } from './front-door.js';
 import type { BackendPools } from '../backend/pool.js';
 import type { BackendLoginResult, FinalBackendLoginResult, LoginContext } from '../backend/types.js';
+import type { Groups } from '../groups/groups.js';
 import { checkUser } from '../protocols/identity.js';
 import type { LoginResult } from '../protocols/protocol.js';
 import { wipeCredentials, type Credentials } from '../protocols/sasl.js';
@@ -55,6 +56,8 @@ export interface AuthDeps {
   frontDoor?: Pick<FrontDoor, 'record'>;
   /** limits.deniedNetworks, for logins no connection was admitted for (policy server). */
   isDenied?(address: string): boolean;
+  /** Address groups of the running config (limits.groups, geoip, dnsbl). */
+  groups?: Groups;
 }
 
 export interface AuthRequest {
@@ -131,7 +134,7 @@ export async function checkLogin(deps: AuthDeps, log: Logger, s: LoginSubject): 
   const { metrics, clock } = deps;
   const t0 = clock.now();
   const user = checkUser(s.user);
-  const base = { event: 'auth.attempt', mechanism: s.mechanism, user: user.display };
+  const base: Record<string, unknown> = { event: 'auth.attempt', mechanism: s.mechanism, user: user.display };
   const count = (outcome: LoginOutcome) => metrics.loginAttempts.inc({ protocol: s.protocol, outcome });
   if (!user.ok) {
     count('invalid');
@@ -144,8 +147,12 @@ export async function checkLogin(deps: AuthDeps, log: Logger, s: LoginSubject): 
     return { kind: 'denied' };
   }
   deps.frontDoor?.record(s.clientIp);
+  // Blocklists were asked at connect; a trusted client needs no groups.
+  const groups = deps.groups?.active && !deps.policy.isTrusted(s.clientIp) ? await deps.groups.of(s.clientIp) : undefined;
+  if (groups) Object.assign(base, { groups: groups.names.length ? groups.names : undefined, asn: groups.asn, country: groups.country });
   // The password is hashed with the key for the hint, spray and dedupe checks, then forgotten.
-  const decision = await deps.policy.check({ protocol: s.protocol, ip: s.clientIp, user: user.canonical, password: s.secret, sprayable: !s.secretIsUserHash });
+  const decision = await deps.policy.check({ protocol: s.protocol, ip: s.clientIp, user: user.canonical, password: s.secret, sprayable: !s.secretIsUserHash, groups });
+  for (const group of groups?.names ?? []) metrics.groupDecisions.inc({ group, result: decision.kind });
   if (decision.kind === 'refuse') {
     count('limited');
     metrics.refusals.inc({ rule: decision.rule });

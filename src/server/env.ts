@@ -4,6 +4,7 @@
 import type { BackendPools } from '../backend/pool.js';
 import type { Clock } from '../clock.js';
 import type { AttackMode } from '../limits/attack-mode.js';
+import type { Groups } from '../groups/groups.js';
 import type { Policy } from '../limits/policy.js';
 import type { Tarpit } from '../limits/tarpit.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -34,5 +35,7 @@ export interface SessionEnv {
   connections: Connections;
   /** The client key connection limits count (ipv6Prefix grouping). */
   clientKey(ip: string): string;
+  /** Address groups of this config (limits.groups, geoip, dnsbl). */
+  groups?: Groups;
 }
 
