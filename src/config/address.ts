@@ -62,3 +62,15 @@ export function cidrMatcher(list: readonly string[]): (address: string | undefin
     return ranges.some(([net, bits]) => net.kind() === a.kind() && a.match(net, bits));
   };
 }
+
+/** ipaddr.js's names of the ranges that are never a network's public address (RFC 1918,
+ *  CGNAT 100.64/10, loopback, link-local, unique local fc00::/7, unspecified, multicast,
+ *  broadcast): never sent to a DNS blocklist, in no ASN and no country. */
+const LOCAL_RANGES = new Set(['private', 'carrierGradeNat', 'loopback', 'linkLocal', 'uniqueLocal', 'unspecified', 'multicast', 'broadcast']);
+
+/** Whether an address is local in that sense (unparseable input counts as local: it is
+ *  nobody's public address). */
+export function isLocalAddress(address: string): boolean {
+  if (!ipaddr.isValid(address)) return true;
+  return LOCAL_RANGES.has(ipaddr.process(address).range());
+}

@@ -1,7 +1,9 @@
 // limits.groups, limits.geoip, limits.dnsbl: address groups fed by lists, files, ASN/country
 // databases and DNS blocklists, that rules narrow to (only/except) and that may count as one
 // client (together). Pure.
+import { isIP } from 'node:net';
 import { z } from 'zod';
+import { parseHostPort } from './address.js';
 import { cidr, duration, hostPort } from './fields.js';
 
 /** One DNS blocklist: the zone, which answers mean "listed", its weight. */
@@ -15,7 +17,7 @@ const dnsblList = z.strictObject({
     .array(z.string().regex(/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/, 'expected an answer address in 127.0.0.0/8'))
     .min(1)
     .optional()
-    .describe('Answers that mean listed (default: any in 127.0.0.0/8 but 127.255.255.x, which lists send when they refuse the query).'),
+    .describe('Answers that mean listed (default: any in 127.0.0.0/8 but 127.0.0.1 and 127.255.255.x, which lists send when they refuse the query).'),
   weight: z.number().min(0).max(100).default(1).describe('Added to the score when the address is listed here.'),
 });
 
@@ -57,7 +59,11 @@ export const geoip = z
 
 export const dnsbl = z
   .strictObject({
-    servers: z.array(hostPort).min(1).optional().describe('DNS servers to ask, host:port (default: those of /etc/resolv.conf).'),
+    servers: z
+      .array(hostPort.refine((s) => isIP(parseHostPort(s)?.host ?? '') !== 0, 'expected an IP address and port (127.0.0.1:53, [::1]:53): no name can be resolved before DNS is asked'))
+      .min(1)
+      .optional()
+      .describe('DNS servers to ask, IP:port (default: those of /etc/resolv.conf).'),
     timeout: duration('Longest a login waits for a list; after it the address counts as not listed.').prefault('300ms'),
     cacheSize: z.number().int().min(100).max(10_000_000).default(100_000).describe('Answers kept (each for its TTL).'),
   })

@@ -91,8 +91,11 @@ export function reverseName(ip: string, zone: string): string | null {
 export function classify(addresses: readonly string[], answers?: readonly string[]): 'listed' | 'clean' | 'refused' {
   let refused = false;
   for (const a of addresses) {
-    if (answers ? answers.includes(a) : a.startsWith('127.') && !a.startsWith('127.255.255.')) return 'listed';
-    if (a.startsWith('127.255.255.')) refused = true;
+    // 127.255.255.x: the list refused the query (Spamhaus); 127.0.0.1 is never a listing
+    // (RFC 5782 §5) and is what some lists answer a resolver they refuse (URIBL).
+    const error = a.startsWith('127.255.255.') || a === '127.0.0.1';
+    if (answers ? answers.includes(a) : a.startsWith('127.') && !error) return 'listed';
+    if (error) refused = true;
   }
   return refused ? 'refused' : 'clean';
 }

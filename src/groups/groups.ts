@@ -5,6 +5,7 @@
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { Clock } from '../clock.js';
+import { isLocalAddress } from '../config/address.js';
 import type { GroupConfig } from '../config/groups-schema.js';
 import type { LimitsConfig } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
@@ -151,7 +152,8 @@ export class Groups {
 
   /** Starts the blocklist lookups of an address (at connect: the login then finds them done). */
   prefetch(ip: string): void {
-    if (!this.dnsbl) return;
+    // A local address is nobody's business outside (and no list lists it).
+    if (!this.dnsbl || isLocalAddress(ip)) return;
     for (const g of this.cfg.groups) if (g.dnsbl) this.dnsbl.prefetch(ip, g.dnsbl);
   }
 
@@ -172,7 +174,7 @@ export class Groups {
   /** Every group of an address, blocklists included (each within limits.dnsbl.timeout). */
   async of(ip: string): Promise<Membership> {
     const known = this.staticOf(ip);
-    if (!this.hasDnsbl) return known;
+    if (!this.hasDnsbl || isLocalAddress(ip)) return known;
     const listed = await Promise.all(this.cfg.groups.map(async (g) => (g.dnsbl ? (await this.dnsbl!.score(ip, g.dnsbl)) >= g.dnsbl.threshold : false)));
     if (!listed.includes(true)) return known;
     // Config order, as staticOf gives it.

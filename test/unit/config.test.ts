@@ -146,6 +146,16 @@ describe('errors name the key path', () => {
     expect(configError({ backends: base().backends }).message).toMatch(/^listeners: expected at least one listener \(or a policyServer\)/m);
   });
 
+  it('groups: one source each, rules name groups that exist, databases for asn and country, DNS servers by address', () => {
+    const l = (limits: unknown) => ({ policyServer: { listen: '127.0.0.1:1' }, limits });
+    expect(configError(l({ groups: [{ name: 'g', cidrs: ['192.0.2.0/24'], asn: [1] }] })).message).toMatch(/^limits\.groups\.0: expected exactly one source of cidrs, file, asn, country or dnsbl \(got cidrs, asn\)/m);
+    expect(configError(l({ groups: [{ name: 'g', asn: [1] }] })).message).toMatch(/^limits\.groups\.0\.asn: asn groups need limits\.geoip\.asn/m);
+    expect(configError(l({ rules: [{ name: 'r', key: 'ip', count: 'attempts', limit: 1, window: '1h', only: ['nope'] }] })).message).toMatch(/^limits\.rules\.0\.only\.0: no group named "nope"/m);
+    expect(configError(l({ dnsbl: { servers: ['dns.example.org:53'] } })).message).toMatch(/^limits\.dnsbl\.servers\.0: expected an IP address and port/m);
+    expect(parseConfig(l({ dnsbl: { servers: ['[::1]:53', '127.0.0.1:5353'] } })).limits.dnsbl.servers).toHaveLength(2);
+    expect(parseConfig(l({ groups: [{ name: 'bl', dnsbl: { zone: 'AuthBL.Example.org.' } }] })).limits.groups[0]!.dnsbl).toEqual({ lists: [{ zone: 'authbl.example.org', weight: 1 }], threshold: 1 });
+  });
+
   it('a policy server alone is a whole config; off loopback it needs an apiKey', () => {
     expect(parseConfig({ policyServer: { listen: '127.0.0.1:9926' } }).listeners).toEqual([]);
     expect(configError({ policyServer: { listen: '0.0.0.0:9926' } }).message).toMatch(/^policyServer\.apiKey: required when policyServer\.listen is not a loopback address/m);

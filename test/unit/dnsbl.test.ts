@@ -40,6 +40,8 @@ describe('classify', () => {
 
   it('takes 127.255.255.0/24 for a refused query, not a listing', () => {
     for (const a of ['127.255.255.252', '127.255.255.254', '127.255.255.255', '127.255.255.0']) expect(classify([a]), a).toBe('refused');
+    // RFC 5782 §5: 127.0.0.1 is never a listing; URIBL answers it to resolvers it refuses.
+    expect(classify(['127.0.0.1'])).toBe('refused');
     // A real listing next to an error code still lists.
     expect(classify(['127.255.255.254', '127.0.0.2'])).toBe('listed');
   });

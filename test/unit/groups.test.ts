@@ -111,6 +111,18 @@ describe('rules and groups', () => {
     expect(fixed.view().groups[0]?.error).toBeUndefined();
   });
 
+  it('never asks a blocklist about a local address (private, loopback, CGNAT, unique local)', async () => {
+    const metrics = createMetrics({ defaultMetrics: false });
+    const cfg = parseConfig({ policyServer: { listen: '127.0.0.1:0' }, limits: { dnsbl: { servers: ['127.0.0.1:9'] }, groups: [{ name: 'bl', dnsbl: { zone: 'bl.test' } }] } });
+    const groups = new Groups(cfg.limits, { log: createLogger('silent'), clock: new ManualClock(), metrics });
+    for (const ip of ['10.1.2.3', '192.168.0.1', '127.0.0.1', '100.64.0.1', 'fd00::1', 'fe80::1']) {
+      groups.prefetch(ip);
+      expect(await groups.of(ip)).toMatchObject({ names: [] });
+    }
+    expect((await metrics.dnsblQueries.get()).values).toEqual([]);
+    groups.close();
+  });
+
   it('a group narrows the admin view of an address: only the rules that apply to it, under its key', async () => {
     const { specsForSubject } = await import('../../src/limits/admin.js');
     const r = rig({
