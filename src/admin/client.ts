@@ -9,6 +9,7 @@ export const ADMIN_USAGE = `usage: mailgate admin COMMAND [--url URL] [--token T
   limits  --ip IP | --user NAME     counters, limits and blocks for an IP and/or user
   reset   --ip IP | --user NAME     reset those counters and blocks
   blocks                            keys currently refused
+  groups                            address groups: sources, sizes, when files were read
   unblock IP-OR-USER                lift a block (and reset its counters)
   block   IP-OR-USER --for 1h [--rule NAME]
                                     block by hand on the rules keyed on it (or the one named)
@@ -64,7 +65,8 @@ export async function adminMain(argv: string[], out: (s: string) => void): Promi
       path = `/api/v1/limits?${q}`;
       break;
     case 'blocks':
-      path = '/api/v1/blocks';
+    case 'groups':
+      path = `/api/v1/${cmd}`;
       break;
     case 'unblock':
       if (!arg) {

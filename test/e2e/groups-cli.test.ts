@@ -25,6 +25,7 @@ beforeAll(async () => {
       'listeners:',
       '  - {name: imap, protocol: imap, listen: "127.0.0.1:0", tls: none, backend: imap, proxyProtocol: true}',
       `backends: {imap: {host: 127.0.0.1, port: ${rig.dovecot.ports.imap}}}`,
+      'admin: {listen: "127.0.0.1:0"}',
       'limits:',
       '  trustedProxies: [127.0.0.0/8]',
       '  groups:',
@@ -60,5 +61,9 @@ describe('a together group from a file', () => {
     // Each worker read the file again.
     const loaded = proxy.lines().filter((l) => l.event === 'groups.loaded' && l.entries === 3);
     expect(new Set(loaded.map((l) => l.worker)).size).toBeGreaterThanOrEqual(2);
+    // The operator's view (the primary read the file too).
+    const groups = built.run(['admin', 'groups', '--url', `http://127.0.0.1:${proxy.admin}`]);
+    expect(groups.code).toBe(0);
+    expect(JSON.parse(groups.stdout)).toMatchObject({ groups: [{ name: 'tor', source: 'file', together: true, size: 3, path: listFile }] });
   });
 });
