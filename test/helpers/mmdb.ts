@@ -31,8 +31,9 @@ my ($out) = @ARGV;
 my $spec = decode_json(do { local $/; binmode STDIN; <STDIN> });
 my %types = (
   autonomous_system_number => 'uint32', autonomous_system_organization => 'utf8_string',
-  country => 'map', registered_country => 'map', iso_code => 'utf8_string', names => 'map',
-  en => 'utf8_string', geoname_id => 'uint32',
+  continent => 'map', country => 'map', registered_country => 'map', code => 'utf8_string',
+  iso_code => 'utf8_string', names => 'map', geoname_id => 'uint32', is_in_european_union => 'boolean',
+  map { $_ => 'utf8_string' } qw(de en es fr ja pt-BR ru zh-CN),
 );
 my $v6 = $spec->{ipVersion} == 6;
 my $tree = MaxMind::DB::Writer::Tree->new(
