@@ -3,6 +3,7 @@
 // does. And the parser for the files operators download: one address or CIDR a line, the
 // Tor project's exit lists and Spamhaus DROP (text or JSON lines) as distributed. Pure.
 import ipaddr from 'ipaddr.js';
+import { parseIp } from '../config/address.js';
 
 type Range = [start: bigint, end: bigint];
 
@@ -85,8 +86,8 @@ export class AddressSet {
   }
 
   has(address: string): boolean {
-    if (!ipaddr.isValid(address)) return false;
-    const a = ipaddr.process(address);
+    const a = parseIp(address);
+    if (a === null) return false;
     const n = toBig(a.toByteArray());
     return within(a.kind() === 'ipv4' ? this.v4 : this.v6, n);
   }

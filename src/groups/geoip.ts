@@ -4,11 +4,11 @@
 // sees them replaced; a file that cannot be read keeps the previous database. No sockets; its
 // only I/O is reading the two files and watching their folders.
 import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
-import { isIP } from 'node:net';
 import { basename, dirname } from 'node:path';
-import ipaddr from 'ipaddr.js';
+import type ipaddr from 'ipaddr.js';
 import { Reader, type AsnResponse, type CountryResponse, type Response } from 'maxmind';
 import type { Clock } from '../clock.js';
+import { isLocal, parseIp } from '../config/address.js';
 import type { GeoipConfig } from '../config/groups-schema.js';
 import { MailgateError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
@@ -42,11 +42,6 @@ export const GEOIP_CACHE_MAX = 50_000;
  *  writes it in many pieces, and reading it half-written would only log an error. */
 export const GEOIP_WATCH_DEBOUNCE_MS = 250;
 
-/** Ranges never looked up, answered {} (in no ASN and no country, never "foreign"), in
- *  ipaddr.js's names: RFC 1918, CGNAT 100.64/10 (RFC 6598), loopback, link-local, unique-local
- *  fc00::/7 (RFC 4193), unspecified, and multicast and broadcast, never a client's. TEST-NETs
- *  and 2001:db8::/32 ARE looked up: no real database lists them, and the tests map them. */
-const NOT_LOOKED_UP = new Set(['private', 'carrierGradeNat', 'loopback', 'linkLocal', 'uniqueLocal', 'unspecified', 'multicast', 'broadcast']);
 
 /** Which database types each key accepts (metadata database_type): MaxMind's GeoLite2-ASN and
  *  GeoIP2-ISP, DB-IP's "DBIP-ASN-Lite (compat=GeoLite2-ASN)"; GeoLite2/GeoIP2 and DB-IP
@@ -170,11 +165,10 @@ export class GeoIp {
       this.remember(ip, old);
       return old;
     }
-    // Only addresses are cached, so junk cannot fill the cache with long strings. node:net's
-    // isIP first: ipaddr.js's own checks cost µs more (exceptions, parsing twice), measured.
-    const family = isIP(ip);
-    if (family === 0) return EMPTY;
-    const info = this.resolve(family === 4 ? ipaddr.IPv4.parse(ip) : ipaddr.IPv6.parse(ip));
+    // Only addresses are cached, so junk cannot fill the cache with long strings.
+    const parsed = parseIp(ip);
+    if (parsed === null) return EMPTY;
+    const info = this.resolve(parsed);
     this.remember(ip, info);
     return info;
   }
@@ -238,9 +232,10 @@ export class GeoIp {
     return KEYS.filter((k) => this.cfg[k] !== undefined);
   }
 
-  private resolve(parsed: ipaddr.IPv4 | ipaddr.IPv6): GeoInfo {
-    const addr = parsed instanceof ipaddr.IPv6 && parsed.isIPv4MappedAddress() ? parsed.toIPv4Address() : parsed;
-    if (NOT_LOOKED_UP.has(addr.range())) return EMPTY;
+  /** A private, loopback… address (config/address.ts isLocal) is in no ASN and no country,
+   *  never "foreign". */
+  private resolve(addr: ipaddr.IPv4 | ipaddr.IPv6): GeoInfo {
+    if (isLocal(addr)) return EMPTY;
     const ip = addr.toString();
     const v6 = addr.kind() === 'ipv6';
     const info: GeoInfo = {};
