@@ -7,6 +7,7 @@ import ipaddr from 'ipaddr.js';
 import type { Clock } from '../clock.js';
 import type { DnsblConfig, DnsblSource } from '../config/groups-schema.js';
 import { MailgateError } from '../errors.js';
+import { HalvingCache } from '../halving-cache.js';
 import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 
@@ -108,8 +109,8 @@ const roundScore = (n: number) => Math.round(n * 1e9) / 1e9;
 
 export class Dnsbl {
   private readonly resolver: Resolver;
-  /** "zone address" → entry, oldest first (Map order), at most cfg.cacheSize. */
-  private readonly cache = new Map<string, Entry>();
+  /** "zone address" → entry, at most cfg.cacheSize (O(1) when full: halving-cache.ts). */
+  private readonly cache: HalvingCache<string, Entry>;
   /** Zones whose last query failed (logged dnsbl.down, not yet dnsbl.up). */
   private readonly down = new Set<string>();
   private closed = false;
@@ -118,6 +119,7 @@ export class Dnsbl {
     private readonly cfg: DnsblConfig,
     private readonly deps: DnsblDeps,
   ) {
+    this.cache = new HalvingCache(cfg.cacheSize);
     this.resolver = new Resolver({ timeout: cfg.timeout, tries: 1 });
     if (cfg.servers) {
       try {
@@ -185,9 +187,7 @@ export class Dnsbl {
       if (e && e.expires > now) return e;
     }
     const e = this.ask(nameOf(addr, list.zone), list);
-    this.cache.delete(key); // re-inserted last: Map order is age order
     this.cache.set(key, e);
-    if (this.cache.size > this.cfg.cacheSize) this.cache.delete(this.cache.keys().next().value!);
     return e;
   }
 
