@@ -21,7 +21,7 @@ export const rule = z.strictObject({
     .optional(),
   protocols: z.array(protocol).min(1).optional().describe('Protocols the rule applies to (default: all).'),
   only: z.array(z.string()).min(1).optional().describe('Apply the rule only to clients in one of these limits.groups (stricter limits for them).'),
-  except: z.array(z.string()).min(1).optional().describe('Apply the rule to every client but those in one of these limits.groups (looser limits for them).'),
+  except: z.array(z.string()).min(1).optional().describe('Apply the rule to every client but those in one of these limits.groups (looser limits for them); an address an asn/country group cannot place (private, or not in the database) counts as in it, never as foreign.'),
   distinct: z
     .enum(['ip', 'user'])
     .optional()

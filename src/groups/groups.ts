@@ -20,6 +20,9 @@ export interface Membership {
   names: readonly string[];
   /** The first `together` group among them: its key replaces the address in ip-keyed rules. */
   together?: string;
+  /** ASN / country groups the databases cannot place the address in or out of (a private or
+   *  unknown address): an `except` of them does not make it "foreign". */
+  unplaced?: readonly string[];
   asn?: number;
   country?: string;
 }
@@ -163,12 +166,15 @@ export class Groups {
     const geo = this.geo?.lookup(ip) ?? {};
     const names: string[] = [];
     let together: string | undefined;
+    let unplaced: string[] | undefined;
     for (const g of this.cfg.groups) {
+      if ((g.asn && geo.asn === undefined) || (g.country && geo.country === undefined)) (unplaced ??= []).push(g.name);
       if (g.dnsbl || !this.inStatic(g, ip, geo)) continue;
       names.push(g.name);
       if (g.together && together === undefined) together = g.name;
     }
-    return names.length === 0 && geo.asn === undefined && geo.country === undefined ? NONE : { names, together, asn: geo.asn, country: geo.country };
+    if (names.length === 0 && !unplaced && geo.asn === undefined && geo.country === undefined) return NONE;
+    return { names, together, unplaced, asn: geo.asn, country: geo.country };
   }
 
   /** Every group of an address, blocklists included (each within limits.dnsbl.timeout). */

@@ -16,7 +16,7 @@ export function specsForSubject(policy: Policy, q: Subject, groups?: Membership)
   const out: RuleSpec[] = [];
   for (const rule of policy.rules) {
     // Rules narrowed to groups the address is not in (or excluded from) are not its.
-    if (q.ip !== undefined && !appliesTo(rule, groups?.names ?? [])) continue;
+    if (q.ip !== undefined && !appliesTo(rule, groups)) continue;
     // A password rule concerns no IP or user (its key is a sprayed password's hash).
     const wanted = rule.key === 'ip' ? q.ip !== undefined : rule.key === 'user' ? q.user !== undefined : rule.key === 'ip+user' && q.ip !== undefined && q.user !== undefined;
     const client = q.ip !== undefined ? policy.ruleClient(rule, q.ip, groups?.together) : '';

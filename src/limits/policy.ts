@@ -29,10 +29,13 @@ export interface Attempt {
 /** The counter key of a `together` group: every address in it is this one client. */
 export const groupClient = (name: string) => `grp:${name}`;
 
-/** Whether a rule applies to a client of these groups (only / except). */
-export function appliesTo(rule: RuleConfig, groups: readonly string[]): boolean {
-  if (rule.only) return rule.only.some((g) => groups.includes(g));
-  if (rule.except) return !rule.except.some((g) => groups.includes(g));
+/** Whether a rule applies to a client of these groups: `only` needs one of its groups;
+ *  `except` skips clients in one of its groups, and clients an ASN/country group cannot place
+ *  (a private or unknown address is never "foreign"). */
+export function appliesTo(rule: RuleConfig, m: Membership | undefined): boolean {
+  const names = m?.names ?? [];
+  if (rule.only) return rule.only.some((g) => names.includes(g));
+  if (rule.except) return !rule.except.some((g) => names.includes(g) || m?.unplaced?.includes(g));
   return true;
 }
 
@@ -178,11 +181,10 @@ export class Policy {
 
   specsFor(a: Attempt, password = '', shared = false): RuleSpec[] {
     const out: RuleSpec[] = [];
-    const groups = a.groups?.names ?? [];
     for (const rule of this.rules) {
       if (rule.protocols && !rule.protocols.includes(a.protocol as ProtocolName)) continue;
       if (rule.key === 'password' && !password) continue;
-      if (!appliesTo(rule, groups)) continue;
+      if (!appliesTo(rule, a.groups)) continue;
       const client = this.ruleClient(rule, a.ip, a.groups?.together);
       if (client !== null) out.push(this.ruleSpec(rule, client, a.user, password, shared));
     }
@@ -203,7 +205,7 @@ export class Policy {
     if (!this.hints.has(key)) return null;
     const pairs = this.rules
       // Any ip rule: an operator may block on one without `block` (blockByHand).
-      .filter((r) => r.key === 'ip' && !r.prefix && (!r.protocols || r.protocols.includes(protocol)) && appliesTo(r, groups?.names ?? []))
+      .filter((r) => r.key === 'ip' && !r.prefix && (!r.protocols || r.protocols.includes(protocol)) && appliesTo(r, groups))
       .map((rule) => this.ruleSpec(rule, key, ''));
     if (pairs.length === 0) return null;
     // The address's successes come with the answer (same subject, same store call).

@@ -16,6 +16,7 @@ const rig = dovecotForFile();
 let dns: Dnsmasq;
 let silent: ScriptedDns;
 let asnDb: string;
+let countryDb: string;
 
 beforeAll(async () => {
   silent = await startScriptedDns('silent');
@@ -25,7 +26,10 @@ beforeAll(async () => {
     ttl: 60,
     forward: { 'silent.test': silent.port },
   });
-  asnDb = writeMmdb(mkdtempSync(join(tmpdir(), 'mg-asn-')), 'asn', { '203.0.113.0/24': 64500, '192.0.2.0/24': 64511 });
+  const dir = mkdtempSync(join(tmpdir(), 'mg-geo-'));
+  asnDb = writeMmdb(dir, 'asn', { '203.0.113.0/24': 64500, '192.0.2.0/24': 64511 });
+  // 10.0.0.0/8 mapped too, to show a private address is never looked up (never "foreign").
+  countryDb = writeMmdb(dir, 'country', { '198.51.100.0/24': 'NL', '203.0.113.0/24': 'DE', '10.0.0.0/8': 'US' });
 });
 afterAll(async () => {
   await dns?.stop();
@@ -98,6 +102,25 @@ describe('address groups in front of Dovecot', () => {
     expect(silent.answered).toBe(0);
     expect(await proxy.metrics.registry.metrics()).toMatch(/mailgate_dnsbl_queries_total\{zone="silent.test",result="timeout"\} [1-9]/);
     expect(proxy.log.lines.filter((l) => l.event === 'dnsbl.down' && l.zone === 'silent.test')).toHaveLength(1);
+  });
+
+  it('a soft country rule: stricter limits abroad, none at home, and a private address is never abroad', async () => {
+    const proxy = await rig.proxy({
+      ...config(),
+      limits: {
+        trustedProxies: ['127.0.0.0/8'],
+        geoip: { country: countryDb },
+        groups: [{ name: 'home', country: ['NL'] }],
+        rules: [{ name: 'abroad-failures', key: 'ip', count: 'failures', limit: 1, window: '1h', block: '2h', except: ['home'] }],
+      },
+    });
+    const port = proxy.port('imap');
+    // DE: one wrong password, then the right one waits.
+    expect([await login(port, '203.0.113.40', 'x'), await login(port, '203.0.113.40', 'alice-pass')]).toEqual(['fail', 'limited']);
+    // NL and a private address: no limit here.
+    for (const ip of ['198.51.100.40', '10.9.9.9']) expect([await login(port, ip, 'x'), await login(port, ip, 'y'), await login(port, ip, 'alice-pass')]).toEqual(['fail', 'fail', 'ok']);
+    const at = (ip: string) => proxy.log.lines.find((l) => l.event === 'auth.attempt' && l.ip === ip);
+    expect([at('203.0.113.40')?.country, at('198.51.100.40')?.country, at('10.9.9.9')?.country]).toEqual(['DE', 'NL', undefined]);
   });
 
   it('the admin API lists the groups with their sources, and shows what it knows of an address', async () => {

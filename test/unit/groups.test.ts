@@ -1,7 +1,7 @@
 // Address groups without sockets: the address set (ranges merged, both families, mapped
 // IPv4), the list-file formats operators download, and the rules' only / except / together
 // on the memory store.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -15,6 +15,7 @@ import { Policy } from '../../src/limits/policy.js';
 import { createLogger } from '../../src/logging/logger.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 import { MemoryStore } from '../../src/stores/memory.js';
+import { until } from '../helpers/until.js';
 
 describe('address sets', () => {
   it('matches addresses and networks of both families, merged, and mapped IPv4 as IPv4', () => {
@@ -109,6 +110,25 @@ describe('rules and groups', () => {
     const fixed = new Groups(r.cfg.limits, deps, next);
     expect([fixed.staticOf('185.220.101.1').names, fixed.staticOf('185.220.101.2').names]).toEqual([[], ['tor']]);
     expect(fixed.view().groups[0]?.error).toBeUndefined();
+  });
+
+  it('reads a changed group file while running (watch), and keeps the last good one when the change is broken', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mg-watch-'));
+    const file = join(dir, 'list.txt');
+    writeFileSync(file, '192.0.2.1\n');
+    const r = rig({ groups: [{ name: 'g', file }], rules: [] });
+    r.groups.watch();
+    try {
+      // A list tool writes a new file and renames it into place.
+      writeFileSync(join(dir, 'list.tmp'), '192.0.2.1\n192.0.2.2\n');
+      renameSync(join(dir, 'list.tmp'), file);
+      await until(() => r.groups.staticOf('192.0.2.2').names.length === 1, 'the new entry', 5_000);
+      writeFileSync(file, 'garbage\n');
+      await until(() => r.lines.some((l) => l.event === 'groups.error' && l.group === 'g'), 'groups.error', 5_000);
+      expect(r.groups.staticOf('192.0.2.2').names).toEqual(['g']);
+    } finally {
+      r.groups.close();
+    }
   });
 
   it('never asks a blocklist about a local address (private, loopback, CGNAT, unique local)', async () => {
