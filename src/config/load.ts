@@ -20,7 +20,8 @@ export function formatIssues(issues: z.core.$ZodIssue[]): string {
 
 /** Secrets that may come from the environment instead of the file: MAILGATE_KEY_SECRET
  *  (limits.keySecret), MAILGATE_ADMIN_TOKEN (admin.token, when an admin section exists) and
- *  MAILGATE_POLICY_API_KEY (policyServer.apiKey, when a policyServer section exists). */
+ *  MAILGATE_POLICY_API_KEY (policyServer.apiKey, when a policyServer section exists),
+ *  MAILGATE_CROWDSEC_BOUNCER_KEY and MAILGATE_CROWDSEC_MACHINE_PASSWORD (crowdsec). */
 function withEnvSecrets(doc: unknown, env: NodeJS.ProcessEnv): unknown {
   if (!doc || typeof doc !== 'object') return doc;
   let d = doc as { limits?: Record<string, unknown>; admin?: Record<string, unknown> };
@@ -35,6 +36,12 @@ function withEnvSecrets(doc: unknown, env: NodeJS.ProcessEnv): unknown {
   const ps = obj((d as { policyServer?: unknown }).policyServer);
   if (env.MAILGATE_POLICY_API_KEY && ps && ps.apiKey === undefined) {
     d = { ...d, policyServer: { ...ps, apiKey: env.MAILGATE_POLICY_API_KEY } } as typeof d;
+  }
+  const cs = obj((d as { crowdsec?: unknown }).crowdsec);
+  if (cs && env.MAILGATE_CROWDSEC_BOUNCER_KEY && cs.bouncerKey === undefined) d = { ...d, crowdsec: { ...cs, bouncerKey: env.MAILGATE_CROWDSEC_BOUNCER_KEY } } as typeof d;
+  const machine = obj(obj((d as { crowdsec?: unknown }).crowdsec)?.machine);
+  if (machine && env.MAILGATE_CROWDSEC_MACHINE_PASSWORD && machine.password === undefined) {
+    d = { ...d, crowdsec: { ...obj((d as { crowdsec?: unknown }).crowdsec), machine: { ...machine, password: env.MAILGATE_CROWDSEC_MACHINE_PASSWORD } } } as typeof d;
   }
   return d;
 }

@@ -7,6 +7,7 @@ import { isLoopbackHost, parseHostPort } from './address.js';
 import { duration, hostPort, type PROTOCOLS, protocol, type TLS_MODES, tlsMode } from './fields.js';
 import { limits } from './limits-schema.js';
 import { policyServer } from './policy-server-schema.js';
+import { alerts, crowdsec, firewall } from './integrations-schema.js';
 
 export { PROTOCOLS, TLS_MODES } from './fields.js';
 export { RULE_KEYS } from './limits-schema.js';
@@ -196,6 +197,9 @@ export const configSchema = z
       .optional()
       .describe('Admin endpoint; absent: none. A token is mandatory unless it listens on loopback.'),
     policyServer: policyServer.optional(),
+    crowdsec: crowdsec.optional(),
+    firewall: firewall.optional(),
+    alerts: alerts.optional(),
     log: z
       .strictObject({
         level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info').describe('Minimum level written.'),

@@ -101,8 +101,9 @@ export class Policy {
   private readonly shared: BlockHints;
   private readonly trusted: (address: string) => boolean;
   private readonly sprayRules: boolean;
-  /** Some logins pass blocks (known-good pairs, hint matches). */
-  private readonly exemptions: boolean;
+  /** Some logins pass blocks (known-good pairs, hint matches): then an address someone logged
+   *  in from lately is never turned away at connect (nor pushed to a firewall). */
+  readonly exemptions: boolean;
 
   constructor(
     private readonly cfg: LimitsConfig,

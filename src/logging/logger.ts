@@ -52,6 +52,8 @@ export const LOG_EVENTS = [
   'groups.error',
   'dnsbl.down',
   'dnsbl.up',
+  'integrations.error',
+  'integrations.recovered',
   'worker.start',
   'worker.stop',
   'worker.exit',
