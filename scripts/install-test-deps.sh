@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite and the benchmark need (real Dovecot and
-# Redis, nginx with its mail module, dnsmasq serving test DNS blocklists, and MaxMind's
-# database writer for test GeoIP files, all from Debian), without
+# Redis, nginx with its mail module, dnsmasq serving test DNS blocklists, MaxMind's database
+# writer for test GeoIP files, crowdsec, nftables and fail2ban, all from Debian), without
 # starting their system services: the tests and the benchmark start their own instances on
 # free loopback ports in temp dirs. docker-compose only validates compose.yaml (no engine
 # needed).
 set -euo pipefail
 
-packages=(dovecot-imapd dovecot-pop3d dovecot-submissiond redis-server docker-compose nginx libnginx-mod-mail dnsmasq libmaxmind-db-writer-perl)
+packages=(dovecot-imapd dovecot-pop3d dovecot-submissiond redis-server docker-compose nginx libnginx-mod-mail dnsmasq libmaxmind-db-writer-perl crowdsec nftables fail2ban)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -34,6 +34,14 @@ if [ ! -e "$policy" ]; then
 fi
 cleanup() { if [ "$created_policy" = 1 ]; then $SUDO rm -f "$policy"; fi; }
 trap cleanup EXIT
+
+# crowdsec's post-install registers with CrowdSec's online API; offline that fails and leaves
+# the package half-configured. A non-empty credentials file makes it skip the registration (the
+# tests run their own crowdsec, never the packaged service, and never the online API).
+if [[ " ${missing[*]} " == *" crowdsec "* ]]; then
+  $SUDO mkdir -p /etc/crowdsec
+  [ -s /etc/crowdsec/online_api_credentials.yaml ] || printf 'url: https://api.crowdsec.net/\nlogin: offline\npassword: offline\n' | $SUDO tee /etc/crowdsec/online_api_credentials.yaml >/dev/null
+fi
 
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
