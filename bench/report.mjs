@@ -1,6 +1,6 @@
 // Renders a benchmark result (bench/results/*.json) as Markdown tables and checks the targets
 // of issue 8 (and, for the attacks phase, those of issue 14; for the no-read flood, issue 15's;
-// the policy-server phase of issue 17 has no targets, only its ratios). Used by bench/run.ts for the summary it prints, and on its own:
+// the policy-server phase of issue 17 and the groups phase of issue 18 have no targets, only their ratios). Used by bench/run.ts for the summary it prints, and on its own:
 // `node bench/report.mjs bench/results/FILE.json` (e.g. to refresh BENCHMARKS.md).
 import { readFileSync } from 'node:fs';
 
@@ -172,6 +172,35 @@ function policyTables(p) {
   return [all, pairs, dovecotBy].join('\n\n');
 }
 
+/** Address groups (bench/phase-groups.ts, issue 18): every target against no groups, then
+ *  GeoIp.lookup's cost per lookup in process. */
+function groupsTables(g) {
+  const signed = (x, d) => (x == null ? '–' : `${x > 0 ? '+' : ''}${f(x, d)}`);
+  const rows = table(
+    ['target', 'clients', 'logins/s', 'vs no groups', 'session p50 / p99 ms', 'LOGIN answer p50 / p99 ms', 'Δ LOGIN p50 ms', 'mailgate CPU ms/login', 'Δ CPU ms', 'mailgate idle CPU ms/s', 'dnsmasq CPU ms/login', 'blocklist queries/login', 'query mean ms (≤1 / ≤5 ms)', 'in group', 'loadgen CPU', 'failed'],
+    g.rows.map((r) => [
+      r.target, r.what, f(r.perSec), r.vsBaseline ? f(r.vsBaseline.perSec, 2) : '–', `${f(r.sessionMs.p50, 1)} / ${f(r.sessionMs.p99, 1)}`, `${f(r.loginMs.p50, 1)} / ${f(r.loginMs.p99, 1)}`,
+      signed(r.vsBaseline?.loginP50Ms, 1), f(r.cpuMsPerLogin, 3), signed(r.vsBaseline?.cpuMs, 3), f(r.idleCpuMsPerSec, 1), f(r.dnsCpuMsPerLogin, 3),
+      r.dnsbl ? `${f(r.dnsbl.queriesPerLogin, 2)} (${Object.entries(r.dnsbl.byResultPerLogin).map(([k, v]) => `${k} ${f(v, 2)}`).join(', ') || 'none'})` : '–',
+      r.dnsbl?.meanMs != null ? `${f(r.dnsbl.meanMs, 2)} (${pctTxt(r.dnsbl.within['1ms'])} / ${pctTxt(r.dnsbl.within['5ms'])})` : '–',
+      Object.entries(r.groupShare).map(([k, v]) => `${k} ${pctTxt(v)}`).join(', ') || '–', `${f(r.loadgenCpuPct)}%`, `${r.failed}${r.repeatedAddresses ? ` (${r.repeatedAddresses} sessions reused an address)` : ''}`,
+    ]),
+  );
+  const x = g.geoip;
+  const lookups = table(
+    ['GeoIp.lookup (asn + country databases)', 'µs per lookup'],
+    [
+      [`miss, IPv4 in a mapped /24 (tree walk + record decode per database, cache insert)`, f(x.missV4Us, 2)],
+      [`miss, IPv6 in a mapped /48`, f(x.missV6Us, 2)],
+      [`miss, IPv4 in no network`, f(x.missUnmappedV4Us, 2)],
+      [`hit (address cached)`, f(x.hitUs, 3)],
+    ],
+  );
+  const p = g.dnsProbe;
+  const probe = p ? `dnsmasq alone (before the rounds, ${p.queries} queries one at a time from the benchmark's process): listed p50 ${f(p.listed.p50, 2)} / p99 ${f(p.listed.p99, 2)} ms, not listed p50 ${f(p.clean.p50, 2)} / p99 ${f(p.clean.p99, 2)} ms.` : '';
+  return [rows, probe, `${f(x.lookups)} lookups a pass, median of 3 passes; reading both databases: ${f(x.openMs, 1)} ms (${f(g.world.dbBytes.asn / 1048576, 1)} + ${f(g.world.dbBytes.country / 1048576, 1)} MiB, ${g.world.netsV4} IPv4 /24s and ${g.world.netsV6} IPv6 /48s each).`, lookups].join('\n\n');
+}
+
 /** The attack benchmark (bench/phase-attacks.ts, issue 14): one row per scenario. */
 function attacksTable(a) {
   return table(
@@ -273,6 +302,7 @@ export function render(res) {
   if (res.flood) parts.push(`### Brute-force flood (${res.settings?.flood?.attackRate ?? '?'} failing logins/s; legitimate logins ${res.settings?.flood?.legitRate ?? '?'}/s from other addresses)`, floodTable(res.flood));
   if (res.noread) parts.push(`### No-read flood (\`a CAPABILITY\` pipelined, never read; legitimate IMAP logins ${res.settings?.noread?.rate ?? '?'}/s, connect to LOGIN answer)`, noreadTable(res.noread));
   if (res.policy) parts.push(`### Policy server (plaintext IMAP LOGIN+LOGOUT, ${res.policy.settings.concurrency} clients; Dovecot and nginx alone vs asking mailgate)`, policyTables(res.policy));
+  if (res.groups) parts.push(`### Address groups (plaintext IMAP LOGIN+LOGOUT through a PROXY listener, ${res.groups.settings.concurrency} clients; blocklist timeout ${res.groups.timeoutMs} ms)`, groupsTables(res.groups));
   if (res.redisTrips) {
     const t = res.redisTrips;
     parts.push('### Redis scripts per login (MONITOR; one hit and one settle per subject, two round trips)', table(['login', 'attempts', 'subjects', 'scripts', 'per login', 'commands'], Object.entries(t).map(([k, v]) => [k === 'successfulLogin' ? 'successful' : 'wrong password', v.attempts, v.subjects ?? 1, v.roundTrips, f(v.perAttempt, 2), Object.entries(v.byCommand).map(([c, n]) => `${c} ${n}`).join(', ')])));

@@ -2,7 +2,7 @@
 // redis-server, nginx's mail proxy and mailgate (memory and Redis store) on loopback, runs
 // every phase, writes bench/results/<timestamp>.json and prints the summary table.
 // Flags: --quick (or `npm run bench --quick`), --profile / --no-profile, --only=a,b
-// (phases: logins, transfer, redis, flood, noread, policy, profile, memory, limiter, attacks), --attacks=a,b
+// (phases: logins, transfer, redis, flood, noread, policy, groups, profile, memory, limiter, attacks), --attacks=a,b
 // (attack scenarios to run: lockout, one-shot, spray, stuffing, office-nat, low-and-slow), --keep (temp dirs),
 // --baseline=DIR (another build's dist/, measured as `mailgate-before` with the memory store in
 // the same rounds: how a change moves the figures on one noisy machine, in one run; a build with
@@ -18,6 +18,7 @@ import { startRedis } from '../test/helpers/redis.js';
 import { dovecotPids, fdLimit, round } from './lib.js';
 import { attacksPhase } from './phase-attacks.js';
 import { floodPhase } from './phase-flood.js';
+import { groupsPhase } from './phase-groups.js';
 import { loginPhase, type Target } from './phase-logins.js';
 import { memoryPhase } from './phase-memory.js';
 import { noreadPhase } from './phase-noread.js';
@@ -45,6 +46,9 @@ const FLOOD_SCENARIOS = [
 ];
 /** --policy-clients=N: the policy phase's closed-loop clients, the same for every target. */
 const POLICY_CLIENTS = Number(argv.find((a) => a.startsWith('--policy-clients='))?.slice(17)) || 16;
+/** The groups phase's closed-loop clients: as the policy phase's, a load that keeps the two
+ *  cores of the machines here busy. */
+const GROUPS_CLIENTS = 16;
 const settings = quick
   ? {
       logins: { rounds: 1, warmupMs: 250, durationMs: 1000, concurrencies: [8, 64] },
@@ -54,6 +58,7 @@ const settings = quick
       flood: { legitRate: 50, attackRate: 500, durationMs: 2500, scenarios: FLOOD_SCENARIOS },
       noread: { flooders: [3, 15, 60], addresses: 20, rate: 20, durationMs: 2000, warmupMs: 500 },
       policy: { rounds: 1, warmupMs: 250, durationMs: 1000, concurrency: POLICY_CLIENTS, warmPassMs: 1000 },
+      groups: { rounds: 1, warmupMs: 250, durationMs: 1000, concurrency: GROUPS_CLIENTS, warmPassMs: 500, lookups: 20_000 },
       redisTrips: { seconds: 1 },
       profile: { seconds: 3 },
     }
@@ -65,6 +70,7 @@ const settings = quick
       flood: { legitRate: 50, attackRate: 500, durationMs: 6000, scenarios: FLOOD_SCENARIOS },
       noread: { flooders: [3, 15, 60], addresses: 20, rate: 20, durationMs: 8000, warmupMs: 1000 },
       policy: { rounds: 4, warmupMs: 500, durationMs: 3000, concurrency: POLICY_CLIENTS, warmPassMs: 3000 },
+      groups: { rounds: 6, warmupMs: 500, durationMs: 3000, concurrency: GROUPS_CLIENTS, warmPassMs: 1500, lookups: 100_000 },
       redisTrips: { seconds: 2 },
       profile: { seconds: 5 },
     };
@@ -202,6 +208,10 @@ try {
   if (wants('policy')) {
     log(`policy server: Dovecot and nginx alone vs asking mailgate, ${settings.policy.concurrency} clients`);
     res.policy = await policyPhase({ dir, dovecot, nginx, users, log }, settings.policy);
+  }
+  if (wants('groups')) {
+    log(`address groups: no groups vs GeoIP, a Tor file, a DNS blocklist (miss, listed, hit, silent), ${settings.groups.concurrency} clients through a PROXY listener`);
+    res.groups = await groupsPhase({ dir: join(dir, 'groups'), dovecot, users, log }, settings.groups);
   }
   await stopAll();
   if (profile && wants('profile')) {

@@ -77,7 +77,7 @@ export interface Proc {
   /** Every pid whose CPU and memory count for this server (nginx: master and workers). */
   pids(): number[];
   ports: { imap: number; pop3: number };
-  /** mailgate in policy-server mode: the policy endpoint's port, and the admin endpoint's (/metrics). */
+  /** mailgate in policy-server mode: the policy endpoint's port; with policyServer or admin, the admin endpoint's (/metrics). */
   policyPort?: number;
   adminPort?: number;
   stop(): Promise<void>;
@@ -195,6 +195,12 @@ export interface MailgateOptions {
   /** Policy-server mode only (no listeners): policyServer on a free port, its nginx
    *  backends as given (e.g. {imap: 'imap'}); and the admin endpoint, for its counters. */
   policyServer?: { nginx?: Record<string, string> };
+  /** The IMAP listener expects a PROXY header (proxyProtocol: true), from loopback
+   *  (limits.trustedProxies 127.0.0.0/8): clients can then be any address, e.g. the public
+   *  networks a GeoIP database maps, which loopback sources never are. */
+  proxyProtocol?: boolean;
+  /** The admin endpoint on a free port (its /metrics), as policy-server mode has. */
+  admin?: boolean;
 }
 
 /** Limits as a deployment would set them (README's worked example), with the aggregate
@@ -234,10 +240,11 @@ export async function startMailgate(o: MailgateOptions): Promise<Proc> {
     listeners: policy
       ? []
       : [
-          { name: 'imap', protocol: 'imap', listen: `127.0.0.1:${imap}`, tls: 'starttls', requireTls: false, backend: 'imap' },
+          { name: 'imap', protocol: 'imap', listen: `127.0.0.1:${imap}`, tls: 'starttls', requireTls: false, backend: 'imap', ...(o.proxyProtocol ? { proxyProtocol: true } : {}) },
           { name: 'pop3', protocol: 'pop3', listen: `127.0.0.1:${pop3}`, tls: 'starttls', requireTls: false, backend: 'pop3' },
         ],
-    ...(policy ? { policyServer: { listen: `127.0.0.1:${policyPort}`, nginx: policy.nginx ?? {} }, admin: { listen: `127.0.0.1:${adminPort}` } } : {}),
+    ...(policy ? { policyServer: { listen: `127.0.0.1:${policyPort}`, nginx: policy.nginx ?? {} } } : {}),
+    ...(policy || o.admin ? { admin: { listen: `127.0.0.1:${adminPort}` } } : {}),
     tls: { cert: o.dovecot.cert.certPath, key: o.dovecot.cert.keyPath },
     backends: {
       imap: { host: '127.0.0.1', port: o.dovecot.ports.imap },
@@ -249,6 +256,7 @@ export async function startMailgate(o: MailgateOptions): Promise<Proc> {
       rules: mailgateRules(),
       // The idle-connection figures hold 10,000 connections from a few hundred addresses.
       connections: { perIp: 1_000_000, total: 1_000_000 },
+      ...(o.proxyProtocol ? { trustedProxies: ['127.0.0.0/8'] } : {}),
       ...o.limits,
     },
     timeouts: { preauth: '30m', shutdown: '1s' },
@@ -267,7 +275,7 @@ export async function startMailgate(o: MailgateOptions): Promise<Proc> {
   const pid = child.pid!;
   // With workers: the primary and every worker (restarted ones too, read at each call).
   const ports = policy ? { imap: 0, pop3: 0 } : { imap, pop3 };
-  return { name: o.name, pid, pids: () => [pid, ...childPids(pid)], ports, ...(policy ? { policyPort, adminPort } : {}), stop: () => stopChild(child) };
+  return { name: o.name, pid, pids: () => [pid, ...childPids(pid)], ports, ...(policy ? { policyPort } : {}), ...(policy || o.admin ? { adminPort } : {}), stop: () => stopChild(child) };
 }
 
 /** The Node floor (bench/floor-proxy.mjs): the least a Node process does to pass an IMAP login
