@@ -1,13 +1,18 @@
-// What the HTTP endpoints need from a config, for one process (main.ts) and for worker mode's
-// primary (cluster/primary.ts) alike: the admin token, readiness, and the policy server on
-// the running engine.
+// The HTTP endpoints and integrations, for one process (main.ts) and for worker mode's primary
+// (cluster/primary.ts) alike: the admin token, readiness, the admin API, the policy server on
+// the running engine, the integrations (ban feed, alerts…).
 import { readFileSync } from 'node:fs';
 import { tcpReachable } from './backend/pool.js';
 import type { Config } from './config/schema.js';
 import { MailgateError } from './errors.js';
 import type { Logger } from './logging/logger.js';
+import { AdminServer, type AdminDeps } from './admin/server.js';
+import type { Clock } from './clock.js';
+import { Integrations } from './integrations/index.js';
+import type { AttackMode } from './limits/attack-mode.js';
 import { PolicyServer } from './policy-server/server.js';
 import type { AuthDeps } from './server/auth-path.js';
+import type { LimitStore } from './stores/store.js';
 
 /** /readyz: a backend counts as healthy when it accepts a TCP connection this fast. */
 const READY_PROBE_MS = 1_000;
@@ -42,4 +47,71 @@ export function startPolicyServer(env: () => AuthDeps, cfg: () => Config, initia
     },
     log,
   );
+}
+
+/** What the process serving the endpoints lends them. */
+export interface EndpointDeps {
+  initial: Config;
+  config(): Config;
+  /** The running engine (policy, groups, metrics…), as logins use it. */
+  engine(): AuthDeps;
+  store: LimitStore;
+  clock: Clock;
+  log: Logger;
+  /** This process's registry, or worker mode's aggregate. */
+  metrics: AdminDeps['metrics'];
+  token(): string | null;
+  attackMode(): AttackMode;
+  /** Every listener open (worker mode: in some worker). */
+  listenersReady(): boolean;
+}
+
+type Address = { host: string; port: number };
+
+/** The HTTP endpoints and integrations of the process that serves them (one process, or worker
+ *  mode's primary): the admin API, the policy server, and the integrations on their ban feed. */
+export class Endpoints {
+  readonly integrations: Integrations;
+  private admin: AdminServer | null = null;
+  private policy: PolicyServer | null = null;
+  adminAddress: Address | null = null;
+  policyAddress: Address | null = null;
+
+  constructor(private readonly deps: EndpointDeps) {
+    this.integrations = new Integrations(deps.initial, { store: deps.store, policy: () => deps.engine().policy, config: deps.config, clock: deps.clock, log: deps.log });
+  }
+
+  async start(): Promise<void> {
+    const { deps } = this;
+    if (deps.initial.admin) {
+      this.admin = new AdminServer(
+        deps.initial.admin.listen,
+        {
+          attackMode: deps.attackMode,
+          policy: () => deps.engine().policy,
+          groups: () => deps.engine().groups,
+          banlist: () => this.integrations.banlist(),
+          store: deps.store,
+          metrics: deps.metrics,
+          token: deps.token,
+          ready: async () => ({ listeners: deps.listenersReady(), store: deps.store.health?.up ?? true, backends: await backendsReachable(deps.config()) }),
+        },
+        deps.log,
+      );
+      const a = await this.admin.start();
+      this.adminAddress = { host: a.address, port: a.port };
+    }
+    if (deps.initial.policyServer) {
+      this.policy = startPolicyServer(deps.engine, deps.config, deps.initial, deps.log);
+      const p = await this.policy.start();
+      this.policyAddress = { host: p.address, port: p.port };
+    }
+    this.integrations.start();
+  }
+
+  async stop(): Promise<void> {
+    this.integrations.stop();
+    await this.admin?.stop();
+    await this.policy?.stop();
+  }
 }

@@ -6,6 +6,8 @@ import type { AddressInfo } from 'node:net';
 import { parseHostPort } from '../config/address.js';
 import type { AttackMode } from '../limits/attack-mode.js';
 import type { Groups } from '../groups/groups.js';
+import type { Ban } from '../integrations/ban-feed.js';
+import { banlistJson, banlistText } from '../integrations/banlist.js';
 import type { Policy } from '../limits/policy.js';
 import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -25,6 +27,8 @@ export interface AdminDeps {
   attackMode?(): AttackMode;
   /** Address groups of the running config. */
   groups?(): Groups | undefined;
+  /** The blocks a firewall may enforce (integrations/ban-feed.ts). */
+  banlist?(): Promise<Ban[]>;
 }
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
@@ -69,6 +73,11 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, deps: 
     }
     if (req.method === 'DELETE') return send(res, 200, { reset: await resetSubject(deps.policy(), deps.store, s, groups) });
     throw new AdminError(405, 'Method Not Allowed', 'GET or DELETE');
+  }
+  if ((path === '/api/v1/banlist.txt' || path === '/api/v1/banlist.json') && req.method === 'GET') {
+    const bans = (await deps.banlist?.()) ?? [];
+    if (path.endsWith('.json')) return send(res, 200, banlistJson(bans));
+    return send(res, 200, banlistText(bans, new Date()), 'text/plain; charset=utf-8');
   }
   if (path === '/api/v1/groups' && req.method === 'GET') return send(res, 200, deps.groups?.()?.view() ?? { groups: [], geoip: [] });
   if (path === '/api/v1/blocks' && req.method === 'GET') return send(res, 200, { blocks: await listBlocks(deps.store) });
