@@ -61,7 +61,7 @@ export class Integrations {
     if (this.polled) this.feed.start();
     if (!this.alerts) return;
     this.alerts.start();
-    this.watch = setInterval(() => void this.watchHealth(), this.intervalMs);
+    this.watch = setInterval(() => void this.checkHealth(), this.intervalMs);
     this.watch.unref();
   }
 
@@ -85,8 +85,8 @@ export class Integrations {
   }
 
   /** The store's and each backend's state; a change is an alert (a first look that finds one
-   *  down is one too). */
-  private async watchHealth(): Promise<void> {
+   *  down is one too). The timer calls it; tests too. */
+  async checkHealth(): Promise<void> {
     const states: [string, 'store' | 'backend', boolean][] = [['store', 'store', this.deps.store.health?.up ?? true]];
     const backends = this.deps.config().backends;
     await Promise.all(

@@ -119,6 +119,44 @@ describe('alert webhooks', () => {
   });
 });
 
+describe('alerts on the store and the backends', () => {
+  it('a backend that stops answering is one alert, its return another; the store likewise', async () => {
+    received.length = 0;
+    const backend = http.createServer();
+    await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+    const port = (backend.address() as AddressInfo).port;
+    const cfg = parseConfig({ policyServer: { listen: '127.0.0.1:0' }, backends: { imap: { host: '127.0.0.1', port } }, alerts: { webhooks: [{ url, cooldown: '1s', events: ['backend', 'store'] }] } });
+    const clock = new ManualClock();
+    // The memory store is always up: a scripted health to play Redis going away.
+    const store = new MemoryStore(clock) as MemoryStore & { health: { up: boolean; fallbacks: number } };
+    store.health = { up: true, fallbacks: 0 };
+    const policy = new Policy(cfg.limits, store, new KeyBuilder('test-secret-0123456789'), clock);
+    const integrations = new Integrations(cfg, { store, policy: () => policy, config: () => cfg, clock, log: captureLogger().logger });
+    await integrations.checkHealth();
+    expect(received).toHaveLength(0); // all up from the start: nothing to say
+    await new Promise<void>((r) => backend.close(() => r()));
+    store.health.up = false;
+    await integrations.checkHealth();
+    await delivered(2);
+    expect(received.map((r) => [r.body.kind, r.body.events[0]])).toEqual(
+      expect.arrayContaining([
+        ['backend', expect.objectContaining({ state: 'down', subject: 'imap' })],
+        ['store', expect.objectContaining({ state: 'down' })],
+      ]),
+    );
+    await integrations.checkHealth(); // still down: no news
+    clock.advance(2_000);
+    await integrations.alerts!.tick();
+    expect(received).toHaveLength(2);
+    const again = http.createServer();
+    await new Promise<void>((r) => again.listen(port, '127.0.0.1', r));
+    await integrations.checkHealth();
+    await delivered(3);
+    expect(received[2]!.body).toMatchObject({ kind: 'backend', events: [{ state: 'up', subject: 'imap' }] });
+    await new Promise<void>((r) => again.close(() => r()));
+  });
+});
+
 describe('ban list', () => {
   let proxy: TestProxy;
   let base: string;
