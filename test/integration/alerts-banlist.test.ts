@@ -128,8 +128,8 @@ describe('alerts on the store and the backends', () => {
     const cfg = parseConfig({ policyServer: { listen: '127.0.0.1:0' }, backends: { imap: { host: '127.0.0.1', port } }, alerts: { webhooks: [{ url, cooldown: '1s', events: ['backend', 'store'] }] } });
     const clock = new ManualClock();
     // The memory store is always up: a scripted health to play Redis going away.
-    const store = new MemoryStore(clock) as MemoryStore & { health: { up: boolean; fallbacks: number } };
-    store.health = { up: true, fallbacks: 0 };
+    const store = new MemoryStore(clock) as MemoryStore & { health: { up: boolean; fallbacks: number; outages: number } };
+    store.health = { up: true, fallbacks: 0, outages: 0 };
     const policy = new Policy(cfg.limits, store, new KeyBuilder('test-secret-0123456789'), clock);
     const integrations = new Integrations(cfg, { store, policy: () => policy, config: () => cfg, clock, log: captureLogger().logger });
     await integrations.checkHealth();
