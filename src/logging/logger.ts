@@ -54,6 +54,7 @@ export const LOG_EVENTS = [
   'dnsbl.up',
   'integrations.error',
   'integrations.recovered',
+  'integrations.resync',
   'worker.start',
   'worker.stop',
   'worker.exit',

@@ -87,29 +87,28 @@ export function dovecotsForFile(opts: Deferred<RigOptions[]>): DovecotRig {
   return rig;
 }
 
+/** For a test file: a service `start` makes before its tests (as holder[name]), stopped
+ *  after them. Declare it before whatever uses it, so that stops first. */
+export function serviceForFile<K extends string, T extends { stop(): Promise<void> }>(name: K, start: () => Promise<T>, timeoutMs?: number): Record<K, T> {
+  const holder = {} as Record<K, T>;
+  beforeAll(async () => {
+    holder[name] = await start();
+  }, timeoutMs);
+  afterAll(async () => {
+    await holder[name]?.stop();
+  });
+  return holder;
+}
+
 /** For a test file: a real redis-server on a free port, started before its tests and stopped
  *  after them. Declare it before the rig whose proxies use it, so they stop first. */
 export function redisForFile(): { redis: RedisServer } {
-  const holder = {} as { redis: RedisServer };
-  beforeAll(async () => {
-    holder.redis = await startRedis();
-  });
-  afterAll(async () => {
-    await holder.redis?.stop();
-  });
-  return holder;
+  return serviceForFile('redis', startRedis);
 }
 
 /** For a test file: a real Redis Cluster (`primaries` primaries, `replicas` replicas each),
  *  started before its tests and stopped after them; declare it before the rig whose proxies
  *  use it. */
 export function redisClusterForFile(primaries = 3, replicas = 1): { cluster: RedisCluster } {
-  const holder = {} as { cluster: RedisCluster };
-  beforeAll(async () => {
-    holder.cluster = await startRedisCluster(primaries, { replicas });
-  }, 120_000);
-  afterAll(async () => {
-    await holder.cluster?.stop();
-  });
-  return holder;
+  return serviceForFile('cluster', () => startRedisCluster(primaries, { replicas }), 120_000);
 }
