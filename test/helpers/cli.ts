@@ -41,6 +41,20 @@ export function buildCli(): BuiltCli {
   };
 }
 
+/** A config for worker mode in front of one IMAP backend: `workers: 2`, a plaintext IMAP
+ *  listener on a free port, an admin endpoint (its token from the environment), a 1 s drain;
+ *  `extra`'s top-level keys (limits, crowdsec, firewall…) added or replacing. */
+export function workersConfig(imapPort: number, extra: Record<string, unknown>): Record<string, unknown> {
+  return {
+    workers: 2,
+    listeners: [{ name: 'imap', protocol: 'imap', listen: '127.0.0.1:0', tls: 'none', backend: 'imap' }],
+    backends: { imap: { host: '127.0.0.1', port: imapPort } },
+    admin: { listen: '127.0.0.1:0' },
+    timeouts: { shutdown: '1s' },
+    ...extra,
+  };
+}
+
 export interface RunningProxy {
   child: ChildProcess;
   ports: Record<string, number>;

@@ -23,6 +23,10 @@ export interface Netns {
   readonly nft: string;
   /** Runs an nft batch (nft -f -) in the namespace. */
   batch(text: string): Promise<void>;
+  /** Runs a command in the namespace; its stdout. */
+  exec(args: string[]): Promise<string>;
+  /** Starts a command in the namespace (the caller ends it). */
+  start(args: string[]): ChildProcess;
   /** The elements of a set; [] when the set or its table does not exist. */
   elements(family: string, table: string, set: string): Promise<NftElement[]>;
   /** Ends the namespace's holder: the namespace and its ruleset go with it. */
@@ -50,11 +54,14 @@ export async function createNetns(): Promise<Netns> {
     }
   }, 'the test network namespace');
   const argv = ['--net=' + ns, 'nft'];
+  const start = (args: string[]) => spawn('nsenter', ['--net=' + ns, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   return {
     nft: `nsenter ${argv.join(' ')}`,
+    start,
+    exec: async (args) => (await run('nsenter', ['--net=' + ns, ...args])).stdout,
     batch: (text) =>
       new Promise((resolve, reject) => {
-        const p = spawn('nsenter', [...argv, '-f', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
+        const p = start(['nft', '-f', '-']);
         let err = '';
         p.stderr.on('data', (d: Buffer) => (err += d.toString()));
         p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`nft: ${err}`))));

@@ -1,7 +1,8 @@
 // NftablesMirror against Debian's real nft (1.0.6) in a network namespace of the test's own,
 // fed by hand (a stand-in for the ban feed's subscribe): the start's rewrite, a network over an
 // address it covers and back, longer blocks, elements gone behind its back, two rules on one
-// address. The proxy's end to end tests are in nftables.test.ts.
+// address, the periodic rewrite, and the README's drop rule dropping what it wrote. The proxy's
+// end to end tests are in nftables.test.ts (and with workers, e2e/nftables-workers.test.ts).
 import { describe, expect, it, vi } from 'vitest';
 import { ManualClock, systemClock, type Clock } from '../../src/clock.js';
 import type { Ban, BanDiff } from '../../src/integrations/ban-feed.js';
@@ -120,6 +121,30 @@ describe('nftables mirror (real nft in a test namespace)', () => {
     await t.read([b], false);
     await t.m.idle();
     expect(await t.set()).toMatchObject([{ addr: '198.51.100.60', timeoutS: 3300 }]);
+    await t.m.stop();
+  });
+
+  it("the README's drop rule drops what the mirror wrote: a blocked address's SYN is dropped, another's refused", async () => {
+    const t = await mirror();
+    await t.read([ban('127.0.0.9', 600)]);
+    await eventually(async () => expect(addrs(await t.set())).toEqual(['127.0.0.9']));
+    await net.ns.exec(['ip', 'link', 'set', 'lo', 'up']);
+    await net.ns.exec(['nft', 'add', 'chain', 'inet', t.table, 'input', '{ type filter hook input priority -10; }']);
+    await net.ns.exec(['nft', 'add', 'rule', 'inet', t.table, 'input', 'tcp', 'dport', '{ 25, 110, 143, 465, 587, 993, 995 }', 'ip', 'saddr', '@blocked4', 'counter', 'drop']);
+    // Nothing listens on 143 in the namespace: an address not blocked gets a reset at once.
+    const client = (from: string) => [process.execPath, '-e', `require('net').connect({host: '127.0.0.1', port: 143, localAddress: '${from}'}).on('error', (e) => console.log(e.code))`];
+    const dropped = async () => {
+      const chain = JSON.parse(await net.ns.exec(['nft', '-j', 'list', 'chain', 'inet', t.table, 'input'])) as { nftables: { rule?: { expr: { counter?: { packets: number } }[] } }[] };
+      return chain.nftables.flatMap((x) => x.rule?.expr ?? []).find((e) => e.counter)!.counter!.packets;
+    };
+    expect((await net.ns.exec(client('127.0.0.10'))).trim()).toBe('ECONNREFUSED');
+    expect(await dropped()).toBe(0);
+    const blocked = net.ns.start(client('127.0.0.9'));
+    try {
+      await eventually(async () => expect(await dropped()).toBeGreaterThanOrEqual(1));
+    } finally {
+      blocked.kill();
+    }
     await t.m.stop();
   });
 
