@@ -3,7 +3,6 @@
 // worker (cluster/worker.ts) the primary lends what is one thing for all (WorkerShare) and
 // serves the admin endpoint itself.
 import { randomBytes } from 'node:crypto';
-import { AdminServer } from './admin/server.js';
 import { CapabilityCache, type Target } from './backend/capabilities.js';
 import { BackendPools, serverTarget } from './backend/pool.js';
 import { systemClock, type Clock } from './clock.js';
@@ -23,10 +22,11 @@ import { Listener } from './server/listener.js';
 import type { SessionEnv } from './server/env.js';
 import { loadServerTls } from './server/tls.js';
 import { createStore } from './stores/factory.js';
-import type { PolicyServer } from './policy-server/server.js';
-import { adminToken, backendsReachable, startPolicyServer } from './endpoints.js';
+import { adminToken, Endpoints } from './endpoints.js';
+import type { Integrations } from './integrations/index.js';
 import { Groups } from './groups/groups.js';
 import type { LimitStore } from './stores/store.js';
+import { startCrowdsec } from './integrations/crowdsec-start.js';
 
 /** How long start-up waits for a shared store before going on without it. */
 export const STORE_START_WAIT_MS = 3_000;
@@ -40,6 +40,8 @@ export interface WorkerShare {
   attackMode: { readonly active: boolean; record(outcome: 'ok' | 'fail'): void };
   /** Connect-time block hints shared with the other workers. */
   hints: BlockHints;
+  /** The primary's CrowdSec decisions (relayed); absent without crowdsec.bouncerKey. */
+  crowdsec?: SessionEnv['crowdsec'];
 }
 
 export interface ProxyOptions {
@@ -97,7 +99,13 @@ export async function startProxy(initial: Config, opts: ProxyOptions = {}): Prom
   // Attack mode and the front-door watch learn from traffic over time: one each per process
   // (attack mode: the primary's, for all workers), kept across reloads (a reload retunes
   // attack mode, it does not forget its baseline).
-  const attackMode = shared ? null : new AttackMode(initial.limits.attackMode, clock, (status, reason) => logAttackModeChange(log, status, reason));
+  let integrationsOf: Integrations | undefined;
+  const attackMode = shared
+    ? null
+    : new AttackMode(initial.limits.attackMode, clock, (status, reason) => {
+        logAttackModeChange(log, status, reason);
+        integrationsOf?.attackMode(status.active);
+      });
   const attack = shared?.attackMode ?? attackMode!;
   const frontDoor = new FrontDoor(clock, (s) => logSingleSource(log, s));
   const metrics = createMetrics({
@@ -139,6 +147,8 @@ export async function startProxy(initial: Config, opts: ProxyOptions = {}): Prom
         connections,
         clientKey: (ip) => clientKey(ip, cfg.limits.ipv6Prefix),
         groups,
+        // The bouncer (started below, before any listener opens) pulls in one process only.
+        crowdsec: shared?.crowdsec ?? (initial.crowdsec?.bouncerKey ? { refuses: (ip) => crowdsec?.bouncer?.refuses(ip) ?? null } : undefined),
       },
     };
   }
@@ -162,42 +172,31 @@ export async function startProxy(initial: Config, opts: ProxyOptions = {}): Prom
     await l?.close(); // stops accepting; its sessions go on until they end
   }
 
-  let admin: AdminServer | null = null;
-  let adminAddress: Proxy['admin'] = null;
-  let policyServer: PolicyServer | null = null;
-  let policyAddress: Proxy['policyServer'] = null;
-  try {
-    for (const l of initial.listeners) await open(l);
-    // A worker has no admin endpoint (nor attack mode of its own): the primary serves it.
-    if (initial.admin && attackMode) {
-      admin = new AdminServer(initial.admin.listen, {
-        attackMode: () => attackMode,
-        policy: () => current.env.policy,
-        groups: () => current.env.groups,
+  // A worker has no endpoints (nor attack mode of its own): the primary serves them.
+  const endpoints = attackMode
+    ? new Endpoints({
+        initial,
+        config: () => current.cfg,
+        engine: () => current.env,
         store,
+        clock,
+        log,
         metrics,
         token: () => current.token,
-        ready: async () => {
-          return {
-            listeners: [...listeners.values()].every((l) => l.listening),
-            store: store.health?.up ?? true,
-            backends: await backendsReachable(current.cfg),
-          };
-        },
-      }, log);
-      const a = await admin.start();
-      adminAddress = { host: a.address, port: a.port };
-    }
-    if (initial.policyServer && !shared) {
-      policyServer = startPolicyServer(() => current.env, () => current.cfg, initial, log);
-      const p = await policyServer.start();
-      policyAddress = { host: p.address, port: p.port };
-    }
+        attackMode: () => attackMode,
+        listenersReady: () => [...listeners.values()].every((l) => l.listening),
+      })
+    : null;
+  integrationsOf = endpoints?.integrations;
+  const crowdsec = shared ? null : await startCrowdsec(initial, { log, clock, metrics, store, policy: () => current.env.policy, feed: integrationsOf?.feed });
+  try {
+    for (const l of initial.listeners) await open(l);
+    await endpoints?.start();
   } catch (err) {
     capabilities.stop();
+    crowdsec?.stop();
     await Promise.all([...listeners.keys()].map(close));
-    await admin?.stop();
-    await policyServer?.stop();
+    await endpoints?.stop();
     await store.close();
     throw err;
   }
@@ -220,9 +219,9 @@ export async function startProxy(initial: Config, opts: ProxyOptions = {}): Prom
       log.warn({ event: 'proxy.shutdown', graceMs }, 'cutting spliced sessions still open after the grace period');
       for (const l of all) l.shutdownSessions();
     }
-    await admin?.stop();
-    await policyServer?.stop();
+    await endpoints?.stop();
     capabilities.stop();
+    crowdsec?.stop();
     pools.stop();
     tarpit.close();
     current.env.groups?.close();
@@ -279,10 +278,10 @@ export async function startProxy(initial: Config, opts: ProxyOptions = {}): Prom
     },
     addresses,
     get admin() {
-      return adminAddress;
+      return endpoints?.adminAddress ?? null;
     },
     get policyServer() {
-      return policyAddress;
+      return endpoints?.policyAddress ?? null;
     },
     store,
     metrics,

@@ -7,7 +7,6 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { AggregatorRegistry, Counter, Gauge } from 'prom-client';
-import { AdminServer } from '../admin/server.js';
 import { systemClock } from '../clock.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
@@ -15,7 +14,8 @@ import { AttackMode, logAttackModeChange } from '../limits/attack-mode.js';
 import { KeyBuilder } from '../limits/keys.js';
 import { Policy } from '../limits/policy.js';
 import type { Logger } from '../logging/logger.js';
-import { adminToken, backendsReachable, startPolicyServer } from '../endpoints.js';
+import { adminToken, Endpoints } from '../endpoints.js';
+import type { Integrations } from '../integrations/index.js';
 import { STORE_START_WAIT_MS } from '../main.js';
 import { BackendPools } from '../backend/pool.js';
 import { cidrMatcher } from '../config/address.js';
@@ -32,6 +32,8 @@ import { SharedHints } from './shared-hints.js';
 import { serveStore } from './store-host.js';
 import { Supervisor } from './supervisor.js';
 import { IPC_CALL_MS } from './worker.js';
+import { startCrowdsec } from '../integrations/crowdsec-start.js';
+import { relayDecisions } from '../integrations/crowdsec-relay.js';
 
 /** How long a worker may take to start (its first capability probes included). */
 const START_MS = 120_000;
@@ -56,6 +58,7 @@ export function restartNeeded(prev: Config, next: Config): string[] {
   if (JSON.stringify(prev.store) !== JSON.stringify(next.store)) keys.push(prev.store.type === next.store.type ? 'store' : 'store.type');
   if (prev.admin?.listen !== next.admin?.listen) keys.push('admin.listen');
   if (prev.policyServer?.listen !== next.policyServer?.listen) keys.push('policyServer.listen');
+  if (JSON.stringify(prev.crowdsec) !== JSON.stringify(next.crowdsec)) keys.push('crowdsec');
   return keys;
 }
 
@@ -89,8 +92,10 @@ export async function runPrimary(file: string, initial: Config, log: Logger, cou
   // Written at once: an admin block, unblock or attack-mode switch holds in every worker by
   // the time the admin API answers.
   const hints = new SharedHints(clock, (n) => everyone().forEach((h) => h.link.notify('hint', n, true)));
+  let integrations: Integrations | undefined;
   const attackMode = new AttackMode(initial.limits.attackMode, clock, (status, reason) => {
     logAttackModeChange(log, status, reason);
+    integrations?.attackMode(status.active);
     for (const h of everyone()) h.link.notify('attack-mode', { active: status.active }, true);
   });
   const attackTick = setInterval(() => attackMode.active, ATTACK_TICK_MS);
@@ -145,6 +150,7 @@ export async function runPrimary(file: string, initial: Config, log: Logger, cou
       });
     },
     async start(h) {
+      relay?.welcome(h.link); // CrowdSec's decisions before the worker's first connection
       const r = await h.link.call('start', { cfg: sent }, START_MS);
       if (!r.ok) throw new WorkerStartError(`worker ${h.slot}: ${r.error}`, r.exitCode);
       h.report = r.report;
@@ -159,26 +165,6 @@ export async function runPrimary(file: string, initial: Config, log: Logger, cou
     return AggregatorRegistry.aggregate(all as Parameters<typeof AggregatorRegistry.aggregate>[0]).metrics();
   }
 
-  const admin = initial.admin
-    ? new AdminServer(
-        initial.admin.listen,
-        {
-          policy: () => policy,
-          groups: () => groups,
-          store,
-          metrics: { registry: { metrics: clusterMetrics, contentType: metrics.registry.contentType } },
-          token: () => token,
-          attackMode: () => attackMode,
-          ready: async () => ({
-            listeners: supervisor.live.some((h) => h.report?.failed.length === 0),
-            store: store.health?.up ?? true,
-            backends: await backendsReachable(cfg),
-          }),
-        },
-        log,
-      )
-    : null;
-
   // The policy server is the primary's (the workers serve mail): the engine of every worker,
   // with backend pools of its own for nginx's logins.
   const pools = new BackendPools(() => cfg.backends, log);
@@ -187,23 +173,38 @@ export async function runPrimary(file: string, initial: Config, log: Logger, cou
   let groups = new Groups(initial.limits, { log, clock, metrics });
   groups.watch();
   const engine = (): AuthDeps => ({ policy, clock, metrics, tarpit, pools, attackMode, isDenied: cidrMatcher(cfg.limits.deniedNetworks), groups });
-  const policyServer = initial.policyServer ? startPolicyServer(engine, () => cfg, initial, log) : null;
+  // The admin API, the policy server and the integrations are the primary's.
+  const endpoints = new Endpoints({
+    initial,
+    config: () => cfg,
+    engine,
+    store,
+    clock,
+    log,
+    metrics: { registry: { metrics: clusterMetrics, contentType: metrics.registry.contentType } },
+    token: () => token,
+    attackMode: () => attackMode,
+    listenersReady: () => supervisor.live.some((h) => h.report?.failed.length === 0),
+  });
+  integrations = endpoints.integrations;
+  // One LAPI client for all: the primary pulls CrowdSec's decisions and relays them.
+  const crowdsec = await startCrowdsec(initial, { log, clock, metrics, store, policy: () => policy, feed: integrations.feed });
+  const relay = crowdsec?.bouncer ? relayDecisions(crowdsec.bouncer, everyone) : null;
 
   async function cleanUp(): Promise<void> {
     clearInterval(attackTick);
-    await policyServer?.stop().catch(() => undefined);
+    crowdsec?.stop();
+    await endpoints.stop().catch(() => undefined);
     groups.close();
     pools.stop();
     tarpit.close();
     await pins.release();
-    await admin?.stop().catch(() => undefined);
     await store.close();
   }
 
   try {
-    await admin?.start();
-    await policyServer?.start();
-    if (policyServer) pools.start();
+    await endpoints.start();
+    if (initial.policyServer) pools.start();
     await supervisor.startAll();
   } catch (err) {
     await supervisor.stop(0);

@@ -2,6 +2,7 @@
 // calls, replies and one-way notes, and per direction a table of what may be asked and told.
 // Types and one guard only: no I/O.
 import type { Config } from '../config/schema.js';
+import type { CsDelta } from '../integrations/crowdsec-decisions.js';
 import type { BlockEntry, CounterSpec, CounterState, HitOptions, HitResult, SettleRequest } from '../stores/store.js';
 
 /** Every mailgate message carries `mg`, so the channel ignores anything else on the same IPC
@@ -103,6 +104,9 @@ export type PrimaryNotes = {
   /** The address (null: the total) is back to shares: admit within them again. */
   'conn.local': { key: string | null };
   'attack-mode': { active: boolean };
+  /** CrowdSec decisions pulled by the primary (integrations/crowdsec-relay.ts): the full set
+   *  (reset) before a worker starts, then every change. */
+  crowdsec: CsDelta;
   /** Drain and exit (SIGTERM reached the primary). */
   shutdown: null;
 };

@@ -1,7 +1,8 @@
 // A cluster worker: gets its config from the primary, runs the proxy (main.ts) with what the
-// primary shares (memory store, connection limits, attack mode, block hints), and answers the
-// primary: reload in two phases, metrics, evictions, shutdown. Drains and exits on SIGTERM, on
-// the primary's word, or when the primary is gone. SIGHUP is the primary's to handle.
+// primary shares (memory store, connection limits, attack mode, block hints, CrowdSec's
+// decisions), and answers the primary: reload in two phases, metrics, evictions, shutdown.
+// Drains and exits on SIGTERM, on the primary's word, or when the primary is gone. SIGHUP is
+// the primary's to handle.
 import { systemClock } from '../clock.js';
 import type { Config } from '../config/schema.js';
 import { exitCodeOf } from '../errors.js';
@@ -13,6 +14,7 @@ import { Channel, processPort } from './channel.js';
 import { IpcStore, type WorkerChannel } from './ipc-store.js';
 import { RemoteConnections } from './remote-connections.js';
 import { SharedHints } from './shared-hints.js';
+import { DecisionReplica } from '../integrations/crowdsec-relay.js';
 
 /** Deadline of a worker's call to the primary (a store decision, a connection admission).
  *  The primary answers in microseconds; this only bounds a stalled or dying one. */
@@ -66,7 +68,9 @@ export function runWorker(): void {
     void (proxy?.shutdown() ?? Promise.resolve()).finally(() => process.exit(0));
   };
 
+  const crowdsec = new DecisionReplica(systemClock);
   channel.on('hint', (n) => hints.apply(n));
+  channel.on('crowdsec', (d) => crowdsec.apply(d));
   channel.on('attack-mode', ({ active }) => (attackMode.active = active));
   channel.on('shutdown', stop);
   channel.handle('start', async ({ cfg: first }) => {
@@ -77,7 +81,7 @@ export function runWorker(): void {
     const store = first.store.type === 'memory' ? new ResilientStore(new IpcStore(channel, IPC_CALL_MS), new MemoryStore(systemClock), 'local', STORE_BACKSTOP_MS, log) : undefined;
     const connections = new RemoteConnections(channel, () => cfg!.limits.connections, workers, IPC_CALL_MS, log);
     try {
-      proxy = await startProxy(first, { log, worker: { store, connections, attackMode, hints } });
+      proxy = await startProxy(first, { log, worker: { store, connections, attackMode, hints, crowdsec: first.crowdsec?.bouncerKey ? crowdsec : undefined } });
     } catch (err) {
       return { ok: false, error: (err as Error).message, exitCode: exitCodeOf(err) };
     }

@@ -34,7 +34,8 @@ export interface BanDiff {
   extended: Ban[];
 }
 
-type Listener = (diff: BanDiff, all: readonly Ban[]) => void | Promise<void>;
+export type BanListener = (diff: BanDiff, all: readonly Ban[]) => void | Promise<void>;
+type Listener = BanListener;
 
 /** A block this close to its end is taken as ended, so a poll does not add what the next
  *  removes. */
@@ -95,7 +96,7 @@ export class BanFeed {
           const k = parseKey(e.key);
           if (!k) return;
           const ban: Ban = { key: e.key, rule: k.rule, kind: k.kind, cidr: k.kind === 'ip' ? k.ip : undefined, userHash: k.userHash, sinceMs: e.sinceMs, untilMs: now + e.remainingMs, firewall: false };
-          ban.firewall = k.kind === 'ip' && ban.cidr !== undefined && !ban.cidr.startsWith('grp:') && (await this.unknownAddress(policy, ban.cidr));
+          ban.firewall = k.kind === 'ip' && ban.cidr !== undefined && !ban.cidr.startsWith('grp:') && (await this.unknownAddress(policy, ban.cidr, policy.rules.find((r) => r.name === k.rule)?.prefix !== undefined));
           next.set(e.key, ban);
         }),
     );
@@ -118,10 +119,11 @@ export class BanFeed {
     return diff;
   }
 
-  /** A network (prefix rule) lifts on any success from it, so its block stands; a single
-   *  address stands unless someone logged in from it lately (exemptions on). */
-  private async unknownAddress(policy: Policy, cidr: string): Promise<boolean> {
-    if (cidr.includes('/') || !policy.exemptions) return true;
+  /** A prefix rule's network lifts on any success from it, so its block stands; a client
+   *  (an IPv4 address, an IPv6 client's /64 key) stands unless someone logged in from it
+   *  lately (exemptions on). */
+  private async unknownAddress(policy: Policy, cidr: string, network: boolean): Promise<boolean> {
+    if (network || !policy.exemptions) return true;
     try {
       return (await this.store.peek(policy.keys.successesKey(cidr))).count === 0;
     } catch {
@@ -139,4 +141,13 @@ export class BanFeed {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
   }
+}
+
+/** The one feed of a process (the one serving the admin endpoint), started with its listeners
+ *  so the first read (a full resync) reaches all of them. */
+export function startBanFeed(deps: { store: LimitStore; policy: () => Policy; clock: Clock; log: Logger }, intervalMs: number, listeners: BanListener[]): BanFeed {
+  const feed = new BanFeed(deps.store, deps.policy, deps.clock, deps.log, intervalMs);
+  for (const fn of listeners) feed.subscribe(fn);
+  feed.start();
+  return feed;
 }

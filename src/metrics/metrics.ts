@@ -37,7 +37,7 @@ export function createMetrics(opts: MetricsSources = {}) {
     refusals: new Counter({ name: 'mailgate_refusals_total', help: 'Logins (or, for blocked IPs, connections) refused by a limit rule.', labelNames: ['rule'] as const, registers: r }),
     connectionsRefused: new Counter({
       name: 'mailgate_connections_refused_total',
-      help: 'Connections turned away at connect: blocked (an ip rule block), per-ip or total (limits.connections), denied (limits.deniedNetworks).',
+      help: 'Connections turned away at connect: blocked (an ip rule block), per-ip or total (limits.connections), denied (limits.deniedNetworks), crowdsec (a CrowdSec decision).',
       labelNames: ['listener', 'reason'] as const,
       registers: r,
     }),
@@ -160,6 +160,13 @@ export function createMetrics(opts: MetricsSources = {}) {
       help: 'DNS blocklist query time by zone (queries answered from the cache are not counted).',
       labelNames: ['zone'] as const,
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers: r,
+    }),
+    crowdsecDecisions: new Gauge({ name: 'mailgate_crowdsec_decisions', help: 'CrowdSec decisions held by the bouncer (crowdsec.bouncerKey), as of the last pull.', registers: r, aggregator: 'max' }),
+    crowdsecSignals: new Counter({
+      name: 'mailgate_crowdsec_signals_total',
+      help: "mailgate's blocks sent to the CrowdSec LAPI (crowdsec.machine), by action (add: an alert with its decision, delete) and result (ok, error).",
+      labelNames: ['action', 'result'] as const,
       registers: r,
     }),
     reloads: new Counter({ name: 'mailgate_config_reloads_total', help: 'Config reloads by result (ok, invalid).', labelNames: ['result'] as const, registers: r }),

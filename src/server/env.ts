@@ -37,5 +37,7 @@ export interface SessionEnv {
   clientKey(ip: string): string;
   /** Address groups of this config (limits.groups, geoip, dnsbl). */
   groups?: Groups;
+  /** CrowdSec's decisions: clients they ban are turned away at connect (admission.ts). */
+  crowdsec?: { refuses(ip: string): { origin: string; scenario: string; untilMs: number } | null };
 }
 

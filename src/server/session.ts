@@ -107,10 +107,11 @@ export class Session {
     if (this.listener.proxyProtocol && !(await this.proxyHeader())) return;
     const admission = await admit(this, this.protocol.protocol.name, this.client.ip, this.env, this.log);
     if (this.isClosed()) return;
-    if (this.listener.tls === 'implicit' && !(await this.upgrade())) return;
+    const cut = admission.kind === 'crowdsec' && this.listener.tls === 'implicit'; // no handshake for a CrowdSec ban: a TCP close (README)
+    if (this.listener.tls === 'implicit' && !cut && !(await this.upgrade())) return;
     if (admission.kind !== 'welcome') {
       const { reason, retryAfterSec } = reportRefusal(admission, this.listener.name, this.env, this.log);
-      return this.goodbye(reason, retryAfterSec);
+      return cut ? this.destroy() : this.goodbye(reason, retryAfterSec);
     }
     this.attach();
     this.run(this.machine.start());
@@ -294,7 +295,5 @@ export class Session {
     this.enter('closed');
   }
 
-  private isClosed(): boolean {
-    return this.phase === 'closed';
-  }
+  private readonly isClosed = (): boolean => this.phase === 'closed';
 }
