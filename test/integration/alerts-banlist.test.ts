@@ -182,11 +182,14 @@ describe('ban list', () => {
     expect((await block('ip=2001:db8::1')).status).toBe(201);
     expect((await block('ip=192.0.2.8&user=alice')).status).toBe(201);
     // 198.51.100.9: blocked, but alice logged in from it (a success is what the login records).
+    // So did 2001:db8:1::5 (an IPv6 client: its key is its /64).
     const policyUrl = `http://127.0.0.1:${proxy.policyServer!.port}/dovecot`;
-    const login = { login: 'alice', remote: '198.51.100.9', protocol: 'imap', session_id: 's1' };
-    await fetch(`${policyUrl}?command=allow`, { method: 'POST', body: JSON.stringify(login) });
-    await fetch(`${policyUrl}?command=report`, { method: 'POST', body: JSON.stringify({ ...login, success: true, policy_reject: false }) });
-    expect((await block('ip=198.51.100.9')).status).toBe(201);
+    for (const remote of ['198.51.100.9', '2001:db8:1::5']) {
+      const login = { login: 'alice', remote, protocol: 'imap', session_id: `s-${remote}` };
+      await fetch(`${policyUrl}?command=allow`, { method: 'POST', body: JSON.stringify(login) });
+      await fetch(`${policyUrl}?command=report`, { method: 'POST', body: JSON.stringify({ ...login, success: true, policy_reject: false }) });
+      expect((await block(`ip=${remote}`)).status).toBe(201);
+    }
     const text = await (await fetch(`${base}/api/v1/banlist.txt`)).text();
     const lines = text.trim().split('\n');
     expect(lines[0]).toMatch(/^; mailgate ban list, .*, 2 entries$/);
