@@ -110,7 +110,7 @@ export class Endpoints {
   }
 
   async stop(): Promise<void> {
-    this.integrations.stop();
+    await this.integrations.stop();
     await this.admin?.stop();
     await this.policy?.stop();
   }

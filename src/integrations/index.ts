@@ -103,10 +103,11 @@ export class Integrations {
     }
   }
 
-  stop(): void {
+  /** Stops reading; waits for an nft batch under way (bounded by its own timeout). */
+  async stop(): Promise<void> {
     this.feed.stop();
-    void this.nftables?.stop();
     this.alerts?.stop();
+    await this.nftables?.stop();
     if (this.watch) clearInterval(this.watch);
   }
 }
