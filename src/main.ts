@@ -247,6 +247,7 @@ export async function startProxy(initial: Config, opts: ProxyOptions = {}): Prom
     if (!shared && cfg.policyServer?.listen !== current.cfg.policyServer?.listen) {
       log.warn({ event: 'config.reload' }, 'policyServer.listen changed: it takes effect after a restart');
     }
+    if (!shared && JSON.stringify(cfg.crowdsec) !== JSON.stringify(current.cfg.crowdsec)) log.warn({ event: 'config.reload' }, 'crowdsec changed: it takes effect after a restart');
     const previous = current;
     current = next;
     previous.env.groups?.close();

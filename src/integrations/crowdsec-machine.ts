@@ -3,13 +3,16 @@
 // scenario "mailgate/<rule>", for the block's remaining time), and an unblock deletes mailgate's
 // decisions on that address or network. CrowdSec's other bouncers (the firewall one) then
 // enforce them. Logs in for a JWT (renewed before it ends, and on a 401). A push that fails is
-// retried with the next change of the blocks (bounded); an outage is logged once.
+// retried with the next read of the blocks (bounded); an outage is logged once. What the LAPI
+// already holds from mailgate is read first, so a restart (whose first read lists every block
+// as new) sends no second decision for a block CrowdSec has.
 import type { Clock } from '../clock.js';
 import type { CrowdsecConfig } from '../config/integrations-schema.js';
 import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Ban, BanDiff } from './ban-feed.js';
 import { OWN_ORIGIN } from './crowdsec-bouncer.js';
+import { parseGoDuration } from './crowdsec-decisions.js';
 import { lapiUrl, userAgent } from './crowdsec-http.js';
 
 /** A request to the LAPI that takes longer is abandoned (and retried with the next change). */
@@ -19,6 +22,8 @@ export const PUSH_TIMEOUT_MS = 10_000;
 export const MAX_PENDING = 10_000;
 /** A token is renewed this long before it ends (1.4.x's last an hour). */
 const RENEW_EARLY_MS = 60_000;
+/** A decision the LAPI holds that ends this close to a block's end already covers it. */
+const COVERED_MS = 60_000;
 
 type Change = { op: 'add'; ban: Ban } | { op: 'delete'; ban: Ban };
 
@@ -27,6 +32,8 @@ export class CrowdsecMachine {
   /** By ban key: the last change of each not yet accepted by the LAPI. */
   private readonly pending = new Map<string, Change>();
   private failing = false;
+  /** mailgate's decisions in the LAPI: value → when the last of them ends (read once). */
+  private sent: Map<string, number> | null = null;
   private running: Promise<void> = Promise.resolve();
 
   constructor(
@@ -51,6 +58,7 @@ export class CrowdsecMachine {
   private async flush(): Promise<void> {
     for (const [key, c] of [...this.pending]) {
       try {
+        this.sent ??= await this.held();
         if (c.op === 'add') await this.push(c.ban);
         else await this.remove(c.ban);
         if (this.pending.get(key) === c) this.pending.delete(key);
@@ -66,11 +74,24 @@ export class CrowdsecMachine {
     }
   }
 
+  /** The decisions of origin mailgate the LAPI holds (GET /v1/alerts, as cscli lists them). */
+  private async held(): Promise<Map<string, number>> {
+    const q = new URLSearchParams({ origin: OWN_ORIGIN, has_active_decision: 'true', limit: '0' });
+    const alerts = (await this.request('GET', `alerts?${q.toString()}`)) as { decisions?: { origin?: string; value?: string; duration?: string }[] | null }[] | null;
+    const held = new Map<string, number>();
+    const now = this.deps.clock.now();
+    for (const d of (Array.isArray(alerts) ? alerts : []).flatMap((a) => a.decisions ?? [])) {
+      const ms = typeof d.duration === 'string' ? parseGoDuration(d.duration) : null;
+      if (d.origin === OWN_ORIGIN && typeof d.value === 'string' && ms !== null && ms > 0) held.set(d.value, Math.max(held.get(d.value) ?? 0, now + ms));
+    }
+    return held;
+  }
+
   private async push(ban: Ban): Promise<void> {
     const remainingSec = Math.ceil((ban.untilMs - this.deps.clock.now()) / 1000);
-    if (remainingSec <= 0) return;
-    const at = new Date(this.deps.clock.now()).toISOString();
     const { scope, value } = scopeOf(ban.cidr!);
+    if (remainingSec <= 0 || (this.sent?.get(value) ?? 0) >= ban.untilMs - COVERED_MS) return;
+    const at = new Date(this.deps.clock.now()).toISOString();
     const scenario = `${OWN_ORIGIN}/${ban.rule}`;
     const alert = {
       scenario,
@@ -89,6 +110,7 @@ export class CrowdsecMachine {
       decisions: [{ origin: OWN_ORIGIN, type: 'ban', scope, value, duration: `${remainingSec}s`, scenario }],
     };
     await this.request('POST', 'alerts', JSON.stringify([alert]));
+    this.sent?.set(value, ban.untilMs);
   }
 
   /** Deletes mailgate's decisions on exactly this address or network (contains=false: not a
@@ -97,9 +119,11 @@ export class CrowdsecMachine {
     const { scope, value } = scopeOf(ban.cidr!);
     const q = new URLSearchParams({ [scope === 'Ip' ? 'ip' : 'range']: value, origin: OWN_ORIGIN, contains: 'false' });
     await this.request('DELETE', `decisions?${q.toString()}`);
+    this.sent?.delete(value);
   }
 
-  private async request(method: string, path: string, body?: string, retried = false): Promise<void> {
+  /** The answer's JSON (null when it has none). */
+  private async request(method: string, path: string, body?: string, retried = false): Promise<unknown> {
     const jwt = await this.jwt();
     const res = await fetch(lapiUrl(this.cfg.url, path), {
       method,
@@ -107,12 +131,17 @@ export class CrowdsecMachine {
       headers: { Authorization: `Bearer ${jwt}`, 'User-Agent': userAgent(), 'Content-Type': 'application/json' },
       signal: AbortSignal.timeout(PUSH_TIMEOUT_MS),
     });
-    await res.arrayBuffer().catch(() => undefined);
+    const text = await res.text().catch(() => '');
     if (res.status === 401 && !retried) {
       this.token = null;
       return this.request(method, path, body, true);
     }
     if (!res.ok) throw new Error(`LAPI answered ${method} /v1/${path.split('?')[0]} with ${res.status}`);
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      return null;
+    }
   }
 
   private async jwt(): Promise<string> {

@@ -26,8 +26,8 @@ export interface CrowdsecLapi {
   machine: { login: string; password: string };
   /** cscli with this LAPI's config; resolves to stdout. */
   cscli(...args: string[]): Promise<string>;
-  /** Every active decision, all origins (cscli decisions list -a: without -a cscli shows only
-   *  crowdsec's and cscli's own). */
+  /** The active decisions of all origins (cscli decisions list -a: without -a cscli shows only
+   *  crowdsec's and cscli's own), one per type, scope and value (cscli hides the others). */
   decisions(): Promise<{ origin: string; scope: string; value: string; scenario: string; duration: string }[]>;
   /** Stop the LAPI (SIGTERM, waited for); start() brings it back on the same port and data. */
   kill(): Promise<void>;

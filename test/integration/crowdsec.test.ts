@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.js';
 import { startCrowdsec, type CrowdsecLapi } from '../helpers/crowdsec.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { dovecotForFile } from '../helpers/rig.js';
@@ -103,6 +104,13 @@ describe('CrowdSec bouncer against a real LAPI', () => {
     await lapi.cscli('decisions', 'delete', '--range', '127.0.53.0/23');
   });
 
+  it('a reload that changes crowdsec says it takes effect after a restart', async () => {
+    const cfg = config({ bouncerKey: await lapi.newBouncer() });
+    const proxy = await rig.proxy(cfg);
+    await proxy.reload(parseConfig({ ...cfg, crowdsec: { ...cfg.crowdsec, interval: '1s' } }));
+    expect(proxy.log.lines.filter((l) => l.event === 'config.reload').map((l) => l.msg)).toContain('crowdsec changed: it takes effect after a restart');
+  });
+
   it('scopes and origins filter what is enforced', async () => {
     const proxy = await rig.proxy(config({ bouncerKey: await lapi.newBouncer(), scopes: ['ip'], origins: ['cscli-import'] }));
     await lapi.cscli('decisions', 'add', '--range', '127.0.47.0/24', '--duration', '1h');
@@ -166,6 +174,25 @@ describe("mailgate's blocks reach CrowdSec (a machine pushing alerts)", () => {
     for (let i = 0; (await mine()).length > 0; i++) if (i > 100) throw new Error('the mailgate decision stayed in CrowdSec');
     expect(await greeting(proxy, '127.0.51.1')).toBe('welcome');
     expect(await proxy.metrics.registry.metrics()).toMatch(/mailgate_crowdsec_signals_total\{action="delete",result="ok"\} 1/);
+  });
+
+  it('a block CrowdSec already has from mailgate (a restart, another instance) is not sent twice', async () => {
+    const first = await rig.proxy(config({ machine: lapi.machine }));
+    // cscli decisions list shows one decision per value; cscli alerts list shows every one.
+    const count = async () => {
+      const alerts = JSON.parse(await lapi.cscli('alerts', 'list', '-a', '-o', 'json')) as { decisions: { origin: string; value: string; duration: string }[] | null }[] | null;
+      return (alerts ?? []).flatMap((a) => a.decisions ?? []).filter((d) => d.origin === 'mailgate' && d.value === '127.0.55.1' && !d.duration.startsWith('-')).length;
+    };
+    expect((await api(first, '/api/v1/blocks?ip=127.0.55.1&for=1h', 'POST')).status).toBe(201);
+    for (let i = 0; (await count()) === 0; i++) if (i > 100) throw new Error('never sent');
+    // A second mailgate (a restart of the first looks the same: its first read lists the block).
+    const second = await rig.proxy(config({ machine: lapi.machine }));
+    expect((await api(second, '/api/v1/blocks?ip=127.0.55.1&for=1h', 'POST')).status).toBe(201);
+    expect((await api(second, '/api/v1/blocks?ip=127.0.55.2&for=1h', 'POST')).status).toBe(201);
+    // Its later block was sent, so the first had been weighed by then.
+    for (let i = 0; !(await lapi.decisions()).some((d) => d.value === '127.0.55.2'); i++) if (i > 100) throw new Error('second block never sent');
+    expect(await count()).toBe(1);
+    for (const p of [first, second]) for (const ip of ['127.0.55.1', '127.0.55.2']) await api(p, `/api/v1/blocks/${ip}`, 'DELETE');
   });
 
   it('the LAPI down: a block waits and is sent when it is back (a new login, the old token refused); logged once each', async () => {
