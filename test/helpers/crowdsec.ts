@@ -81,7 +81,19 @@ export async function startCrowdsec(): Promise<CrowdsecLapi> {
   const port = await freePort();
   const file = join(dir, 'config.yaml');
   writeFileSync(file, config(dir, port));
-  const cscli = async (...args: string[]) => (await run(CSCLI, ['-c', file, ...args], { timeout: 30_000 })).stdout;
+  // Some cscli commands (import, machines, bouncers) write the sqlite database themselves,
+  // beside a LAPI that writes each bouncer's last pull: under load sqlite may answer "database
+  // is locked" for a moment. Retried a few times; any other failure is the test's.
+  const cscli = async (...args: string[]): Promise<string> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await run(CSCLI, ['-c', file, ...args], { timeout: 30_000 })).stdout;
+      } catch (err) {
+        if (attempt >= 5 || !/database is locked|SQLITE_BUSY/i.test(String((err as { stderr?: string }).stderr))) throw err;
+        await new Promise((r) => setTimeout(r, 100 * attempt));
+      }
+    }
+  };
   let child: ChildProcess | null = null;
   let stderr = '';
 

@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { startCrowdsec, type CrowdsecLapi } from '../helpers/crowdsec.js';
 import { RawClient } from '../helpers/raw-client.js';
@@ -22,6 +22,11 @@ beforeAll(async () => {
   lapi = await startCrowdsec();
   dir = mkdtempSync(join(tmpdir(), 'mg-cs-tls-'));
 }, 60_000);
+// Each test's proxies stop with it: a proxy pulling every 200 ms writes its bouncer's last pull
+// into the LAPI's sqlite each time, and idle pullers only load it.
+afterEach(async () => {
+  for (const p of rig.proxies) await p.stop();
+});
 afterAll(async () => {
   await lapi?.stop();
   rmSync(dir, { recursive: true, force: true });
@@ -96,12 +101,15 @@ describe('CrowdSec bouncer against a real LAPI', () => {
     await becomes(proxy, '127.0.45.9', 'welcome');
   });
 
-  it('trustedNetworks are never refused for CrowdSec', async () => {
+  it('trustedNetworks are never refused for CrowdSec, nor is a captcha decision', async () => {
     const proxy = await rig.proxy({ ...config({ bouncerKey: await lapi.newBouncer() }), limits: { trustedNetworks: ['127.0.53.0/24'] } });
+    await lapi.cscli('decisions', 'add', '--ip', '127.0.56.1', '--type', 'captcha', '--duration', '1h');
     await lapi.cscli('decisions', 'add', '--range', '127.0.53.0/23', '--duration', '1h');
     await becomes(proxy, '127.0.52.200', 'refused'); // in the decision, not trusted: pulled
     expect(await greeting(proxy, '127.0.53.1')).toBe('welcome');
+    expect(await greeting(proxy, '127.0.56.1')).toBe('welcome'); // a mail client cannot solve one
     await lapi.cscli('decisions', 'delete', '--range', '127.0.53.0/23');
+    await lapi.cscli('decisions', 'delete', '--ip', '127.0.56.1');
   });
 
   it('a reload that changes crowdsec says it takes effect after a restart', async () => {
