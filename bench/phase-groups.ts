@@ -78,6 +78,8 @@ interface Acc {
   counters: Map<string, number>;
   loadgenCpu: number[];
   samples: string[];
+  /** Each measured run's logins/s and mailgate CPU ms per login: the spread of the rounds. */
+  runs: { perSec: number; cpuMs: number }[];
   /** Sessions so far: where the next run starts in the address stream. */
   offset: number;
 }
@@ -98,6 +100,7 @@ async function once(t: Target, s: GroupsSettings, users: DovecotUser[], streams:
   const cpu1 = cpuSplit(pids);
   const m1 = await counters(t.proc.adminPort!);
   a.cpu += cpu1.user + cpu1.sys - cpu0.user - cpu0.sys;
+  a.runs.push({ perSec: round(r.ok / r.seconds, 1)!, cpuMs: round(((cpu1.user + cpu1.sys - cpu0.user - cpu0.sys) * 1000) / r.sessionsAll, 3)! });
   a.dnsCpu += cpuSeconds(t.dnsPids ?? []) - dns0;
   for (const [k, v] of m1) if (v !== (m0.get(k) ?? 0)) a.counters.set(k, (a.counters.get(k) ?? 0) + v - (m0.get(k) ?? 0));
   a.sessionMs.push(...r.raw.sessionMs);
@@ -180,6 +183,8 @@ export interface GroupsRow {
   /** Sessions that reused an address of the stream (beyond its distinct addresses). */
   repeatedAddresses: number;
   loadgenCpuPct: number | null;
+  /** Per measured run, in round order. */
+  runs: Acc['runs'];
   samples?: string[];
 }
 
@@ -205,6 +210,7 @@ function row(t: Target, a: Acc): GroupsRow {
     dnsbl: t.zone ? dnsblFigures(a.counters, t.zone, a.sessions) : null,
     repeatedAddresses: Math.max(0, a.offset - t.capacity),
     loadgenCpuPct: a.loadgenCpu.length ? Math.max(...a.loadgenCpu) : null,
+    runs: a.runs,
     ...(a.samples.length ? { samples: a.samples.slice(0, 3) } : {}),
   };
 }
@@ -264,7 +270,7 @@ export async function groupsPhase(env: GroupsPhaseEnv, s: GroupsSettings) {
     const probe = await probeDns(dns.server, Object.keys(w.listedRecords(ZONE)).slice(0, 500), Array.from({ length: 500 }, (_, k) => `${w.unmapped(k).split('.').reverse().join('.')}.${ZONE}`));
     env.log(`  dnsmasq alone, one query at a time: p50 ${probe.listed.p50} ms listed, ${probe.clean.p50} ms not listed`);
     env.log(`  dnsmasq ${dns.server} (${LISTED} listed names), mailgates: ${targets.map((t) => `${t.name} ${t.proc.ports.imap}`).join(', ')}`);
-    const accs = new Map<string, Acc>(targets.map((t) => [t.name, { sessionMs: [], loginMs: [], ok: 0, failed: 0, seconds: 0, sessions: 0, cpu: 0, dnsCpu: 0, counters: new Map(), loadgenCpu: [], samples: [], offset: t.startOffset ?? 0 }]));
+    const accs = new Map<string, Acc>(targets.map((t) => [t.name, { sessionMs: [], loginMs: [], ok: 0, failed: 0, seconds: 0, sessions: 0, cpu: 0, dnsCpu: 0, counters: new Map(), loadgenCpu: [], samples: [], runs: [], offset: t.startOffset ?? 0 }]));
     // The warm pass puts every one of the hits' addresses in the cache; the other streams go on
     // after it. The silent list's process warms up on private addresses (never sent to a list):
     // at its ~50 logins/s its code would otherwise still be cold in the measured runs.

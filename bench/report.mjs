@@ -186,6 +186,8 @@ function groupsTables(g) {
       Object.entries(r.groupShare).map(([k, v]) => `${k} ${pctTxt(v)}`).join(', ') || '–', `${f(r.loadgenCpuPct)}%`, `${r.failed}${r.repeatedAddresses ? ` (${r.repeatedAddresses} sessions reused an address)` : ''}`,
     ]),
   );
+  const spread = (k, d) => (r) => (r.runs?.length ? `${f(Math.min(...r.runs.map((x) => x[k])), d)}–${f(Math.max(...r.runs.map((x) => x[k])), d)}` : '–');
+  const rounds = table(['target', 'logins/s, lowest–highest run', 'mailgate CPU ms/login, lowest–highest run'], g.rows.map((r) => [r.target, spread('perSec', 0)(r), spread('cpuMs', 3)(r)]));
   const x = g.geoip;
   const lookups = table(
     ['GeoIp.lookup (asn + country databases)', 'µs per lookup'],
@@ -198,7 +200,7 @@ function groupsTables(g) {
   );
   const p = g.dnsProbe;
   const probe = p ? `dnsmasq alone (before the rounds, ${p.queries} queries one at a time from the benchmark's process): listed p50 ${f(p.listed.p50, 2)} / p99 ${f(p.listed.p99, 2)} ms, not listed p50 ${f(p.clean.p50, 2)} / p99 ${f(p.clean.p99, 2)} ms.` : '';
-  return [rows, probe, `${f(x.lookups)} lookups a pass, median of 3 passes; reading both databases: ${f(x.openMs, 1)} ms (${f(g.world.dbBytes.asn / 1048576, 1)} + ${f(g.world.dbBytes.country / 1048576, 1)} MiB, ${g.world.netsV4} IPv4 /24s and ${g.world.netsV6} IPv6 /48s each).`, lookups].join('\n\n');
+  return [rows, rounds, probe, `${f(x.lookups)} lookups a pass, median of 3 passes; reading both databases: ${f(x.openMs, 1)} ms (${f(g.world.dbBytes.asn / 1048576, 1)} + ${f(g.world.dbBytes.country / 1048576, 1)} MiB, ${g.world.netsV4} IPv4 /24s and ${g.world.netsV6} IPv6 /48s each).`, lookups].join('\n\n');
 }
 
 /** The attack benchmark (bench/phase-attacks.ts, issue 14): one row per scenario. */
