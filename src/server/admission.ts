@@ -59,17 +59,18 @@ export async function admit(conn: TrackedConnection, protocol: ProtocolName, ip:
   if (cs && !env.policy.isTrusted(ip)) return { kind: 'crowdsec', origin: cs.origin, scenario: cs.scenario, retryAfterSec: Math.max(1, Math.ceil((cs.untilMs - env.clock.now()) / 1000)) };
   const slot = await env.connections.admit(conn);
   if (slot !== 'ok') return { kind: 'busy', limit: slot };
-  // Blocklists answer while the client says hello and logs in.
   const groups = env.groups?.active && !env.policy.isTrusted(ip) ? env.groups : undefined;
-  groups?.prefetch(ip);
   try {
     const refused = await env.policy.connectCheck(protocol, ip, groups?.staticOf(ip));
-    return refused ? { kind: 'blocked', ...refused } : { kind: 'welcome' };
+    if (refused) return { kind: 'blocked', ...refused };
   } catch (err) {
     // The store has the last word at login: a failed hint check lets the client in to ask.
     log.warn({ event: 'session.admission-failed', err: (err as Error).message }, 'connect-time block check failed; the login decides');
-    return { kind: 'welcome' };
   }
+  // Blocklists answer while the client says hello and logs in (not asked for a client
+  // turned away here).
+  groups?.prefetch(ip);
+  return { kind: 'welcome' };
 }
 
 /** Counts and logs a refusal; returns the goodbye to say. */
