@@ -84,9 +84,16 @@ describe('two instances on a 3-primary cluster', () => {
     expect([await imapLogin(b, ip, 'alice', 'wrong-1'), await imapLogin(b, ip, 'alice', 'wrong-2')]).toEqual(['fail', 'fail']);
     // The first refusal at connect asks Redis (with the address's successes); the rest do not.
     expect(await imapLogin(b, ip, 'alice', 'alice-pass')).toBe('limited');
-    const before = await scriptCalls(rc.cluster);
-    for (let i = 0; i < 5; i++) expect(await imapLogin(b, ip, 'alice', 'alice-pass')).toBe('limited');
-    expect(await scriptCalls(rc.cluster)).toBe(before);
+    // Five refusals in a row without a script. A subscriber that misses its PING deadline on a
+    // loaded machine empties the cache (it trusts nothing until resubscribed), so one window
+    // may ask Redis once; a cache that is not used fails every window.
+    const scripted: number[] = [];
+    for (let window = 0; window < 3 && scripted.at(-1) !== 0; window++) {
+      const before = await scriptCalls(rc.cluster);
+      for (let i = 0; i < 5; i++) expect(await imapLogin(b, ip, 'alice', 'alice-pass')).toBe('limited');
+      scripted.push((await scriptCalls(rc.cluster)) - before);
+    }
+    expect(scripted.at(-1)).toBe(0);
 
     const lifted = await fetch(`http://127.0.0.1:${a.admin!.port}/api/v1/blocks/${ip}`, { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}` } });
     expect(await lifted.json()).toEqual({ reset: ['ip-failures'] });
