@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite and the benchmark need (real Dovecot and
 # Redis, nginx with its mail module, dnsmasq serving test DNS blocklists, MaxMind's database
-# writer for test GeoIP files, crowdsec, nftables and fail2ban, all from Debian), without
+# writer for test GeoIP files, crowdsec, nftables, fail2ban and chromium (the console tests), all
+# from Debian), without
 # starting their system services: the tests and the benchmark start their own instances on
 # free loopback ports in temp dirs. docker-compose only validates compose.yaml (no engine
 # needed).
 set -euo pipefail
 
-packages=(dovecot-imapd dovecot-pop3d dovecot-submissiond redis-server docker-compose nginx libnginx-mod-mail dnsmasq libmaxmind-db-writer-perl crowdsec nftables fail2ban)
+packages=(dovecot-imapd dovecot-pop3d dovecot-submissiond redis-server docker-compose nginx libnginx-mod-mail dnsmasq libmaxmind-db-writer-perl crowdsec nftables fail2ban chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
