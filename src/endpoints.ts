@@ -13,6 +13,9 @@ import type { AttackMode } from './limits/attack-mode.js';
 import { PolicyServer } from './policy-server/server.js';
 import type { AuthDeps } from './server/auth-path.js';
 import type { LimitStore } from './stores/store.js';
+import type { SessionControl } from './admin/sessions.js';
+import type { KickTarget, SessionList } from './server/live-sessions.js';
+import { KickChannel } from './stores/kick-channel.js';
 
 /** /readyz: a backend counts as healthy when it accepts a TCP connection this fast. */
 const READY_PROBE_MS = 1_000;
@@ -64,6 +67,8 @@ export interface EndpointDeps {
   attackMode(): AttackMode;
   /** Every listener open (worker mode: in some worker). */
   listenersReady(): boolean;
+  /** The spliced sessions of this process, or of every worker (kick: how many ended). */
+  sessions?: { list(limit: number): Promise<SessionList>; kick(target: KickTarget): Promise<number> };
 }
 
 type Address = { host: string; port: number };
@@ -74,6 +79,8 @@ export class Endpoints {
   readonly integrations: Integrations;
   private admin: AdminServer | null = null;
   private policy: PolicyServer | null = null;
+  /** With a Redis store: kicks to and from the other instances. */
+  private kicks: KickChannel | null = null;
   adminAddress: Address | null = null;
   policyAddress: Address | null = null;
 
@@ -94,6 +101,7 @@ export class Endpoints {
           store: deps.store,
           metrics: deps.metrics,
           token: deps.token,
+          sessions: this.sessionControl(),
           ready: async () => ({ listeners: deps.listenersReady(), store: deps.store.health?.up ?? true, backends: await backendsReachable(deps.config()) }),
         },
         deps.log,
@@ -109,7 +117,23 @@ export class Endpoints {
     this.integrations.start();
   }
 
+  /** A kick ends the sessions here, then tells the other instances, which end theirs. */
+  private sessionControl(): SessionControl | undefined {
+    const { sessions: here, initial, log } = this.deps;
+    if (!here) return undefined;
+    if (initial.store.type === 'redis') {
+      this.kicks = new KickChannel(initial.store.redis, (target) => {
+        here.kick(target).catch((err: Error) => log.error({ event: 'admin.error', err: err.message }, "could not end another instance's kicked sessions here"));
+      });
+    }
+    return {
+      list: (limit) => here.list(limit),
+      kick: async (target) => ({ ended: await here.kick(target), announced: (await this.kicks?.publish(target)) ?? false }),
+    };
+  }
+
   async stop(): Promise<void> {
+    await this.kicks?.close();
     await this.integrations.stop();
     await this.admin?.stop();
     await this.policy?.stop();

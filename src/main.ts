@@ -19,6 +19,7 @@ import { PROTOCOLS } from './registry.js';
 import { ConnectionTracker, type Connections } from './server/connections.js';
 import { FrontDoor, logSingleSource } from './server/front-door.js';
 import { Listener } from './server/listener.js';
+import { LiveSessions } from './server/live-sessions.js';
 import type { SessionEnv } from './server/env.js';
 import { loadServerTls } from './server/tls.js';
 import { createStore } from './stores/factory.js';
@@ -66,6 +67,8 @@ export interface Proxy {
   readonly policyServer: { host: string; port: number } | null;
   readonly store: LimitStore;
   readonly metrics: Metrics;
+  /** The process's spliced sessions (admin list and kick). */
+  readonly sessions: LiveSessions;
   /** Apply a new, already validated config to new logins; spliced sessions are untouched. */
   reload(cfg: Config): Promise<void>;
   /** reload in two steps: build what the config needs (TLS material, policy; throws if it
@@ -118,6 +121,7 @@ export async function startProxy(initial: Config, opts: ProxyOptions = {}): Prom
   // Shared by every listener; reads the limits of the running config, so reload applies.
   const connections = shared?.connections ?? new ConnectionTracker(() => current.cfg.limits.connections);
   const capabilities = new CapabilityCache(probeTargets(initial), log);
+  const sessions = new LiveSessions(log, metrics);
   await capabilities.start();
 
   // Without limits.keySecret user names are hashed with a key drawn once per process: a
@@ -147,6 +151,7 @@ export async function startProxy(initial: Config, opts: ProxyOptions = {}): Prom
         connections,
         clientKey: (ip) => clientKey(ip, cfg.limits.ipv6Prefix),
         groups,
+        sessions,
         // The bouncer (started below, before any listener opens) pulls in one process only.
         crowdsec: shared?.crowdsec ?? (initial.crowdsec?.bouncerKey ? { refuses: (ip) => crowdsec?.bouncer?.refuses(ip) ?? null } : undefined),
       },
@@ -185,6 +190,7 @@ export async function startProxy(initial: Config, opts: ProxyOptions = {}): Prom
         token: () => current.token,
         attackMode: () => attackMode,
         listenersReady: () => [...listeners.values()].every((l) => l.listening),
+        sessions: { list: async (limit) => sessions.list(limit), kick: async (target) => sessions.kick(target) },
       })
     : null;
   integrationsOf = endpoints?.integrations;
@@ -286,6 +292,7 @@ export async function startProxy(initial: Config, opts: ProxyOptions = {}): Prom
     },
     store,
     metrics,
+    sessions,
     async reload(cfg: Config) {
       await (await prepareReload(cfg)).commit();
     },

@@ -13,7 +13,9 @@ export const ADMIN_USAGE = `usage: mailgate admin COMMAND [--url URL] [--token T
   unblock IP-OR-USER                lift a block (and reset its counters)
   block   IP-OR-USER --for 1h [--rule NAME]
                                     block by hand on the rules keyed on it (or the one named)
-  attack-mode [on|off|auto]         attack mode status; on or off forces it until auto`;
+  attack-mode [on|off|auto]         attack mode status; on or off forces it until auto
+  sessions                          live sessions after login (every worker)
+  kick    --user NAME | --ip IP     end that user's or address's live sessions on every instance`;
 
 export async function adminMain(argv: string[], out: (s: string) => void): Promise<number> {
   let parsed;
@@ -66,7 +68,16 @@ export async function adminMain(argv: string[], out: (s: string) => void): Promi
       break;
     case 'blocks':
     case 'groups':
+    case 'sessions':
       path = `/api/v1/${cmd}`;
+      break;
+    case 'kick':
+      if (!v.ip === !v.user) {
+        out(`kick needs --user or --ip\n${ADMIN_USAGE}\n`);
+        return 2;
+      }
+      method = 'POST';
+      path = `/api/v1/sessions/kick?${q}`;
       break;
     case 'unblock':
       if (!arg) {

@@ -12,6 +12,7 @@ import type { Policy } from '../limits/policy.js';
 import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { LimitStore } from '../stores/store.js';
+import { sessionsRoute, type SessionControl } from './sessions.js';
 import { AdminError, attackModeView, blockSubject, forceAttackMode, limitsOf, listBlocks, resetSubject, subject, subjectFromPath } from './api.js';
 
 export interface AdminDeps {
@@ -29,6 +30,8 @@ export interface AdminDeps {
   groups?(): Groups | undefined;
   /** The blocks a firewall may enforce (integrations/ban-feed.ts). */
   banlist?(): Promise<Ban[]>;
+  /** Spliced sessions: listed, and kicked on every instance. */
+  sessions?: SessionControl;
 }
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
@@ -101,6 +104,8 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, deps: 
     if (reset.length === 0) throw new AdminError(404, 'Not Found', 'no rule applies to that ip or user');
     return send(res, 200, { reset });
   }
+  const sessions = await sessionsRoute(req.method, path, url.searchParams, deps.sessions);
+  if (sessions) return send(res, sessions.status, sessions.body);
   throw new AdminError(404, 'Not Found', `no route for ${req.method} ${path}`);
 }
 

@@ -9,13 +9,15 @@ export interface SpliceStats {
   /** Bytes from the backend to the client. */
   bytesOut: number;
   /** Who ended the session. */
-  endedBy: 'client' | 'backend' | 'idle' | 'client-error' | 'backend-error' | 'shutdown';
+  endedBy: 'client' | 'backend' | 'idle' | 'client-error' | 'backend-error' | 'shutdown' | 'kicked';
 }
 
 export interface Splice {
-  /** End both sides (shutdown). */
-  destroy(): void;
+  /** End both sides now (shutdown, or an admin's kick). */
+  destroy(why?: 'shutdown' | 'kicked'): void;
   readonly done: Promise<SpliceStats>;
+  /** The counts so far, kept current while the splice runs. */
+  readonly stats: Readonly<SpliceStats>;
 }
 
 export function splice(client: Socket, backend: Socket, idleMs: number): Splice {
@@ -66,7 +68,7 @@ export function splice(client: Socket, backend: Socket, idleMs: number): Splice 
 
   client.resume();
   backend.resume();
-  return { destroy: () => finish('shutdown'), done };
+  return { destroy: (why = 'shutdown') => finish(why), done, stats };
 }
 
 /** After the backend's OK: the client gets the reply and whatever the backend sent behind it

@@ -23,6 +23,7 @@ import { Tarpit } from '../limits/tarpit.js';
 import { Groups } from '../groups/groups.js';
 import type { AuthDeps } from '../server/auth-path.js';
 import { createMetrics } from '../metrics/metrics.js';
+import { workerSessions } from './worker-sessions.js';
 import { loadServerTls } from '../server/tls.js';
 import { createStore } from '../stores/factory.js';
 import { PortPins } from './port-pins.js';
@@ -185,6 +186,7 @@ export async function runPrimary(file: string, initial: Config, log: Logger, cou
     token: () => token,
     attackMode: () => attackMode,
     listenersReady: () => supervisor.live.some((h) => h.report?.failed.length === 0),
+    sessions: workerSessions(() => supervisor.live, METRICS_MS),
   });
   integrations = endpoints.integrations;
   // One LAPI client for all: the primary pulls CrowdSec's decisions and relays them.

@@ -3,6 +3,7 @@
 // Types and one guard only: no I/O.
 import type { Config } from '../config/schema.js';
 import type { CsDelta } from '../integrations/crowdsec-decisions.js';
+import type { KickTarget, SessionList } from '../server/live-sessions.js';
 import type { BlockEntry, CounterSpec, CounterState, HitOptions, HitResult, SettleRequest } from '../stores/store.js';
 
 /** Every mailgate message carries `mg`, so the channel ignores anything else on the same IPC
@@ -88,6 +89,10 @@ export type PrimaryCalls = {
   metrics: { args: null; result: unknown[] };
   /** Evict this connection for the total if it is still before login; false: it is not. */
   evict: { args: { cid: number }; result: boolean };
+  /** The worker's spliced sessions (the admin API's list), at most `limit`, with its total. */
+  sessions: { args: { limit: number }; result: SessionList };
+  /** End the worker's sessions of that user or address (an admin kick); how many. */
+  kick: { args: KickTarget; result: number };
   /** Connection limits beyond a worker's share (shared-connections.ts): how many of this
    *  address's (null: of all) connections the worker holds on its share; from now on it admits
    *  them through the primary and tells it when one of them ends. */

@@ -103,6 +103,11 @@ export function runWorker(): void {
   });
   channel.handle('abort', () => ((pending = null), null));
   channel.handle('metrics', async () => (proxy ? proxy.metrics.registry.getMetricsAsJSON() : []));
+  channel.handle('sessions', ({ limit }) => {
+    const here = proxy?.sessions.list(limit) ?? { total: 0, sessions: [] };
+    return { total: here.total, sessions: here.sessions.map((s) => ({ ...s, worker: slot })) };
+  });
+  channel.handle('kick', (target) => proxy?.sessions.kick(target) ?? 0);
 
   // systemd (KillMode=control-group) and a terminal's ^C reach every process of the group.
   process.on('SIGTERM', stop);

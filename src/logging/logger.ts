@@ -20,6 +20,7 @@ export const LOG_EVENTS = [
   'session.close',
   'session.refused',
   'session.evicted',
+  'session.kicked',
   'session.admission-failed',
   'tls.failed',
   'starttls.injection',

@@ -74,6 +74,7 @@ export function createMetrics(opts: MetricsSources = {}) {
         this.set(health().fallbacks);
       },
     }),
+    sessionsKicked: new Counter({ name: 'mailgate_sessions_kicked_total', help: 'Spliced sessions ended by an admin kick (POST /api/v1/sessions/kick).', registers: r }),
     splicedBytes: new Counter({ name: 'mailgate_spliced_bytes_total', help: 'Bytes moved after login, by direction (in: client to backend).', labelNames: ['listener', 'direction'] as const, registers: r }),
     tlsFailures: new Counter({ name: 'mailgate_tls_handshake_failures_total', help: 'Client TLS handshakes that failed or timed out.', labelNames: ['listener'] as const, registers: r }),
     tlsHandshakes: new Counter({

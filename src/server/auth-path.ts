@@ -19,7 +19,8 @@ import type { LoginResult } from '../protocols/protocol.js';
 import { wipeCredentials, type Credentials } from '../protocols/sasl.js';
 import type { ProtocolBinding } from '../registry.js';
 
-export type AuthOutcome = Extract<BackendLoginResult, { kind: 'ok' }> | LoginResult;
+/** ok: the backend's session, and the canonical user name it logged in as. */
+export type AuthOutcome = (Extract<BackendLoginResult, { kind: 'ok' }> & { user: string }) | LoginResult;
 
 /** One login as the limits see it, whoever carries it: a proxied client, Dovecot's policy
  *  request, nginx's auth_http. */
@@ -98,10 +99,10 @@ const VERDICT = {
 } as const satisfies Record<FinalBackendLoginResult['kind'], Verdict>;
 
 /** What the session's machine is told, per backend result (the ok socket goes to the splice). */
-function answer(result: FinalBackendLoginResult): AuthOutcome {
+function answer(result: FinalBackendLoginResult, user: string): AuthOutcome {
   switch (result.kind) {
     case 'ok':
-      return result;
+      return { ...result, user };
     case 'rejected':
       return { kind: 'rejected', reply: result.clientReply };
     // The client hears the backend's own words; the attempt is not used up.
@@ -231,7 +232,7 @@ export async function* authAttempt(deps: AuthDeps, log: Logger, req: AuthRequest
     metrics.backendUp.set({ backend: req.backend }, result.kind === 'unavailable' ? 0 : 1);
     const extra = { challenged: challenged || undefined, error: result.kind === 'unavailable' ? result.error : undefined };
     const delayMs = await settleLogin(deps, check, protocol, result.kind, extra);
-    const out = answer(result);
+    const out = answer(result, check.user);
     if (v.policy !== 'fail' || delayMs <= 0) return out;
     // Tarpit: the failure is answered later, with the same wording as any failure.
     if (req.deferTarpit) return { ...(out as Extract<LoginResult, { kind: 'rejected' }>), tarpitMs: delayMs };

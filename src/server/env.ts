@@ -10,6 +10,7 @@ import type { Tarpit } from '../limits/tarpit.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Connections } from './connections.js';
 import type { FrontDoor } from './front-door.js';
+import type { LiveSessions } from './live-sessions.js';
 import type { ServerTls } from './tls.js';
 
 export interface SessionEnv {
@@ -39,5 +40,7 @@ export interface SessionEnv {
   groups?: Groups;
   /** CrowdSec's decisions: clients they ban are turned away at connect (admission.ts). */
   crowdsec?: { refuses(ip: string): { origin: string; scenario: string; untilMs: number } | null };
+  /** The process's spliced sessions (the admin API's list and kick), kept across reloads. */
+  sessions?: LiveSessions;
 }
 

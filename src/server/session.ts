@@ -8,11 +8,12 @@ import type { Logger } from '../logging/logger.js';
 import { canonicalIp } from '../config/address.js';
 import type { Effect, GoodbyeReason, ProtocolMachine } from '../protocols/protocol.js';
 import type { ClientAddress } from '../backend/types.js';
-import { handOver, type Splice } from '../backend/splice.js';
+import { handOver } from '../backend/splice.js';
 import type { ProtocolBinding } from '../registry.js';
 import { admit, reportRefusal } from './admission.js';
 import { authAttempt, type AuthOutcome } from './auth-path.js';
 import { ClientFlow } from './client-flow.js';
+import { SplicedSession } from './live-sessions.js';
 import { acceptProxyHeader } from './proxy-header.js';
 import type { SessionEnv } from './env.js';
 import { handshake, reportInjection } from './client-tls.js';
@@ -37,7 +38,7 @@ export class Session {
   private readonly deadline: NodeJS.Timeout;
   /** The client key connection limits count, fixed from admission to release. */
   private key: string | null = null;
-  private spliced: Splice | null = null;
+  private spliced: SplicedSession | null = null;
   /** Set while a backend's challenge waits for the client's answer (askClient). */
   private relayed: ((response: string | null) => void) | null = null;
 
@@ -257,12 +258,9 @@ export class Session {
       return;
     }
     this.enter('spliced');
-    this.spliced = handOver(this.socket, outcome, this.machine.takeBuffered(), this.env.timeouts.idle);
-    const stats = await this.spliced.done;
-    const { splicedBytes } = this.env.metrics;
-    splicedBytes.inc({ listener: this.listener.name, direction: 'in' }, stats.bytesIn);
-    splicedBytes.inc({ listener: this.listener.name, direction: 'out' }, stats.bytesOut);
-    this.log.info({ event: 'splice.end', ...stats }, 'session ended');
+    const splice = handOver(this.socket, outcome, this.machine.takeBuffered(), this.env.timeouts.idle);
+    this.spliced = new SplicedSession(splice, this.socket, this.client, this.listener, outcome.user);
+    await this.spliced.run(this.env.sessions, this.env.metrics, this.log);
     this.enter('closed');
   }
 

@@ -110,13 +110,13 @@ describe('auth path', () => {
     const ok: BackendLoginResult = { kind: 'ok', socket: {} as never, clientReply: Buffer.from('a1 OK\r\n'), leftover: Buffer.alloc(0) };
     let next: BackendLoginResult = ok;
     const r = rig(() => next, { knownGood: { ttl: '14d' }, rules: [{ name: 'u', key: 'user', count: 'failures', limit: 1, window: '1h' }] });
-    expect(await r.attempt(r.request('alice', 'right'))).toBe(ok);
+    expect(await r.attempt(r.request('alice', 'right'))).toEqual({ ...ok, user: 'alice' });
     next = { kind: 'rejected', clientReply: REPLY };
     await r.attempt(r.request('alice', 'wrong', '198.51.100.7'));
     // The failure from elsewhere reached the user rule's limit; the known network still passes.
     expect((await r.attempt(r.request('alice', 'wrong2', '198.51.100.7'))).kind).toBe('limited');
     next = ok;
-    expect(await r.attempt(r.request('alice', 'right', '192.0.2.99'))).toBe(ok);
+    expect(await r.attempt(r.request('alice', 'right', '192.0.2.99'))).toEqual({ ...ok, user: 'alice' });
     expect(r.lines.at(-1)).toMatchObject({ outcome: 'ok', knownGood: true });
   });
 
