@@ -13,6 +13,7 @@ import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { LimitStore } from '../stores/store.js';
 import { sessionsRoute, type SessionControl } from './sessions.js';
+import { serveConsole } from './console.js';
 import { AdminError, attackModeView, blockSubject, forceAttackMode, limitsOf, listBlocks, resetSubject, subject, subjectFromPath } from './api.js';
 
 export interface AdminDeps {
@@ -55,6 +56,8 @@ function problem(res: http.ServerResponse, status: number, title: string, detail
 async function route(req: http.IncomingMessage, res: http.ServerResponse, deps: AdminDeps, log: Logger): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://admin');
   const path = url.pathname;
+  // The console's page and files need no token: the API calls the page makes do.
+  if (await serveConsole(req, res, path)) return;
   if (path === '/healthz' && req.method === 'GET') return send(res, 200, { status: 'ok' });
   if (path === '/readyz' && req.method === 'GET') {
     const checks = await deps.ready();
