@@ -90,6 +90,8 @@ export class Endpoints {
 
   async start(): Promise<void> {
     const { deps } = this;
+    // Kicks from the other instances are heard with or without an admin endpoint here.
+    const sessions = this.sessionControl();
     if (deps.initial.admin) {
       this.admin = new AdminServer(
         deps.initial.admin.listen,
@@ -101,7 +103,7 @@ export class Endpoints {
           store: deps.store,
           metrics: deps.metrics,
           token: deps.token,
-          sessions: this.sessionControl(),
+          sessions,
           ready: async () => ({ listeners: deps.listenersReady(), store: deps.store.health?.up ?? true, backends: await backendsReachable(deps.config()) }),
         },
         deps.log,

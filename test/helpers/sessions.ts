@@ -5,8 +5,8 @@ import { RawClient } from './raw-client.js';
 
 /** A spliced IMAP session from `ip` (passwords as the Dovecot rig's: NAME-pass), one NOOP
  *  answered: `b NOOP\r\n` in, the backend's answer out. */
-export async function imapSession(port: number, ip: string, user: string): Promise<RawClient> {
-  const c = await RawClient.connect(port, { localAddress: ip });
+export async function imapSession(port: number, ip: string, user: string, tls = false): Promise<RawClient> {
+  const c = await RawClient.connect(port, { localAddress: ip, tls });
   await c.waitFor(/\r\n/);
   c.write(`a LOGIN ${user} ${user}-pass\r\n`);
   await c.waitFor(/^a OK/m);

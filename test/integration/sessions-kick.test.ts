@@ -16,24 +16,30 @@ const store = redisForFile();
 const rig = dovecotForFile();
 const TOKEN = 'kick-admin-token-0123456789';
 
-async function instance(prefix: string): Promise<TestProxy> {
+/** An instance on the Redis under `prefix`; `admin: false`: no admin endpoint (it still hears
+ *  the others' kicks). */
+async function instance(prefix: string, admin = true): Promise<TestProxy> {
   return rig.proxy({
-    listeners: [{ name: 'imap', protocol: 'imap', listen: '127.0.0.1:0', tls: 'none', backend: 'imap' }],
+    listeners: [
+      { name: 'imap', protocol: 'imap', listen: '127.0.0.1:0', tls: 'none', backend: 'imap' },
+      { name: 'imaps', protocol: 'imap', listen: '127.0.0.1:0', tls: 'implicit', backend: 'imap' },
+    ],
+    tls: { cert: rig.dovecot.cert.certPath, key: rig.dovecot.cert.keyPath },
     backends: { imap: { host: '127.0.0.1', port: rig.dovecot.ports.imap } },
     store: { type: 'redis', redis: { url: store.redis.url, keyPrefix: prefix, timeout: '500ms' } },
-    admin: { listen: '127.0.0.1:0', token: TOKEN },
+    ...(admin ? { admin: { listen: '127.0.0.1:0', token: TOKEN } } : {}),
     limits: { keySecret: 'kick-key-secret-0123456789', rules: [] },
   });
 }
 
 /** Two instances whose kick subscribers both listen (as Redis itself counts them). */
-async function pair(prefix: string): Promise<[TestProxy, TestProxy]> {
-  const both = await Promise.all([instance(prefix), instance(prefix)]);
+async function pair(prefix: string, adminOnA = true): Promise<[TestProxy, TestProxy]> {
+  const both = await Promise.all([instance(prefix, adminOnA), instance(prefix)]);
   expect(await subscribersOf(store.redis.url, `${prefix}kick`, 2)).toBe(2);
   return both;
 }
 
-const session = (p: TestProxy, ip: string, user: string) => imapSession(p.port('imap'), ip, user);
+const session = (p: TestProxy, ip: string, user: string, listener = 'imap') => imapSession(p.port(listener), ip, user, listener === 'imaps');
 
 async function api(p: TestProxy, method: string, path: string): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`http://127.0.0.1:${p.admin!.port}${path}`, { method, headers: { authorization: `Bearer ${TOKEN}` } });
@@ -49,14 +55,14 @@ describe('sessions and kick across two instances on one Redis', () => {
   it('GET /api/v1/sessions lists the spliced sessions of the instance with their bytes', async () => {
     const [a] = await pair('list:');
     const alice = await session(a, '127.0.30.1', 'alice');
-    const bob = await session(a, '127.0.30.2', 'bob');
+    const bob = await session(a, '127.0.30.2', 'bob', 'imaps');
     const { status, body } = await api(a, 'GET', '/api/v1/sessions');
     expect(status).toBe(200);
     expect(body.total).toBe(2);
     const list = body.sessions as SessionView[];
     expect(list.map((s) => [s.user, s.ip, s.protocol, s.listener, s.tls])).toEqual([
       ['alice', '127.0.30.1', 'imap', 'imap', null],
-      ['bob', '127.0.30.2', 'imap', 'imap', null],
+      ['bob', '127.0.30.2', 'imap', 'imaps', 'TLSv1.3'],
     ]);
     for (const s of list) {
       expect(s.bytesIn).toBe('b NOOP\r\n'.length);
@@ -71,8 +77,8 @@ describe('sessions and kick across two instances on one Redis', () => {
     bob.close();
   });
 
-  it('a kick of alice made on instance B closes her session on A and on B; bob stays', async () => {
-    const [a, b] = await pair('user:');
+  it('a kick of alice made on instance B closes her session on A (no admin endpoint) and on B; bob stays', async () => {
+    const [a, b] = await pair('user:', false);
     const aliceA = await session(a, '127.0.31.1', 'alice');
     const aliceB = await session(b, '127.0.31.2', 'alice');
     const bobA = await session(a, '127.0.31.3', 'bob');
