@@ -100,6 +100,7 @@ export class Endpoints {
           policy: () => deps.engine().policy,
           groups: () => deps.engine().groups,
           banlist: () => this.integrations.banlist(),
+          history: () => deps.engine().history,
           store: deps.store,
           metrics: deps.metrics,
           token: deps.token,

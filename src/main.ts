@@ -3,19 +3,20 @@
 // worker (cluster/worker.ts) the primary lends what is one thing for all (WorkerShare) and
 // serves the admin endpoint itself.
 import { randomBytes } from 'node:crypto';
-import { CapabilityCache, type Target } from './backend/capabilities.js';
-import { BackendPools, serverTarget } from './backend/pool.js';
+import { CapabilityCache } from './backend/capabilities.js';
+import { BackendPools } from './backend/pool.js';
 import { systemClock, type Clock } from './clock.js';
 import { cidrMatcher } from './config/address.js';
 import type { Config, ListenerConfig } from './config/schema.js';
 import { clientKey, KeyBuilder } from './limits/keys.js';
 import { Policy } from './limits/policy.js';
+import { AccountHistory, type EmitAlert } from './limits/history.js';
 import { AttackMode, logAttackModeChange } from './limits/attack-mode.js';
 import type { BlockHints } from './limits/block-hints.js';
 import { Tarpit } from './limits/tarpit.js';
 import { createLogger, type Logger } from './logging/logger.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
-import { PROTOCOLS } from './registry.js';
+import { PROTOCOLS, probeTargets } from './registry.js';
 import { ConnectionTracker, type Connections } from './server/connections.js';
 import { FrontDoor, logSingleSource } from './server/front-door.js';
 import { Listener } from './server/listener.js';
@@ -43,6 +44,7 @@ export interface WorkerShare {
   hints: BlockHints;
   /** The primary's CrowdSec decisions (relayed); absent without crowdsec.bouncerKey. */
   crowdsec?: SessionEnv['crowdsec'];
+  /** Account events (notify), for the primary's alert webhooks. */ alert?: EmitAlert;
 }
 
 export interface ProxyOptions {
@@ -78,15 +80,6 @@ export interface Proxy {
   shutdown(graceMs?: number): Promise<void>;
   /** Immediate stop (tests). */
   stop(): Promise<void>;
-}
-
-function probeTargets(cfg: Config): Target[] {
-  const seen = new Map<string, Target>();
-  for (const l of cfg.listeners) {
-    const b = cfg.backends[l.backend]!;
-    if (!seen.has(l.backend)) seen.set(l.backend, { backend: l.backend, server: serverTarget(b, b.servers[0]!), probeInterval: b.probeInterval, replay: PROTOCOLS[l.protocol].replay, hostname: l.hostname });
-  }
-  return [...seen.values()];
 }
 
 const sameListener = (a: ListenerConfig, b: ListenerConfig) => JSON.stringify(a) === JSON.stringify(b);
@@ -131,10 +124,12 @@ export async function startProxy(initial: Config, opts: ProxyOptions = {}): Prom
     const serverTls = await loadServerTls(cfg.tls, log);
     // Lists, files and databases are read now: a reload reads them again.
     const groups = new Groups(cfg.limits, { log, clock, metrics }, previous);
+    const keys = new KeyBuilder(cfg.limits.keySecret ?? processSecret);
     return {
       token: adminToken(cfg),
       env: {
-        policy: new Policy(cfg.limits, store, new KeyBuilder(cfg.limits.keySecret ?? processSecret), clock, () => attack.active, shared?.hints),
+        policy: new Policy(cfg.limits, store, keys, clock, () => attack.active, shared?.hints),
+        history: new AccountHistory(store, keys, clock, cfg, log, (e) => (shared?.alert ? shared.alert(e) : integrationsOf?.alerts?.emit(e))),
         attackMode: attack,
         frontDoor,
         metrics,

@@ -10,6 +10,7 @@ export const ADMIN_USAGE = `usage: mailgate admin COMMAND [--url URL] [--token T
   reset   --ip IP | --user NAME     reset those counters and blocks
   blocks                            keys currently refused
   groups                            address groups: sources, sizes, when files were read
+  history --user NAME               the account's login history (network, protocol, result)
   unblock IP-OR-USER                lift a block (and reset its counters)
   block   IP-OR-USER --for 1h [--rule NAME]
                                     block by hand on the rules keyed on it (or the one named)
@@ -65,6 +66,13 @@ export async function adminMain(argv: string[], out: (s: string) => void): Promi
       }
       method = cmd === 'reset' ? 'DELETE' : 'GET';
       path = `/api/v1/limits?${q}`;
+      break;
+    case 'history':
+      if (!v.user) {
+        out(`history needs --user\n${ADMIN_USAGE}\n`);
+        return 2;
+      }
+      path = `/api/v1/history?${new URLSearchParams({ user: v.user })}`;
       break;
     case 'blocks':
     case 'groups':

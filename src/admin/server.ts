@@ -9,11 +9,12 @@ import type { Groups } from '../groups/groups.js';
 import type { Ban } from '../integrations/ban-feed.js';
 import { banlistJson, banlistText } from '../integrations/banlist.js';
 import type { Policy } from '../limits/policy.js';
+import type { AccountHistory } from '../limits/history.js';
 import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { LimitStore } from '../stores/store.js';
-import { sessionsRoute, type SessionControl } from './sessions.js';
 import { serveConsole } from './console.js';
+import { sessionsRoute, type SessionControl } from './sessions.js';
 import { AdminError, attackModeView, blockSubject, forceAttackMode, limitsOf, listBlocks, resetSubject, subject, subjectFromPath } from './api.js';
 
 export interface AdminDeps {
@@ -31,6 +32,8 @@ export interface AdminDeps {
   groups?(): Groups | undefined;
   /** The blocks a firewall may enforce (integrations/ban-feed.ts). */
   banlist?(): Promise<Ban[]>;
+  /** Login history of the running config (limits/history.ts). */
+  history?(): AccountHistory | undefined;
   /** Spliced sessions: listed, and kicked on every instance. */
   sessions?: SessionControl;
 }
@@ -86,6 +89,12 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, deps: 
     return send(res, 200, banlistText(bans, new Date()), 'text/plain; charset=utf-8');
   }
   if (path === '/api/v1/groups' && req.method === 'GET') return send(res, 200, deps.groups?.()?.view() ?? { groups: [], geoip: [] });
+  if (path === '/api/v1/history' && req.method === 'GET') {
+    const user = subject({ user: url.searchParams.get('user') }).user!;
+    const history = deps.history?.();
+    if (!history) throw new AdminError(404, 'Not Found', 'no login history in this process');
+    return send(res, 200, { userHash: deps.policy().keys.userHash(user), entries: await history.entries(user) });
+  }
   if (path === '/api/v1/blocks' && req.method === 'GET') return send(res, 200, { blocks: await listBlocks(deps.store) });
   if (path === '/api/v1/blocks' && req.method === 'POST') {
     const s = subject({ ip: url.searchParams.get('ip'), user: url.searchParams.get('user') });

@@ -2,7 +2,7 @@
 // of 4 is 4 across every worker. Each call has the channel's deadline; a late or lost answer
 // is an error like an unreachable Redis, which the resilient wrapper (stores/resilient.ts)
 // turns into its logged, counted fallback. Forwarding only: no counting here.
-import type { BlockEntry, CounterSpec, CounterState, HitOptions, HitResult, LimitStore, SettleRequest } from '../stores/store.js';
+import type { BlockEntry, CounterSpec, CounterState, HitOptions, HitResult, LimitStore, RecordBounds, RecordEntry, SettleRequest } from '../stores/store.js';
 import type { Channel } from './channel.js';
 import type { PrimaryCalls, PrimaryNotes, WorkerCalls, WorkerNotes } from './protocol.js';
 
@@ -42,6 +42,19 @@ export class IpcStore implements LimitStore {
 
   async block(key: string, ms: number): Promise<void> {
     await this.channel.call('store.block', [key, ms], this.timeoutMs);
+  }
+
+  /** Login history, written after the verdict: a note, no reply. */
+  async historyAdd(key: string, field: string, bounds: RecordBounds): Promise<void> {
+    this.channel.notify('store.record', { key, field, bounds });
+  }
+
+  historyGet(key: string): Promise<RecordEntry[]> {
+    return this.channel.call('store.history', [key], this.timeoutMs);
+  }
+
+  historyTake(key: string, field: string): Promise<boolean> {
+    return this.channel.call('store.take', [key, field], this.timeoutMs);
   }
 
   /** The channel belongs to the worker; nothing to close here. */

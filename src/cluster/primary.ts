@@ -35,6 +35,8 @@ import { Supervisor } from './supervisor.js';
 import { IPC_CALL_MS } from './worker.js';
 import { startCrowdsec } from '../integrations/crowdsec-start.js';
 import { relayDecisions } from '../integrations/crowdsec-relay.js';
+import type { AlertEvent } from '../integrations/alerts.js';
+import { AccountHistory } from '../limits/history.js';
 
 /** How long a worker may take to start (its first capability probes included). */
 const START_MS = 120_000;
@@ -145,6 +147,7 @@ export async function runPrimary(file: string, initial: Config, log: Logger, cou
         hints.apply(n);
         for (const o of everyone()) if (o !== h) o.link.notify('hint', n, true);
       });
+      h.link.on('alert', alert);
       h.link.on('verdicts', ({ ok, fail }) => {
         for (let i = 0; i < ok; i++) attackMode.record('ok');
         for (let i = 0; i < fail; i++) attackMode.record('fail');
@@ -173,7 +176,8 @@ export async function runPrimary(file: string, initial: Config, log: Logger, cou
   // Its own address groups, for the policy server and the admin API (each worker reads its own).
   let groups = new Groups(initial.limits, { log, clock, metrics });
   groups.watch();
-  const engine = (): AuthDeps => ({ policy, clock, metrics, tarpit, pools, attackMode, isDenied: cidrMatcher(cfg.limits.deniedNetworks), groups });
+  const alert = (e: AlertEvent) => integrations?.alerts?.emit(e);
+  const engine = (): AuthDeps => ({ policy, clock, metrics, tarpit, pools, attackMode, isDenied: cidrMatcher(cfg.limits.deniedNetworks), groups, history: new AccountHistory(store, policy.keys, clock, cfg, log, alert) });
   // The admin API, the policy server and the integrations are the primary's.
   const endpoints = new Endpoints({
     initial,

@@ -4,7 +4,8 @@
 import type { Config } from '../config/schema.js';
 import type { CsDelta } from '../integrations/crowdsec-decisions.js';
 import type { KickTarget, SessionList } from '../server/live-sessions.js';
-import type { BlockEntry, CounterSpec, CounterState, HitOptions, HitResult, SettleRequest } from '../stores/store.js';
+import type { BlockEntry, CounterSpec, CounterState, HitOptions, HitResult, RecordBounds, RecordEntry, SettleRequest } from '../stores/store.js';
+import type { AlertEvent } from '../integrations/alerts.js';
 
 /** Every mailgate message carries `mg`, so the channel ignores anything else on the same IPC
  *  (node's own cluster messages, another library's). */
@@ -47,6 +48,9 @@ export type StoreCalls = {
   'store.blocks': { args: []; result: BlockEntry[] };
   'store.reset': { args: [key: string]; result: null };
   'store.block': { args: [key: string, ms: number]; result: null };
+  /** Login history (limits/history.ts). */
+  'store.history': { args: [key: string]; result: RecordEntry[] };
+  'store.take': { args: [key: string, field: string]; result: boolean };
 };
 
 /** Worker → primary. */
@@ -72,6 +76,10 @@ export type WorkerNotes = {
   hint: HintNote;
   /** store.settle whose counts are not read (SettleRequest.countsUnread): no reply. */
   'store.settled': [specs: CounterSpec[], req: SettleRequest];
+  /** historyAdd (login history): no reply. */
+  'store.record': { key: string; field: string; bounds: RecordBounds };
+  /** An account event (new-network, retired-password) for the primary's alert webhooks. */
+  alert: AlertEvent;
   /** Backend verdicts since the last note, for the primary's attack-mode detector. */
   verdicts: { ok: number; fail: number };
 };

@@ -18,4 +18,7 @@ export function serveStore(link: Pick<WorkerLink, 'handle' | 'on'>, store: Limit
   h('store.blocks', () => store.blocks());
   h('store.reset', async ([key]) => (await store.reset(key), null));
   h('store.block', async ([key, ms]) => (await store.block(key, ms), null));
+  h('store.history', async ([key]) => (await store.historyGet?.(key)) ?? []);
+  h('store.take', async ([key, field]) => (await store.historyTake?.(key, field)) ?? false);
+  link.on('store.record', ({ key, field, bounds }) => void store.historyAdd?.(key, field, bounds).catch((err: Error) => log.error({ event: 'auth.record-failed', err: err.message }, "could not record a worker's login history")));
 }

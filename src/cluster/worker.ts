@@ -81,7 +81,7 @@ export function runWorker(): void {
     const store = first.store.type === 'memory' ? new ResilientStore(new IpcStore(channel, IPC_CALL_MS), new MemoryStore(systemClock), 'local', STORE_BACKSTOP_MS, log) : undefined;
     const connections = new RemoteConnections(channel, () => cfg!.limits.connections, workers, IPC_CALL_MS, log);
     try {
-      proxy = await startProxy(first, { log, worker: { store, connections, attackMode, hints, crowdsec: first.crowdsec?.bouncerKey ? crowdsec : undefined } });
+      proxy = await startProxy(first, { log, worker: { store, connections, attackMode, hints, crowdsec: first.crowdsec?.bouncerKey ? crowdsec : undefined, alert: (e) => channel.notify('alert', e) } });
     } catch (err) {
       return { ok: false, error: (err as Error).message, exitCode: exitCodeOf(err) };
     }

@@ -8,6 +8,7 @@ import { duration, hostPort, type PROTOCOLS, protocol, type TLS_MODES, tlsMode }
 import { limits } from './limits-schema.js';
 import { policyServer } from './policy-server-schema.js';
 import { alerts, crowdsec, firewall } from './integrations-schema.js';
+import { history, notify } from './accounts-schema.js';
 
 export { PROTOCOLS, TLS_MODES } from './fields.js';
 export { RULE_KEYS } from './limits-schema.js';
@@ -200,6 +201,8 @@ export const configSchema = z
     crowdsec: crowdsec.optional(),
     firewall: firewall.optional(),
     alerts: alerts.optional(),
+    history,
+    notify: notify.optional(),
     log: z
       .strictObject({
         level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info').describe('Minimum level written.'),

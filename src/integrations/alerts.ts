@@ -11,9 +11,13 @@ export interface AlertEvent {
   kind: AlertKind;
   /** on/off (attack mode), down/up (store, backend), or absent. */
   state?: 'on' | 'off' | 'down' | 'up';
-  /** The address or network (block), the account's keyed hash (protection), the backend. */
+  /** The address or network (block), the account's keyed hash (protection, new-network,
+   *  retired-password), the backend. */
   subject?: string;
   rule?: string;
+  /** The client's network (new-network, retired-password) and protocol. */
+  network?: string;
+  protocol?: string;
   /** Until when a block or a protection lasts (ISO). */
   until?: string;
   /** When it happened (ISO), set by emit. */
@@ -45,10 +49,12 @@ const noun: Record<AlertKind, (n: number) => string> = {
   block: (n) => (n === 1 ? 'an address was blocked by a rule' : `${n} addresses were blocked by rules`),
   store: (n) => (n === 1 ? 'the limit store changed state' : `the limit store changed state ${n} times`),
   backend: (n) => (n === 1 ? 'a backend changed state' : `backends changed state ${n} times`),
+  'new-network': (n) => (n === 1 ? 'an account logged in from a new network' : `${n} logins from new networks`),
+  'retired-password': (n) => (n === 1 ? 'a retired password was tried' : `retired passwords were tried ${n} times`),
 };
 
 function describe(e: AlertEvent): string {
-  const parts = [e.subject, e.state, e.rule && `rule ${e.rule}`, e.until && `until ${e.until}`].filter(Boolean);
+  const parts = [e.subject, e.state, e.network && `from ${e.network}`, e.rule && `rule ${e.rule}`, e.until && `until ${e.until}`].filter(Boolean);
   return parts.join(' ');
 }
 

@@ -83,6 +83,27 @@ export class KeyBuilder {
     return `h:${this.userHash(canonicalUser)}`;
   }
 
+  /** An account's login history (limits/history.ts): one entry per (network, protocol, result). */
+  historyKey(canonicalUser: string): string {
+    return `lh:${this.userHash(canonicalUser)}`;
+  }
+
+  /** The keyed prints of an account's passwords that succeeded lately (retired-password). */
+  printsKey(canonicalUser: string): string {
+    return `lp:${this.userHash(canonicalUser)}`;
+  }
+
+  /** An account's alerts waiting for its next IMAP login ([ALERT]). */
+  pendingKey(canonicalUser: string): string {
+    return `la:${this.userHash(canonicalUser)}`;
+  }
+
+  /** A password's print for the retired-password check: a keyed hash of (user, password),
+   *  equal for the same password of one account, useless without the secret. Never logged. */
+  passwordPrint(canonicalUser: string, password: Buffer): string {
+    return createHmac('sha256', this.secret).update('print\0').update(canonicalUser, 'utf8').update('\0').update(password).digest('base64url').slice(0, 16);
+  }
+
   /** The set of users who logged in successfully from one client key (shared egress). */
   successesKey(client: string): string {
     return `se:${client}`;
@@ -136,7 +157,7 @@ const tagged = (kind: string, subject: string) => `{${kind}:${subject.replace(/[
 /** The Redis Cluster hash tag of a key (with its braces): every key of one subject shares a
  *  slot, and subjects spread over the cluster. An address's ip rules and its successes go
  *  under `{i:<client>}` (a wide rule's network is a client key of its own); a user's rules,
- *  ip+user rules, known-good pairs and password hint under `{u:<hash>}`, so the exemptions are
+ *  ip+user rules, known-good pairs, password hint and history (lh:, lp:, la:) under `{u:<hash>}`, so the exemptions are
  *  read atomically with the user rules; a sprayed password's under `{p:<key>}`. Any other key
  *  is a subject of its own. */
 export function slotTag(key: string): string {
@@ -145,6 +166,7 @@ export function slotTag(key: string): string {
   const kg = /^kg:.+:([^:]+)$/.exec(key);
   if (kg) return tagged('u', kg[1]!);
   if (key.startsWith('h:')) return tagged('u', key.slice(2));
+  if (/^l[hpa]:/.test(key)) return tagged('u', key.slice(3));
   if (key.startsWith('se:')) return tagged('i', key.slice(3));
   return tagged('k', key);
 }

@@ -14,6 +14,8 @@ import type { FrontDoor } from './front-door.js';
 import type { BackendPools } from '../backend/pool.js';
 import type { BackendLoginResult, FinalBackendLoginResult, LoginContext } from '../backend/types.js';
 import type { Groups } from '../groups/groups.js';
+import type { AccountHistory } from '../limits/history.js';
+import { imapAlert } from '../protocols/imap/replies.js';
 import { checkUser } from '../protocols/identity.js';
 import type { LoginResult } from '../protocols/protocol.js';
 import { wipeCredentials, type Credentials } from '../protocols/sasl.js';
@@ -43,7 +45,7 @@ export type LoginCheck =
   /** limits.deniedNetworks (a proxied client never gets this far). */
   | { kind: 'denied' }
   | { kind: 'limited'; rule: string; retryAfterSec: number }
-  | { kind: 'allowed'; decision: Decision; user: string; log: Logger; base: Record<string, unknown>; t0: number };
+  | { kind: 'allowed'; decision: Decision; user: string; log: Logger; base: Record<string, unknown>; t0: number; facts: { ip: string; protocol: string; print?: string } };
 
 export interface AuthDeps {
   policy: Policy;
@@ -59,6 +61,8 @@ export interface AuthDeps {
   isDenied?(address: string): boolean;
   /** Address groups of the running config (limits.groups, geoip, dnsbl). */
   groups?: Groups;
+  /** Login history and account events (history, notify). */
+  history?: AccountHistory;
 }
 
 export interface AuthRequest {
@@ -165,7 +169,8 @@ export async function checkLogin(deps: AuthDeps, log: Logger, s: LoginSubject): 
     metrics.wouldRefuse.inc({ rule: decision.wouldRefuse.rule });
     log.info({ ...base, event: 'auth.dry-run', ...decision.wouldRefuse }, 'dry run: this login would have been refused');
   }
-  return { kind: 'allowed', decision, user: user.canonical, log, base, t0 };
+  const facts = { ip: s.clientIp, protocol: s.protocol, print: deps.history?.print(user.canonical, s.secret) };
+  return { kind: 'allowed', decision, user: user.canonical, log, base, t0, facts };
 }
 
 /** The limits' half after the verdict: count it, feed attack mode, settle the counters and
@@ -177,6 +182,7 @@ export async function settleLogin(deps: AuthDeps, check: Extract<LoginCheck, { k
   // Attack mode learns from the backend's verdicts only, never from mailgate's refusals.
   if (v.policy !== 'unavailable') deps.attackMode?.record(v.policy);
   const delayMs = await record(deps.policy, log, decision, v.policy);
+  if (v.policy !== 'unavailable') deps.history?.record({ user: check.user, ...check.facts, result: v.policy });
   const allowed = decision.kind === 'allow' ? decision : undefined;
   log[v.level](
     {
@@ -232,6 +238,12 @@ export async function* authAttempt(deps: AuthDeps, log: Logger, req: AuthRequest
     metrics.backendUp.set({ backend: req.backend }, result.kind === 'unavailable' ? 0 : 1);
     const extra = { challenged: challenged || undefined, error: result.kind === 'unavailable' ? result.error : undefined };
     const delayMs = await settleLogin(deps, check, protocol, result.kind, extra);
+    // RFC 9051 §7.1: an account alert rides before the backend's tagged OK, once. nginx
+    // (deferTarpit) answers the client itself: it keeps the alert for a login it can show.
+    if (result.kind === 'ok' && protocol === 'imap' && !req.deferTarpit) {
+      const alert = await deps.history?.takeAlert(check.user);
+      if (alert) result = { ...result, clientReply: Buffer.concat([Buffer.from(imapAlert(alert), 'latin1'), result.clientReply]) };
+    }
     const out = answer(result, check.user);
     if (v.policy !== 'fail' || delayMs <= 0) return out;
     // Tarpit: the failure is answered later, with the same wording as any failure.

@@ -5,6 +5,7 @@ import type { BackendPools } from '../backend/pool.js';
 import type { Clock } from '../clock.js';
 import type { AttackMode } from '../limits/attack-mode.js';
 import type { Groups } from '../groups/groups.js';
+import type { AccountHistory } from '../limits/history.js';
 import type { Policy } from '../limits/policy.js';
 import type { Tarpit } from '../limits/tarpit.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -38,6 +39,8 @@ export interface SessionEnv {
   clientKey(ip: string): string;
   /** Address groups of this config (limits.groups, geoip, dnsbl). */
   groups?: Groups;
+  /** Login history and account events (history, notify). */
+  history?: AccountHistory;
   /** CrowdSec's decisions: clients they ban are turned away at connect (admission.ts). */
   crowdsec?: { refuses(ip: string): { origin: string; scenario: string; untilMs: number } | null };
   /** The process's spliced sessions (the admin API's list and kick), kept across reloads. */

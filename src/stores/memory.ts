@@ -15,8 +15,11 @@ import {
   type HitOptions,
   type HitResult,
   type LimitStore,
+  type RecordBounds,
+  type RecordEntry,
   type SettleRequest,
 } from './store.js';
+import { addToRecord, sortedRows, type Rows } from './records.js';
 
 interface Entry {
   v: number;
@@ -31,6 +34,8 @@ const SWEEP_INTERVAL_MS = 30_000;
 
 export class MemoryStore implements LimitStore {
   private readonly m = new Map<string, Entry>();
+  /** Capped records (historyAdd): rows and when the whole record expires. */
+  private readonly records = new Map<string, { rows: Rows; exp: number; ttlMs: number }>();
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly clock: Clock) {
@@ -45,6 +50,30 @@ export class MemoryStore implements LimitStore {
   sweep(): void {
     const now = this.clock.now();
     for (const [k, e] of this.m) if (e.exp <= now) this.m.delete(k);
+    for (const [k, r] of this.records) if (r.exp <= now) this.records.delete(k);
+  }
+
+  private record(key: string, now: number): Rows | undefined {
+    const r = this.records.get(key);
+    if (r && r.exp <= now) this.records.delete(key);
+    return r && r.exp > now ? r.rows : undefined;
+  }
+
+  async historyAdd(key: string, field: string, b: RecordBounds): Promise<void> {
+    const rows = this.record(key, this.clock.now()) ?? new Map<string, RecordEntry>();
+    addToRecord(rows, field, b);
+    this.records.set(key, { rows, exp: this.clock.now() + b.ttlMs, ttlMs: b.ttlMs });
+  }
+
+  async historyGet(key: string): Promise<RecordEntry[]> {
+    const now = this.clock.now();
+    const r = this.records.get(key);
+    if (!r || r.exp <= now) return [];
+    return sortedRows([...r.rows.values()].filter((row) => row.lastMs > now - r.ttlMs)).map((row) => ({ ...row }));
+  }
+
+  async historyTake(key: string, field: string): Promise<boolean> {
+    return this.record(key, this.clock.now())?.delete(field) ?? false;
   }
 
   private get(key: string, now: number): Entry | undefined {

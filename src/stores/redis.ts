@@ -15,6 +15,7 @@ import { BlockCache } from './block-cache.js';
 import { BlockChannel, subscriberFactory } from './block-channel.js';
 import { decide, decodeHit, hitCall, planGroups, settles, type Group, type GroupReply } from './redis-plan.js';
 import type { BlockEntry, CounterSpec, CounterState, HitOptions, HitResult, LimitStore, SettleRequest } from './store.js';
+import { redisRecords, type RecordOps } from './redis-records.js';
 import { ABORT_WIRE, encodeArgs, HIT_WIRE, luaHeader, PLAIN_WIRE, SETTLE_WIRE, SPEC_KEYS, type ScriptWire, type SpecKey } from './wire.js';
 
 // Next to this module: src/stores/lua, or dist/stores/lua (copied by scripts/copy-assets.mjs).
@@ -62,7 +63,6 @@ export function connectRedis(cfg: RedisStoreConfig): Redis | Cluster {
   return new Redis(cfg.url!, common);
 }
 
-
 export interface RedisStoreOptions {
   /** The block cache's clock (the instance's). */
   clock?: Clock;
@@ -80,6 +80,8 @@ export class RedisStore implements LimitStore {
   /** Aborts and announcements sent after a decision returned: awaited before anything reads
    *  counts (peek, blocks) or the store closes, so this instance sees its own accounting. */
   private readonly pending = new Set<Promise<unknown>>();
+  /** Capped records (login history): redis-records.ts. */
+  readonly historyAdd: RecordOps['historyAdd']; readonly historyGet: RecordOps['historyGet']; readonly historyTake: RecordOps['historyTake'];
 
   constructor(client: Redis | Cluster, opts: RedisStoreOptions = {}) {
     client.defineCommand('mgHit', { lua: script('hit', HIT_WIRE) });
@@ -95,6 +97,7 @@ export class RedisStore implements LimitStore {
     this.cache = new BlockCache(opts.clock ?? systemClock);
     this.channel = opts.blockCache === false ? null : new BlockChannel(client, `${this.prefix}blocks`, subscriberFactory(client), this.cache);
     this.channel?.start();
+    ({ historyAdd: this.historyAdd, historyGet: this.historyGet, historyTake: this.historyTake } = redisRecords(client));
   }
 
   get redis(): Redis | Cluster {

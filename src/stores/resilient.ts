@@ -2,7 +2,7 @@
 // while it is unreachable: local (same rules on in-memory counters), allow, or deny. Logs
 // once per outage and once on recovery; counts every fallback. Never throws.
 import type { Logger } from '../logging/logger.js';
-import type { BlockEntry, CounterSpec, CounterState, HitOptions, HitResult, LimitStore, SettleRequest, StoreHealth, StoreRoute } from './store.js';
+import type { BlockEntry, CounterSpec, CounterState, HitOptions, HitResult, LimitStore, RecordBounds, RecordEntry, SettleRequest, StoreHealth, StoreRoute } from './store.js';
 
 export type OnError = 'local' | 'allow' | 'deny';
 
@@ -103,6 +103,22 @@ export class ResilientStore implements LimitStore {
   async block(key: string, ms: number): Promise<void> {
     await this.local.block(key, ms);
     await this.guarded(() => this.primary.block(key, ms), async () => undefined);
+  }
+
+  /** Records (login history) go where the store answers: the local fallback during an outage. */
+  async historyAdd(key: string, field: string, b: RecordBounds): Promise<void> {
+    const on = (s: LimitStore) => s.historyAdd?.(key, field, b) ?? Promise.resolve();
+    await this.guarded(() => on(this.primary), () => on(this.local));
+  }
+
+  historyGet(key: string): Promise<RecordEntry[]> {
+    const on = (s: LimitStore) => s.historyGet?.(key) ?? Promise.resolve([]);
+    return this.guarded(() => on(this.primary), () => on(this.local));
+  }
+
+  historyTake(key: string, field: string): Promise<boolean> {
+    const on = (s: LimitStore) => s.historyTake?.(key, field) ?? Promise.resolve(false);
+    return this.guarded(() => on(this.primary), () => on(this.local));
   }
 
   async ready(withinMs: number): Promise<boolean> {

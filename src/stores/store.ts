@@ -112,6 +112,23 @@ export interface BlockEntry {
   remainingMs: number;
 }
 
+/** One row of a capped record (an account's login history, its password prints): how many
+ *  events it counts, and when the first and the last happened (ms since the epoch). */
+export interface RecordEntry {
+  field: string;
+  count: number;
+  firstMs: number;
+  lastMs: number;
+}
+
+/** historyAdd's bounds: the record lives ttlMs after its last event (entries older than that
+ *  are dropped), and keeps at most cap entries (the one seen least lately goes first). */
+export interface RecordBounds {
+  atMs: number;
+  ttlMs: number;
+  cap: number;
+}
+
 export interface LimitStore {
   /**
    * Over all specs: if any is blocked, at its limit, or (failures) at its limit counting
@@ -137,6 +154,13 @@ export interface LimitStore {
    *  refuses and lifts like a block a rule started. */
   block(key: string, ms: number): Promise<void>;
   close(): Promise<void>;
+  /** Capped records (limits/history.ts): count one event of `field` in the record at `key`.
+   *  Optional: a store without them keeps no history (and raises no account events). */
+  historyAdd?(key: string, field: string, bounds: RecordBounds): Promise<void>;
+  /** The record's entries, newest last event first ([] when none). */
+  historyGet?(key: string): Promise<RecordEntry[]>;
+  /** Removes one entry; true when it was there (an alert taken once). */
+  historyTake?(key: string, field: string): Promise<boolean>;
   /** Resolves once the store can answer, or after `withinMs` (then it answers by its
    *  fallback rules until it can). Stores that are always ready omit it. */
   ready?(withinMs: number): Promise<boolean>;

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { spec, type StoreHarness } from './harness.js';
 import { specFieldContract } from './spec-fields.js';
 import { subjectContract } from './subjects.js';
+import { recordContract } from './records.js';
 
 export function storeContract(name: string, make: () => Promise<StoreHarness>): void {
   describe(`LimitStore contract: ${name}`, () => {
@@ -278,5 +279,6 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
 
     specFieldContract(make);
     subjectContract(make);
+    recordContract(make);
   });
 }

@@ -155,3 +155,7 @@ export const REPLIES: PreauthReplies = {
   tooManyErrors: R.byeErrors,
   goodbye: { timeout: () => R.byeTimeout, shutdown: () => R.byeShutdown, busy: () => R.byeBusy, limited: R.byeLimited, denied: () => R.byeDenied },
 };
+
+/** An untagged alert the client must show its user (RFC 9051 §7.1), sent before a tagged OK;
+ *  the text is checked by the config (printable, no "]"). */
+export const imapAlert = (text: string): string => `* OK [ALERT] ${text}\r\n`;

@@ -1,0 +1,111 @@
+// An account's login history and what it tells (history, notify): after the verdict and off the
+// login's critical path, one entry per (client network, protocol, result) in a capped record of
+// the store; the keyed prints of the passwords that succeeded last (retired-password); the alert
+// waiting for the owner's next IMAP login. Never throws into a login: store errors are logged.
+import type { Clock } from '../clock.js';
+import type { HistoryConfig, NotifyConfig } from '../config/accounts-schema.js';
+import type { AlertEvent } from '../integrations/alerts.js';
+import type { Logger } from '../logging/logger.js';
+import type { LimitStore, RecordEntry } from '../stores/store.js';
+import { clientKey, type KeyBuilder } from './keys.js';
+
+export type HistoryResult = 'ok' | 'fail';
+
+/** Where account events go: the alert webhooks (worker mode: through the primary). */
+export type EmitAlert = (e: AlertEvent) => void;
+
+/** One login as history keeps it (the user canonical; the print from passwordPrint). */
+export interface LoginFacts {
+  user: string;
+  ip: string;
+  protocol: string;
+  result: HistoryResult;
+  print?: string;
+}
+
+/** The network history groups a client by: its IPv4 /24 or IPv6 /64 (one household, one
+ *  office), so one account's history does not list every address a phone gets. */
+export const networkOf = (ip: string): string => clientKey(ip, 64, 24);
+
+/** A history entry's field; "|" occurs in no network, protocol or result. */
+export const historyField = (network: string, protocol: string, result: HistoryResult): string => `${network}|${protocol}|${result}`;
+
+export function parseHistoryField(field: string): { network: string; protocol: string; result: string } {
+  const [network = '', protocol = '', result = ''] = field.split('|');
+  return { network, protocol, result };
+}
+
+/** Whether `print` is a retired password of the account: one that succeeded before, not the
+ *  newest (prints newest first, as historyGet gives them). */
+export function isRetired(prints: readonly RecordEntry[], print: string): boolean {
+  return prints.length > 1 && prints[0]!.field !== print && prints.some((p) => p.field === print);
+}
+
+/** The field of the one alert an account may have waiting (pendingKey). */
+const PENDING = 'retired-password';
+
+export class AccountHistory {
+  constructor(
+    private readonly store: LimitStore,
+    private readonly keys: KeyBuilder,
+    private readonly clock: Clock,
+    private readonly cfg: { history: HistoryConfig; notify?: NotifyConfig },
+    private readonly log: Logger,
+    private readonly emit: EmitAlert,
+  ) {}
+
+  /** The keyed print of the login's password, when the retired-password check needs one. */
+  print(user: string, secret: Buffer | undefined): string | undefined {
+    return this.cfg.notify?.retiredPassword && secret ? this.keys.passwordPrint(user, secret) : undefined;
+  }
+
+  /** Fire and forget: the login never waits for it, and a store error is only logged. */
+  record(f: LoginFacts): void {
+    if (!this.store.historyAdd || !this.store.historyGet) return;
+    void this.write(f).catch((err: Error) => this.log.error({ event: 'auth.record-failed', err: err.message }, 'could not record the login history'));
+  }
+
+  private async write(f: LoginFacts): Promise<void> {
+    const store = this.store as Required<LimitStore>;
+    const now = this.clock.now();
+    const { enabled, keep, maxEntries } = this.cfg.history;
+    const n = this.cfg.notify;
+    const network = networkOf(f.ip);
+    const event = { subject: this.keys.userHash(f.user), network, protocol: f.protocol };
+    const key = this.keys.historyKey(f.user);
+    if (enabled && f.result === 'ok' && n?.newNetwork) {
+      const oks = (await store.historyGet(key)).filter((r) => r.lastMs > now - keep).map((r) => parseHistoryField(r.field)).filter((p) => p.result === 'ok');
+      if (oks.length > 0 && !oks.some((p) => p.network === network)) this.emit({ kind: 'new-network', ...event });
+    }
+    const prints = f.print && n?.retiredPassword ? this.keys.printsKey(f.user) : undefined;
+    // The history row last: once it shows, everything this login wrote is there.
+    if (prints && f.result === 'ok') await store.historyAdd(prints, f.print!, { atMs: now, ttlMs: keep, cap: n!.passwords });
+    if (enabled) await store.historyAdd(key, historyField(network, f.protocol, f.result), { atMs: now, ttlMs: keep, cap: maxEntries });
+    if (!prints || f.result === 'ok' || !isRetired(await store.historyGet(prints), f.print!)) return;
+    // Written before the event goes out: whoever acts on the event finds the alert waiting.
+    if (n!.imapAlert) await store.historyAdd(this.keys.pendingKey(f.user), PENDING, { atMs: now, ttlMs: keep, cap: 1 });
+    this.emit({ kind: 'retired-password', ...event });
+  }
+
+  /** The [ALERT] wording for the owner's successful IMAP login, taken once (undefined: none
+   *  waiting). One store call per successful IMAP login while notify.imapAlert is set. */
+  async takeAlert(user: string): Promise<string | undefined> {
+    const text = this.cfg.notify?.retiredPassword ? this.cfg.notify.imapAlert : undefined;
+    if (text === undefined || !this.store.historyTake) return undefined;
+    try {
+      return (await this.store.historyTake(this.keys.pendingKey(user), PENDING)) ? text : undefined;
+    } catch (err) {
+      this.log.error({ event: 'auth.record-failed', err: (err as Error).message }, 'could not read the account alert');
+      return undefined;
+    }
+  }
+
+  /** GET /api/v1/history: the account's entries, newest first. */
+  async entries(user: string): Promise<{ network: string; protocol: string; result: string; count: number; first: string; last: string }[]> {
+    const now = this.clock.now();
+    const rows = (await this.store.historyGet?.(this.keys.historyKey(user))) ?? [];
+    return rows
+      .filter((r) => r.lastMs > now - this.cfg.history.keep)
+      .map((r) => ({ ...parseHistoryField(r.field), count: r.count, first: new Date(r.firstMs).toISOString(), last: new Date(r.lastMs).toISOString() }));
+  }
+}

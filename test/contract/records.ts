@@ -1,0 +1,55 @@
+// The contract for capped records (login history, password prints), run against every store
+// with keys as limits/keys.ts builds them (one user's slot in a Redis Cluster).
+import { describe, expect, it } from 'vitest';
+import { KeyBuilder } from '../../src/limits/keys.js';
+import type { LimitStore } from '../../src/stores/store.js';
+import type { StoreHarness } from './harness.js';
+
+const keys = new KeyBuilder('contract-records-secret-01');
+const T0 = 1_800_000_000_000;
+const fresh = () => keys.historyKey(`user-${Math.random().toString(36).slice(2)}`);
+const ops = (s: LimitStore) => s as Required<Pick<LimitStore, 'historyAdd' | 'historyGet' | 'historyTake'>>;
+
+export function recordContract(make: () => Promise<StoreHarness>): void {
+  describe('capped records', () => {
+    it('counts one field in one row with its first and last event', async () => {
+      const store = ops((await make()).store);
+      const key = fresh();
+      for (const dt of [0, 1_000, 2_000]) await store.historyAdd(key, '192.0.2.0/24|imap|fail', { atMs: T0 + dt, ttlMs: 60_000, cap: 5 });
+      await store.historyAdd(key, '192.0.2.0/24|imap|ok', { atMs: T0 + 3_000, ttlMs: 60_000, cap: 5 });
+      expect(await store.historyGet(key)).toEqual([
+        { field: '192.0.2.0/24|imap|ok', count: 1, firstMs: T0 + 3_000, lastMs: T0 + 3_000 },
+        { field: '192.0.2.0/24|imap|fail', count: 3, firstMs: T0, lastMs: T0 + 2_000 },
+      ]);
+    });
+
+    it('keeps at most cap rows: the one seen least lately goes', async () => {
+      const store = ops((await make()).store);
+      const key = fresh();
+      for (const [i, f] of ['a', 'b', 'c'].entries()) await store.historyAdd(key, f, { atMs: T0 + i, ttlMs: 60_000, cap: 3 });
+      await store.historyAdd(key, 'a', { atMs: T0 + 10, ttlMs: 60_000, cap: 3 });
+      await store.historyAdd(key, 'd', { atMs: T0 + 11, ttlMs: 60_000, cap: 3 });
+      expect((await store.historyGet(key)).map((r) => r.field)).toEqual(['d', 'a', 'c']);
+    });
+
+    it('drops rows whose last event is older than the TTL, and the record with its TTL', async () => {
+      const { store: s, advance } = await make();
+      const store = ops(s);
+      const key = fresh();
+      await store.historyAdd(key, 'old', { atMs: T0, ttlMs: 10_000, cap: 5 });
+      await store.historyAdd(key, 'new', { atMs: T0 + 10_001, ttlMs: 10_000, cap: 5 });
+      expect((await store.historyGet(key)).map((r) => r.field)).toEqual(['new']);
+      await advance(10_001);
+      expect(await store.historyGet(key)).toEqual([]);
+    });
+
+    it('takes a row once', async () => {
+      const store = ops((await make()).store);
+      const key = fresh();
+      await store.historyAdd(key, 'alert', { atMs: T0, ttlMs: 60_000, cap: 1 });
+      expect(await store.historyTake(key, 'alert')).toBe(true);
+      expect(await store.historyTake(key, 'alert')).toBe(false);
+      expect(await store.historyGet(key)).toEqual([]);
+    });
+  });
+}
