@@ -113,6 +113,17 @@ describe('sessions and kick across two instances on one Redis', () => {
     alice.close();
   });
 
+  it('with the memory store a kick ends the sessions of this instance and announces nothing', async () => {
+    const solo = await rig.proxy({
+      listeners: [{ name: 'imap', protocol: 'imap', listen: '127.0.0.1:0', tls: 'none', backend: 'imap' }],
+      backends: { imap: { host: '127.0.0.1', port: rig.dovecot.ports.imap } },
+      admin: { listen: '127.0.0.1:0', token: TOKEN },
+    });
+    const alice = await session(solo, '127.0.33.1', 'alice');
+    expect((await api(solo, 'POST', '/api/v1/sessions/kick?user=alice')).body).toEqual({ user: 'alice', ended: 1, announced: false });
+    await alice.waitClosed();
+  });
+
   it('a kick names one user or one address, as logins name them', async () => {
     const [a] = await pair('bad:');
     expect((await api(a, 'POST', '/api/v1/sessions/kick')).status).toBe(400);
