@@ -139,9 +139,15 @@ describe('operator console', () => {
     await page.getByRole('button', { name: 'Auto', exact: true }).click();
     await page.locator('#attack-state', { hasText: /^off \(automatic/ }).waitFor(WAIT);
 
+    // Look an account up (Enter in its field), then reset it.
     await page.getByLabel('User', { exact: true }).fill('alice');
+    await page.getByLabel('User', { exact: true }).press('Enter');
+    const userLogins = page.locator('#account-limits tr', { hasText: 'user-logins' });
+    await userLogins.waitFor(WAIT);
+    expect(await userLogins.locator('td').allTextContents()).toEqual(['user-logins', expect.stringMatching(/^[1-9]\d* attempts$/), '100', 'no']);
     await page.getByRole('button', { name: 'Reset counters and blocks' }).click();
     await page.locator('#message', { hasText: 'Reset alice.' }).waitFor(WAIT);
+    await page.locator('#account-limits td', { hasText: '0 attempts' }).waitFor(WAIT);
     const limits = (await (await fetch(`${origin}/api/v1/limits?user=alice`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { limits: { rule: string; value: number }[] };
     expect(limits.limits).toEqual([expect.objectContaining({ rule: 'user-logins', value: 0 })]);
   });
