@@ -3,15 +3,11 @@
 // passwd file, and the old one tried again raises the retired-password webhook (a local HTTP
 // receiver) and one "* OK [ALERT]" before the tagged OK of her next IMAP login. History in a
 // real Redis too, with its TTL and without the user name in any key.
-import { readFileSync, utimesSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { adminMain } from '../../src/admin/client.js';
 import type { TestProxy } from '../helpers/proxy.js';
-import { RawClient } from '../helpers/raw-client.js';
+import { hookReceiverForFile, imapLoginReply, setPassword as setPasswordIn } from '../helpers/accounts.js';
 import { dovecotForFile, redisForFile } from '../helpers/rig.js';
 import { until } from '../helpers/until.js';
 
@@ -20,64 +16,11 @@ const rig = dovecotForFile();
 const TOKEN = 'history-admin-token-0123456789';
 const WORDING = 'Someone tried an old password of this account';
 
-interface Hook {
-  kind: string;
-  events: { kind: string; subject?: string; network?: string; protocol?: string }[];
-}
-const hooks: Hook[] = [];
-let receiver: http.Server;
-let hookUrl = '';
+const hook = hookReceiverForFile();
+const hooks = hook.posts;
 
-beforeAll(async () => {
-  receiver = http.createServer((req, res) => {
-    let data = '';
-    req.on('data', (c: Buffer) => (data += c.toString()));
-    req.on('end', () => {
-      hooks.push(JSON.parse(data) as Hook);
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
-  hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
-});
-afterAll(() => new Promise<void>((r) => receiver.close(() => r())));
-
-/** A user's password in the test Dovecot's passwd file (no auth cache), once Dovecot itself
- *  (asked directly, not through mailgate) takes it: it looks at the file at most once a second. */
-async function setPassword(user: string, pass: string): Promise<void> {
-  const file = join(rig.dovecot.dir, 'passwd');
-  const lines = readFileSync(file, 'utf8').split('\n').map((l) => (l.startsWith(`${user}:`) ? l.replace(/^([^:]+):\{PLAIN\}[^:]*:/, `$1:{PLAIN}${pass}:`) : l));
-  writeFileSync(file, lines.join('\n'));
-  // Dovecot re-reads the file when its mtime (whole seconds) or size changes: a change within
-  // the second to a password of the same length needs a new mtime.
-  const t = Date.now() / 1000 + ++changes;
-  utimesSync(file, t, t);
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const c = await RawClient.connect(rig.dovecot.ports.imap);
-    await c.waitFor(/\r\n/);
-    c.write(`d LOGIN ${user} ${pass}\r\n`);
-    const ok = /^d OK/m.test(await c.waitFor(/^d (OK|NO|BAD) [^\r]*\r\n/m));
-    c.close();
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`Dovecot never took ${user}'s new password`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-let changes = 0;
-
-/** One IMAP LOGIN from `ip`: everything the client read up to the tagged answer. */
-async function login(p: TestProxy, ip: string, user: string, pass: string): Promise<string> {
-  const c = await RawClient.connect(p.port('imap'), { localAddress: ip });
-  try {
-    await c.waitFor(/\r\n/);
-    c.clear();
-    c.write(`a LOGIN ${user} ${pass}\r\n`);
-    return await c.waitFor(/^a (OK|NO|BAD) [^\r]*\r\n/m);
-  } finally {
-    c.close();
-  }
-}
+const setPassword = (user: string, pass: string) => setPasswordIn(rig.dovecot, user, pass);
+const login = (p: TestProxy, ip: string, user: string, pass: string) => imapLoginReply(p.port('imap'), ip, user, pass);
 
 type Row = { network: string; protocol: string; result: string; count: number; first: string; last: string };
 async function history(p: TestProxy, user: string): Promise<{ userHash: string; entries: Row[] }> {
@@ -103,7 +46,7 @@ describe('login history and the retired-password alert (memory store)', () => {
   it('an old password after a change: webhook, then one [ALERT] before the tagged OK', async () => {
     const p = await rig.proxy(
       config({
-        alerts: { webhooks: [{ url: hookUrl, events: ['retired-password', 'new-network'], cooldown: '1s' }] },
+        alerts: { webhooks: [{ url: hook.url, events: ['retired-password', 'new-network'], cooldown: '1s' }] },
         notify: { retiredPassword: true, newNetwork: true, imapAlert: WORDING },
       }),
     );
@@ -155,7 +98,7 @@ describe('login history and the retired-password alert (memory store)', () => {
   it('without notify: no ALERT and no event, history still kept', async () => {
     hooks.length = 0;
     await setPassword('bob', 'bob-A');
-    const p = await rig.proxy(config({ alerts: { webhooks: [{ url: hookUrl, cooldown: '1s' }] } }));
+    const p = await rig.proxy(config({ alerts: { webhooks: [{ url: hook.url, cooldown: '1s' }] } }));
     expect(await login(p, '127.0.74.1', 'bob', 'bob-A')).toMatch(/^a OK/m);
     await setPassword('bob', 'bob-B');
     expect(await login(p, '127.0.74.1', 'bob', 'bob-B')).toMatch(/^a OK/m);
@@ -196,11 +139,5 @@ describe('login history in Redis', () => {
 
 /** The history row of `result` reaches `count` (history is written after the login's answer). */
 async function waitRow(p: TestProxy, result: string, count: number, user = 'alice'): Promise<void> {
-  let seen = 0;
-  const deadline = Date.now() + 10_000;
-  while (seen < count) {
-    if (Date.now() > deadline) throw new Error(`history of ${user}: ${result} stayed at ${seen}, expected ${count}`);
-    seen = row((await history(p, user)).entries, result)?.count ?? 0;
-    if (seen < count) await new Promise((r) => setTimeout(r, 20));
-  }
+  await until(async () => (row((await history(p, user)).entries, result)?.count ?? 0) >= count, `${count} ${result} in ${user}'s history`, 10_000);
 }
