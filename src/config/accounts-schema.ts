@@ -10,7 +10,7 @@ export const history = z
     maxEntries: z.number().int().min(1).max(1000).default(50).describe('Entries kept per account; the one seen least lately goes first.'),
   })
   .prefault({})
-  .describe('Per account: its logins deduplicated by (client network: the /24 or /64, protocol, result), with count, first and last seen. Accounts are keyed hashes; addresses are cut to their network.');
+  .describe('Per account: its logins deduplicated by (client network: the /24 or /64, protocol, result, the IMAP ID name a client sends), with count, first and last seen. Accounts are keyed hashes; addresses are cut to their network.');
 
 /** An IMAP resp-text (RFC 9051 §9): printable, no "]" (it would end the [ALERT] code early). */
 const alertText = z.string().regex(/^[\x20-\x5c\x5e-\x7e]{1,200}$/, 'expected up to 200 printable ASCII characters without "]"');

@@ -1,7 +1,8 @@
 // An account's login history and what it tells (history, notify): after the verdict and off the
-// login's critical path, one entry per (client network, protocol, result) in a capped record of
-// the store; the keyed prints of the passwords that succeeded last (retired-password); the alert
-// waiting for the owner's next IMAP login. Never throws into a login: store errors are logged.
+// login's critical path, one entry per (client network, protocol, result, IMAP ID name) in a
+// capped record of the store; the keyed prints of the passwords that succeeded last
+// (retired-password); the alert waiting for the owner's next IMAP login. Never throws into a
+// login: store errors are logged.
 import type { Clock } from '../clock.js';
 import type { HistoryConfig, NotifyConfig } from '../config/accounts-schema.js';
 import type { AlertEvent } from '../integrations/alerts.js';
@@ -21,18 +22,21 @@ export interface LoginFacts {
   protocol: string;
   result: HistoryResult;
   print?: string;
+  /** IMAP: the client's ID name (printable, no "|"). */
+  client?: string;
 }
 
 /** The network history groups a client by: its IPv4 /24 or IPv6 /64 (one household, one
  *  office), so one account's history does not list every address a phone gets. */
 export const networkOf = (ip: string): string => clientKey(ip, 64, 24);
 
-/** A history entry's field; "|" occurs in no network, protocol or result. */
-export const historyField = (network: string, protocol: string, result: HistoryResult): string => `${network}|${protocol}|${result}`;
+/** A history entry's field; "|" occurs in no network, protocol, result or client name. */
+export const historyField = (network: string, protocol: string, result: HistoryResult, client?: string): string =>
+  `${network}|${protocol}|${result}${client ? `|${client}` : ''}`;
 
-export function parseHistoryField(field: string): { network: string; protocol: string; result: string } {
-  const [network = '', protocol = '', result = ''] = field.split('|');
-  return { network, protocol, result };
+export function parseHistoryField(field: string): { network: string; protocol: string; result: string; client?: string } {
+  const [network = '', protocol = '', result = '', client] = field.split('|');
+  return client ? { network, protocol, result, client } : { network, protocol, result };
 }
 
 /** Whether `print` is a retired password of the account: one that succeeded before, not the
@@ -80,7 +84,7 @@ export class AccountHistory {
     const prints = f.print && n?.retiredPassword ? this.keys.printsKey(f.user) : undefined;
     // The history row last: once it shows, everything this login wrote is there.
     if (prints && f.result === 'ok') await store.historyAdd(prints, f.print!, { atMs: now, ttlMs: keep, cap: n!.passwords });
-    if (enabled) await store.historyAdd(key, historyField(network, f.protocol, f.result), { atMs: now, ttlMs: keep, cap: maxEntries });
+    if (enabled) await store.historyAdd(key, historyField(network, f.protocol, f.result, f.client), { atMs: now, ttlMs: keep, cap: maxEntries });
     if (!prints || f.result === 'ok' || !isRetired(await store.historyGet(prints), f.print!)) return;
     // Written before the event goes out: whoever acts on the event finds the alert waiting.
     if (n!.imapAlert) await store.historyAdd(this.keys.pendingKey(f.user), PENDING, { atMs: now, ttlMs: keep, cap: 1 });
@@ -101,7 +105,7 @@ export class AccountHistory {
   }
 
   /** GET /api/v1/history: the account's entries, newest first. */
-  async entries(user: string): Promise<{ network: string; protocol: string; result: string; count: number; first: string; last: string }[]> {
+  async entries(user: string): Promise<{ network: string; protocol: string; result: string; client?: string; count: number; first: string; last: string }[]> {
     const now = this.clock.now();
     const rows = (await this.store.historyGet?.(this.keys.historyKey(user))) ?? [];
     return rows

@@ -24,6 +24,9 @@ export interface MachineLoginContext {
   /** SMTP: the name the client gave in EHLO/HELO (printable ASCII, no space, at most 255
    *  octets), for a backend told who the client is (XCLIENT HELO=, mailgate's EHLO). */
   helo?: string;
+  /** IMAP: the "name" the client gave in ID (RFC 2971), printable ASCII, at most 64
+   *  characters: for the login history only, never believed or forwarded. */
+  clientName?: string;
 }
 
 export type CloseReason = 'logout' | 'too-many-errors' | 'too-many-failures' | 'limited' | 'protocol-error' | 'timeout' | 'shutdown';

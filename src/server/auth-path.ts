@@ -37,6 +37,8 @@ export interface LoginSubject {
   secretIsUserHash?: boolean;
   /** The log line's mechanism field, when known. */
   mechanism?: string;
+  /** IMAP: the client's ID name, for the login history. */
+  clientName?: string;
 }
 
 /** What checkLogin found: refused (counted and logged), or allowed with what settleLogin needs. */
@@ -45,7 +47,7 @@ export type LoginCheck =
   /** limits.deniedNetworks (a proxied client never gets this far). */
   | { kind: 'denied' }
   | { kind: 'limited'; rule: string; retryAfterSec: number }
-  | { kind: 'allowed'; decision: Decision; user: string; log: Logger; base: Record<string, unknown>; t0: number; facts: { ip: string; protocol: string; print?: string } };
+  | { kind: 'allowed'; decision: Decision; user: string; log: Logger; base: Record<string, unknown>; t0: number; facts: { ip: string; protocol: string; print?: string; client?: string } };
 
 export interface AuthDeps {
   policy: Policy;
@@ -169,7 +171,7 @@ export async function checkLogin(deps: AuthDeps, log: Logger, s: LoginSubject): 
     metrics.wouldRefuse.inc({ rule: decision.wouldRefuse.rule });
     log.info({ ...base, event: 'auth.dry-run', ...decision.wouldRefuse }, 'dry run: this login would have been refused');
   }
-  const facts = { ip: s.clientIp, protocol: s.protocol, print: deps.history?.print(user.canonical, s.secret) };
+  const facts = { ip: s.clientIp, protocol: s.protocol, print: deps.history?.print(user.canonical, s.secret), client: s.clientName };
   return { kind: 'allowed', decision, user: user.canonical, log, base, t0, facts };
 }
 
@@ -210,7 +212,7 @@ export async function* authAttempt(deps: AuthDeps, log: Logger, req: AuthRequest
   const protocol = req.protocol.protocol.name;
   const creds = req.credentials;
   try {
-    const check = await checkLogin(deps, log, { protocol, clientIp: req.clientIp, user: creds.user, secret: creds.password, mechanism: creds.mechanism });
+    const check = await checkLogin(deps, log, { protocol, clientIp: req.clientIp, user: creds.user, secret: creds.password, mechanism: creds.mechanism, clientName: req.context.clientName });
     if (check.kind === 'invalid') return { kind: 'invalid-user' };
     // Admission turned a denied client away at connect; a policy-server login is refused here.
     if (check.kind === 'denied') return { kind: 'limited', retryAfterSec: DENIED_RETRY_SEC };

@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { adminMain } from '../../src/admin/client.js';
 import type { TestProxy } from '../helpers/proxy.js';
 import { hookReceiverForFile, imapLoginReply, setPassword as setPasswordIn } from '../helpers/accounts.js';
+import { RawClient } from '../helpers/raw-client.js';
 import { dovecotForFile, redisForFile } from '../helpers/rig.js';
 import { until } from '../helpers/until.js';
 
@@ -22,7 +23,7 @@ const hooks = hook.posts;
 const setPassword = (user: string, pass: string) => setPasswordIn(rig.dovecot, user, pass);
 const login = (p: TestProxy, ip: string, user: string, pass: string) => imapLoginReply(p.port('imap'), ip, user, pass);
 
-type Row = { network: string; protocol: string; result: string; count: number; first: string; last: string };
+type Row = { network: string; protocol: string; result: string; client?: string; count: number; first: string; last: string };
 async function history(p: TestProxy, user: string): Promise<{ userHash: string; entries: Row[] }> {
   const res = await fetch(`http://127.0.0.1:${p.admin!.port}/api/v1/history?user=${user}`, { headers: { authorization: `Bearer ${TOKEN}` } });
   expect(res.status).toBe(200);
@@ -118,10 +119,18 @@ describe('login history in Redis', () => {
     expect(await login(p, '127.0.76.1', 'alice', 'alice-pass')).toMatch(/^a OK/m);
     for (let i = 0; i < 3; i++) expect(await login(p, '127.0.76.2', 'alice', 'wrong')).toMatch(/^a NO/m);
     await waitRow(p, 'fail', 3);
+    // A client that says its name in ID (RFC 2971) is a row of its own.
+    const c = await RawClient.connect(p.port('imap'), { localAddress: '127.0.76.3' });
+    await c.waitFor(/\r\n/);
+    c.write('i ID ("name" "Test Mail" "version" "1.0")\r\na LOGIN alice alice-pass\r\n');
+    await c.waitFor(/^a OK/m);
+    c.close();
+    await until(async () => (await history(p, 'alice')).entries.length === 3, 'the named client\'s row', 10_000);
     const h = await history(p, 'alice');
-    expect(h.entries.map((r) => [r.network, r.result, r.count])).toEqual([
-      ['127.0.76.0/24', 'fail', 3],
-      ['127.0.76.0/24', 'ok', 1],
+    expect(h.entries.map((r) => [r.network, r.result, r.client, r.count])).toEqual([
+      ['127.0.76.0/24', 'ok', 'Test Mail', 1],
+      ['127.0.76.0/24', 'fail', undefined, 3],
+      ['127.0.76.0/24', 'ok', undefined, 1],
     ]);
     const redis = new Redis(store.redis.url);
     try {

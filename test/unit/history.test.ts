@@ -28,6 +28,7 @@ describe('history fields and prints', () => {
     expect(networkOf('::ffff:192.0.2.77')).toBe('192.0.2.0/24');
     expect(networkOf('2001:db8:1:2:3:4:5:6')).toBe('2001:db8:1:2::/64');
     expect(parseHistoryField(historyField('2001:db8::/64', 'pop3', 'fail'))).toEqual({ network: '2001:db8::/64', protocol: 'pop3', result: 'fail' });
+    expect(parseHistoryField(historyField('192.0.2.0/24', 'imap', 'ok', 'Thunderbird'))).toEqual({ network: '192.0.2.0/24', protocol: 'imap', result: 'ok', client: 'Thunderbird' });
   });
 
   it('a retired print is a known one that is not the newest', () => {

@@ -401,6 +401,16 @@ describe('IMAP machine: LOGOUT, ID, NOOP, goodbye', () => {
     expect(text).not.toContain('6.6.6.6');
   });
 
+  it("the client's ID name reaches the login's context (for the login history), cleaned and cut", () => {
+    const named = drive(secure, ['a ID ("vendor" "x" "NAME" "Thunder|bird\x01 115")\r\nb LOGIN u p\r\n']);
+    expect(named.logins[0]!.context).toEqual({ tag: 'b', clientName: 'Thunderbird 115' });
+    const long = drive(secure, [`a ID ("name" "${'n'.repeat(300)}")\r\nb LOGIN u p\r\n`]);
+    expect(long.logins[0]!.context.clientName).toBe('n'.repeat(64));
+    for (const id of ['NIL', '("name" NIL)', '("version" "1")', '("name" "|")']) {
+      expect(drive(secure, [`a ID ${id}\r\nb LOGIN u p\r\n`]).logins[0]!.context).toEqual({ tag: 'b' });
+    }
+  });
+
   it('NOOP is answered OK', () => {
     expect(drive({}, ['a NOOP\r\n']).text).toBe('a OK NOOP completed.\r\n');
   });

@@ -4,9 +4,12 @@
 // POP3 and SMTP; this file holds IMAP's command table and how its parser's events map to them.
 import { SASL_MAX_TOKEN_BYTES } from '../../bounds.js';
 import { PreauthMachine, send, type CommandTable } from '../preauth-machine.js';
-import type { Effect, MachineOptions } from '../protocol.js';
+import type { Effect, MachineLoginContext, MachineOptions } from '../protocol.js';
 import { ImapParser, type ImapArg } from './parser.js';
 import { backendMechanisms, capabilities, literalMinus, R, REPLIES } from './replies.js';
+
+/** The client's ID name kept (RFC 2971 §3.3 allows 1024 octets a value): a name, not a text. */
+const ID_NAME_CHARS = 64;
 
 /** A user name or password (RFC 9051 §4.3 astring): an atom or a string, never a list. */
 function astring(arg: ImapArg | undefined): Buffer | null {
@@ -24,7 +27,7 @@ export class ImapMachine extends PreauthMachine {
     ID: {
       args: [1, 1],
       usage: 'Invalid ID arguments',
-      run: (_, tag, [fields]) => (fields!.kind === 'list' || (fields!.kind === 'atom' && fields!.value.toUpperCase() === 'NIL') ? [send(R.id(tag))] : null),
+      run: (m, tag, [fields]) => (fields!.kind === 'list' ? m.noteId(tag, fields!.items) : fields!.kind === 'atom' && fields!.value.toUpperCase() === 'NIL' ? [send(R.id(tag))] : null),
     },
     STARTTLS: { args: 0, usage: 'STARTTLS takes no arguments', run: (m, tag) => m.startTls(tag) },
     LOGIN: { needsTls: true, args: [2, 2], usage: 'LOGIN expects user name and password', run: (m, tag, [user, password]) => m.login(tag, astring(user), astring(password)) },
@@ -37,6 +40,7 @@ export class ImapMachine extends PreauthMachine {
   } satisfies CommandTable<ImapMachine, ImapArg[]>;
 
   private readonly parser: ImapParser;
+  private clientName: string | undefined;
 
   constructor(opts: MachineOptions) {
     // The literal form is fixed for the session (a snapshot of the backend's list).
@@ -78,6 +82,21 @@ export class ImapMachine extends PreauthMachine {
 
   private caps(): string {
     return capabilities({ secure: this.secure, tlsMode: this.opts.tlsMode, requireTls: this.opts.requireTls, backend: this.opts.backendCapabilities, mechanisms: this.mechanisms });
+  }
+
+  /** The client's "name" field (RFC 2971 §3.3), kept for the login history, then answered. */
+  private noteId(tag: string, fields: ImapArg[]): Effect[] {
+    for (let i = 0; i + 1 < fields.length; i += 2) {
+      const [key, value] = [astring(fields[i]), astring(fields[i + 1])];
+      if (key?.toString('latin1').toLowerCase() !== 'name' || fields[i + 1]!.kind !== 'string' || !value) continue;
+      const name = value.toString('latin1').replace(/[^\x20-\x7b\x7d\x7e]/g, '').trim().slice(0, ID_NAME_CHARS);
+      this.clientName = name || undefined;
+    }
+    return [send(R.id(tag))];
+  }
+
+  protected override loginContext(tag: string): MachineLoginContext {
+    return this.clientName === undefined ? { tag } : { tag, clientName: this.clientName };
   }
 
   private login(tag: string, user: Buffer | null, password: Buffer | null): Effect[] | null {
