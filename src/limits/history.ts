@@ -84,7 +84,8 @@ export class AccountHistory {
     const prints = f.print && n?.retiredPassword ? this.keys.printsKey(f.user) : undefined;
     // The history row last: once it shows, everything this login wrote is there.
     if (prints && f.result === 'ok') await store.historyAdd(prints, f.print!, { atMs: now, ttlMs: keep, cap: n!.passwords });
-    if (enabled) await store.historyAdd(key, historyField(network, f.protocol, f.result, f.client), { atMs: now, ttlMs: keep, cap: maxEntries });
+    // A failure is kept for an account with a history only: a spray of made-up names stores nothing.
+    if (enabled) await store.historyAdd(key, historyField(network, f.protocol, f.result, f.client), { atMs: now, ttlMs: keep, cap: maxEntries, existing: f.result === 'fail' });
     if (!prints || f.result === 'ok' || !isRetired(await store.historyGet(prints), f.print!)) return;
     // Written before the event goes out: whoever acts on the event finds the alert waiting.
     if (n!.imapAlert) await store.historyAdd(this.keys.pendingKey(f.user), PENDING, { atMs: now, ttlMs: keep, cap: 1 });

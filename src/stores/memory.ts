@@ -60,6 +60,7 @@ export class MemoryStore implements LimitStore {
   }
 
   async historyAdd(key: string, field: string, b: RecordBounds): Promise<void> {
+    if (b.existing && !this.record(key, this.clock.now())) return;
     const rows = this.record(key, this.clock.now()) ?? new Map<string, RecordEntry>();
     addToRecord(rows, field, b);
     this.records.set(key, { rows, exp: this.clock.now() + b.ttlMs, ttlMs: b.ttlMs });

@@ -8,7 +8,7 @@ import { sortedRows } from './records.js';
 import type { LimitStore, RecordEntry } from './store.js';
 
 export type RecordOps = Required<Pick<LimitStore, 'historyAdd' | 'historyGet' | 'historyTake'>>;
-type WithRecord = { mgRecord(key: string, field: string, atMs: number, ttlMs: number, cap: number): Promise<number> };
+type WithRecord = { mgRecord(key: string, field: string, atMs: number, ttlMs: number, cap: number, existing: number): Promise<number> };
 
 export function redisRecords(redis: Redis | Cluster): RecordOps {
   redis.defineCommand('mgRecord', { numberOfKeys: 1, lua: readFileSync(new URL('./lua/record.lua', import.meta.url), 'utf8') });
@@ -16,7 +16,7 @@ export function redisRecords(redis: Redis | Cluster): RecordOps {
   const stored = (key: string) => `${slotTag(key)}${key}`;
   return {
     async historyAdd(key, field, b) {
-      await client.mgRecord(stored(key), field, Math.round(b.atMs), Math.max(1, Math.round(b.ttlMs)), b.cap);
+      await client.mgRecord(stored(key), field, Math.round(b.atMs), Math.max(1, Math.round(b.ttlMs)), b.cap, b.existing ? 1 : 0);
     },
     async historyGet(key) {
       const rows: RecordEntry[] = Object.entries(await client.hgetall(stored(key))).flatMap(([field, v]) => {

@@ -127,6 +127,9 @@ export interface RecordBounds {
   atMs: number;
   ttlMs: number;
   cap: number;
+  /** Only count it in a record that exists (a failure of an account with a history): names
+   *  made up by a spray leave nothing behind. */
+  existing?: boolean;
 }
 
 export interface LimitStore {

@@ -43,6 +43,16 @@ export function recordContract(make: () => Promise<StoreHarness>): void {
       expect(await store.historyGet(key)).toEqual([]);
     });
 
+    it('existing: counts only in a record that exists', async () => {
+      const store = ops((await make()).store);
+      const key = fresh();
+      await store.historyAdd(key, 'fail', { atMs: T0, ttlMs: 60_000, cap: 5, existing: true });
+      expect(await store.historyGet(key)).toEqual([]);
+      await store.historyAdd(key, 'ok', { atMs: T0, ttlMs: 60_000, cap: 5 });
+      await store.historyAdd(key, 'fail', { atMs: T0 + 1, ttlMs: 60_000, cap: 5, existing: true });
+      expect((await store.historyGet(key)).map((r) => [r.field, r.count])).toEqual([['fail', 1], ['ok', 1]]);
+    });
+
     it('takes a row once', async () => {
       const store = ops((await make()).store);
       const key = fresh();

@@ -63,19 +63,26 @@ describe('AccountHistory', () => {
 
   it('dedupes by network, protocol and result, with count, first and last seen', async () => {
     const { history, clock, settle } = setup();
+    history.record(ok);
+    await settle();
+    clock.advance(1_000);
     history.record({ ...ok, result: 'fail' });
     await settle();
     clock.advance(1_000);
     history.record({ ...ok, ip: '192.0.2.200', result: 'fail' });
     await settle();
-    clock.advance(1_000);
-    history.record(ok);
-    await settle();
     const rows = await history.entries('alice');
     expect(rows).toHaveLength(2);
-    expect(rows[1]).toMatchObject({ network: '192.0.2.0/24', protocol: 'imap', result: 'fail', count: 2 });
-    expect(Date.parse(rows[1]!.last) - Date.parse(rows[1]!.first)).toBe(1_000);
-    expect(rows[0]).toMatchObject({ result: 'ok', count: 1 });
+    expect(rows[0]).toMatchObject({ network: '192.0.2.0/24', protocol: 'imap', result: 'fail', count: 2 });
+    expect(Date.parse(rows[0]!.last) - Date.parse(rows[0]!.first)).toBe(1_000);
+    expect(rows[1]).toMatchObject({ result: 'ok', count: 1 });
+  });
+
+  it('keeps no failure of an account without a history (a spray of made-up names)', async () => {
+    const { history, settle } = setup();
+    for (let i = 0; i < 20; i++) history.record({ ...ok, user: `made-up-${i}`, result: 'fail' });
+    await settle();
+    for (let i = 0; i < 20; i++) expect(await history.entries(`made-up-${i}`)).toEqual([]);
   });
 
   it('forgets entries after history.keep', async () => {

@@ -1,8 +1,12 @@
 -- A capped record (an account's login history, its password prints; stores/records.ts is the
 -- memory copy): KEYS[1] a hash, field -> "count:first:last" (ms). ARGV: field, at (ms), ttl
--- (ms), cap. Counts one event of the field, drops rows whose last event is over ttl ago, keeps
--- at most cap rows (those seen least lately go first), and keeps the record ttl from now.
+-- (ms), cap, existing (1: only in a record that exists). Counts one event of the field, drops
+-- rows whose last event is over ttl ago, keeps at most cap rows (those seen least lately go
+-- first), and keeps the record ttl from now.
 local key, field, at = KEYS[1], ARGV[1], ARGV[2]
+if ARGV[5] == '1' and redis.call('EXISTS', key) == 0 then
+  return 0
+end
 local now, ttl, cap = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local all = redis.call('HGETALL', key)
 local others = {}
