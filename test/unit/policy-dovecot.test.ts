@@ -8,6 +8,8 @@ import { BackendPools } from '../../src/backend/pool.js';
 import { ManualClock } from '../../src/clock.js';
 import { cidrMatcher } from '../../src/config/address.js';
 import { parseConfig } from '../../src/config/load.js';
+import type { AlertEvent } from '../../src/integrations/alerts.js';
+import { AccountHistory } from '../../src/limits/history.js';
 import { KeyBuilder } from '../../src/limits/keys.js';
 import { Policy } from '../../src/limits/policy.js';
 import { Tarpit } from '../../src/limits/tarpit.js';
@@ -16,14 +18,17 @@ import { createMetrics } from '../../src/metrics/metrics.js';
 import { DovecotPolicy, parseDovecot, type DovecotRequest } from '../../src/policy-server/dovecot.js';
 import { MemoryStore } from '../../src/stores/memory.js';
 
-function rig(limits: unknown, opts: { maxWaitMs?: number } = {}) {
-  const cfg = parseConfig({ policyServer: { listen: '127.0.0.1:0' }, limits });
+function rig(limits: unknown, opts: { maxWaitMs?: number; notify?: Record<string, unknown> } = {}) {
+  const cfg = parseConfig({ policyServer: { listen: '127.0.0.1:0' }, limits, notify: opts.notify });
   const clock = new ManualClock();
   const lines: Record<string, unknown>[] = [];
   const log = createLogger('debug', new Writable({ write: (chunk: Buffer, _e, cb) => (lines.push(JSON.parse(chunk.toString())), cb()) }));
   const metrics = createMetrics({ defaultMetrics: false });
   const store = new MemoryStore(clock);
-  const deps = { policy: new Policy(cfg.limits, store, new KeyBuilder('test-secret-0123456789'), clock), clock, metrics, tarpit: new Tarpit(clock), pools: new BackendPools(() => ({}), log), isDenied: cidrMatcher(cfg.limits.deniedNetworks) };
+  const keys = new KeyBuilder('test-secret-0123456789');
+  const alerts: AlertEvent[] = [];
+  const history = new AccountHistory(store, keys, clock, cfg, log, (e) => alerts.push(e));
+  const deps = { policy: new Policy(cfg.limits, store, keys, clock), clock, metrics, tarpit: new Tarpit(clock), pools: new BackendPools(() => ({}), log), isDenied: cidrMatcher(cfg.limits.deniedNetworks), history };
   const dovecot = new DovecotPolicy(() => deps, () => ({ maxWaitMs: opts.maxWaitMs ?? 3000, reportTimeoutMs: 60_000 }), log);
   let session = 0;
   const req = (over: Partial<DovecotRequest> = {}): DovecotRequest => ({ login: 'alice', remote: '192.0.2.7', pwhash: 'a1b2', protocol: 'imap', session: `s${++session}`, ...over });
@@ -35,7 +40,7 @@ function rig(limits: unknown, opts: { maxWaitMs?: number } = {}) {
     await dovecot.report({ ...r, success, policyReject: false });
     return { first, second };
   }
-  return { dovecot, clock, lines, metrics, req, login, store };
+  return { dovecot, clock, lines, metrics, req, login, store, alerts, history };
 }
 
 const attempts = (limit: number) => ({ rules: [{ name: 'ip-logins', key: 'ip', count: 'attempts', limit, window: '1h' }] });
@@ -54,6 +59,27 @@ describe('Dovecot auth policy', () => {
     expect(three.first.msg).toMatch(/^Too many login attempts; try again in \d+ seconds\.$/);
     const outcomes = r.lines.filter((l) => l.event === 'auth.attempt').map((l) => l.outcome);
     expect(outcomes).toEqual(['ok', 'ok', 'limited']);
+  });
+
+  it('keeps the login history and spots a retired password by its pwhash', async () => {
+    const r = rig(failures(10), { notify: { retiredPassword: true } });
+    const settled = () => new Promise((done) => setImmediate(done));
+    await r.login(r.req({ pwhash: 'aaaa' }), true);
+    await settled();
+    r.clock.advance(1_000);
+    await r.login(r.req({ pwhash: 'bbbb' }), true);
+    await settled();
+    r.clock.advance(1_000);
+    await r.login(r.req({ pwhash: 'cccc', remote: '198.51.100.9' }), false);
+    await settled();
+    expect(r.alerts).toEqual([]);
+    await r.login(r.req({ pwhash: 'aaaa', remote: '198.51.100.9' }), false);
+    await settled();
+    expect(r.alerts).toMatchObject([{ kind: 'retired-password', network: '198.51.100.0/24', protocol: 'imap' }]);
+    expect((await r.history.entries('alice')).map((e) => [e.network, e.result, e.count])).toEqual([
+      ['198.51.100.0/24', 'fail', 2],
+      ['192.0.2.0/24', 'ok', 2],
+    ]);
   });
 
   it('counts reported failures and refuses the attempt after the limit', async () => {
