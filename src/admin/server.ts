@@ -38,12 +38,14 @@ export interface AdminDeps {
   sessions?: SessionControl;
 }
 
-const digest = (s: string) => createHash('sha256').update(s).digest();
+/** A secret compared in constant time (of equal-length digests, so the length leaks nothing
+ *  either): the admin token, the policy server's API key. */
+export const sameSecret = (given: string, expected: string): boolean => timingSafeEqual(createHash('sha256').update(given).digest(), createHash('sha256').update(expected).digest());
 
 function authorized(req: http.IncomingMessage, token: string | null): boolean {
   if (token === null) return true;
   const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
-  return !!m && timingSafeEqual(digest(m[1]!), digest(token));
+  return !!m && sameSecret(m[1]!, token);
 }
 
 function send(res: http.ServerResponse, status: number, body: unknown, type = 'application/json'): void {

@@ -38,9 +38,14 @@ interface Message {
 const SAMPLE = 10;
 /** Messages waiting per webhook; past it the oldest is dropped (logged). */
 const MAX_QUEUE = 100;
+/** A message is posted at most this often, waiting BACKOFF_MS between tries: a receiver down
+ *  for about 6 minutes (a restart, a deploy) still gets it; longer, it is given up and logged. */
 const MAX_ATTEMPTS = 6;
 const BACKOFF_MS = [1_000, 5_000, 15_000, 60_000, 300_000];
+/** A receiver that has not answered in this time counts as failed (retried): a hung one must
+ *  not hold the other messages of its webhook. */
 const POST_TIMEOUT_MS = 5_000;
+/** How often due messages and cooldowns are looked at: the resolution of `cooldown`. */
 const TICK_MS = 1_000;
 
 const noun: Record<AlertKind, (n: number) => string> = {

@@ -2,9 +2,9 @@
 // auth policy, GET /nginx for nginx's auth_http. An API key when configured; a bounded body;
 // every answer within policyServer.timeout (nginx: plus the backend login's own deadline);
 // anything malformed gets a 400 and nothing else. No credential, key or body is ever logged.
-import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { sameSecret } from '../admin/server.js';
 import { canonicalIp, parseHostPort } from '../config/address.js';
 import type { PolicyServerConfig } from '../config/policy-server-schema.js';
 import type { Logger } from '../logging/logger.js';
@@ -27,7 +27,6 @@ export interface PolicyServerDeps {
 
 class BadRequest extends Error {}
 
-const digest = (s: string) => createHash('sha256').update(s).digest();
 
 function readBody(req: http.IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -99,7 +98,7 @@ export class PolicyServer {
       if (mode === 'other') return this.refuse(res, mode, 404, 'no such path: use /dovecot or /nginx');
       const key = this.deps.config().apiKey;
       const given = req.headers['x-api-key'];
-      if (key !== undefined && (typeof given !== 'string' || !timingSafeEqual(digest(given), digest(key)))) return this.refuse(res, mode, 401, 'X-API-Key required');
+      if (key !== undefined && (typeof given !== 'string' || !sameSecret(given, key))) return this.refuse(res, mode, 401, 'X-API-Key required');
       if (mode === 'dovecot') await this.serveDovecot(req, res, new URLSearchParams(query).get('command'));
       else await this.serveNginx(req, res);
     } catch (err) {
