@@ -2,7 +2,7 @@
 // of 4 is 4 across every worker. Each call has the channel's deadline; a late or lost answer
 // is an error like an unreachable Redis, which the resilient wrapper (stores/resilient.ts)
 // turns into its logged, counted fallback. Forwarding only: no counting here.
-import type { BlockEntry, CounterSpec, CounterState, HitOptions, HitResult, LimitStore, RecordBounds, RecordEntry, SettleRequest } from '../stores/store.js';
+import type { BlockEntry, CounterSpec, CounterState, HitOptions, HitResult, LimitStore, RecordBounds, RecordEntry, SendingBounds, SendingCounts, SettleRequest } from '../stores/store.js';
 import type { Channel } from './channel.js';
 import type { PrimaryCalls, PrimaryNotes, WorkerCalls, WorkerNotes } from './protocol.js';
 
@@ -55,6 +55,19 @@ export class IpcStore implements LimitStore {
 
   historyTake(key: string, field: string): Promise<boolean> {
     return this.channel.call('store.take', [key, field], this.timeoutMs);
+  }
+
+  /** Sending limits: calls (the checks read the counts, the alert reads what an add made). */
+  sendingPeek(countsKey: string, knownKey: string, prints: readonly string[], at: { atMs: number; knownTtlMs: number }): Promise<SendingCounts & { known: boolean[] }> {
+    return this.channel.call('store.sending-peek', [countsKey, knownKey, [...prints], at], this.timeoutMs);
+  }
+
+  sendingAdd(countsKey: string, knownKey: string, prints: readonly string[], bounds: SendingBounds): Promise<SendingCounts & { added: number }> {
+    return this.channel.call('store.sending-add', [countsKey, knownKey, [...prints], bounds], this.timeoutMs);
+  }
+
+  async sendingReset(countsKey: string, knownKey?: string): Promise<void> {
+    await this.channel.call('store.sending-reset', knownKey === undefined ? [countsKey] : [countsKey, knownKey], this.timeoutMs);
   }
 
   /** The channel belongs to the worker; nothing to close here. */

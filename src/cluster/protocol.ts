@@ -4,7 +4,7 @@
 import type { Config } from '../config/schema.js';
 import type { CsDelta } from '../integrations/crowdsec-decisions.js';
 import type { KickTarget, SessionList } from '../server/live-sessions.js';
-import type { BlockEntry, CounterSpec, CounterState, HitOptions, HitResult, RecordBounds, RecordEntry, SettleRequest } from '../stores/store.js';
+import type { BlockEntry, CounterSpec, CounterState, HitOptions, HitResult, RecordBounds, RecordEntry, SendingBounds, SendingCounts, SettleRequest } from '../stores/store.js';
 import type { AlertEvent } from '../integrations/alerts.js';
 
 /** Every mailgate message carries `mg`, so the channel ignores anything else on the same IPC
@@ -51,6 +51,10 @@ export type StoreCalls = {
   /** Login history (limits/history.ts). */
   'store.history': { args: [key: string]; result: RecordEntry[] };
   'store.take': { args: [key: string, field: string]; result: boolean };
+  /** Sending limits (limits/sending.ts): a call each, the checks and the alert read the answer. */
+  'store.sending-peek': { args: [countsKey: string, knownKey: string, prints: string[], at: { atMs: number; knownTtlMs: number }]; result: SendingCounts & { known: boolean[] } };
+  'store.sending-add': { args: [countsKey: string, knownKey: string, prints: string[], bounds: SendingBounds]; result: SendingCounts & { added: number } };
+  'store.sending-reset': { args: [countsKey: string, knownKey?: string]; result: null };
 };
 
 /** Worker → primary. */
@@ -78,7 +82,8 @@ export type WorkerNotes = {
   'store.settled': [specs: CounterSpec[], req: SettleRequest];
   /** historyAdd (login history): no reply. */
   'store.record': { key: string; field: string; bounds: RecordBounds };
-  /** An account event (new-network, retired-password) for the primary's alert webhooks. */
+  /** An account event (new-network, retired-password, sending-limit) for the primary's alert
+   *  webhooks. */
   alert: AlertEvent;
   /** Backend verdicts since the last note, for the primary's attack-mode detector. */
   verdicts: { ok: number; fail: number };

@@ -20,5 +20,11 @@ export function serveStore(link: Pick<WorkerLink, 'handle' | 'on'>, store: Limit
   h('store.block', async ([key, ms]) => (await store.block(key, ms), null));
   h('store.history', async ([key]) => (await store.historyGet?.(key)) ?? []);
   h('store.take', async ([key, field]) => (await store.historyTake?.(key, field)) ?? false);
+  // Every store of ours keeps sending counts; one without them answers each call with an error
+  // (the worker's limits let the command through, logged).
+  const sending = store as Required<Pick<LimitStore, 'sendingPeek' | 'sendingAdd' | 'sendingReset'>>;
+  h('store.sending-peek', ([c, k, prints, at]) => sending.sendingPeek(c, k, prints, at));
+  h('store.sending-add', ([c, k, prints, b]) => sending.sendingAdd(c, k, prints, b));
+  h('store.sending-reset', async ([c, k]) => (await sending.sendingReset(c, k), null));
   link.on('store.record', ({ key, field, bounds }) => void store.historyAdd?.(key, field, bounds).catch((err: Error) => log.error({ event: 'auth.record-failed', err: err.message }, "could not record a worker's login history")));
 }

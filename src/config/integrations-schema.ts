@@ -46,7 +46,7 @@ export const firewall = z
   })
   .describe("Push mailgate's address blocks down to the firewall.");
 
-const alertEvent = z.enum(['protection', 'attack-mode', 'block', 'store', 'backend', 'new-network', 'retired-password']);
+const alertEvent = z.enum(['protection', 'attack-mode', 'block', 'store', 'backend', 'new-network', 'retired-password', 'sending-limit']);
 
 export const alerts = z
   .strictObject({
@@ -54,7 +54,7 @@ export const alerts = z
       .array(
         z.strictObject({
           url: httpUrl.describe('Where a JSON body is POSTed.'),
-          events: z.array(alertEvent).min(1).default(['protection', 'attack-mode', 'block', 'store', 'backend', 'new-network', 'retired-password']).describe('protection (an account under protection), attack-mode (on/off), block (an address blocked by a rule), store, backend (down/up); new-network, retired-password (raised only when notify turns them on).'),
+          events: z.array(alertEvent).min(1).default(['protection', 'attack-mode', 'block', 'store', 'backend', 'new-network', 'retired-password', 'sending-limit']).describe('protection (an account under protection), attack-mode (on/off), block (an address blocked by a rule), store, backend (down/up); new-network, retired-password (raised only when notify turns them on); sending-limit (an account reached one of limits.sending, once per limit and window).'),
           cooldown: duration('Events of one kind within this are sent as one message (with how many more).').prefault('5m'),
           headers: z.record(z.string(), z.string()).default({}).describe('Extra request headers (an Authorization, a Slack-style token). Accounts appear as their keyed hash only (GET /api/v1/limits?user= finds one).'),
         }),

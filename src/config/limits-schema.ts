@@ -1,5 +1,5 @@
 // The limits section of the config: rules, known-good pairs, password hints, shared egress,
-// connection limits. Pure.
+// connection limits, sending limits. Pure.
 import { z } from 'zod';
 import { attackModeSchema } from './attack-mode.js';
 import { cidr, duration, MAX_TTL_MS, protocol } from './fields.js';
@@ -61,6 +61,42 @@ export const rule = z.strictObject({
     }
   });
 
+/** What an authenticated account may send through submission (limits/sending.ts). mox's
+ *  defaults for an account are 1,000 messages and 200 first-time recipients a day. */
+export const sending = z
+  .strictObject({
+    messagesPerDay: z.number().int().min(1).optional().describe('Messages an account may have accepted by the backend per window; the next MAIL FROM gets 451 4.7.1 (unset: not limited).'),
+    recipientsPerDay: z.number().int().min(1).optional().describe('Recipients of accepted messages per window (each RCPT TO counts); the RCPT TO that would cross it gets 451 4.7.1 (unset: not limited).'),
+    newRecipientsPerDay: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe('First-time recipients per window: addresses the account has not sent to within knownRecipientsFor. A stolen account sends to strangers, its owner mostly to the same people (unset: not limited).'),
+    window: duration('What the limits count over: a fixed window started by the first message counted (a day, as the names say, unless changed).', MAX_TTL_MS).prefault('1d'),
+    knownRecipientsFor: duration('A recipient the account sent to within this is not a first-time recipient.', MAX_TTL_MS).prefault('30d'),
+    maxKnownRecipients: z
+      .number()
+      .int()
+      .min(1)
+      .max(100_000)
+      .default(10_000)
+      .describe('Recipients remembered per account (keyed prints, never the addresses); past it the one sent to least lately is forgotten (and would count as new again).'),
+    text: z
+      .string()
+      .regex(/^[\x20-\x7e]{1,200}$/, 'expected 1 to 200 printable ASCII characters (it goes into an SMTP reply line)')
+      .default('Daily sending limit reached')
+      .describe('The refusal\'s text: the client gets "451 4.7.1 <text> (<which limit>); try again in <time>".'),
+  })
+  .superRefine((s, ctx) => {
+    // Counts are kept windowMs and recipients known for knownRecipientsFor: a shorter memory
+    // than the window would let the same recipient be "first-time" twice in one window.
+    if (s.knownRecipientsFor < s.window) ctx.addIssue({ code: 'custom', path: ['knownRecipientsFor'], message: 'must be at least window' });
+  })
+  .describe('Sending limits per authenticated account on smtp listeners (a stolen password on submission): counted in the store, shared through Redis. Off when absent.');
+
+export type SendingConfig = z.output<typeof sending>;
+
 export const limits = z
   .strictObject({
     keySecret: z
@@ -105,6 +141,7 @@ export const limits = z
       })
       .prefault({})
       .describe('An address from which several users log in successfully (office NAT, webmail, CGNAT) is never refused at connect: its blocks refuse only unknown pairs at login, so one infected machine cannot lock its colleagues out.'),
+    sending: sending.optional(),
     dedupeFailures: z.boolean().default(true).describe('The same wrong password for the same user from the same IP counts once per window in failure rules.'),
     connections: z
       .strictObject({

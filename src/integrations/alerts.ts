@@ -1,8 +1,8 @@
 // Webhooks on what operators act on (alerts.webhooks): an account under protection, attack
-// mode on/off, an address blocked by a rule, the store or a backend down/up. Per webhook and
-// event kind, the first event goes out at once and the rest of a cooldown as one message
-// ("12 more"); failed posts are retried with backoff from a bounded queue. Off the login path
-// entirely: emit() only queues. Time is the injected clock; a timer calls tick().
+// mode on/off, an address blocked by a rule, the store or a backend down/up, an account at a
+// sending limit. Per webhook and event kind, the first event goes out at once and the rest of a
+// cooldown as one message ("12 more"); failed posts are retried with backoff from a bounded
+// queue. Off the login path entirely: emit() only queues. Time is the injected clock; a timer calls tick().
 import type { Clock } from '../clock.js';
 import type { AlertEvent as AlertKind, AlertsConfig } from '../config/integrations-schema.js';
 import type { Logger } from '../logging/logger.js';
@@ -12,13 +12,16 @@ export interface AlertEvent {
   /** on/off (attack mode), down/up (store, backend), or absent. */
   state?: 'on' | 'off' | 'down' | 'up';
   /** The address or network (block), the account's keyed hash (protection, new-network,
-   *  retired-password), the backend. */
+   *  retired-password, sending-limit), the backend. */
   subject?: string;
   rule?: string;
   /** The client's network (new-network, retired-password) and protocol. */
   network?: string;
   protocol?: string;
-  /** Until when a block or a protection lasts (ISO). */
+  /** sending-limit: which limit (limits.sending's name) and the account's counts then. */
+  limit?: string;
+  counts?: { messages: number; recipients: number; newRecipients: number };
+  /** Until when a block, a protection or a sending window lasts (ISO). */
   until?: string;
   /** When it happened (ISO), set by emit. */
   at?: string;
@@ -56,10 +59,11 @@ const noun: Record<AlertKind, (n: number) => string> = {
   backend: (n) => (n === 1 ? 'a backend changed state' : `backends changed state ${n} times`),
   'new-network': (n) => (n === 1 ? 'an account logged in from a new network' : `${n} logins from new networks`),
   'retired-password': (n) => (n === 1 ? 'a retired password was tried' : `retired passwords were tried ${n} times`),
+  'sending-limit': (n) => (n === 1 ? 'an account reached a sending limit' : `accounts reached sending limits ${n} times`),
 };
 
 function describe(e: AlertEvent): string {
-  const parts = [e.subject, e.state, e.network && `from ${e.network}`, e.rule && `rule ${e.rule}`, e.until && `until ${e.until}`].filter(Boolean);
+  const parts = [e.subject, e.state, e.network && `from ${e.network}`, e.rule && `rule ${e.rule}`, e.limit && `limit ${e.limit}`, e.until && `until ${e.until}`].filter(Boolean);
   return parts.join(' ');
 }
 

@@ -98,6 +98,29 @@ export class KeyBuilder {
     return `la:${this.userHash(canonicalUser)}`;
   }
 
+  /** An account's sending counts (limits/sending.ts): messages, recipients, first-time
+   *  recipients in the current window. */
+  sendingKey(canonicalUser: string): string {
+    return `sc:${this.userHash(canonicalUser)}`;
+  }
+
+  /** The recipients an account sent to lately, as recipientPrint's. */
+  knownRecipientsKey(canonicalUser: string): string {
+    return `sk:${this.userHash(canonicalUser)}`;
+  }
+
+  /** A recipient of one account, as its known-recipient set keeps it: a keyed hash of (user,
+   *  address), never the address. The address is lowercased whole, local part included:
+   *  RFC 5321 §2.4 lets a server tell "Bob" from "bob", but none in use does, and the only cost
+   *  of folding them is that a case variant of a known recipient is not first-time (nothing an
+   *  attacker gains: first-time is the stricter count). Angle brackets and a source route
+   *  (RFC 5321 §4.1.2, ignored by servers) are not part of it. 96 bits: no two of one
+   *  account's recipients collide. Never logged. */
+  recipientPrint(canonicalUser: string, path: string): string {
+    const address = path.trim().replace(/^<(.*)>$/s, '$1').replace(/^@[^:]*:/, '').toLowerCase();
+    return createHmac('sha256', this.secret).update('rcpt\0').update(canonicalUser, 'utf8').update('\0').update(address, 'utf8').digest('base64url').slice(0, 16);
+  }
+
   /** A password's print for the retired-password check: a keyed hash of (user, password),
    *  equal for the same password of one account, useless without the secret. Never logged. */
   passwordPrint(canonicalUser: string, password: Buffer): string {
@@ -157,7 +180,8 @@ const tagged = (kind: string, subject: string) => `{${kind}:${subject.replace(/[
 /** The Redis Cluster hash tag of a key (with its braces): every key of one subject shares a
  *  slot, and subjects spread over the cluster. An address's ip rules and its successes go
  *  under `{i:<client>}` (a wide rule's network is a client key of its own); a user's rules,
- *  ip+user rules, known-good pairs, password hint and history (lh:, lp:, la:) under `{u:<hash>}`, so the exemptions are
+ *  ip+user rules, known-good pairs, password hint, history (lh:, lp:, la:) and sending counts
+ *  and known recipients (sc:, sk:, one script over both) under `{u:<hash>}`, so the exemptions are
  *  read atomically with the user rules; a sprayed password's under `{p:<key>}`. Any other key
  *  is a subject of its own. */
 export function slotTag(key: string): string {
@@ -166,7 +190,7 @@ export function slotTag(key: string): string {
   const kg = /^kg:.+:([^:]+)$/.exec(key);
   if (kg) return tagged('u', kg[1]!);
   if (key.startsWith('h:')) return tagged('u', key.slice(2));
-  if (/^l[hpa]:/.test(key)) return tagged('u', key.slice(3));
+  if (/^(?:l[hpa]|s[ck]):/.test(key)) return tagged('u', key.slice(3));
   if (key.startsWith('se:')) return tagged('i', key.slice(3));
   return tagged('k', key);
 }

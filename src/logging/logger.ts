@@ -32,6 +32,7 @@ export const LOG_EVENTS = [
   'auth.attack-mode-off',
   'auth.single-source',
   'splice.end',
+  'sending.store-failed',
   'store.fallback',
   'store.recovered',
   'backend.probe',

@@ -170,6 +170,25 @@ export function createMetrics(opts: MetricsSources = {}) {
       labelNames: ['action', 'result'] as const,
       registers: r,
     }),
+    sendingRefused: new Counter({
+      name: 'mailgate_sending_refused_total',
+      help: 'Submission commands (MAIL, RCPT) refused with 451 4.7.1 by limits.sending, by limit (messagesPerDay, recipientsPerDay, newRecipientsPerDay).',
+      labelNames: ['limit'] as const,
+      registers: r,
+    }),
+    sendingMessages: new Counter({ name: 'mailgate_sending_messages_total', help: 'Messages the backend accepted from authenticated submission sessions with limits.sending (counted toward the limits).', registers: r }),
+    sendingStoreErrors: new Counter({
+      name: 'mailgate_sending_store_errors_total',
+      help: 'limits.sending store calls that failed or were late, by op: check (the command was let through uncounted), count (an accepted message not counted).',
+      labelNames: ['op'] as const,
+      registers: r,
+    }),
+    smtpTrackerEvents: new Counter({
+      name: 'mailgate_smtp_tracker_events_total',
+      help: 'Submission tracker events, by event: lost (the tracker stopped following a session: its messages pass uncounted), unknown (a command it does not know, passed through untouched).',
+      labelNames: ['event'] as const,
+      registers: r,
+    }),
     reloads: new Counter({ name: 'mailgate_config_reloads_total', help: 'Config reloads by result (ok, invalid).', labelNames: ['result'] as const, registers: r }),
   };
 }

@@ -17,9 +17,12 @@ import {
   type LimitStore,
   type RecordBounds,
   type RecordEntry,
+  type SendingBounds,
+  type SendingCounts,
   type SettleRequest,
 } from './store.js';
 import { addToRecord, sortedRows, type Rows } from './records.js';
+import { MemorySending } from './memory-sending.js';
 
 interface Entry {
   v: number;
@@ -36,9 +39,12 @@ export class MemoryStore implements LimitStore {
   private readonly m = new Map<string, Entry>();
   /** Capped records (historyAdd): rows and when the whole record expires. */
   private readonly records = new Map<string, { rows: Rows; exp: number; ttlMs: number }>();
+  /** Sending counts and known recipients (sendingAdd): memory-sending.ts. */
+  private readonly sending: MemorySending;
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly clock: Clock) {
+    this.sending = new MemorySending(clock);
     this.timer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
     this.timer.unref();
   }
@@ -51,6 +57,7 @@ export class MemoryStore implements LimitStore {
     const now = this.clock.now();
     for (const [k, e] of this.m) if (e.exp <= now) this.m.delete(k);
     for (const [k, r] of this.records) if (r.exp <= now) this.records.delete(k);
+    this.sending.sweep();
   }
 
   private record(key: string, now: number): Rows | undefined {
@@ -75,6 +82,18 @@ export class MemoryStore implements LimitStore {
 
   async historyTake(key: string, field: string): Promise<boolean> {
     return this.record(key, this.clock.now())?.delete(field) ?? false;
+  }
+
+  async sendingPeek(countsKey: string, knownKey: string, prints: readonly string[], at: { atMs: number; knownTtlMs: number }): Promise<SendingCounts & { known: boolean[] }> {
+    return this.sending.peek(countsKey, knownKey, prints, at);
+  }
+
+  async sendingAdd(countsKey: string, knownKey: string, prints: readonly string[], b: SendingBounds): Promise<SendingCounts & { added: number }> {
+    return this.sending.add(countsKey, knownKey, prints, b);
+  }
+
+  async sendingReset(countsKey: string, knownKey?: string): Promise<void> {
+    this.sending.reset(countsKey, knownKey);
   }
 
   private get(key: string, now: number): Entry | undefined {

@@ -2,7 +2,7 @@
 // while it is unreachable: local (same rules on in-memory counters), allow, or deny. Logs
 // once per outage and once on recovery; counts every fallback. Never throws.
 import type { Logger } from '../logging/logger.js';
-import type { BlockEntry, CounterSpec, CounterState, HitOptions, HitResult, LimitStore, RecordBounds, RecordEntry, SettleRequest, StoreHealth, StoreRoute } from './store.js';
+import type { BlockEntry, CounterSpec, CounterState, HitOptions, HitResult, LimitStore, RecordBounds, RecordEntry, SendingBounds, SendingCounts, SettleRequest, StoreHealth, StoreRoute } from './store.js';
 
 export type OnError = 'local' | 'allow' | 'deny';
 
@@ -23,6 +23,12 @@ function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
       },
     );
   });
+}
+
+/** An optional store method that must be there (every store of ours has it). */
+function need<F>(fn: F | undefined): F {
+  if (!fn) throw new Error('the store keeps no sending counts');
+  return fn;
 }
 
 const routed = (r: HitResult, route: StoreRoute): HitResult => (r.ok ? { ...r, route } : r);
@@ -119,6 +125,25 @@ export class ResilientStore implements LimitStore {
   historyTake(key: string, field: string): Promise<boolean> {
     const on = (s: LimitStore) => s.historyTake?.(key, field) ?? Promise.resolve(false);
     return this.guarded(() => on(this.primary), () => on(this.local));
+  }
+
+  /** Sending counts go where the store answers, like records: the local fallback during an
+   *  outage (whatever onError says: a store outage never blocks mail, and the limits still
+   *  hold on this instance). A store without them fails the call (the limits let it through). */
+  sendingPeek(countsKey: string, knownKey: string, prints: readonly string[], at: { atMs: number; knownTtlMs: number }): Promise<SendingCounts & { known: boolean[] }> {
+    const on = (s: LimitStore) => need(s.sendingPeek).call(s, countsKey, knownKey, prints, at);
+    return this.guarded(() => on(this.primary), () => on(this.local));
+  }
+
+  sendingAdd(countsKey: string, knownKey: string, prints: readonly string[], b: SendingBounds): Promise<SendingCounts & { added: number }> {
+    const on = (s: LimitStore) => need(s.sendingAdd).call(s, countsKey, knownKey, prints, b);
+    return this.guarded(() => on(this.primary), () => on(this.local));
+  }
+
+  /** In both, like reset. */
+  async sendingReset(countsKey: string, knownKey?: string): Promise<void> {
+    await need(this.local.sendingReset).call(this.local, countsKey, knownKey);
+    await this.guarded(() => need(this.primary.sendingReset).call(this.primary, countsKey, knownKey), async () => undefined);
   }
 
   async ready(withinMs: number): Promise<boolean> {

@@ -132,6 +132,25 @@ export interface RecordBounds {
   existing?: boolean;
 }
 
+/** An account's sending counts in the current window (limits/sending.ts). */
+export interface SendingCounts {
+  messages: number;
+  recipients: number;
+  newRecipients: number;
+  /** How long the window still lasts; 0 when none is open (nothing counted). */
+  ttlMs: number;
+}
+
+/** sendingAdd's bounds. The counts' window starts at their first count and lasts windowMs
+ *  (fixed, like the login counters); the known set keeps a recipient knownTtlMs after it was
+ *  last sent to, and at most knownCap of them (the one sent to least lately goes first). */
+export interface SendingBounds {
+  atMs: number;
+  windowMs: number;
+  knownTtlMs: number;
+  knownCap: number;
+}
+
 export interface LimitStore {
   /**
    * Over all specs: if any is blocked, at its limit, or (failures) at its limit counting
@@ -164,6 +183,17 @@ export interface LimitStore {
   historyGet?(key: string): Promise<RecordEntry[]>;
   /** Removes one entry; true when it was there (an alert taken once). */
   historyTake?(key: string, field: string): Promise<boolean>;
+  /** Sending limits (limits/sending.ts): the counts at `countsKey`, and for each print
+   *  whether the known set at `knownKey` has it seen within knownTtlMs before atMs. Reads only.
+   *  Optional, like the two below: a store without them tracks no sending. */
+  sendingPeek?(countsKey: string, knownKey: string, prints: readonly string[], at: { atMs: number; knownTtlMs: number }): Promise<SendingCounts & { known: boolean[] }>;
+  /** One accepted message to `prints` (duplicates possible), atomically: messages +1,
+   *  recipients + prints.length, newRecipients + the distinct prints not known; every print
+   *  joins the known set as seen at atMs. The counts afterwards, and how many prints were new
+   *  (`added`: whether this call crossed a limit). */
+  sendingAdd?(countsKey: string, knownKey: string, prints: readonly string[], bounds: SendingBounds): Promise<SendingCounts & { added: number }>;
+  /** Removes the counts, and the known set when its key is given. */
+  sendingReset?(countsKey: string, knownKey?: string): Promise<void>;
   /** Resolves once the store can answer, or after `withinMs` (then it answers by its
    *  fallback rules until it can). Stores that are always ready omit it. */
   ready?(withinMs: number): Promise<boolean>;
