@@ -16,6 +16,8 @@ import type { LimitStore } from './stores/store.js';
 import type { SessionControl } from './admin/sessions.js';
 import type { KickTarget, SessionList } from './server/live-sessions.js';
 import { KickChannel } from './stores/kick-channel.js';
+import { startNodes } from './admin/nodes.js';
+import type { NodeRegistry } from './stores/node-registry.js';
 
 /** /readyz: a backend counts as healthy when it accepts a TCP connection this fast. */
 const READY_PROBE_MS = 1_000;
@@ -69,6 +71,8 @@ export interface EndpointDeps {
   listenersReady(): boolean;
   /** The spliced sessions of this process, or of every worker (kick: how many ended). */
   sessions?: { list(limit: number): Promise<SessionList>; kick(target: KickTarget): Promise<number> };
+  /** Worker mode: the live workers (the nodes list). */
+  workers?(): { slot: number; pid: number }[];
 }
 
 type Address = { host: string; port: number };
@@ -81,6 +85,8 @@ export class Endpoints {
   private policy: PolicyServer | null = null;
   /** With a Redis store: kicks to and from the other instances. */
   private kicks: KickChannel | null = null;
+  /** This node in the nodes list (GET /api/v1/nodes), beating from start to stop. */
+  private nodes: NodeRegistry | null = null;
   adminAddress: Address | null = null;
   policyAddress: Address | null = null;
 
@@ -92,6 +98,7 @@ export class Endpoints {
     const { deps } = this;
     // Kicks from the other instances are heard with or without an admin endpoint here.
     const sessions = this.sessionControl();
+    this.nodes = startNodes({ ...deps, metrics: () => deps.metrics.registry.metrics() });
     if (deps.initial.admin) {
       this.admin = new AdminServer(
         deps.initial.admin.listen,
@@ -105,6 +112,7 @@ export class Endpoints {
           metrics: deps.metrics,
           token: deps.token,
           sessions,
+          nodes: this.nodes,
           ready: async () => ({ listeners: deps.listenersReady(), store: deps.store.health?.up ?? true, backends: await backendsReachable(deps.config()) }),
         },
         deps.log,
@@ -137,6 +145,7 @@ export class Endpoints {
 
   async stop(): Promise<void> {
     await this.kicks?.close();
+    await this.nodes?.close();
     await this.integrations.stop();
     await this.admin?.stop();
     await this.policy?.stop();

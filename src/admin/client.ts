@@ -16,7 +16,8 @@ export const ADMIN_USAGE = `usage: mailgate admin COMMAND [--url URL] [--token T
                                     block by hand on the rules keyed on it (or the one named)
   attack-mode [on|off|auto]         attack mode status; on or off forces it until auto
   sessions                          live sessions after login (every worker)
-  kick    --user NAME | --ip IP     end that user's or address's live sessions on every instance`;
+  kick    --user NAME | --ip IP     end that user's or address's live sessions on every instance
+  nodes                             every live instance (host, pid, version, workers, sessions, state)`;
 
 export async function adminMain(argv: string[], out: (s: string) => void): Promise<number> {
   let parsed;
@@ -77,6 +78,7 @@ export async function adminMain(argv: string[], out: (s: string) => void): Promi
     case 'blocks':
     case 'groups':
     case 'sessions':
+    case 'nodes':
       path = `/api/v1/${cmd}`;
       break;
     case 'kick':

@@ -15,6 +15,8 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { LimitStore } from '../stores/store.js';
 import { serveConsole } from './console.js';
 import { sessionsRoute, type SessionControl } from './sessions.js';
+import { nodesRoute } from './nodes.js';
+import type { NodeList } from '../stores/node-registry.js';
 import { AdminError, attackModeView, blockSubject, forceAttackMode, limitsOf, listBlocks, resetSubject, subject, subjectFromPath } from './api.js';
 
 export interface AdminDeps {
@@ -36,6 +38,8 @@ export interface AdminDeps {
   history?(): AccountHistory | undefined;
   /** Spliced sessions: listed, and kicked on every instance. */
   sessions?: SessionControl;
+  /** Every live instance of the deployment (stores/node-registry.ts). */
+  nodes?: { list(): Promise<NodeList> };
 }
 
 /** A secret compared in constant time (of equal-length digests, so the length leaks nothing
@@ -120,6 +124,8 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, deps: 
   }
   const sessions = await sessionsRoute(req.method, path, url.searchParams, deps.sessions);
   if (sessions) return send(res, sessions.status, sessions.body);
+  const nodes = await nodesRoute(req.method, path, deps.nodes);
+  if (nodes) return send(res, 200, nodes);
   throw new AdminError(404, 'Not Found', `no route for ${req.method} ${path}`);
 }
 

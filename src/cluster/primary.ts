@@ -191,6 +191,7 @@ export async function runPrimary(file: string, initial: Config, log: Logger, cou
     attackMode: () => attackMode,
     listenersReady: () => supervisor.live.some((h) => h.report?.failed.length === 0),
     sessions: workerSessions(() => supervisor.live, METRICS_MS),
+    workers: () => supervisor.live.map((h) => ({ slot: h.slot, pid: h.worker.process.pid ?? 0 })),
   });
   integrations = endpoints.integrations;
   // One LAPI client for all: the primary pulls CrowdSec's decisions and relays them.

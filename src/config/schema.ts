@@ -9,6 +9,7 @@ import { limits } from './limits-schema.js';
 import { policyServer } from './policy-server-schema.js';
 import { alerts, crowdsec, firewall } from './integrations-schema.js';
 import { history, notify } from './accounts-schema.js';
+import { nodes } from './nodes-schema.js';
 
 export { PROTOCOLS, TLS_MODES } from './fields.js';
 export { RULE_KEYS } from './limits-schema.js';
@@ -202,6 +203,7 @@ export const configSchema = z
     firewall: firewall.optional(),
     alerts: alerts.optional(),
     history,
+    nodes,
     notify: notify.optional(),
     log: z
       .strictObject({
