@@ -18,6 +18,11 @@ export interface AlertEvent {
   /** The client's network (new-network, retired-password) and protocol. */
   network?: string;
   protocol?: string;
+  /** new-network: the client's AS number and country where GeoIP knows them, and what is new
+   *  (the network; the ASN, the country when none of the account's kept successes had it). */
+  asn?: number;
+  country?: string;
+  new?: ('network' | 'asn' | 'country')[];
   /** sending-limit: which limit (limits.sending's name) and the account's counts then. */
   limit?: string;
   counts?: { messages: number; recipients: number; newRecipients: number };
@@ -63,7 +68,8 @@ const noun: Record<AlertKind, (n: number) => string> = {
 };
 
 function describe(e: AlertEvent): string {
-  const parts = [e.subject, e.state, e.network && `from ${e.network}`, e.rule && `rule ${e.rule}`, e.limit && `limit ${e.limit}`, e.until && `until ${e.until}`].filter(Boolean);
+  const also = e.new?.filter((p) => p !== 'network').map((p) => (p === 'asn' ? `new ASN AS${e.asn}` : `new country ${e.country}`));
+  const parts = [e.subject, e.state, e.network && `from ${e.network}`, also?.length && `(${also.join(', ')})`, e.rule && `rule ${e.rule}`, e.limit && `limit ${e.limit}`, e.until && `until ${e.until}`].filter(Boolean);
   return parts.join(' ');
 }
 

@@ -24,19 +24,58 @@ export interface LoginFacts {
   print?: string;
   /** IMAP: the client's ID name (printable, no "|"). */
   client?: string;
+  /** What GeoIP knows of the address (limits.groups' databases), when it knows. */
+  asn?: number;
+  country?: string;
+}
+
+/** What a new-network event says is new: the network always, the ASN and the country when
+ *  GeoIP knows them and none of the account's kept successes came from them. */
+export type NewPart = 'network' | 'asn' | 'country';
+
+/** Where a client is, as a history row keeps it: only values that cannot hold a "|". */
+interface Place {
+  network: string;
+  asn?: number;
+  country?: string;
 }
 
 /** The network history groups a client by: its IPv4 /24 or IPv6 /64 (one household, one
  *  office), so one account's history does not list every address a phone gets. */
 export const networkOf = (ip: string): string => clientKey(ip, 64, 24);
 
-/** A history entry's field; "|" occurs in no network, protocol, result or client name. */
-export const historyField = (network: string, protocol: string, result: HistoryResult, client?: string): string =>
-  `${network}|${protocol}|${result}${client ? `|${client}` : ''}`;
+/** A history entry's field: network|protocol|result[|client[|asn|country]] ("|" occurs in none
+ *  of them; an empty client or ASN is written as nothing). The ASN and country are part of the
+ *  row's identity, so a network that moves to another AS (a GeoIP update) starts a new row. */
+export const historyField = (network: string, protocol: string, result: HistoryResult, client?: string, geo: Omit<Place, 'network'> = {}): string => {
+  const where = geo.asn !== undefined || geo.country !== undefined ? `|${geo.asn ?? ''}|${geo.country ?? ''}` : '';
+  return `${network}|${protocol}|${result}${client || where ? `|${client ?? ''}` : ''}${where}`;
+};
 
-export function parseHistoryField(field: string): { network: string; protocol: string; result: string; client?: string } {
-  const [network = '', protocol = '', result = '', client] = field.split('|');
-  return client ? { network, protocol, result, client } : { network, protocol, result };
+/** The login's ASN and country as a row may keep them: an AS number, a two-letter code
+ *  (ISO 3166-1, as GeoLite2 and DB-IP write it); anything else is left out. */
+export function geoOf(f: Pick<LoginFacts, 'asn' | 'country'>): Omit<Place, 'network'> {
+  const asn = f.asn !== undefined && Number.isSafeInteger(f.asn) && f.asn >= 0 ? f.asn : undefined;
+  const country = f.country !== undefined && /^[A-Za-z]{2}$/.test(f.country) ? f.country.toUpperCase() : undefined;
+  return { ...(asn !== undefined ? { asn } : {}), ...(country !== undefined ? { country } : {}) };
+}
+
+export function parseHistoryField(field: string): Place & { protocol: string; result: string; client?: string } {
+  const [network = '', protocol = '', result = '', client, asn, country] = field.split('|');
+  return { network, protocol, result, ...(client ? { client } : {}), ...(asn ? { asn: Number(asn) } : {}), ...(country ? { country } : {}) };
+}
+
+/** What is new about `now` against the places of an account's kept successes: empty when the
+ *  network is known (a known network is nothing to tell); the ASN and country only when GeoIP
+ *  placed this login and some kept success, so "new" compares like with like. */
+export function newParts(now: Place, known: readonly Place[]): NewPart[] {
+  if (known.length === 0 || known.some((k) => k.network === now.network)) return [];
+  const parts: NewPart[] = ['network'];
+  for (const part of ['asn', 'country'] as const) {
+    const seen = known.flatMap((k) => (k[part] === undefined ? [] : [k[part]]));
+    if (now[part] !== undefined && seen.length > 0 && !seen.includes(now[part])) parts.push(part);
+  }
+  return parts;
 }
 
 /** Whether `print` is a retired password of the account: one that succeeded before, not the
@@ -75,17 +114,19 @@ export class AccountHistory {
     const { enabled, keep, maxEntries } = this.cfg.history;
     const n = this.cfg.notify;
     const network = networkOf(f.ip);
+    const geo = geoOf(f);
     const event = { subject: this.keys.userHash(f.user), network, protocol: f.protocol };
     const key = this.keys.historyKey(f.user);
     if (enabled && f.result === 'ok' && n?.newNetwork) {
       const oks = (await store.historyGet(key)).filter((r) => r.lastMs > now - keep).map((r) => parseHistoryField(r.field)).filter((p) => p.result === 'ok');
-      if (oks.length > 0 && !oks.some((p) => p.network === network)) this.emit({ kind: 'new-network', ...event });
+      const parts = newParts({ network, ...geo }, oks);
+      if (parts.length > 0) this.emit({ kind: 'new-network', ...event, ...geo, new: parts });
     }
     const prints = f.print && n?.retiredPassword ? this.keys.printsKey(f.user) : undefined;
     // The history row last: once it shows, everything this login wrote is there.
     if (prints && f.result === 'ok') await store.historyAdd(prints, f.print!, { atMs: now, ttlMs: keep, cap: n!.passwords });
     // A failure is kept for an account with a history only: a spray of made-up names stores nothing.
-    if (enabled) await store.historyAdd(key, historyField(network, f.protocol, f.result, f.client), { atMs: now, ttlMs: keep, cap: maxEntries, existing: f.result === 'fail' });
+    if (enabled) await store.historyAdd(key, historyField(network, f.protocol, f.result, f.client, geo), { atMs: now, ttlMs: keep, cap: maxEntries, existing: f.result === 'fail' });
     if (!prints || f.result === 'ok' || !isRetired(await store.historyGet(prints), f.print!)) return;
     // Written before the event goes out: whoever acts on the event finds the alert waiting.
     if (n!.imapAlert) await store.historyAdd(this.keys.pendingKey(f.user), PENDING, { atMs: now, ttlMs: keep, cap: 1 });
@@ -106,7 +147,7 @@ export class AccountHistory {
   }
 
   /** GET /api/v1/history: the account's entries, newest first. */
-  async entries(user: string): Promise<{ network: string; protocol: string; result: string; client?: string; count: number; first: string; last: string }[]> {
+  async entries(user: string): Promise<(ReturnType<typeof parseHistoryField> & { count: number; first: string; last: string })[]> {
     const now = this.clock.now();
     const rows = (await this.store.historyGet?.(this.keys.historyKey(user))) ?? [];
     return rows

@@ -47,7 +47,7 @@ export type LoginCheck =
   /** limits.deniedNetworks (a proxied client never gets this far). */
   | { kind: 'denied' }
   | { kind: 'limited'; rule: string; retryAfterSec: number }
-  | { kind: 'allowed'; decision: Decision; user: string; log: Logger; base: Record<string, unknown>; t0: number; facts: { ip: string; protocol: string; print?: string; client?: string } };
+  | { kind: 'allowed'; decision: Decision; user: string; log: Logger; base: Record<string, unknown>; t0: number; facts: { ip: string; protocol: string; print?: string; client?: string; asn?: number; country?: string } };
 
 export interface AuthDeps {
   policy: Policy;
@@ -171,7 +171,7 @@ export async function checkLogin(deps: AuthDeps, log: Logger, s: LoginSubject): 
     metrics.wouldRefuse.inc({ rule: decision.wouldRefuse.rule });
     log.info({ ...base, event: 'auth.dry-run', ...decision.wouldRefuse }, 'dry run: this login would have been refused');
   }
-  const facts = { ip: s.clientIp, protocol: s.protocol, print: deps.history?.print(user.canonical, s.secret), client: s.clientName };
+  const facts = { ip: s.clientIp, protocol: s.protocol, print: deps.history?.print(user.canonical, s.secret), client: s.clientName, asn: groups?.asn, country: groups?.country };
   return { kind: 'allowed', decision, user: user.canonical, log, base, t0, facts };
 }
 
