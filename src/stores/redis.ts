@@ -16,6 +16,7 @@ import { BlockChannel, subscriberFactory } from './block-channel.js';
 import { decide, decodeHit, hitCall, planGroups, settles, type Group, type GroupReply } from './redis-plan.js';
 import type { BlockEntry, CounterSpec, CounterState, HitOptions, HitResult, LimitStore, SettleRequest } from './store.js';
 import { redisRecords, type RecordOps } from './redis-records.js';
+import { redisSending, type SendingOps } from './redis-sending.js';
 import { ABORT_WIRE, encodeArgs, HIT_WIRE, luaHeader, PLAIN_WIRE, SETTLE_WIRE, SPEC_KEYS, type ScriptWire, type SpecKey } from './wire.js';
 
 // Next to this module: src/stores/lua, or dist/stores/lua (copied by scripts/copy-assets.mjs).
@@ -80,8 +81,9 @@ export class RedisStore implements LimitStore {
   /** Aborts and announcements sent after a decision returned: awaited before anything reads
    *  counts (peek, blocks) or the store closes, so this instance sees its own accounting. */
   private readonly pending = new Set<Promise<unknown>>();
-  /** Capped records (login history): redis-records.ts. */
+  /** Capped records (login history): redis-records.ts; sending counts: redis-sending.ts. */
   readonly historyAdd: RecordOps['historyAdd']; readonly historyGet: RecordOps['historyGet']; readonly historyTake: RecordOps['historyTake'];
+  readonly sendingPeek: SendingOps['sendingPeek']; readonly sendingAdd: SendingOps['sendingAdd']; readonly sendingReset: SendingOps['sendingReset'];
 
   constructor(client: Redis | Cluster, opts: RedisStoreOptions = {}) {
     client.defineCommand('mgHit', { lua: script('hit', HIT_WIRE) });
@@ -98,6 +100,7 @@ export class RedisStore implements LimitStore {
     this.channel = opts.blockCache === false ? null : new BlockChannel(client, `${this.prefix}blocks`, subscriberFactory(client), this.cache);
     this.channel?.start();
     ({ historyAdd: this.historyAdd, historyGet: this.historyGet, historyTake: this.historyTake } = redisRecords(client));
+    ({ sendingPeek: this.sendingPeek, sendingAdd: this.sendingAdd, sendingReset: this.sendingReset } = redisSending(client));
   }
 
   get redis(): Redis | Cluster {

@@ -5,6 +5,7 @@ import { spec, type StoreHarness } from './harness.js';
 import { specFieldContract } from './spec-fields.js';
 import { subjectContract } from './subjects.js';
 import { recordContract } from './records.js';
+import { sendingContract } from './sending.js';
 
 export function storeContract(name: string, make: () => Promise<StoreHarness>): void {
   describe(`LimitStore contract: ${name}`, () => {
@@ -280,5 +281,6 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
     specFieldContract(make);
     subjectContract(make);
     recordContract(make);
+    sendingContract(make);
   });
 }
