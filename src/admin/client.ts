@@ -11,6 +11,9 @@ export const ADMIN_USAGE = `usage: mailgate admin COMMAND [--url URL] [--token T
   blocks                            keys currently refused
   groups                            address groups: sources, sizes, when files were read
   history --user NAME               the account's login history (network, protocol, result)
+  sending --user NAME [--reset [--known]]
+                                    the account's sending counts against limits.sending; --reset
+                                    starts them again (--known: forget its recipients too)
   unblock IP-OR-USER                lift a block (and reset its counters)
   block   IP-OR-USER --for 1h [--rule NAME]
                                     block by hand on the rules keyed on it (or the one named)
@@ -33,6 +36,8 @@ export async function adminMain(argv: string[], out: (s: string) => void): Promi
         user: { type: 'string' },
         for: { type: 'string' },
         rule: { type: 'string' },
+        reset: { type: 'boolean' },
+        known: { type: 'boolean' },
       },
     });
   } catch (err) {
@@ -74,6 +79,14 @@ export async function adminMain(argv: string[], out: (s: string) => void): Promi
         return 2;
       }
       path = `/api/v1/history?${new URLSearchParams({ user: v.user })}`;
+      break;
+    case 'sending':
+      if (!v.user || (v.known && !v.reset)) {
+        out(`sending needs --user (and --known only with --reset)\n${ADMIN_USAGE}\n`);
+        return 2;
+      }
+      method = v.reset ? 'DELETE' : 'GET';
+      path = `/api/v1/sending?${new URLSearchParams({ user: v.user, ...(v.known ? { known: '1' } : {}) })}`;
       break;
     case 'blocks':
     case 'groups':

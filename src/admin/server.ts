@@ -16,6 +16,8 @@ import type { LimitStore } from '../stores/store.js';
 import { serveConsole } from './console.js';
 import { sessionsRoute, type SessionControl } from './sessions.js';
 import { nodesRoute } from './nodes.js';
+import { sendingRoute } from './sending.js';
+import type { SendingLimits } from '../limits/sending.js';
 import type { NodeList } from '../stores/node-registry.js';
 import { AdminError, attackModeView, blockSubject, forceAttackMode, limitsOf, listBlocks, resetSubject, subject, subjectFromPath } from './api.js';
 
@@ -38,6 +40,8 @@ export interface AdminDeps {
   history?(): AccountHistory | undefined;
   /** Spliced sessions: listed, and kicked on every instance. */
   sessions?: SessionControl;
+  /** Sending limits of the running config (limits.sending; null: not set). */
+  sending?(): SendingLimits | null | undefined;
   /** Every live instance of the deployment (stores/node-registry.ts). */
   nodes?: { list(): Promise<NodeList> };
 }
@@ -124,6 +128,8 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, deps: 
   }
   const sessions = await sessionsRoute(req.method, path, url.searchParams, deps.sessions);
   if (sessions) return send(res, sessions.status, sessions.body);
+  const sending = await sendingRoute(req.method, path, url.searchParams, deps.sending?.());
+  if (sending) return send(res, sending.status, sending.body);
   const nodes = await nodesRoute(req.method, path, deps.nodes);
   if (nodes) return send(res, 200, nodes);
   throw new AdminError(404, 'Not Found', `no route for ${req.method} ${path}`);
