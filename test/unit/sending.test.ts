@@ -5,11 +5,12 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import { loadConfig, parseConfig } from '../../src/config/load.js';
-import type { AlertEvent } from '../../src/integrations/alerts.js';
+import { alertBody, type AlertEvent } from '../../src/integrations/alerts.js';
 import { KeyBuilder, slotTag } from '../../src/limits/keys.js';
 import { humanWait, refusalReply, sendingLimits, SendingLimits } from '../../src/limits/sending.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 import { MemoryStore } from '../../src/stores/memory.js';
+import { MemorySending } from '../../src/stores/memory-sending.js';
 import type { LimitStore } from '../../src/stores/store.js';
 import { captureLogger } from '../helpers/log-capture.js';
 
@@ -132,6 +133,13 @@ describe('sending limits', () => {
     expect(t.events.map((e) => e.limit)).toEqual([expect.any(String), expect.any(String), 'messagesPerDay']);
   });
 
+  it('the alert\'s text says which limit and until when, with the hash only', async () => {
+    const t = setup({ messagesPerDay: 1 });
+    await t.send('alice', ['a@example.org']);
+    const body = alertBody({ kind: 'sending-limit', events: t.events, count: 1 });
+    expect(body.text).toBe(`mailgate: an account reached a sending limit: ${keys.userHash('alice')} limit messagesPerDay until ${new Date(t.clock.now() + 24 * HOUR).toISOString()}`);
+  });
+
   it('view and reset: counts, limits, what is left; known recipients forgotten only when asked', async () => {
     const t = setup({ messagesPerDay: 10, newRecipientsPerDay: 5, window: '1d' });
     await t.send('alice', ['a@example.org', 'b@example.org']);
@@ -186,6 +194,35 @@ describe('sending limits', () => {
       expect(verdict).toEqual({ ok: true });
       expect(captured.lines.find((l) => l.event === 'sending.store-failed')).toMatchObject({ op: 'check', err: 'no answer within 500 ms' });
     });
+  });
+});
+
+describe('the memory store\'s sending accounts', () => {
+  it('are bounded: past the bound the account written least lately is forgotten, counts and recipients', () => {
+    const clock = new ManualClock();
+    const m = new MemorySending(clock, 2);
+    const b = { atMs: clock.now(), windowMs: HOUR, knownTtlMs: 10 * HOUR, knownCap: 10 };
+    const at = { atMs: clock.now(), knownTtlMs: 10 * HOUR };
+    m.add('c1', 'k1', ['p'], b);
+    m.add('c2', 'k2', ['p'], b);
+    m.add('c1', 'k1', ['q'], b);
+    m.add('c3', 'k3', ['p'], b);
+    expect(m.accounts).toBe(2);
+    expect(m.peek('c2', 'k2', ['p'], at)).toEqual({ messages: 0, recipients: 0, newRecipients: 0, ttlMs: 0, known: [false] });
+    expect(m.peek('c1', 'k1', ['p', 'q'], at)).toMatchObject({ messages: 2, known: [true, true] });
+  });
+
+  it('sweeps expired windows and known sets', () => {
+    const clock = new ManualClock();
+    const m = new MemorySending(clock);
+    m.add('c', 'k', ['p'], { atMs: clock.now(), windowMs: HOUR, knownTtlMs: 2 * HOUR, knownCap: 10 });
+    clock.advance(HOUR);
+    m.sweep();
+    expect(m.accounts).toBe(0);
+    expect(m.peek('c', 'k', ['p'], { atMs: clock.now(), knownTtlMs: 2 * HOUR }).known).toEqual([true]);
+    clock.advance(HOUR);
+    m.sweep();
+    expect(m.peek('c', 'k', ['p'], { atMs: 0, knownTtlMs: 100 * HOUR }).known).toEqual([false]);
   });
 });
 
