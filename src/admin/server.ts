@@ -16,6 +16,7 @@ import type { LimitStore } from '../stores/store.js';
 import { serveConsole } from './console.js';
 import { sessionsRoute, type SessionControl } from './sessions.js';
 import { nodesRoute } from './nodes.js';
+import { unblockUserRoute } from './unblock.js';
 import { sendingRoute } from './sending.js';
 import type { SendingLimits } from '../limits/sending.js';
 import type { NodeList } from '../stores/node-registry.js';
@@ -120,6 +121,8 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, deps: 
     log.warn({ event: 'admin.attack-mode', mode: view.forced ?? 'auto', active: view.active }, 'attack mode forced by the admin API');
     return send(res, 200, view);
   }
+  const lifted = await unblockUserRoute(req.method, path, url.searchParams, deps.store);
+  if (lifted) return send(res, 200, lifted);
   const one = /^\/api\/v1\/blocks\/([^/]+)$/.exec(path);
   if (one && req.method === 'DELETE') {
     const reset = await resetSubject(deps.policy(), deps.store, subjectFromPath(decodeURIComponent(one[1]!)));
