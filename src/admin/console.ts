@@ -11,6 +11,11 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 const FILES: Record<string, { file: string; type: string }> = {
   '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
   '/console/console.js': { file: 'console.js', type: 'text/javascript; charset=utf-8' },
+  '/console/lib.js': { file: 'lib.js', type: 'text/javascript; charset=utf-8' },
+  '/console/activity.js': { file: 'activity.js', type: 'text/javascript; charset=utf-8' },
+  '/console/blocks.js': { file: 'blocks.js', type: 'text/javascript; charset=utf-8' },
+  '/console/account.js': { file: 'account.js', type: 'text/javascript; charset=utf-8' },
+  '/console/live.js': { file: 'live.js', type: 'text/javascript; charset=utf-8' },
   '/console/console.css': { file: 'console.css', type: 'text/css; charset=utf-8' },
 };
 

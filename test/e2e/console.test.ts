@@ -3,7 +3,7 @@
 // token, see a block made by real refused logins, lift it with one click and log in again, act
 // on attack mode, blocks and accounts; the CSP and no request leaving the admin origin.
 import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -63,7 +63,7 @@ describe('operator console', () => {
     expect(h['content-security-policy']).toBe(CSP);
     expect(h['x-content-type-options']).toBe('nosniff');
     expect(h['referrer-policy']).toBe('no-referrer');
-    for (const asset of ['/console/console.js', '/console/console.css']) {
+    for (const asset of ['/console/console.js', '/console/lib.js', '/console/activity.js', '/console/blocks.js', '/console/account.js', '/console/live.js', '/console/console.css']) {
       const a = await fetch(`${origin}${asset}`);
       expect(a.status).toBe(200);
       expect(a.headers.get('content-security-policy')).toBe(CSP);
@@ -132,6 +132,33 @@ describe('operator console', () => {
     await page.locator('#message.error', { hasText: 'for: expected a duration' }).waitFor(WAIT);
   });
 
+  it('blocks an account by hand and lifts it with Unblock on its row (the page knows only its hash)', async () => {
+    await page.getByLabel('IP address or user').fill('bob');
+    await page.getByLabel('For', { exact: true }).fill('10m');
+    await page.getByRole('button', { name: 'Block', exact: true }).click();
+    const row = page.locator('#block-rows tr', { hasText: 'user-logins' });
+    await row.waitFor(WAIT);
+    const { blocks } = (await (await fetch(`${origin}/api/v1/blocks`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { blocks: { userHash: string | null }[] };
+    const hash = blocks.find((b) => b.userHash)!.userHash!;
+    expect(await row.locator('td').first().textContent()).toBe(`user #${hash.slice(0, 12)}`);
+    expect(await row.textContent()).not.toContain('bob');
+    expect(await imapLogin(proxy, '127.0.31.30', 'bob', 'bob-pass')).toBe('limited');
+    await row.getByRole('button', { name: `Unblock user #${hash.slice(0, 12)}` }).click();
+    await row.waitFor({ state: 'detached', ...WAIT });
+    await page.locator('#message', { hasText: `Unblocked user #${hash.slice(0, 12)}.` }).waitFor(WAIT);
+    expect(await imapLogin(proxy, '127.0.31.30', 'bob', 'bob-pass')).toBe('ok');
+  });
+
+  it('lists this node in the Nodes panel', async () => {
+    const row = page.locator('#node-rows tr', { hasText: `${hostname()} (pid ${process.pid})` });
+    await row.waitFor(WAIT);
+    expect(await row.locator('th').textContent()).toContain('this node');
+    const cells = await row.locator('td').allTextContents();
+    // Version, workers, sessions, connections, store, attack mode (then the start and last beat).
+    expect(cells.slice(1, 6)).toEqual(['one process', expect.stringMatching(/^\d+$/), expect.stringMatching(/^\d+$/), 'memory up', 'off']);
+    await page.locator('#nodes-note', { hasText: '1 live' }).waitFor(WAIT);
+  });
+
   it('forces attack mode on and back to auto, and resets an account', async () => {
     await page.getByRole('button', { name: 'On', exact: true }).click();
     await page.locator('#attack-state', { hasText: /^ON \(forced on/ }).waitFor(WAIT);
@@ -150,7 +177,8 @@ describe('operator console', () => {
     // made-up names stores nothing).
     const successes = page.locator('#account-history-rows tr', { hasText: 'ok' });
     await successes.first().waitFor(WAIT);
-    expect((await successes.first().locator('td').allTextContents()).slice(0, 4)).toEqual(['127.0.31.0/24', 'imap', 'ok', '2']);
+    // No GeoIP databases here: the ASN, country column is empty.
+    expect((await successes.first().locator('td').allTextContents()).slice(0, 5)).toEqual(['127.0.31.0/24', '', 'imap', 'ok', '2']);
     expect(await page.locator('#account-history-rows tr', { hasText: 'fail' }).count()).toBe(0);
     await page.getByRole('button', { name: 'Reset counters and blocks' }).click();
     await page.locator('#message', { hasText: 'Reset alice.' }).waitFor(WAIT);
@@ -175,6 +203,25 @@ describe('operator console', () => {
     await until(() => c.closed, 'the kicked session to close');
     await row.waitFor({ state: 'detached', ...WAIT });
     await page.locator('#message', { hasText: 'Kicked user bob.' }).waitFor(WAIT);
+  });
+
+  it('goes straight in where the admin endpoint takes no token (loopback)', async () => {
+    const open = await rig.proxy({
+      listeners: [{ name: 'imap', protocol: 'imap', listen: '127.0.0.1:0', tls: 'none', backend: 'imap' }],
+      backends: { imap: { host: '127.0.0.1', port: rig.dovecot.ports.imap } },
+      admin: { listen: '127.0.0.1:0' },
+    });
+    const other = await browser.newPage();
+    try {
+      await other.goto(`http://127.0.0.1:${open.admin!.port}/`);
+      await other.locator('#node-rows tr', { hasText: 'this node' }).waitFor(WAIT);
+      expect(await other.locator('#login').isHidden()).toBe(true);
+      expect(await other.locator('#logout').isHidden()).toBe(true);
+      expect(await other.evaluate(() => sessionStorage.getItem('mailgate.token'))).toBeNull();
+      await other.locator('#health-list li', { hasText: 'store: up' }).waitFor(WAIT);
+    } finally {
+      await other.close();
+    }
   });
 
   it('fits a phone screen, escapes what it shows, and loaded nothing from elsewhere', async () => {
