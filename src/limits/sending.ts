@@ -159,7 +159,9 @@ export class SendingLimits {
   private over(name: SendingLimitName, wouldBe: number, ttlMs: number): SendingVerdict {
     const limit = this.cfg[name];
     if (limit === undefined || wouldBe <= limit) return { ok: true };
-    const retryAfterMs = Math.max(ttlMs, MIN_RETRY_MS);
+    // No window open yet: the message in progress alone crosses the limit, and it will count
+    // for a whole window once accepted.
+    const retryAfterMs = Math.max(ttlMs > 0 ? ttlMs : this.cfg.window, MIN_RETRY_MS);
     return { ok: false, limit: name, retryAfterMs, reply: refusalReply(this.cfg.text, name, retryAfterMs) };
   }
 

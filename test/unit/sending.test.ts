@@ -100,6 +100,8 @@ describe('sending limits', () => {
     expect(await t.limits.checkRcpt('alice', 'c@example.org', { recipients: 0, newRecipients: 0 })).toMatchObject({ ok: true, isNew: true });
     const v = await t.limits.checkRcpt('alice', 'a@example.org', { recipients: 1, newRecipients: 1 });
     expect(v).toMatchObject({ ok: false, limit: 'recipientsPerDay', isNew: false, print: keys.recipientPrint('alice', 'a@example.org') });
+    // One message alone over the limit, nothing counted yet: wait a whole window.
+    expect(await t.limits.checkRcpt('bob', 'd@example.org', { recipients: 3, newRecipients: 3 })).toMatchObject({ ok: false, limit: 'recipientsPerDay', retryAfterMs: 24 * HOUR });
   });
 
   it('first-time recipients: a known one still passes at the limit, a new one does not; known ones stay known across windows', async () => {
