@@ -62,8 +62,9 @@ describe('two mailgate processes, one Redis', () => {
     expect(keys.some((k) => k.startsWith('mailgate:{i:127.0.17.1}r:'))).toBe(true);
     expect(keys.some((k) => /^mailgate:\{u:[\w-]{22}\}r:user-fails:u:[\w-]{22}/.test(k))).toBe(true);
     for (const k of keys) {
-      // Counters, successes, known-good pairs, hints, and the login history's keys (lh/lp/la).
-      expect(k).toMatch(/^mailgate:\{[iu]:[^{}]+\}(r|se|kg|h|lh|lp|la):/);
+      // Counters, successes, known-good pairs, hints, and the login history's keys (lh/lp/la);
+      // the nodes list: its index and each instance's record (stores/node-registry.ts).
+      expect(k).toMatch(/^mailgate:\{[iu]:[^{}]+\}(r|se|kg|h|lh|lp|la):|^mailgate:\{nodes\}(:[0-9a-f]{16})?$/);
       expect(k.toLowerCase()).not.toContain('alice');
       expect(Number(cli('PTTL', k).trim())).toBeGreaterThan(0);
     }
