@@ -14,6 +14,9 @@ import type { Logger } from '../logging/logger.js';
 export const NODE_TTL_BEATS = 3;
 /** Most records one listing reads: the list stays a bounded answer. */
 export const MAX_NODES = 200;
+/** The index set outlives the last beat of any node by this much: never shorter than a
+ *  record (nodes may beat at different rates), and gone a while after the last node is. */
+const INDEX_KEEP_MS = 3_600_000;
 
 /** What a node says about itself now (see nodes.ts for how it is gathered). */
 export interface NodeFacts {
@@ -50,6 +53,9 @@ export interface NodeBoard {
   list(): Promise<NodeRecord[]>;
   remove(id: string): Promise<void>;
   close(): Promise<void>;
+  /** Calls `fn` each time the board becomes writable (Redis: connected, again after an
+   *  outage), so a node is listed at once rather than at its next beat. */
+  onReady?(fn: () => void): void;
 }
 
 /** Records in this process, each until its TTL on the clock: the memory store's board (it
@@ -88,8 +94,16 @@ export class RedisBoard implements NodeBoard {
   }
 
   async put(rec: NodeRecord, ttlMs: number): Promise<void> {
-    // The index lives as long as its newest member could: gone once every node is.
-    await this.redis.multi().set(nodeKey(rec.id), JSON.stringify(rec), 'PX', ttlMs).sadd(NODES_INDEX, rec.id).pexpire(NODES_INDEX, ttlMs).exec();
+    await this.redis
+      .multi()
+      .set(nodeKey(rec.id), JSON.stringify(rec), 'PX', ttlMs)
+      .sadd(NODES_INDEX, rec.id)
+      .pexpire(NODES_INDEX, Math.max(ttlMs, INDEX_KEEP_MS))
+      .exec();
+  }
+
+  onReady(fn: () => void): void {
+    this.redis.on('ready', fn);
   }
 
   async list(): Promise<NodeRecord[]> {
@@ -149,6 +163,7 @@ export class NodeRegistry {
 
   /** Beats now and every beatMs until close. */
   start(): void {
+    this.board.onReady?.(() => void this.beat());
     void this.beat();
     this.timer = setInterval(() => void this.beat(), this.beatMs);
     this.timer.unref();

@@ -85,6 +85,8 @@ describe('GET /api/v1/nodes on one Redis', () => {
     try {
       const keys = await redis.keys(`${PREFIX}*nodes*`);
       expect(keys.sort()).toEqual([`${PREFIX}${NODES_INDEX}`, ...list.nodes.map((n) => `${PREFIX}${nodeKey(n.id)}`)].sort());
+      // The index outlives every record (nodes may beat at other rates); it too expires.
+      expect(await redis.pttl(`${PREFIX}${NODES_INDEX}`)).toBeGreaterThan(BEAT_MS * NODE_TTL_BEATS);
       for (const n of list.nodes) {
         const ttl = await redis.pttl(`${PREFIX}${nodeKey(n.id)}`);
         expect(ttl).toBeGreaterThan(0);

@@ -89,6 +89,29 @@ describe('NodeRegistry', () => {
     expect(list.nodes.map((n) => [n.id, n.self, n.store.up])).toEqual([['a', true, false]]);
   });
 
+  it('beats at start and again whenever the board becomes writable (Redis connected, or back)', async () => {
+    const clock = new ManualClock();
+    const local = new LocalBoard(clock);
+    let ready = () => {};
+    let puts = 0;
+    const board: NodeBoard = {
+      put: (r, ttl) => (puts++, local.put(r, ttl)),
+      list: () => local.list(),
+      remove: (id) => local.remove(id),
+      close: () => local.close(),
+      onReady: (fn) => (ready = fn),
+    };
+    const a = new NodeRegistry(board, identity('a'), facts(), clock, 60_000, log);
+    a.start();
+    await a.beat();
+    expect(puts).toBe(2); // the start's beat, then this one
+    ready();
+    await a.beat();
+    expect(puts).toBe(4);
+    await a.close();
+    expect(await local.list()).toEqual([]);
+  });
+
   it('startNodes with the memory store: this process alone, its facts, no secret of the config', async () => {
     const cfg = configSchema.parse({ listeners: [], policyServer: { listen: '127.0.0.1:0' }, admin: { token: 'node-test-admin-token-123' }, limits: { keySecret: 'node-test-key-secret-123' } });
     const clock = new ManualClock();
