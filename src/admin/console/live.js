@@ -39,7 +39,7 @@ export async function refreshSessions() {
   );
 }
 
-/** How long ago an ISO time was, as "12s" or "3m". */
+/** How long ago an ISO time was, as "12s", "3m" or "2h 5m". */
 function ago(iso) {
   const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
   return s >= 3600 ? `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m` : s >= 60 ? `${Math.floor(s / 60)}m` : `${s}s`;
@@ -55,13 +55,15 @@ export async function refreshNodes() {
       const tr = el('tr');
       const name = el('th', `${n.host} (pid ${n.pid})`);
       name.scope = 'row';
-      if (n.self) name.append(el('span', ' this node', 'note'));
+      if (n.self) name.append(' ', el('span', 'this node', 'note'));
       const workers = n.workers && n.workers.length ? `${n.workers.length} (pids ${n.workers.map((w) => w.pid).join(', ')})` : 'one process';
       const store = el('td', `${n.store.type} `);
       store.append(el('span', n.store.up ? 'up' : 'DOWN', n.store.up ? 'up' : 'down'));
       const attack = n.attackMode ? `${n.attackMode.active ? 'ON' : 'off'}${n.attackMode.forced ? ` (forced ${n.attackMode.forced})` : ''}` : '?';
       tr.append(name, el('td', n.version), el('td', workers), el('td', n.sessions ?? '?'), el('td', n.connections ?? '?'), store, el('td', attack));
-      tr.append(el('td', new Date(n.started).toLocaleString()), el('td', `${ago(n.beat)} ago`));
+      const up = el('td', ago(n.started));
+      up.title = `started ${new Date(n.started).toLocaleString()}`;
+      tr.append(up, el('td', `${ago(n.beat)} ago`));
       return tr;
     }),
   );
