@@ -263,10 +263,7 @@ describe('SMTP tracker: BDAT', () => {
     }));
 
   it('a 502 to BDAT when CHUNKING was assumed loses sync', () =>
-    both((sim) => {
-      const s = sim().client('BDAT 6\r\nRSET\r\n').backend('502 5.5.1 Unsupported command\r\n');
-      expect(s.t.lost).toBe(true);
-    }));
+    both((sim) => expect(sim().client('BDAT 6\r\nRSET\r\n').backend('502 5.5.1 Unsupported command\r\n').t.lost).toBe(true)));
 });
 
 describe('SMTP tracker: transaction and refusals', () => {
@@ -343,10 +340,8 @@ describe('SMTP tracker: bounds and loss of sync', () => {
     expect(new Sim(true).client(line).commands.map((c) => c.verb)).toEqual(['RCPT']);
   });
 
-  it('a backend that accepts an overlong line loses sync', () => {
-    const s = new Sim(false).client('X'.repeat(TRACKER_MAX_LINE_BYTES + 1) + '\r\n').backend('250 fine\r\n');
-    expect(s.t.lost).toBe(true);
-  });
+  it('a backend that accepts an overlong line loses sync', () =>
+    expect(new Sim(false).client('X'.repeat(TRACKER_MAX_LINE_BYTES + 1) + '\r\n').backend('250 fine\r\n').t.lost).toBe(true));
 
   for (const [name, client, reply] of [
     ['STARTTLS accepted', 'STARTTLS\r\n', '220 go ahead\r\n'],
@@ -366,10 +361,7 @@ describe('SMTP tracker: bounds and loss of sync', () => {
       }));
   }
 
-  it('a 421 when no reply is awaited is not a loss', () =>
-    both((sim) => {
-      expect(sim().backend('421 4.4.2 idle timeout\r\n').t.lost).toBe(false);
-    }));
+  it('a 421 when no reply is awaited is not a loss', () => both((sim) => expect(sim().backend('421 4.4.2 idle timeout\r\n').t.lost).toBe(false)));
 
   it('after a loss on the reply side, queued refusals still reach the client in order', () =>
     both((sim) => {

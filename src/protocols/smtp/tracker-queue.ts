@@ -99,7 +99,16 @@ export class ReplyQueue {
       this.entries.splice(0, this.head);
       this.head = 0;
     }
+    if (this.empty) this.settle();
     return verdict;
+  }
+
+  /** Every reply is in: the client's view is the backend's transaction. They differ only
+   *  after MAIL pipelined behind a MAIL that failed (the second one opened it). */
+  private settle(): void {
+    const accepted = this.backendTxn?.accepted;
+    if (accepted?.length === this.view?.recipients.length) return;
+    this.view = accepted ? { recipients: [...accepted], answered: accepted.length } : null;
   }
 
   /** Every refusal still queued, in order, and no more entries: no reply can be placed. */

@@ -18,8 +18,7 @@ import { ReplyScanner } from './tracker-replies.js';
 export type { SmtpCommand } from './tracker-commands.js';
 export type { TrackerEvent } from './tracker-queue.js';
 
-/** Bytes exactly as the client sent them; a command piece is one whole command line (its
- *  CRLF, or the bare LF Dovecot also ends it with, included). */
+/** Bytes as the client sent them; a command piece is one whole line (CRLF or bare LF too). */
 export interface Piece {
   bytes: Buffer;
   command?: SmtpCommand;
@@ -33,7 +32,6 @@ export const TRACKER_MAX_HELD_BYTES = 256 * 1024;
 type State = 'command' | 'skip-line' | 'chunk' | 'await-data' | 'body' | 'await-dot' | 'lost';
 
 const LF = 0x0a;
-const EMPTY = Buffer.alloc(0);
 
 export class SmtpTracker {
   private state: State = 'command';
@@ -94,7 +92,7 @@ export class SmtpTracker {
       if (chunk.length) this.hold(chunk);
       if (this.heldBytes <= TRACKER_MAX_HELD_BYTES) return pieces;
       this.lose(`client sent over ${TRACKER_MAX_HELD_BYTES} bytes without waiting for a reply`, this.pendingEvents);
-      chunk = EMPTY;
+      chunk = chunk.subarray(0, 0);
     }
     const input = this.held.length ? [...this.held, chunk] : [chunk];
     this.held = [];
