@@ -11,7 +11,9 @@ import type { Clock } from './clock.js';
 import { Integrations } from './integrations/index.js';
 import type { AttackMode } from './limits/attack-mode.js';
 import { PolicyServer } from './policy-server/server.js';
+import type { SendingLimits } from './limits/sending.js';
 import type { AuthDeps } from './server/auth-path.js';
+
 import type { LimitStore } from './stores/store.js';
 import type { SessionControl } from './admin/sessions.js';
 import type { KickTarget, SessionList } from './server/live-sessions.js';
@@ -54,12 +56,15 @@ export function startPolicyServer(env: () => AuthDeps, cfg: () => Config, initia
   );
 }
 
+/** What logins run on, and the account limits the admin API shows. */
+export type EngineDeps = AuthDeps & { sending?: SendingLimits | undefined };
+
 /** What the process serving the endpoints lends them. */
 export interface EndpointDeps {
   initial: Config;
   config(): Config;
   /** The running engine (policy, groups, metrics…), as logins use it. */
-  engine(): AuthDeps;
+  engine(): EngineDeps;
   store: LimitStore;
   clock: Clock;
   log: Logger;
@@ -108,6 +113,7 @@ export class Endpoints {
           groups: () => deps.engine().groups,
           banlist: () => this.integrations.banlist(),
           history: () => deps.engine().history,
+          sending: () => deps.engine().sending,
           store: deps.store,
           metrics: deps.metrics,
           token: deps.token,

@@ -11,6 +11,7 @@ import type { Config, ListenerConfig } from './config/schema.js';
 import { clientKey, KeyBuilder } from './limits/keys.js';
 import { Policy } from './limits/policy.js';
 import { AccountHistory, type EmitAlert } from './limits/history.js';
+import { sendingLimits } from './limits/sending.js';
 import { AttackMode, logAttackModeChange } from './limits/attack-mode.js';
 import type { BlockHints } from './limits/block-hints.js';
 import { Tarpit } from './limits/tarpit.js';
@@ -120,6 +121,7 @@ export async function startProxy(initial: Config, opts: ProxyOptions = {}): Prom
   // Without limits.keySecret user names are hashed with a key drawn once per process: a
   // reload must not draw another, or every user counter and known-good pair is forgotten.
   const processSecret = randomBytes(32).toString('base64url');
+  const alert: EmitAlert = (e) => (shared?.alert ? shared.alert(e) : integrationsOf?.alerts?.emit(e));
   async function buildEnv(cfg: Config, previous?: Groups): Promise<{ env: SessionEnv; token: string | null }> {
     const serverTls = await loadServerTls(cfg.tls, log);
     // Lists, files and databases are read now: a reload reads them again.
@@ -129,7 +131,8 @@ export async function startProxy(initial: Config, opts: ProxyOptions = {}): Prom
       token: adminToken(cfg),
       env: {
         policy: new Policy(cfg.limits, store, keys, clock, () => attack.active, shared?.hints),
-        history: new AccountHistory(store, keys, clock, cfg, log, (e) => (shared?.alert ? shared.alert(e) : integrationsOf?.alerts?.emit(e))),
+        history: new AccountHistory(store, keys, clock, cfg, log, alert),
+        sending: sendingLimits(cfg, store, keys, clock, log, alert, metrics) ?? undefined,
         attackMode: attack,
         frontDoor,
         metrics,

@@ -20,7 +20,12 @@ export interface Splice {
   readonly stats: Readonly<SpliceStats>;
 }
 
-export function splice(client: Socket, backend: Socket, idleMs: number): Splice {
+/** Moves the bytes of a spliced pair in place of the plain pumps (a submission session's
+ *  tracker, smtp-splice.ts): it owns both sockets' 'data' listeners and their pause/resume, and
+ *  calls touch() on every chunk. The splice keeps the rest: ends, errors, idle, stats. */
+export type Relay = (client: Socket, backend: Socket, stats: SpliceStats, touch: () => void) => void;
+
+export function splice(client: Socket, backend: Socket, idleMs: number, relay?: Relay): Splice {
   const stats: SpliceStats = { bytesIn: 0, bytesOut: 0, endedBy: 'client' };
   let finished = false;
   let resolveDone!: (s: SpliceStats) => void;
@@ -40,13 +45,15 @@ export function splice(client: Socket, backend: Socket, idleMs: number): Splice 
   };
 
   const pump = (from: Socket, to: Socket, count: (n: number) => void, side: 'client' | 'backend') => {
-    from.on('data', (chunk: Buffer) => {
-      count(chunk.length);
-      lastActivity = Date.now();
-      // A reader that stops reading pauses the writer: memory stays bounded (nodejs/node#5469).
-      if (!to.write(chunk)) from.pause();
-    });
-    to.on('drain', () => from.resume());
+    if (!relay) {
+      from.on('data', (chunk: Buffer) => {
+        count(chunk.length);
+        lastActivity = Date.now();
+        // A reader that stops reading pauses the writer: memory stays bounded (nodejs/node#5469).
+        if (!to.write(chunk)) from.pause();
+      });
+      to.on('drain', () => from.resume());
+    }
     // Half-close: pass the FIN on; the session ends when both directions are done.
     from.on('end', () => {
       firstEnd ??= side;
@@ -59,6 +66,7 @@ export function splice(client: Socket, backend: Socket, idleMs: number): Splice 
 
   pump(client, backend, (n) => (stats.bytesIn += n), 'client');
   pump(backend, client, (n) => (stats.bytesOut += n), 'backend');
+  relay?.(client, backend, stats, () => (lastActivity = Date.now()));
 
   // One coarse timer per session instead of re-arming a timer on every chunk.
   const idleTimer = setInterval(() => {
@@ -74,10 +82,11 @@ export function splice(client: Socket, backend: Socket, idleMs: number): Splice 
 /** After the backend's OK: the client gets the reply and whatever the backend sent behind it
  *  in one write, the backend gets the commands the client pipelined behind its login (once,
  *  after the OK), then both are spliced. The client's pre-auth listeners are dropped here. */
-export function handOver(client: Socket, login: { socket: Socket; clientReply: Buffer; leftover: Buffer }, pipelined: Buffer, idleMs: number): Splice {
+export function handOver(client: Socket, login: { socket: Socket; clientReply: Buffer; leftover: Buffer }, pipelined: Buffer, idleMs: number, relay?: (pipelined: Buffer) => Relay): Splice {
   client.removeAllListeners('data');
   client.removeAllListeners('end');
   client.write(login.leftover.length ? Buffer.concat([login.clientReply, login.leftover]) : login.clientReply);
+  if (relay) return splice(client, login.socket, idleMs, relay(pipelined));
   if (pipelined.length) login.socket.write(pipelined);
   return splice(client, login.socket, idleMs);
 }

@@ -14,14 +14,13 @@ import { AttackMode, logAttackModeChange } from '../limits/attack-mode.js';
 import { KeyBuilder } from '../limits/keys.js';
 import { Policy } from '../limits/policy.js';
 import type { Logger } from '../logging/logger.js';
-import { adminToken, Endpoints } from '../endpoints.js';
+import { adminToken, Endpoints, type EngineDeps } from '../endpoints.js';
 import type { Integrations } from '../integrations/index.js';
 import { STORE_START_WAIT_MS } from '../main.js';
 import { BackendPools } from '../backend/pool.js';
 import { cidrMatcher } from '../config/address.js';
 import { Tarpit } from '../limits/tarpit.js';
 import { Groups } from '../groups/groups.js';
-import type { AuthDeps } from '../server/auth-path.js';
 import { createMetrics } from '../metrics/metrics.js';
 import { workerSessions } from './worker-sessions.js';
 import { loadServerTls } from '../server/tls.js';
@@ -37,6 +36,7 @@ import { startCrowdsec } from '../integrations/crowdsec-start.js';
 import { relayDecisions } from '../integrations/crowdsec-relay.js';
 import type { AlertEvent } from '../integrations/alerts.js';
 import { AccountHistory } from '../limits/history.js';
+import { sendingLimits } from '../limits/sending.js';
 
 /** How long a worker may take to start (its first capability probes included). */
 const START_MS = 120_000;
@@ -177,7 +177,12 @@ export async function runPrimary(file: string, initial: Config, log: Logger, cou
   let groups = new Groups(initial.limits, { log, clock, metrics });
   groups.watch();
   const alert = (e: AlertEvent) => integrations?.alerts?.emit(e);
-  const engine = (): AuthDeps => ({ policy, clock, metrics, tarpit, pools, attackMode, isDenied: cidrMatcher(cfg.limits.deniedNetworks), groups, history: new AccountHistory(store, policy.keys, clock, cfg, log, alert) });
+  const engine = (): EngineDeps => ({
+    policy, clock, metrics, tarpit, pools, attackMode, groups,
+    isDenied: cidrMatcher(cfg.limits.deniedNetworks),
+    history: new AccountHistory(store, policy.keys, clock, cfg, log, alert),
+    sending: sendingLimits(cfg, store, policy.keys, clock, log, alert, metrics) ?? undefined,
+  });
   // The admin API, the policy server and the integrations are the primary's.
   const endpoints = new Endpoints({
     initial,

@@ -33,6 +33,8 @@ export const LOG_EVENTS = [
   'auth.single-source',
   'splice.end',
   'sending.store-failed',
+  'sending.refused',
+  'smtp.tracker-lost',
   'store.fallback',
   'store.recovered',
   'backend.probe',

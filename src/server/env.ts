@@ -7,6 +7,7 @@ import type { AttackMode } from '../limits/attack-mode.js';
 import type { Groups } from '../groups/groups.js';
 import type { AccountHistory } from '../limits/history.js';
 import type { Policy } from '../limits/policy.js';
+import type { SendingLimits } from '../limits/sending.js';
 import type { Tarpit } from '../limits/tarpit.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Connections } from './connections.js';
@@ -41,6 +42,8 @@ export interface SessionEnv {
   groups?: Groups;
   /** Login history and account events (history, notify). */
   history?: AccountHistory;
+  /** limits.sending: what an account may send through submission (absent: not tracked). */
+  sending?: SendingLimits;
   /** CrowdSec's decisions: clients they ban are turned away at connect (admission.ts). */
   crowdsec?: { refuses(ip: string): { origin: string; scenario: string; untilMs: number } | null };
   /** The process's spliced sessions (the admin API's list and kick), kept across reloads. */

@@ -1,0 +1,190 @@
+// A submission session after AUTH: the splice's bytes go through the SMTP tracker
+// (protocols/smtp/tracker.ts), which tells what each command is and which reply is whose, so
+// the account's sending limits (limits/sending.ts) see every MAIL and RCPT before the backend
+// does. A command that would cross a limit never reaches the backend: our 451 takes its place
+// in the reply stream. Every other byte passes as it came. Once the tracker has lost the
+// session (a state it cannot follow), bytes pass straight through and nothing is counted.
+import type { Socket } from 'node:net';
+import type { Logger } from '../logging/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { SendingLimits, SendingVerdict } from '../limits/sending.js';
+import { SmtpTracker, type Piece, type TrackerEvent } from '../protocols/smtp/tracker.js';
+import type { Relay } from './splice.js';
+
+const EMPTY = Buffer.alloc(0);
+
+/** What the tracked relay needs beyond the sockets. */
+export interface SubmissionDeps {
+  limits: SendingLimits;
+  /** The canonical user the session logged in as. */
+  user: string;
+  log: Logger;
+  metrics: Pick<Metrics, 'sendingRefused' | 'smtpTrackerEvents'>;
+}
+
+/** A check's answer: an RCPT's carries the recipient's print and newness. */
+type Checked = SendingVerdict & { print?: string; isNew?: boolean };
+
+/** One recipient let through in the message in progress: its print, and whether it is new. */
+interface Recipient {
+  print: string;
+  isNew: boolean;
+}
+
+/** The relay for handOver: the commands pipelined behind AUTH go first through the tracker. */
+export const submissionRelay =
+  (deps: SubmissionDeps) =>
+  (pipelined: Buffer): Relay =>
+  (client, backend, stats, touch) =>
+    new SubmissionRelay(client, backend, stats, touch, deps).start(pipelined);
+
+class SubmissionRelay {
+  private readonly tracker = new SmtpTracker();
+  /** Pieces taken from the tracker, not yet handled (a check is in progress). */
+  private pieces: Piece[] = [];
+  /** Client chunks that came while pieces were still being handled. */
+  private chunks: Buffer[] = [];
+  /** A limit check is in progress: the client is not read meanwhile. */
+  private checking = false;
+  /** The backend did not take the last write: the client is not read until it drains. */
+  private backendFull = false;
+  /** A MAIL of ours was refused: its transaction's RCPTs go unchecked (the backend refuses them). */
+  private noTransaction = false;
+  /** The recipients this session let through in the message in progress, by path. */
+  private recipients = new Map<string, Recipient>();
+
+  constructor(
+    private readonly client: Socket,
+    private readonly backend: Socket,
+    private readonly stats: { bytesIn: number; bytesOut: number },
+    private readonly touch: () => void,
+    private readonly deps: SubmissionDeps,
+  ) {}
+
+  start(pipelined: Buffer): void {
+    const { client, backend } = this;
+    client.on('data', (chunk: Buffer) => {
+      this.stats.bytesIn += chunk.length;
+      this.touch();
+      this.fromClient(chunk);
+    });
+    backend.on('data', (chunk: Buffer) => {
+      this.stats.bytesOut += chunk.length;
+      this.touch();
+      this.fromBackend(chunk);
+    });
+    backend.on('drain', () => {
+      this.backendFull = false;
+      this.flow();
+    });
+    client.on('drain', () => backend.resume());
+    if (pipelined.length) this.fromClient(pipelined);
+  }
+
+  private fromClient(chunk: Buffer): void {
+    if (this.tracker.lost && !this.checking && this.pieces.length === 0) return this.toBackend(chunk);
+    this.chunks.push(chunk);
+    this.work();
+  }
+
+  private fromBackend(chunk: Buffer): void {
+    if (this.tracker.lost) return this.toClient(chunk);
+    const { toClient, events, release } = this.tracker.fromBackend(chunk);
+    for (const b of toClient) this.toClient(b);
+    for (const e of events) this.event(e);
+    if (release) {
+      this.chunks.push(EMPTY);
+      this.work();
+    } else this.flow();
+  }
+
+  /** Handles pieces in order until one needs the store; resumes after its answer. */
+  private work(): void {
+    while (!this.checking) {
+      const piece = this.pieces.shift();
+      if (piece === undefined) {
+        const chunk = this.chunks.shift();
+        if (chunk === undefined) break;
+        if (this.tracker.lost) this.toBackend(chunk);
+        else this.pieces = this.tracker.fromClient(chunk);
+        continue;
+      }
+      const cmd = piece.command;
+      if (cmd === undefined) this.toBackend(piece.bytes);
+      else if (cmd.verb === 'MAIL') this.check(piece, this.deps.limits.checkMail(this.deps.user));
+      else if (cmd.verb === 'RCPT' && !this.noTransaction) this.check(piece, this.checkRcpt(cmd.path));
+      else this.forward(piece);
+    }
+    this.flow();
+  }
+
+  private checkRcpt(path: string): Promise<Checked> {
+    const inFlight = this.tracker.transaction?.recipients ?? [];
+    let newRecipients = 0;
+    for (const p of inFlight) if (this.recipients.get(p)?.isNew) newRecipients++;
+    return this.deps.limits.checkRcpt(this.deps.user, path, { recipients: inFlight.length, newRecipients });
+  }
+
+  private check(piece: Piece, verdict: Promise<Checked>): void {
+    this.checking = true;
+    this.flow();
+    verdict
+      .catch((): Checked => ({ ok: true })) // the limits fail open themselves; a bug must not stop mail either
+      .then((v) => {
+        this.checking = false;
+        if (this.client.destroyed || this.backend.destroyed) return;
+        if (v.ok) this.forward(piece, v.print !== undefined ? { print: v.print, isNew: v.isNew === true } : undefined);
+        else this.refuse(piece, v);
+        this.work();
+      });
+  }
+
+  private forward(piece: Piece, rcpt?: Recipient): void {
+    const cmd = piece.command!;
+    if (cmd.verb === 'MAIL') {
+      this.noTransaction = false;
+      this.recipients = new Map();
+    } else if (cmd.verb === 'RSET') this.noTransaction = false;
+    else if (cmd.verb === 'RCPT' && rcpt) this.recipients.set(cmd.path, rcpt);
+    this.tracker.forward(piece);
+    this.toBackend(piece.bytes);
+  }
+
+  private refuse(piece: Piece, v: Extract<SendingVerdict, { ok: false }>): void {
+    const cmd = piece.command!;
+    if (cmd.verb === 'MAIL') this.noTransaction = true;
+    this.deps.metrics.sendingRefused.inc({ limit: v.limit });
+    this.deps.log.info({ event: 'sending.refused', command: cmd.verb, limit: v.limit, retryAfter: Math.ceil(v.retryAfterMs / 1000) }, 'sending limit reached');
+    const now = this.tracker.refuse(piece, v.reply);
+    if (now) this.toClient(now);
+  }
+
+  private event(e: TrackerEvent): void {
+    if (e.type === 'accepted') {
+      const prints: string[] = [];
+      for (const path of e.recipients) {
+        const r = this.recipients.get(path);
+        if (r) prints.push(r.print);
+      }
+      this.deps.limits.accepted(this.deps.user, prints);
+      return;
+    }
+    this.deps.metrics.smtpTrackerEvents.inc({ event: e.type });
+    if (e.type === 'lost') this.deps.log.warn({ event: 'smtp.tracker-lost', reason: e.reason }, 'stopped following the submission session: not counting its messages');
+  }
+
+  private toBackend(b: Buffer): void {
+    if (b.length && !this.backend.write(b)) this.backendFull = true;
+  }
+
+  private toClient(b: Buffer): void {
+    if (b.length && !this.client.write(b)) this.backend.pause();
+  }
+
+  /** The client is read unless a check is in progress, the tracker holds bytes until a reply,
+   *  or the backend is full. */
+  private flow(): void {
+    if (this.checking || this.backendFull || (this.tracker.holding && !this.tracker.lost)) this.client.pause();
+    else this.client.resume();
+  }
+}
