@@ -46,6 +46,7 @@ export const LOG_EVENTS = [
   'admin.request',
   'admin.error',
   'admin.attack-mode',
+  'nodes.error',
   'policy.start',
   'policy.bad-request',
   'policy.error',
