@@ -15,6 +15,7 @@ export const ADMIN_USAGE = `usage: mailgate admin COMMAND [--url URL] [--token T
                                     the account's sending counts against limits.sending; --reset
                                     starts them again (--known: forget its recipients too)
   unblock IP-OR-USER                lift a block (and reset its counters)
+  unblock --user-hash HASH          lift an account's blocks by the hash \`blocks\` lists
   block   IP-OR-USER --for 1h [--rule NAME]
                                     block by hand on the rules keyed on it (or the one named)
   attack-mode [on|off|auto]         attack mode status; on or off forces it until auto
@@ -36,6 +37,7 @@ export async function adminMain(argv: string[], out: (s: string) => void): Promi
         user: { type: 'string' },
         for: { type: 'string' },
         rule: { type: 'string' },
+        'user-hash': { type: 'string' },
         reset: { type: 'boolean' },
         known: { type: 'boolean' },
       },
@@ -103,12 +105,12 @@ export async function adminMain(argv: string[], out: (s: string) => void): Promi
       path = `/api/v1/sessions/kick?${q}`;
       break;
     case 'unblock':
-      if (!arg) {
-        out(`unblock needs an IP or user\n${ADMIN_USAGE}\n`);
+      if (!arg === !v['user-hash']) {
+        out(`unblock needs an IP or user, or --user-hash\n${ADMIN_USAGE}\n`);
         return 2;
       }
       method = 'DELETE';
-      path = `/api/v1/blocks/${encodeURIComponent(arg)}`;
+      path = arg ? `/api/v1/blocks/${encodeURIComponent(arg)}` : `/api/v1/blocks?${new URLSearchParams({ userHash: v['user-hash']! })}`;
       break;
     case 'block': {
       if (!arg || !v.for) {
