@@ -57,8 +57,9 @@ export async function refreshNodes() {
       name.scope = 'row';
       if (n.self) name.append(' ', el('span', 'this node', 'note'));
       const workers = n.workers && n.workers.length ? `${n.workers.length} (pids ${n.workers.map((w) => w.pid).join(', ')})` : 'one process';
-      const store = el('td', `${n.store.type} `);
-      store.append(el('span', n.store.up ? 'up' : 'DOWN', n.store.up ? 'up' : 'down'));
+      // A node of another version may say less: what it leaves out shows as "?".
+      const store = el('td', n.store ? `${n.store.type} ` : '?');
+      if (n.store) store.append(el('span', n.store.up ? 'up' : 'DOWN', n.store.up ? 'up' : 'down'));
       const attack = n.attackMode ? `${n.attackMode.active ? 'ON' : 'off'}${n.attackMode.forced ? ` (forced ${n.attackMode.forced})` : ''}` : '?';
       tr.append(name, el('td', n.version), el('td', workers), el('td', n.sessions ?? '?'), el('td', n.connections ?? '?'), store, el('td', attack));
       const up = el('td', ago(n.started));
