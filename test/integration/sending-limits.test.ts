@@ -3,9 +3,11 @@
 // limit arrives byte for byte; the command that would cross a limit gets mailgate's 451 at its
 // place in a pipelined group and never reaches Dovecot; the session stays usable; an admin
 // reset lifts it; two instances on one Redis share the counts.
+import { readFileSync } from 'node:fs';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import nodemailer from 'nodemailer';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { b64 } from '../helpers/codec.js';
 import type { TestProxy } from '../helpers/proxy.js';
 import { RawClient } from '../helpers/raw-client.js';
@@ -123,6 +125,33 @@ describe('sending limits, memory store', () => {
     c.close();
     await until(() => rig.sink.messages.some((m) => m.raw.includes('Subject: bdat')), 'the BDAT message at the sink');
     expect(rig.sink.messages.find((m) => m.raw.includes('Subject: bdat'))!.raw.toString()).toContain('line\r\n.\r\nMAIL FROM:<x@example.org>\r\n');
+  });
+});
+
+describe('the shipped limits.sending (config/mailgate.yaml, as shipped)', () => {
+  const shipped = (parse(readFileSync(new URL('../../config/mailgate.yaml', import.meta.url), 'utf8')) as { limits: { sending: Record<string, unknown> } }).limits.sending;
+
+  it('a stolen account writing to strangers: the 201st first-time recipient of the day gets 451, people it wrote to before still pass', async () => {
+    const proxy = await rig.proxy(config(shipped));
+    const c = await session(proxy, 'alice', '127.0.71.5');
+    const strangers = Array.from({ length: 201 }, (_, i) => `stranger${i}@example.net`);
+    c.write(`MAIL FROM:<alice@example.org>\r\n${strangers.map((r) => `RCPT TO:<${r}>\r\n`).join('')}DATA\r\n`);
+    const group = codes(await c.waitFor(/^354 /m));
+    expect(group).toEqual(['250', ...Array(200).fill('250'), '451', '354']);
+    c.clear();
+    c.write('Subject: spam run\r\n\r\nbuy now\r\n.\r\n');
+    await c.waitFor(/^250 /m);
+    c.clear();
+    // The next message: one stranger it wrote to above passes, a new one does not.
+    c.write('MAIL FROM:<alice@example.org>\r\nRCPT TO:<stranger7@example.net>\r\nRCPT TO:<stranger999@example.net>\r\nDATA\r\n');
+    expect(codes(await c.waitFor(/^354 /m))).toEqual(['250', '250', '451', '354']);
+    c.clear();
+    c.write('Subject: again\r\n\r\nx\r\n.\r\nQUIT\r\n');
+    await c.waitFor(/^221 /m);
+    c.close();
+    await until(() => rig.sink.messages.some((m) => m.raw.includes('Subject: again')), 'the second message at the sink');
+    expect(rig.sink.messages.find((m) => m.raw.includes('Subject: spam run'))!.to).toHaveLength(200);
+    expect(rig.sink.messages.find((m) => m.raw.includes('Subject: again'))!.to).toEqual(['stranger7@example.net']);
   });
 });
 
