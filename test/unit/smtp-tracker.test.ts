@@ -1,81 +1,9 @@
-// Unit tests for the post-AUTH SMTP tracker (issue 21), driven as the splice drives it: every
-// client stream run as one chunk and byte by byte, replies likewise. Pure: no sockets.
+// Unit tests for the post-AUTH SMTP tracker (issue 21): commands, DATA bodies and BDAT chunks,
+// driven as the splice drives it, every client stream as one chunk and byte by byte, replies
+// likewise. Pure: no sockets. Refusals and loss of sync: smtp-tracker-loss.test.ts.
 import { describe, expect, it } from 'vitest';
-import { SmtpTracker, TRACKER_MAX_HELD_BYTES, type Piece, type SmtpCommand, type TrackerEvent } from '../../src/protocols/smtp/tracker.js';
-import { TRACKER_MAX_LINE_BYTES } from '../../src/protocols/smtp/tracker-commands.js';
-
-const R451 = Buffer.from('451 4.7.1 Sending limit reached\r\n');
-const EMPTY = Buffer.alloc(0);
-
-/** The splice in miniature: forwards every command (or refuses those `refuse` picks),
- *  writes every piece's bytes to the "backend", feeds replies and takes released bytes. */
-class Sim {
-  readonly t: SmtpTracker;
-  readonly toBackend: Buffer[] = [];
-  readonly toClient: Buffer[] = [];
-  readonly events: TrackerEvent[] = [];
-  readonly commands: SmtpCommand[] = [];
-  readonly pieces: Piece[] = [];
-
-  constructor(
-    private readonly bytewise: boolean,
-    private readonly refuse: (c: SmtpCommand) => boolean = () => false,
-    opts: { chunking?: boolean } = {},
-  ) {
-    this.t = new SmtpTracker(opts);
-  }
-
-  private chunks(data: string | Buffer): Buffer[] {
-    const buf = typeof data === 'string' ? Buffer.from(data, 'latin1') : data;
-    return this.bytewise ? [...buf].map((b) => Buffer.from([b])) : [buf];
-  }
-
-  client(data: string | Buffer): this {
-    for (const c of this.chunks(data)) this.handle(this.t.fromClient(c));
-    return this;
-  }
-
-  backend(data: string): this {
-    for (const c of this.chunks(data)) {
-      const r = this.t.fromBackend(c);
-      this.toClient.push(...r.toClient);
-      this.events.push(...r.events);
-      if (r.release) this.handle(this.t.fromClient(EMPTY));
-    }
-    return this;
-  }
-
-  private handle(pieces: Piece[]): void {
-    for (const p of pieces) {
-      this.pieces.push(p);
-      if (p.command) this.commands.push(p.command);
-      if (p.command && this.refuse(p.command)) {
-        const now = this.t.refuse(p, R451);
-        if (now) this.toClient.push(now);
-      } else {
-        if (p.command) this.t.forward(p);
-        this.toBackend.push(p.bytes);
-      }
-    }
-  }
-
-  get sent(): string {
-    return Buffer.concat(this.toBackend).toString('latin1');
-  }
-
-  get received(): string {
-    return Buffer.concat(this.toClient).toString('latin1');
-  }
-
-  get accepted(): string[][] {
-    return this.events.flatMap((e) => (e.type === 'accepted' ? [e.recipients] : []));
-  }
-}
-
-/** Runs `scenario` once with whole chunks and once byte by byte; both must agree. */
-function both(scenario: (sim: (refuse?: (c: SmtpCommand) => boolean, opts?: { chunking?: boolean }) => Sim) => void): void {
-  for (const bytewise of [false, true]) scenario((refuse, opts) => new Sim(bytewise, refuse, opts));
-}
+import { SmtpTracker } from '../../src/protocols/smtp/tracker.js';
+import { both, Sim } from '../helpers/smtp-tracker-sim.js';
 
 const ENVELOPE = 'MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRCPT TO:<c@y>\r\nDATA\r\n';
 
@@ -221,21 +149,32 @@ describe('SMTP tracker: DATA', () => {
 });
 
 describe('SMTP tracker: BDAT', () => {
-  it('passes chunks of exactly their size, whatever they hold, without holding', () =>
+  it('passes chunks of exactly their size, whatever they hold; holds only after BDAT LAST', () =>
     both((sim) => {
       const chunk1 = 'a\r\n.\r\nMAIL FROM:<x@y>\r\n';
       const chunk2 = '\r\n.\r\nDATA\r\n';
-      const stream = `MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT ${chunk1.length}\r\n${chunk1}BDAT ${chunk2.length} last\r\n${chunk2}BDAT 0 LAST\r\nQUIT\r\n`;
-      const s = sim().client(stream);
-      expect(s.t.holding).toBe(false);
-      expect(s.sent).toBe(stream);
-      expect(s.commands.map((c) => c.verb)).toEqual(['MAIL', 'RCPT', 'BDAT', 'BDAT', 'BDAT', 'QUIT']);
+      const upToLast = `MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT ${chunk1.length}\r\n${chunk1}BDAT ${chunk2.length} last\r\n${chunk2}`;
+      const s = sim().client(upToLast + 'BDAT 0 LAST\r\nQUIT\r\n');
+      expect(s.sent).toBe(upToLast);
+      expect(s.t.holding).toBe(true);
+      expect(s.commands.map((c) => c.verb)).toEqual(['MAIL', 'RCPT', 'BDAT', 'BDAT']);
       expect(s.commands[3]).toEqual({ verb: 'BDAT', size: chunk2.length, last: true });
       expect(s.t.transaction).toBeNull();
-      s.backend('250 a\r\n250 b\r\n250 c1\r\n250 2.0.0 queued\r\n503 no mail\r\n221 bye\r\n');
+      s.backend('250 a\r\n250 b\r\n250 c1\r\n250 2.0.0 queued\r\n');
+      expect(s.accepted).toEqual([['b@y']]);
+      expect(s.sent).toBe(upToLast + 'BDAT 0 LAST\r\n');
+      expect(s.t.holding).toBe(true);
+      s.backend('503 5.5.0 MAIL needed first\r\n');
+      expect(s.sent).toBe(upToLast + 'BDAT 0 LAST\r\nQUIT\r\n');
       expect(s.accepted).toEqual([['b@y']]);
       expect(s.t.lost).toBe(false);
     }));
+
+  it('a BDAT LAST answered before its chunk ends is not held after (no reply is left to wait for)', () => {
+    const s = new Sim(false).client('BDAT 6 LAST\r\nabc').backend('552 5.2.3 too big\r\n').client('def\r\nNOOP\r\n');
+    expect(s.t.holding).toBe(false);
+    expect(s.commands.at(-1)).toEqual({ verb: 'OTHER', name: 'NOOP', known: true });
+  });
 
   it('a BDAT whose size Dovecot would not read loses sync and passes the rest as one piece', () => {
     for (const line of ['BDAT x\r\n', 'BDAT\r\n', 'BDAT  5\r\n', 'BDAT 5\tLAST\r\n', 'BDAT 5 \xff\r\n', 'BDAT 99999999999999999999\r\n']) {
@@ -266,132 +205,3 @@ describe('SMTP tracker: BDAT', () => {
     both((sim) => expect(sim().client('BDAT 6\r\nRSET\r\n').backend('502 5.5.1 Unsupported command\r\n').t.lost).toBe(true)));
 });
 
-describe('SMTP tracker: transaction and refusals', () => {
-  it('the transaction: MAIL opens it, RCPTs join until refused, RSET and a failed MAIL end it', () =>
-    both((sim) => {
-      const s = sim().client('MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRCPT TO:<c@y>\r\n');
-      expect(s.t.transaction?.recipients).toEqual(['b@y', 'c@y']);
-      s.backend('250 ok\r\n550 no\r\n');
-      expect(s.t.transaction?.recipients).toEqual(['c@y']);
-      s.client('RSET\r\n');
-      expect(s.t.transaction).toBeNull();
-      s.backend('250 ok\r\n250 ok\r\n').client('MAIL FROM:<a@x>\r\n');
-      expect(s.t.transaction).toMatchObject({ recipients: [] });
-      s.backend('550 sender refused\r\n');
-      expect(s.t.transaction).toBeNull();
-    }));
-
-  it('places a refusal after the replies to the commands before it', () =>
-    both((sim) => {
-      const s = sim((c) => c.verb === 'RCPT' && c.path === 'c@y').client('MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRCPT TO:<c@y>\r\nRCPT TO:<d@y>\r\n');
-      expect(s.sent).toBe('MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRCPT TO:<d@y>\r\n');
-      expect(s.received).toBe('');
-      s.backend('250 mail\r\n250-b\r\n250 b ok\r\n250 d\r\n');
-      expect(s.received).toBe('250 mail\r\n250-b\r\n250 b ok\r\n' + R451.toString() + '250 d\r\n');
-      expect(s.t.transaction?.recipients).toEqual(['b@y', 'd@y']);
-    }));
-
-  it('returns a refusal at once when no reply is awaited', () => {
-    const s = new Sim(false, (c) => c.verb === 'MAIL').client('MAIL FROM:<a@x>\r\n');
-    expect(s.received).toBe(R451.toString());
-    expect(s.sent).toBe('');
-    expect(s.t.transaction).toBeNull();
-  });
-
-  it('refuses only MAIL and RCPT, and only pieces in order', () => {
-    const t = new SmtpTracker();
-    const [a, b] = t.fromClient(Buffer.from('NOOP\r\nRSET\r\n'));
-    expect(() => t.refuse(a!, R451)).toThrow(/only MAIL and RCPT/);
-    expect(() => t.forward(b!)).toThrow(/in order/);
-  });
-
-  it('EHLO resets the transaction; a nested MAIL leaves it', () =>
-    both((sim) => {
-      const s = sim().client('MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nMAIL FROM:<c@x>\r\nRCPT TO:<d@y>\r\n').backend('250 a\r\n250 b\r\n503 nested\r\n250 d\r\n');
-      expect(s.t.transaction?.recipients).toEqual(['b@y', 'd@y']);
-      s.client('EHLO me\r\n');
-      expect(s.t.transaction).toBeNull();
-    }));
-});
-
-describe('SMTP tracker: bounds and loss of sync', () => {
-  it('passes an overlong line on, expects one failure reply and stays in step', () =>
-    both((sim) => {
-      const long = 'RCPT TO:<' + 'x'.repeat(TRACKER_MAX_LINE_BYTES) + '>\r\n';
-      const s = sim().client('NOOP\r\n' + long + 'RSET\r\n');
-      expect(s.sent).toBe('NOOP\r\n' + long + 'RSET\r\n');
-      expect(s.commands.map((c) => c.verb)).toEqual(['OTHER', 'RSET']);
-      s.backend('250 ok\r\n500 5.5.2 Line too long\r\n250 ok\r\n');
-      expect(s.events).toEqual([{ type: 'unknown', name: '(line too long)' }]);
-      expect(s.t.lost).toBe(false);
-    }));
-
-  it('holds at most one line bound of a partial command line', () => {
-    const t = new SmtpTracker();
-    const pieces = t.fromClient(Buffer.alloc(TRACKER_MAX_LINE_BYTES, 'a'));
-    expect(pieces.map((p) => p.bytes.length)).toEqual([TRACKER_MAX_LINE_BYTES]);
-    expect(pieces[0]!.command).toBeUndefined();
-    expect(t.fromClient(Buffer.from('aaa\r\nNOOP\r\n')).map((p) => !!p.command)).toEqual([false, true]);
-  });
-
-  it('a line of exactly the bound is still a command', () => {
-    const line = 'RCPT TO:<' + 'x'.repeat(TRACKER_MAX_LINE_BYTES - 12) + '>\r\n';
-    expect(line.length).toBe(TRACKER_MAX_LINE_BYTES);
-    expect(new Sim(true).client(line).commands.map((c) => c.verb)).toEqual(['RCPT']);
-  });
-
-  it('a backend that accepts an overlong line loses sync', () =>
-    expect(new Sim(false).client('X'.repeat(TRACKER_MAX_LINE_BYTES + 1) + '\r\n').backend('250 fine\r\n').t.lost).toBe(true));
-
-  for (const [name, client, reply] of [
-    ['STARTTLS accepted', 'STARTTLS\r\n', '220 go ahead\r\n'],
-    ['AUTH continuation', 'AUTH PLAIN\r\n', '334 \r\n'],
-    ['reply to no command', '', '250 surprise\r\n'],
-    ['bare LF reply', 'NOOP\r\n', '250 ok\n'],
-    ['reply not ddd', 'NOOP\r\n', 'hello\r\n'],
-    ['2xx to DATA', 'DATA\r\n', '250 ok\r\n'],
-  ] as const) {
-    it(`loses sync once on ${name}, then passes every byte`, () =>
-      both((sim) => {
-        const s = sim().client(client).backend(reply).backend('250 more\r\n').client('MAIL FROM:<a@b>\r\n');
-        expect(s.events.filter((e) => e.type === 'lost')).toHaveLength(1);
-        expect(s.received).toBe(reply + '250 more\r\n');
-        expect(s.sent).toBe(client + 'MAIL FROM:<a@b>\r\n');
-        expect(s.commands.at(-1)?.verb).not.toBe('MAIL');
-      }));
-  }
-
-  it('a 421 when no reply is awaited is not a loss', () => both((sim) => expect(sim().backend('421 4.4.2 idle timeout\r\n').t.lost).toBe(false)));
-
-  it('after a loss on the reply side, queued refusals still reach the client in order', () =>
-    both((sim) => {
-      const s = sim((c) => c.verb === 'RCPT').client('MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nAUTH PLAIN\r\nRCPT TO:<c@y>\r\n');
-      s.backend('250 ok\r\n334 \r\n');
-      expect(s.received).toBe('250 ok\r\n' + R451.toString() + '334 \r\n' + R451.toString());
-      expect(s.t.lost).toBe(true);
-    }));
-
-  it('after a loss on the client side, refusals queued before it keep their place', () => {
-    const s = new Sim(false, (c) => c.verb === 'RCPT').client('MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT x\r\n');
-    expect(s.t.lost).toBe(true);
-    s.backend('250 ok\r\n501 bad size\r\n');
-    expect(s.received).toBe('250 ok\r\n' + R451.toString() + '501 bad size\r\n');
-  });
-
-  it('releases held bytes when it loses sync while holding', () => {
-    const s = new Sim(false).client('DATA\r\nbody\r\n');
-    expect(s.t.holding).toBe(true);
-    s.backend('250 what\r\n');
-    expect(s.t.lost).toBe(true);
-    expect(s.sent).toBe('DATA\r\nbody\r\n');
-  });
-
-  it('gives up rather than hold more than its bound after DATA', () => {
-    const s = new Sim(false).client('DATA\r\n');
-    s.client(Buffer.alloc(TRACKER_MAX_HELD_BYTES, 'a'));
-    expect(s.t.lost).toBe(false);
-    s.client('a');
-    expect(s.t.lost).toBe(true);
-    expect(s.sent.length).toBe(6 + TRACKER_MAX_HELD_BYTES + 1);
-  });
-});

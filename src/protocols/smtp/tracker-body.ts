@@ -5,8 +5,10 @@
 // at every LF, with or without a CR before it, matches ".", an optional CR, then LF: so the
 // body ends at the first "\n.\n" or "\n.\r\n" (CR before the first LF or not), or with ".\n"
 // or ".\r\n" as the body's first line. "\n..x" is dot-stuffing (body); "\n.x" is body too.
-// RFC 5321 §4.1.1.4 asks for CRLF.CRLF only; mirroring the backend keeps mailgate in step
-// with it (the test in smtp-tracker-dovecot.test.ts checks each bare-LF case against it).
+// "\r.\r\n" (no LF before the dot) does not end it. RFC 5321 §4.1.1.4 asks for CRLF.CRLF
+// only; mirroring the backend keeps mailgate in step with it (smtp-tracker-dovecot.test.ts
+// checks each case against Dovecot 2.3.19). A backend that ends bodies elsewhere would leave
+// the tracker holding for a reply that does not come: the splice's abandon() is for that.
 
 const LF = 0x0a;
 const CR = 0x0d;

@@ -23,6 +23,11 @@ const MAX_VERB_CHARS = 32;
  *  this of a partial line, passes a longer one through and expects one failure reply. */
 export const TRACKER_MAX_LINE_BYTES = MAX_VERB_CHARS + 1 + 4096 + 2;
 
+/** Client bytes held while a reply is awaited (after DATA, after a message's end). The splice
+ *  pauses the client meanwhile, so only a client that pipelines past the protocol (a body
+ *  before 354) gets here; the tracker then gives up rather than buffer more. */
+export const TRACKER_MAX_HELD_BYTES = 256 * 1024;
+
 /** Dovecot closes the connection on a BDAT larger than SMTP_COMMAND_DEFAULT_MAX_DATA_SIZE
  *  (40 MiB); a size past 2^53 is not even a number we can count down exactly. */
 const MAX_CHUNK_DIGITS = 15;

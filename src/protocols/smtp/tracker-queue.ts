@@ -24,8 +24,8 @@ export type Entry =
   | { kind: 'other'; name: string; known: boolean }
   | { kind: 'refusal'; reply: Buffer };
 
-/** What a reply means for the client side: DATA's 354 starts the body, its failure or the
- *  final reply returns to commands; `lost`: the reply makes no sense where it came. */
+/** What a reply means for the client side: DATA's 354 starts the body, its failure or a
+ *  final reply (to the dot, to BDAT LAST) returns to commands; `lost`: it makes no sense. */
 export type Verdict = null | 'body' | 'command' | { lost: string };
 
 /** An overlong line is counted as an unknown command under this name. */
@@ -144,8 +144,9 @@ export class ReplyQueue {
         // 500/502: the backend did not take BDAT as a chunk (no CHUNKING) and so read the
         // chunk's bytes as commands.
         if (code === 500 || code === 502) return { lost: `backend reply ${code} to BDAT` };
-        if (e.last) this.final(ok, events);
-        return null;
+        if (!e.last) return null;
+        this.final(ok, events);
+        return 'command';
       case 'reset':
         if (ok) this.backendTxn = null;
         return null;

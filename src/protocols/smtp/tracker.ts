@@ -5,17 +5,17 @@
 // mean: a command line ends at LF, CR before it optional (smtp-command-parser.c); a body ends
 // where istream-dot.c ends it (tracker-body.ts: at "\n.\n" or "\n.\r\n"); BDAT reads a chunk
 // whenever Dovecot does (tracker-commands.ts); a line longer than any command Dovecot takes
-// gets one "500 5.5.2 Line too long" there and is skipped to its LF, so it passes here and
-// one failure reply is expected. Client bytes after DATA and after a message's final dot are
-// held until the reply (the body starts only after 354; the hold also shields Dovecot 2.3.19
-// from its pending_rcpt_cmds assertion on MAIL/RCPT pipelined right after the dot). BDAT is
-// not held. When the streams stop making sense (`lost`) it says so once and passes every byte.
+// gets one "500 5.5.2 Line too long" and is skipped to its LF: it passes here, one failure
+// reply expected. Client bytes after DATA, a final dot or BDAT LAST's chunk are held until
+// the reply (the body starts only after 354; the hold shields Dovecot 2.3.19 from its
+// pending_rcpt_cmds assertion on RCPT pipelined behind a message's end). When the streams
+// stop making sense (`lost`) it says so once and passes every byte.
 import { DotScanner } from './tracker-body.js';
-import { parseCommand, TRACKER_MAX_LINE_BYTES, type SmtpCommand } from './tracker-commands.js';
+import { parseCommand, TRACKER_MAX_HELD_BYTES, TRACKER_MAX_LINE_BYTES, type SmtpCommand } from './tracker-commands.js';
 import { ReplyQueue, type Entry, type TrackerEvent, type Verdict } from './tracker-queue.js';
 import { ReplyScanner } from './tracker-replies.js';
 
-export type { SmtpCommand } from './tracker-commands.js';
+export { TRACKER_MAX_HELD_BYTES, TRACKER_MAX_LINE_BYTES, type SmtpCommand } from './tracker-commands.js';
 export type { TrackerEvent } from './tracker-queue.js';
 
 /** Bytes as the client sent them; a command piece is one whole line (CRLF or bare LF too). */
@@ -24,12 +24,7 @@ export interface Piece {
   command?: SmtpCommand;
 }
 
-/** Client bytes held while a reply is awaited (after DATA, after the final dot). The splice
- *  pauses the client meanwhile, so only a client that pipelines past the protocol (a body
- *  before 354) gets here; the tracker then gives up rather than buffer more. */
-export const TRACKER_MAX_HELD_BYTES = 256 * 1024;
-
-type State = 'command' | 'skip-line' | 'chunk' | 'await-data' | 'body' | 'await-dot' | 'lost';
+type State = 'command' | 'skip-line' | 'chunk' | 'await-data' | 'body' | 'await-final' | 'lost';
 
 const LF = 0x0a;
 
@@ -40,16 +35,16 @@ export class SmtpTracker {
   private held: Buffer[] = [];
   private heldBytes = 0;
   private chunkLeft = 0;
+  /** The chunk is BDAT LAST's and its reply has not come before the chunk's end. */
+  private holdAfterChunk = false;
   private readonly dot = new DotScanner();
   private readonly scanner = new ReplyScanner();
   private readonly queue = new ReplyQueue();
   /** Command pieces handed out and not yet forwarded or refused, in order. */
-  private issued: (Piece | undefined)[] = [];
-  private issuedHead = 0;
+  private readonly issued: Piece[] = [];
   /** Entries the tracker adds itself (an overlong line, a final dot) go behind the command
    *  pieces issued before them, once those are forwarded or refused. */
   private readonly deferred: { after: number; entry: Entry }[] = [];
-  private issuedCount = 0;
   private handledCount = 0;
   /** Replies are read: always before a loss; after a loss on the client side only until
    *  every refusal queued before it has had its place. */
@@ -62,7 +57,7 @@ export class SmtpTracker {
   constructor(private readonly opts: { chunking?: boolean } = {}) {}
 
   get holding(): boolean {
-    return this.state === 'await-data' || this.state === 'await-dot';
+    return this.state === 'await-data' || this.state === 'await-final';
   }
 
   get lost(): boolean {
@@ -78,12 +73,21 @@ export class SmtpTracker {
     return this.queue.view;
   }
 
-  /** Events raised while reading client bytes (a `lost`): they come with the next
-   *  fromBackend, unless taken here first. */
+  /** Events raised while reading client bytes or by abandon() (a `lost`): they come with
+   *  the next fromBackend, unless taken here first. */
   takeEvents(): TrackerEvent[] {
     const e = this.pendingEvents;
     this.pendingEvents = [];
     return e;
+  }
+
+  /** Stops tracking now (say the splice held the client too long waiting for a reply): lost;
+   *  refusals still queued are returned to be sent now; held bytes come from fromClient. */
+  abandon(reason: string): Buffer[] {
+    const out: Buffer[] = [];
+    if (this.repliesTracked) this.loseReplies(reason, out, this.pendingEvents);
+    else this.lose(reason, this.pendingEvents);
+    return out;
   }
 
   fromClient(chunk: Buffer): Piece[] {
@@ -141,31 +145,29 @@ export class SmtpTracker {
       const step = this.scanner.next(chunk, pos);
       if (!step) break;
       const ours: Buffer[] = [];
-      let verdict: Verdict;
-      if (step.type === 'bad') {
-        pos = Math.max(sent, step.at);
-        verdict = { lost: step.reason };
-      } else {
-        pos = step.end;
-        verdict = this.queue.reply(step.code, !this.lost, events, ours);
-      }
-      if (verdict !== null && typeof verdict === 'object') this.loseReplies(verdict.lost, ours, events);
+      const bad = step.type === 'bad';
+      pos = bad ? Math.max(sent, step.at) : step.end;
+      const verdict: Verdict = bad ? { lost: step.reason } : this.queue.reply(step.code, !this.lost, events, ours);
+      if (typeof verdict === 'object' && verdict) this.loseReplies(verdict.lost, ours, events);
       else if (verdict) this.resume(verdict);
       if (ours.length) {
         toClient.push(chunk.subarray(sent, pos), ...ours);
         sent = pos;
       }
       this.stopAfterLoss();
-      if (step.type === 'bad') break;
+      if (bad) break;
     }
     if (sent < chunk.length) toClient.push(sent ? chunk.subarray(sent) : chunk);
     const release = (wasHolding && !this.holding) || (!wasLost && this.lost && (this.partial !== null || this.held.length > 0));
     return { toClient, events, release };
   }
 
-  /** DATA's reply or the final reply: the client's held bytes are read on. */
+  /** DATA's reply or a final reply: the client's held bytes are read on. */
   private resume(to: 'body' | 'command'): void {
-    if (this.state === 'lost') return;
+    if (!this.holding) {
+      this.holdAfterChunk = false; // BDAT LAST answered before its chunk ended (not Dovecot)
+      return;
+    }
     this.state = to;
     this.dot.reset();
   }
@@ -185,7 +187,7 @@ export class SmtpTracker {
       case 'chunk': {
         const end = pos + Math.min(this.chunkLeft, buf.length - pos);
         this.chunkLeft -= end - pos;
-        if (this.chunkLeft === 0) this.state = 'command';
+        if (this.chunkLeft === 0) this.state = this.holdAfterChunk ? 'await-final' : 'command';
         pieces.push({ bytes: buf.subarray(pos, end) });
         return end;
       }
@@ -194,7 +196,7 @@ export class SmtpTracker {
         const end = dot < 0 ? buf.length : dot;
         pieces.push({ bytes: buf.subarray(pos, end) });
         if (dot >= 0) {
-          this.state = 'await-dot';
+          this.state = 'await-final';
           this.enqueueAfterIssued({ kind: 'dot' });
         }
         return end;
@@ -234,11 +236,11 @@ export class SmtpTracker {
     const piece = { bytes: line, command };
     pieces.push(piece);
     this.issued.push(piece);
-    this.issuedCount++;
     if (command.verb === 'DATA') this.state = 'await-data';
-    if (command.verb === 'BDAT' && command.size > 0) {
-      this.state = 'chunk';
-      this.chunkLeft = command.size;
+    if (command.verb === 'BDAT') {
+      // Held after BDAT LAST's chunk too: Dovecot 2.3.19 aborts on RCPT pipelined behind it.
+      [this.chunkLeft, this.holdAfterChunk] = [command.size, command.last];
+      this.state = command.size > 0 ? 'chunk' : command.last ? 'await-final' : 'command';
     }
     return end;
   }
@@ -250,16 +252,15 @@ export class SmtpTracker {
 
   /** The next issued piece, which must be this one: the splice handles them in order. */
   private take(piece: Piece): SmtpCommand {
-    if (this.issued[this.issuedHead] !== piece || !piece.command) throw new Error('SmtpTracker: command pieces must be forwarded or refused once each, in order');
-    this.issued[this.issuedHead++] = undefined;
-    if (this.issuedHead === this.issued.length) this.issued.length = this.issuedHead = 0;
+    if (this.issued[0] !== piece || !piece.command) throw new Error('SmtpTracker: command pieces must be forwarded or refused once each, in order');
+    this.issued.shift();
     this.handledCount++;
     return piece.command;
   }
 
   private enqueueAfterIssued(entry: Entry): void {
-    if (this.handledCount === this.issuedCount) this.queue.push(entry);
-    else this.deferred.push({ after: this.issuedCount, entry });
+    if (!this.issued.length) this.queue.push(entry);
+    else this.deferred.push({ after: this.handledCount + this.issued.length, entry });
   }
 
   private placeDeferred(): void {
@@ -291,7 +292,7 @@ export class SmtpTracker {
   }
 
   private stopAfterLoss(): void {
-    if (!this.lost || !this.repliesTracked || this.queue.refusals > 0 || this.handledCount < this.issuedCount) return;
+    if (!this.lost || !this.repliesTracked || this.queue.refusals > 0 || this.issued.length > 0) return;
     this.repliesTracked = false;
     this.queue.drain([]);
     this.deferred.length = 0;
