@@ -16,6 +16,7 @@ const FILES: Record<string, { file: string; type: string }> = {
   '/console/blocks.js': { file: 'blocks.js', type: 'text/javascript; charset=utf-8' },
   '/console/account.js': { file: 'account.js', type: 'text/javascript; charset=utf-8' },
   '/console/live.js': { file: 'live.js', type: 'text/javascript; charset=utf-8' },
+  '/console/sending.js': { file: 'sending.js', type: 'text/javascript; charset=utf-8' },
   '/console/console.css': { file: 'console.css', type: 'text/css; charset=utf-8' },
 };
 

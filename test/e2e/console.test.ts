@@ -5,8 +5,9 @@
 import { mkdtempSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchConsole } from '../helpers/console-browser.js';
 import { imapLogin } from '../helpers/imap-login.js';
 import type { TestProxy } from '../helpers/proxy.js';
 import { RawClient } from '../helpers/raw-client.js';
@@ -41,11 +42,7 @@ beforeAll(async () => {
     },
   });
   origin = `http://127.0.0.1:${proxy.admin!.port}`;
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
-  page = await browser.newPage({ viewport: { width: 1000, height: 800 } });
-  page.on('request', (r) => requests.push(r.url()));
-  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
-  page.on('pageerror', (e) => errors.push(e.message));
+  ({ browser, page } = await launchConsole(requests, errors));
 }, 60_000);
 
 afterAll(async () => {
@@ -63,7 +60,7 @@ describe('operator console', () => {
     expect(h['content-security-policy']).toBe(CSP);
     expect(h['x-content-type-options']).toBe('nosniff');
     expect(h['referrer-policy']).toBe('no-referrer');
-    for (const asset of ['/console/console.js', '/console/lib.js', '/console/activity.js', '/console/blocks.js', '/console/account.js', '/console/live.js', '/console/console.css']) {
+    for (const asset of ['/console/console.js', '/console/lib.js', '/console/activity.js', '/console/blocks.js', '/console/account.js', '/console/live.js', '/console/sending.js', '/console/console.css']) {
       const a = await fetch(`${origin}${asset}`);
       expect(a.status).toBe(200);
       expect(a.headers.get('content-security-policy')).toBe(CSP);

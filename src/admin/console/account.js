@@ -1,6 +1,8 @@
 // mailgate console, one account looked up by name: its counters per rule, its keyed hash (to
-// match the top lists), its login history when /api/v1/history answers; reset.
+// match the top lists), its login history when /api/v1/history answers, its sending counts
+// (sending.js); reset.
 import { $, act, api, el, hooks, remaining, say, Unauthorized } from './lib.js';
+import { showSending } from './sending.js';
 
 async function lookUp(user) {
   const q = `user=${encodeURIComponent(user)}`;
@@ -29,6 +31,7 @@ async function lookUp(user) {
       return tr;
     }),
   );
+  await showSending(user);
   $('account-view').hidden = false;
 }
 

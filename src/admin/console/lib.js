@@ -49,7 +49,12 @@ export async function api(path, method = 'GET', token = sessionStorage.getItem(T
 
 /** Time left until an ISO time, as "1h 5m". */
 export function remaining(iso) {
-  const s = Math.max(0, Math.round((Date.parse(iso) - Date.now()) / 1000));
+  return span((Date.parse(iso) - Date.now()) / 1000);
+}
+
+/** A number of seconds as "1d 2h", "1h 5m", "5m 3s" or "3s". */
+export function span(seconds) {
+  const s = Math.max(0, Math.round(seconds));
   if (s >= 86400) return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h`;
   if (s >= 3600) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
   if (s >= 60) return `${Math.floor(s / 60)}m ${s % 60}s`;
