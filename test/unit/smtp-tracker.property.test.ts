@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { SmtpTracker, type Piece, type SmtpCommand, type TrackerEvent } from '../../src/protocols/smtp/tracker.js';
-import { chunk, chunkingArb, fuzz, type Chunking } from '../helpers/fuzz.js';
+import { chunk, chunkingArb, fuzz, FUZZ_TIMEOUT_MS, type Chunking } from '../helpers/fuzz.js';
 
 const R451 = '451 4.7.1 Sending limit reached\r\n';
 /** Cases per property: each is a whole session cut several ways; a few seconds in all. */
@@ -331,9 +331,9 @@ function check(c: Case, withRefusals: boolean): void {
 describe('SMTP tracker against a model server', () => {
   it('every command forwarded: bytes, replies, commands and accepted messages match the model', async () => {
     await fuzz(fc.property(caseArb, (c) => check(c, false)), RUNS);
-  });
+  }, FUZZ_TIMEOUT_MS);
 
   it('some MAIL/RCPT refused with 451: removed from the stream, their replies in their places', async () => {
     await fuzz(fc.property(caseArb, (c) => check(c, true)), RUNS);
-  });
+  }, FUZZ_TIMEOUT_MS);
 });
