@@ -3,6 +3,7 @@
 // delivers every refusal exactly once, and holds no more than its bounds. Pure: no sockets.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { DotScanner } from '../../src/protocols/smtp/tracker-body.js';
 import { SmtpTracker, TRACKER_MAX_HELD_BYTES, TRACKER_MAX_LINE_BYTES, type Piece } from '../../src/protocols/smtp/tracker.js';
 import { chunk, chunkingArb, fuzz, FUZZ_RUNS, FUZZ_TIMEOUT_MS, smtpSoupArb } from '../helpers/fuzz.js';
 
@@ -60,6 +61,29 @@ describe('SMTP tracker on hostile streams', () => {
         const got = Buffer.concat(toClient).toString('latin1');
         expect(got.split(REFUSAL.toString('latin1')).join('')).toBe(replies.toString('latin1'));
         expect(got.split(REFUSAL.toString('latin1')).length - 1).toBe(refused);
+      }),
+      FUZZ_RUNS,
+    );
+  }, FUZZ_TIMEOUT_MS);
+
+  it('ends a body where a plain regex over the whole stream ends it, in any cuts', async () => {
+    const token = fc.constantFrom('\n', '\r', '.', '..', 'a', '\r\n', 'x'.repeat(127), 'y'.repeat(200));
+    const bodyArb = fc.array(token, { maxLength: 60 }).map((t) => Buffer.from(t.join(''), 'latin1'));
+    await fuzz(
+      fc.property(bodyArb, chunkingArb, (body, cut) => {
+        const m = /(?:^|\n)\.\r?\n/.exec(body.toString('latin1'));
+        const dot = new DotScanner();
+        let offset = 0;
+        let end = -1;
+        for (const c of chunk(body, cut)) {
+          const at = dot.scan(c, 0);
+          if (at >= 0) {
+            end = offset + at;
+            break;
+          }
+          offset += c.length;
+        }
+        expect(end).toBe(m ? m.index + m[0].length : -1);
       }),
       FUZZ_RUNS,
     );
