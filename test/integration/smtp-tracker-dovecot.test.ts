@@ -183,6 +183,18 @@ describe('SMTP tracker against Dovecot 2.3 submission', () => {
     s.c.close();
   });
 
+  it('XCLIENT, XFORWARD, AUTH and STARTTLS after AUTH get one refusal each: counted, in step', async () => {
+    const s = await Tapped.open();
+    s.send('XCLIENT ADDR=6.6.6.6\r\nXFORWARD ADDR=6.6.6.6\r\nAUTH PLAIN\r\nSTARTTLS\r\nNOOP\r\n');
+    expect(await s.expect(/^250 .*\r\n/m)).toMatch(/^502 [^\n]*\n500 [^\n]*\n503 [^\n]*Already authenticated\r\n502 [^\n]*\n250 /);
+    expect(s.events).toEqual([
+      { type: 'unknown', name: 'XCLIENT' },
+      { type: 'unknown', name: 'XFORWARD' },
+    ]);
+    expect(s.t.lost).toBe(false);
+    s.c.close();
+  });
+
   it('bare LF ends a command line for Dovecot as for the tracker', async () => {
     const s = await Tapped.open();
     s.send('NOOP\nNOOP\r\n');
