@@ -12,6 +12,8 @@ import { SmtpTracker, type Piece, type TrackerEvent } from '../protocols/smtp/tr
 import type { Relay } from './splice.js';
 
 const EMPTY = Buffer.alloc(0);
+/** Gathered bytes past this go out at once (a body is not held back to be joined). */
+const FLUSH_BYTES = 16 * 1024;
 
 /** What the tracked relay needs beyond the sockets. */
 export interface SubmissionDeps {
@@ -48,6 +50,9 @@ class SubmissionRelay {
   private checking = false;
   /** The backend did not take the last write: the client is not read until it drains. */
   private backendFull = false;
+  /** Bytes for the backend gathered by work, written by flush. */
+  private out: Buffer[] = [];
+  private outBytes = 0;
   /** A MAIL of ours was refused: its transaction's RCPTs go unchecked (the backend refuses them). */
   private noTransaction = false;
   /** The recipients this session let through in the message in progress, by path. */
@@ -82,7 +87,7 @@ class SubmissionRelay {
   }
 
   private fromClient(chunk: Buffer): void {
-    if (this.tracker.lost && !this.checking && this.pieces.length === 0) return this.toBackend(chunk);
+    if (this.tracker.lost && !this.checking && this.pieces.length === 0 && this.out.length === 0) return this.write(chunk);
     this.chunks.push(chunk);
     this.work();
   }
@@ -90,7 +95,10 @@ class SubmissionRelay {
   private fromBackend(chunk: Buffer): void {
     if (this.tracker.lost) return this.toClient(chunk);
     const { toClient, events, release } = this.tracker.fromBackend(chunk);
+    // One write for the chunk and any refusals placed in it (writev), not one per reply.
+    if (toClient.length > 1) this.client.cork();
     for (const b of toClient) this.toClient(b);
+    if (toClient.length > 1) this.client.uncork();
     for (const e of events) this.event(e);
     if (release) {
       this.chunks.push(EMPTY);
@@ -98,8 +106,30 @@ class SubmissionRelay {
     } else this.flow();
   }
 
-  /** Handles pieces in order until one needs the store; resumes after its answer. */
+  /** Handles pieces in order until one needs the store; resumes after its answer. What goes
+   *  to the backend meanwhile is written once the pieces run out (a pipelined group as the
+   *  client sent it, one write, not one per command), or before the client is waited on. */
   private work(): void {
+    this.handle();
+    if (!this.checking || this.pieces.length === 0) this.flush();
+    this.flow();
+  }
+
+  /** Writes what work gathered for the backend: small pieces joined (one write of the
+   *  group's bytes is cheaper than a writev of its commands). */
+  private flush(): void {
+    const out = this.out;
+    if (out.length === 0) return;
+    this.out = [];
+    this.outBytes = 0;
+    this.write(out.length === 1 ? out[0]! : Buffer.concat(out));
+  }
+
+  private write(b: Buffer): void {
+    if (!this.backend.write(b)) this.backendFull = true;
+  }
+
+  private handle(): void {
     while (!this.checking) {
       const piece = this.pieces.shift();
       if (piece === undefined) {
@@ -115,7 +145,6 @@ class SubmissionRelay {
       else if (cmd.verb === 'RCPT' && !this.noTransaction) this.check(piece, this.checkRcpt(cmd.path));
       else this.forward(piece);
     }
-    this.flow();
   }
 
   private checkRcpt(path: string): Promise<Checked> {
@@ -174,7 +203,10 @@ class SubmissionRelay {
   }
 
   private toBackend(b: Buffer): void {
-    if (b.length && !this.backend.write(b)) this.backendFull = true;
+    if (b.length === 0) return;
+    this.out.push(b);
+    this.outBytes += b.length;
+    if (this.outBytes >= FLUSH_BYTES) this.flush();
   }
 
   private toClient(b: Buffer): void {
