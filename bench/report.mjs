@@ -278,11 +278,30 @@ export function checkTargets(res) {
     const all = r.underFlood.ok === r.underFlood.attempts;
     add(`under the flood every legitimate login succeeds, p99 ≤ 2× unloaded (${r.target}, attack from ${r.attackSources} addresses)`, all && r.p99Ratio <= 2, `${r.underFlood.ok}/${r.underFlood.attempts} ok, p99 ${f(r.underFlood.p99ms, 1)} vs ${f(r.unloaded.p99ms, 1)} ms (${f(r.p99Ratio, 2)}×)`);
   }
+  for (const r of (res.submission ?? []).filter((x) => x.target === 'mailgate-tracked')) {
+    const s = res.submission.find((x) => x.load === r.load && x.target === 'mailgate-splice');
+    const ratio = s?.medianMsgsPerSec ? r.medianMsgsPerSec / s.medianMsgsPerSec : null;
+    add(`submission (${r.load}) with the sending tracker ≥ 90% of the plain splice`, ratio !== null && ratio >= 0.9, `${f(ratio == null ? null : ratio * 100)}% (${f(r.medianMsgsPerSec, 1)} vs ${f(s?.medianMsgsPerSec, 1)} msg/s)`);
+  }
   const most = Math.max(0, ...(res.noread ?? []).map((r) => r.flooders));
   for (const r of (res.noread ?? []).filter((x) => MG.includes(x.target) && x.flooders === most && most > 0)) {
     add(`with ${most} no-read flooders every legitimate login succeeds, p99 ≤ 2× alone (${r.target})`, r.probe.ok === r.probe.attempts && r.p99Ratio !== null && r.p99Ratio <= 2, `${r.probe.ok}/${r.probe.attempts} ok, p99 ${f(r.probe.p99ms, 1)} ms (${f(r.p99Ratio, 2)}× alone)`);
   }
   return out;
+}
+
+/** Submission through the sending tracker (bench/phase-submission.ts, issue 21): each load,
+ *  every target, and the tracker's throughput against the plain splice (target: ≥ 90%). */
+function submissionTable(rows) {
+  const splice = (load) => rows.find((r) => r.load === load && r.target === 'mailgate-splice');
+  return table(
+    ['load', 'target', 'msg/s', 'MiB/s', 'vs splice', 'mailgate CPU ms/msg', 'mailgate CPU ms/MiB'],
+    rows.map((r) => {
+      const s = splice(r.load);
+      const ratio = s?.medianMsgsPerSec ? r.medianMsgsPerSec / s.medianMsgsPerSec : null;
+      return [r.load, r.target, f(r.medianMsgsPerSec, 1), f(r.medianMBps, 2), r.target === 'direct' ? '–' : `${f(ratio == null ? null : ratio * 100)}%`, f(r.cpuMsPerMessage, 3), f(r.cpuMsPerMB, 2)];
+    }),
+  );
 }
 
 export function render(res) {
@@ -305,6 +324,7 @@ export function render(res) {
   if (res.noread) parts.push(`### No-read flood (\`a CAPABILITY\` pipelined, never read; legitimate IMAP logins ${res.settings?.noread?.rate ?? '?'}/s, connect to LOGIN answer)`, noreadTable(res.noread));
   if (res.policy) parts.push(`### Policy server (plaintext IMAP LOGIN+LOGOUT, ${res.policy.settings.concurrency} clients; Dovecot and nginx alone vs asking mailgate)`, policyTables(res.policy));
   if (res.groups) parts.push(`### Address groups (plaintext IMAP LOGIN+LOGOUT through a PROXY listener, ${res.groups.settings.concurrency} clients; blocklist timeout ${res.groups.timeoutMs} ms)`, groupsTables(res.groups));
+  if (res.submission) parts.push('### Submission (messages through the submission listener to Dovecot relaying to a sink; median of the rounds)', submissionTable(res.submission));
   if (res.redisTrips) {
     const t = res.redisTrips;
     parts.push('### Redis scripts per login (MONITOR; one hit and one settle per subject, two round trips)', table(['login', 'attempts', 'subjects', 'scripts', 'per login', 'commands'], Object.entries(t).map(([k, v]) => [k === 'successfulLogin' ? 'successful' : 'wrong password', v.attempts, v.subjects ?? 1, v.roundTrips, f(v.perAttempt, 2), Object.entries(v.byCommand).map(([c, n]) => `${c} ${n}`).join(', ')])));

@@ -2,7 +2,7 @@
 // redis-server, nginx's mail proxy and mailgate (memory and Redis store) on loopback, runs
 // every phase, writes bench/results/<timestamp>.json and prints the summary table.
 // Flags: --quick (or `npm run bench --quick`), --profile / --no-profile, --only=a,b
-// (phases: logins, transfer, redis, flood, noread, policy, groups, profile, memory, limiter, attacks), --attacks=a,b
+// (phases: logins, transfer, redis, flood, noread, policy, groups, submission, profile, memory, limiter, attacks), --attacks=a,b
 // (attack scenarios to run: lockout, one-shot, spray, stuffing, office-nat, low-and-slow), --keep (temp dirs),
 // --baseline=DIR (another build's dist/, measured as `mailgate-before` with the memory store in
 // the same rounds: how a change moves the figures on one noisy machine, in one run; a build with
@@ -25,6 +25,7 @@ import { noreadPhase } from './phase-noread.js';
 import { policyPhase } from './phase-policy.js';
 import { profilePhase } from './phase-profile.js';
 import { redisTripsPhase } from './phase-redis.js';
+import { submissionPhase } from './phase-submission.js';
 import { seedBigMessage, transferPhase } from './phase-transfer.js';
 import { render } from './report.mjs';
 import { antiLockoutLimits, benchUsers, startFloor, startMailgate, startNginx, startTunedDovecot, type Proc } from './services.js';
@@ -59,6 +60,7 @@ const settings = quick
       noread: { flooders: [3, 15, 60], addresses: 20, rate: 20, durationMs: 2000, warmupMs: 500 },
       policy: { rounds: 1, warmupMs: 250, durationMs: 1000, concurrency: POLICY_CLIENTS, warmPassMs: 1000 },
       groups: { rounds: 1, warmupMs: 250, durationMs: 1000, concurrency: GROUPS_CLIENTS, warmPassMs: 500, lookups: 20_000 },
+      submission: { reps: 1, loads: [{ name: 'small', sessions: 4, messages: 200, bytes: 4096 }, { name: 'large', sessions: 1, messages: 2, bytes: 8 << 20 }] },
       redisTrips: { seconds: 1 },
       profile: { seconds: 3 },
     }
@@ -71,6 +73,7 @@ const settings = quick
       noread: { flooders: [3, 15, 60], addresses: 20, rate: 20, durationMs: 8000, warmupMs: 1000 },
       policy: { rounds: 4, warmupMs: 500, durationMs: 3000, concurrency: POLICY_CLIENTS, warmPassMs: 3000 },
       groups: { rounds: 6, warmupMs: 500, durationMs: 3000, concurrency: GROUPS_CLIENTS, warmPassMs: 1500, lookups: 100_000 },
+      submission: { reps: 5, loads: [{ name: 'small', sessions: 4, messages: 1000, bytes: 4096 }, { name: 'large', sessions: 1, messages: 4, bytes: 32 << 20 }] },
       redisTrips: { seconds: 2 },
       profile: { seconds: 5 },
     };
@@ -212,6 +215,10 @@ try {
   if (wants('groups')) {
     log(`address groups: no groups vs GeoIP, a Tor file, a DNS blocklist (miss, listed, hit, silent), ${settings.groups.concurrency} clients through a PROXY listener`);
     res.groups = await groupsPhase({ dir: join(dir, 'groups'), dovecot, users, log }, settings.groups);
+  }
+  if (wants('submission')) {
+    log('submission: messages through the submission listener to Dovecot relaying to a sink, splice vs the sending tracker');
+    res.submission = await submissionPhase({ dir, log, ...settings.submission });
   }
   await stopAll();
   if (profile && wants('profile')) {

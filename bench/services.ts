@@ -76,7 +76,7 @@ export interface Proc {
   pid: number;
   /** Every pid whose CPU and memory count for this server (nginx: master and workers). */
   pids(): number[];
-  ports: { imap: number; pop3: number };
+  ports: { imap: number; pop3: number; smtp?: number };
   /** mailgate in policy-server mode: the policy endpoint's port; with policyServer or admin, the admin endpoint's (/metrics). */
   policyPort?: number;
   adminPort?: number;
@@ -201,6 +201,8 @@ export interface MailgateOptions {
   proxyProtocol?: boolean;
   /** The admin endpoint on a free port (its /metrics), as policy-server mode has. */
   admin?: boolean;
+  /** A plaintext submission listener (ports.smtp) in front of Dovecot's submission service. */
+  smtp?: boolean;
 }
 
 /** Limits as a deployment would set them (README's worked example), with the aggregate
@@ -231,7 +233,7 @@ export function antiLockoutLimits() {
 /** mailgate as a separate process: `node dist/cli.js --config <file>`. */
 export async function startMailgate(o: MailgateOptions): Promise<Proc> {
   mkdirSync(o.dir, { recursive: true });
-  const [imap, pop3, policyPort, adminPort] = (await freePorts(4)) as [number, number, number, number];
+  const [imap, pop3, policyPort, adminPort, smtp] = (await freePorts(5)) as [number, number, number, number, number];
   const policy = o.policyServer;
   // A build from before worker mode (no dist/cluster) knows no `workers` key.
   const knowsWorkers = existsSync(join(o.dist ?? 'dist', 'cluster'));
@@ -242,6 +244,7 @@ export async function startMailgate(o: MailgateOptions): Promise<Proc> {
       : [
           { name: 'imap', protocol: 'imap', listen: `127.0.0.1:${imap}`, tls: 'starttls', requireTls: false, backend: 'imap', ...(o.proxyProtocol ? { proxyProtocol: true } : {}) },
           { name: 'pop3', protocol: 'pop3', listen: `127.0.0.1:${pop3}`, tls: 'starttls', requireTls: false, backend: 'pop3' },
+          ...(o.smtp ? [{ name: 'smtp', protocol: 'smtp', listen: `127.0.0.1:${smtp}`, tls: 'none', backend: 'smtp' }] : []),
         ],
     ...(policy ? { policyServer: { listen: `127.0.0.1:${policyPort}`, nginx: policy.nginx ?? {} } } : {}),
     ...(policy || o.admin ? { admin: { listen: `127.0.0.1:${adminPort}` } } : {}),
@@ -249,6 +252,7 @@ export async function startMailgate(o: MailgateOptions): Promise<Proc> {
     backends: {
       imap: { host: '127.0.0.1', port: o.dovecot.ports.imap },
       pop3: { host: '127.0.0.1', port: o.dovecot.ports.pop3 },
+      ...(o.smtp ? { smtp: { host: '127.0.0.1', port: o.dovecot.ports.submission } } : {}),
     },
     store: o.redisUrl ? { type: 'redis', redis: { url: o.redisUrl, timeout: '250ms', onError: 'local' } } : { type: 'memory' },
     limits: {
@@ -274,7 +278,7 @@ export async function startMailgate(o: MailgateOptions): Promise<Proc> {
   if ((o.workers ?? 1) > 1) await until(() => safeRead(logPath).includes('"event":"proxy.start"'), `${o.name}: every worker started`);
   const pid = child.pid!;
   // With workers: the primary and every worker (restarted ones too, read at each call).
-  const ports = policy ? { imap: 0, pop3: 0 } : { imap, pop3 };
+  const ports = policy ? { imap: 0, pop3: 0 } : { imap, pop3, ...(o.smtp ? { smtp } : {}) };
   return { name: o.name, pid, pids: () => [pid, ...childPids(pid)], ports, ...(policy ? { policyPort } : {}), ...(policy || o.admin ? { adminPort } : {}), stop: () => stopChild(child) };
 }
 
