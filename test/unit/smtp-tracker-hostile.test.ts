@@ -1,6 +1,7 @@
 // The SMTP tracker on hostile or broken streams (issue 21): whatever the client and the backend
 // send, in any cuts and order, it never throws, never drops or changes a byte either way,
-// delivers every refusal exactly once, and holds no more than its bounds. Pure: no sockets.
+// delivers every refusal exactly once, holds no more than its bounds, and once passThrough
+// may be bypassed. Pure: no sockets.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DotScanner } from '../../src/protocols/smtp/tracker-body.js';
@@ -29,6 +30,7 @@ describe('SMTP tracker on hostile streams', () => {
         const toClient: Buffer[] = [];
         let refused = 0;
         let largestChunk = 0;
+        let bypassed = false;
         const handle = (pieces: Piece[]) => {
           for (const p of pieces) {
             fromClient.push(p.bytes);
@@ -43,7 +45,11 @@ describe('SMTP tracker on hostile streams', () => {
         const cs = chunk(client, cc);
         const rs = chunk(replies, rc);
         for (let turn = 0; cs.length || rs.length; turn++) {
-          if (cs.length && (!rs.length || turns[turn % turns.length])) {
+          const fromTheClient = cs.length > 0 && (!rs.length || turns[turn % turns.length]);
+          // Once passThrough, the splice may bypass the tracker both ways.
+          bypassed ||= t.passThrough;
+          if (t.passThrough) (fromTheClient ? fromClient : toClient).push((fromTheClient ? cs : rs).shift()!);
+          else if (fromTheClient) {
             largestChunk = Math.max(largestChunk, cs[0]!.length);
             handle(t.fromClient(cs.shift()!));
           } else {
@@ -54,9 +60,12 @@ describe('SMTP tracker on hostile streams', () => {
           expect(t['heldBytes']).toBeLessThanOrEqual(TRACKER_MAX_HELD_BYTES + largestChunk);
           expect(t['partial']?.length ?? 0).toBeLessThan(TRACKER_MAX_LINE_BYTES);
         }
-        // The session ends: whatever is still held or queued comes out.
-        toClient.push(...t.abandon('end of test'));
-        handle(t.fromClient(Buffer.alloc(0)));
+        // The session ends: whatever is still held or queued comes out (nothing once bypassed).
+        const refusalsLeft = t.abandon('end of test');
+        const piecesLeft = t.fromClient(Buffer.alloc(0));
+        if (bypassed) expect([refusalsLeft.length, piecesLeft.length]).toEqual([0, 0]);
+        toClient.push(...refusalsLeft);
+        handle(piecesLeft);
         expect(Buffer.concat(fromClient).equals(client)).toBe(true);
         const got = Buffer.concat(toClient).toString('latin1');
         expect(got.split(REFUSAL.toString('latin1')).join('')).toBe(replies.toString('latin1'));

@@ -125,6 +125,19 @@ describe('SMTP tracker: bounds and loss of sync', () => {
     expect(s.sent).toBe('DATA\r\nbody\r\n');
   });
 
+  it('passThrough only once nothing is left inside: held bytes, refusals to place, events', () => {
+    const held = new Sim(false).client('DATA\r\nbody').backend('250 what\r\n');
+    expect(held.t.lost).toBe(true);
+    expect(held.sent).toBe('DATA\r\nbody'); // taken on release; the tracker must still be asked
+    expect(held.t.passThrough).toBe(true);
+    const queued = new Sim(false, (c) => c.verb === 'RCPT').client('MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT x\r\n');
+    expect([queued.t.lost, queued.t.passThrough]).toEqual([true, false]);
+    queued.backend('250 ok\r\n');
+    expect(queued.received).toBe('250 ok\r\n' + R451.toString());
+    expect(queued.events).toEqual([{ type: 'lost', reason: expect.stringMatching(/BDAT/) }]);
+    expect(queued.t.passThrough).toBe(true);
+  });
+
   it('abandon(): lost at once, queued refusals handed back, held bytes released', () => {
     const s = new Sim(false, (c) => c.verb === 'RCPT').client('MAIL FROM:<a@x>\r\nRCPT TO:<c@y>\r\nDATA\r\nbody');
     expect(s.t.holding).toBe(true);

@@ -52,8 +52,7 @@ export class SmtpTracker {
   private pendingEvents: TrackerEvent[] = [];
   private lostWhy: string | null = null;
 
-  /** `chunking: false` when the backend does not offer CHUNKING: Dovecot then answers BDAT
-   *  with 502 and reads what follows as commands, so the tracker does too. */
+  /** `chunking: false`: the backend offers no CHUNKING, so BDAT is a plain command to it. */
   constructor(private readonly opts: { chunking?: boolean } = {}) {}
 
   get holding(): boolean {
@@ -64,17 +63,18 @@ export class SmtpTracker {
     return this.lostWhy !== null;
   }
 
-  get lostReason(): string | null {
-    return this.lostWhy;
+  /** Lost with nothing left inside (held bytes, refusals, events): from now on every byte
+   *  may bypass the tracker both ways. Until then, after `lost`, keep calling both. */
+  get passThrough(): boolean {
+    return !this.repliesTracked && this.lost && !this.partial && !this.held.length && !this.pendingEvents.length;
   }
 
-  /** Live: the same object (mutated) until the transaction ends. */
+  /** Read it afresh each time: it is replaced when every reply is in (ReplyQueue.settle). */
   get transaction(): { recipients: readonly string[] } | null {
     return this.queue.view;
   }
 
-  /** Events raised while reading client bytes or by abandon() (a `lost`): they come with
-   *  the next fromBackend, unless taken here first. */
+  /** Events from fromClient or abandon() (a `lost`): in the next fromBackend unless taken. */
   takeEvents(): TrackerEvent[] {
     const e = this.pendingEvents;
     this.pendingEvents = [];
