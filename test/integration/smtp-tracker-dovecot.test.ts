@@ -1,6 +1,6 @@
 // The SMTP tracker's choices checked against the real Dovecot 2.3 submission service (relaying
 // to an smtp-server sink): where a body with bare LF ends, what an overlong command line or a
-// BDAT without a size gets, and RCPT pipelined right after a message's end. The test plays
+// BDAT without a size gets (one 501, no chunk read: the tracker reads it so too), and RCPT pipelined right after a message's end. The test plays
 // the splice: Dovecot gets the pieces the tracker hands out, the tracker Dovecot's replies.
 // Seen with Dovecot 2.3.19.1: "\n.\n", "\r\n.\n", "\n.\r\n" end a body; "\r.\r\n" and
 // "\n.x" do not; 4096 octets of parameters pass, 4097 get "500 5.5.2 Line too long" and
@@ -160,12 +160,12 @@ describe('SMTP tracker against Dovecot 2.3 submission', () => {
     s.c.close();
   });
 
-  it('BDAT without a size: Dovecot answers 501 and reads no chunk; the tracker stops counting', async () => {
+  it('BDAT without a size: Dovecot answers 501 and reads no chunk; the tracker reads it so too and stays in step', async () => {
     const s = await Tapped.open();
     s.send('BDAT x\r\nRSET\r\n');
-    expect(s.t.lost).toBe(true);
     expect(await s.expect(/^250 .*\r\n/m)).toMatch(/^501 5\.5\.4 Invalid chunk size parameter\r\n250 /);
-    expect(s.events).toEqual([{ type: 'lost', reason: expect.stringMatching(/BDAT/) }]);
+    expect(s.t.lost).toBe(false);
+    expect(s.events).toEqual([]);
     s.c.close();
   });
 
