@@ -14,6 +14,13 @@ import type { Relay } from './splice.js';
 const EMPTY = Buffer.alloc(0);
 /** Gathered bytes past this go out at once (a body is not held back to be joined). */
 const FLUSH_BYTES = 16 * 1024;
+/** How long the client's bytes may wait for the reply they are held for (after DATA, after a
+ *  message's end): longer than a backend takes to relay a large message (RFC 5321
+ *  §4.5.3.2.6 gives the client 10 minutes for it; a backend that read the stream as the tracker
+ *  does answers well within this), short enough that a backend which read it otherwise (a
+ *  message's end elsewhere: it waits for more while the client waits for us) is not left
+ *  stalled for the idle timeout. */
+export const HOLD_LIMIT_MS = 60_000;
 
 /** What the tracked relay needs beyond the sockets. */
 export interface SubmissionDeps {
@@ -22,6 +29,10 @@ export interface SubmissionDeps {
   user: string;
   log: Logger;
   metrics: Pick<Metrics, 'sendingRefused' | 'smtpTrackerEvents'>;
+  /** Whether the backend offers CHUNKING (its EHLO as last probed); unknown: as Dovecot. */
+  chunking?: boolean;
+  /** HOLD_LIMIT_MS unless given (tests). */
+  holdLimitMs?: number;
 }
 
 /** A check's answer: an RCPT's carries the recipient's print and newness. */
@@ -33,6 +44,12 @@ interface Recipient {
   isNew: boolean;
 }
 
+/** From the backend's EHLO lines as last probed: whether it offers CHUNKING (undefined when
+ *  nothing was probed yet: the tracker then reads BDAT as Dovecot does). */
+export function offersChunking(ehlo: readonly string[]): boolean | undefined {
+  return ehlo.length === 0 ? undefined : ehlo.some((l) => l.split(' ')[0]!.toUpperCase() === 'CHUNKING');
+}
+
 /** The relay for handOver: the commands pipelined behind AUTH go first through the tracker. */
 export const submissionRelay =
   (deps: SubmissionDeps) =>
@@ -41,7 +58,9 @@ export const submissionRelay =
     new SubmissionRelay(client, backend, stats, touch, deps).start(pipelined);
 
 class SubmissionRelay {
-  private readonly tracker = new SmtpTracker();
+  private readonly tracker: SmtpTracker;
+  /** Set while the tracker holds the client's bytes for a reply (see HOLD_LIMIT_MS). */
+  private holdTimer: NodeJS.Timeout | null = null;
   /** Pieces taken from the tracker, not yet handled (a check is in progress). */
   private pieces: Piece[] = [];
   /** Client chunks that came while pieces were still being handled. */
@@ -64,7 +83,9 @@ class SubmissionRelay {
     private readonly stats: { bytesIn: number; bytesOut: number },
     private readonly touch: () => void,
     private readonly deps: SubmissionDeps,
-  ) {}
+  ) {
+    this.tracker = new SmtpTracker(deps.chunking === undefined ? {} : { chunking: deps.chunking });
+  }
 
   start(pipelined: Buffer): void {
     const { client, backend } = this;
@@ -83,17 +104,18 @@ class SubmissionRelay {
       this.flow();
     });
     client.on('drain', () => backend.resume());
+    client.once('close', () => this.stopHoldTimer());
     if (pipelined.length) this.fromClient(pipelined);
   }
 
   private fromClient(chunk: Buffer): void {
-    if (this.tracker.lost && !this.checking && this.pieces.length === 0 && this.out.length === 0) return this.write(chunk);
+    if (this.tracker.passThrough && !this.checking && this.pieces.length === 0 && this.chunks.length === 0 && this.out.length === 0) return this.write(chunk);
     this.chunks.push(chunk);
     this.work();
   }
 
   private fromBackend(chunk: Buffer): void {
-    if (this.tracker.lost) return this.toClient(chunk);
+    if (this.tracker.passThrough) return this.toClient(chunk);
     const { toClient, events, release } = this.tracker.fromBackend(chunk);
     // One write for the chunk and any refusals placed in it (writev), not one per reply.
     if (toClient.length > 1) this.client.cork();
@@ -135,8 +157,11 @@ class SubmissionRelay {
       if (piece === undefined) {
         const chunk = this.chunks.shift();
         if (chunk === undefined) break;
-        if (this.tracker.lost) this.toBackend(chunk);
-        else this.pieces = this.tracker.fromClient(chunk);
+        if (this.tracker.passThrough) this.toBackend(chunk);
+        else {
+          this.pieces = this.tracker.fromClient(chunk);
+          for (const e of this.tracker.takeEvents()) this.event(e);
+        }
         continue;
       }
       const cmd = piece.command;
@@ -216,7 +241,26 @@ class SubmissionRelay {
   /** The client is read unless a check is in progress, the tracker holds bytes until a reply,
    *  or the backend is full. */
   private flow(): void {
-    if (this.checking || this.backendFull || (this.tracker.holding && !this.tracker.lost)) this.client.pause();
+    const holding = this.tracker.holding;
+    if (holding && !this.holdTimer) this.holdTimer = setTimeout(() => this.abandon(), this.deps.holdLimitMs ?? HOLD_LIMIT_MS).unref();
+    else if (!holding) this.stopHoldTimer();
+    if (this.checking || this.backendFull || holding) this.client.pause();
     else this.client.resume();
+  }
+
+  private stopHoldTimer(): void {
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.holdTimer = null;
+  }
+
+  /** No reply came for what the tracker holds for: the backend read the stream otherwise (a
+   *  message's end elsewhere). Stop following the session rather than stall it. */
+  private abandon(): void {
+    this.holdTimer = null;
+    if (this.client.destroyed || this.backend.destroyed || !this.tracker.holding) return;
+    for (const r of this.tracker.abandon("no reply in time to what the client's bytes wait for")) this.toClient(r);
+    for (const e of this.tracker.takeEvents()) this.event(e);
+    this.chunks.push(EMPTY);
+    this.work();
   }
 }

@@ -9,7 +9,7 @@ import { canonicalIp } from '../config/address.js';
 import type { Effect, GoodbyeReason, ProtocolMachine } from '../protocols/protocol.js';
 import type { ClientAddress } from '../backend/types.js';
 import { handOver } from '../backend/splice.js';
-import { submissionRelay } from '../backend/smtp-splice.js';
+import { offersChunking, submissionRelay } from '../backend/smtp-splice.js';
 import type { ProtocolBinding } from '../registry.js';
 import { admit, reportRefusal } from './admission.js';
 import { authAttempt, type AuthOutcome } from './auth-path.js';
@@ -260,7 +260,7 @@ export class Session {
     }
     this.enter('spliced');
     const sending = this.listener.protocol === 'smtp' ? this.env.sending : undefined;
-    const relay = sending ? submissionRelay({ limits: sending, user: outcome.user, log: this.log, metrics: this.env.metrics }) : undefined;
+    const relay = sending ? submissionRelay({ limits: sending, user: outcome.user, log: this.log, metrics: this.env.metrics, chunking: offersChunking(this.env.capabilities(this.listener.backend)) }) : undefined;
     const splice = handOver(this.socket, outcome, this.machine.takeBuffered(), this.env.timeouts.idle, relay);
     this.spliced = new SplicedSession(splice, this.socket, this.client, this.listener, outcome.user);
     await this.spliced.run(this.env.sessions, this.env.metrics, this.log);
