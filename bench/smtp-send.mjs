@@ -2,7 +2,7 @@
 // sending its share of `messages` messages of `bytes` bytes as a pipelining client does (MAIL,
 // RCPT and DATA in one write, the body after 354, the next message after the 250), then QUIT.
 // Prints one JSON line: messages, bytes, seconds, msgsPerSec, MBps, loadgenCpuPct.
-// Usage: node bench/smtp-send.mjs '{"port":…,"users":[{"user":…,"pass":…}],"sessions":4,"messages":400,"bytes":4096}'
+// Usage: node bench/smtp-send.mjs '{"port":…,"users":[{"user":…,"pass":…}],"sessions":4,"messages":400,"bytes":4096[,"rate":300]}'
 import net from 'node:net';
 
 const spec = JSON.parse(process.argv[2]);
@@ -52,7 +52,12 @@ async function session(user, count, offset) {
   socket.write(`AUTH PLAIN ${Buffer.from(`\0${user.user}\0${user.pass}`).toString('base64')}\r\n`);
   await wait(1);
   let bytes = 0;
+  // rate (messages/s over all sessions): an open-loop pace instead of as fast as replies come.
+  const interval = spec.rate ? (1000 * spec.sessions) / spec.rate : 0;
+  const start = performance.now();
   for (let i = 0; i < count; i++) {
+    const due = start + i * interval;
+    if (interval && performance.now() < due) await new Promise((r) => setTimeout(r, due - performance.now()));
     const b = body(spec.bytes, offset + i);
     socket.write(`MAIL FROM:<${user.user}@bench.test>\r\nRCPT TO:<to${(offset + i) % 50}@bench.test>\r\nDATA\r\n`);
     await wait(3);
