@@ -24,6 +24,7 @@ import { Listener } from './server/listener.js';
 import { LiveSessions } from './server/live-sessions.js';
 import type { SessionEnv } from './server/env.js';
 import { loadServerTls } from './server/tls.js';
+import { ownTickets, type TicketSource } from './server/tls-tickets.js';
 import { createStore } from './stores/factory.js';
 import { adminToken, Endpoints } from './endpoints.js';
 import type { Integrations } from './integrations/index.js';
@@ -46,6 +47,7 @@ export interface WorkerShare {
   /** The primary's CrowdSec decisions (relayed); absent without crowdsec.bouncerKey. */
   crowdsec?: SessionEnv['crowdsec'];
   /** Account events (notify), for the primary's alert webhooks. */ alert?: EmitAlert;
+  /** TLS session-ticket keys as the primary draws them for every worker. */ tickets: TicketSource;
 }
 
 export interface ProxyOptions {
@@ -121,9 +123,11 @@ export async function startProxy(initial: Config, opts: ProxyOptions = {}): Prom
   // Without limits.keySecret user names are hashed with a key drawn once per process: a
   // reload must not draw another, or every user counter and known-good pair is forgotten.
   const processSecret = randomBytes(32).toString('base64url');
+  // Likewise the TLS ticket keys: a reload keeps them, or every client's ticket is void.
+  const tickets = shared?.tickets ?? ownTickets(initial.tls);
   const alert: EmitAlert = (e) => (shared?.alert ? shared.alert(e) : integrationsOf?.alerts?.emit(e));
   async function buildEnv(cfg: Config, previous?: Groups): Promise<{ env: SessionEnv; token: string | null }> {
-    const serverTls = await loadServerTls(cfg.tls, log);
+    const serverTls = await loadServerTls(cfg.tls, log, tickets.keys);
     // Lists, files and databases are read now: a reload reads them again.
     const groups = new Groups(cfg.limits, { log, clock, metrics }, previous);
     const keys = new KeyBuilder(cfg.limits.keySecret ?? processSecret);
@@ -228,6 +232,7 @@ export async function startProxy(initial: Config, opts: ProxyOptions = {}): Prom
     crowdsec?.stop();
     pools.stop();
     tarpit.close();
+    tickets.stop();
     current.env.groups?.close();
     await store.close();
     if (shared) log.info({ event: 'worker.stop' }, 'worker stopped');
@@ -242,21 +247,16 @@ export async function startProxy(initial: Config, opts: ProxyOptions = {}): Prom
   async function commit(next: typeof current): Promise<ReloadReport> {
     const { cfg } = next;
     // In worker mode the primary says what needs a restart, once.
-    if (!shared && JSON.stringify(cfg.store) !== JSON.stringify(current.cfg.store)) {
-      log.warn({ event: 'config.reload' }, 'store settings changed: they take effect after a restart');
-    }
-    if (!shared && JSON.stringify(cfg.admin) !== JSON.stringify(current.cfg.admin) && cfg.admin?.listen !== current.cfg.admin?.listen) {
-      log.warn({ event: 'config.reload' }, 'admin.listen changed: it takes effect after a restart');
-    }
-    if (!shared && cfg.policyServer?.listen !== current.cfg.policyServer?.listen) {
-      log.warn({ event: 'config.reload' }, 'policyServer.listen changed: it takes effect after a restart');
-    }
+    if (!shared && JSON.stringify(cfg.store) !== JSON.stringify(current.cfg.store)) log.warn({ event: 'config.reload' }, 'store settings changed: they take effect after a restart');
+    if (!shared && JSON.stringify(cfg.admin) !== JSON.stringify(current.cfg.admin) && cfg.admin?.listen !== current.cfg.admin?.listen) log.warn({ event: 'config.reload' }, 'admin.listen changed: it takes effect after a restart');
+    if (!shared && cfg.policyServer?.listen !== current.cfg.policyServer?.listen) log.warn({ event: 'config.reload' }, 'policyServer.listen changed: it takes effect after a restart');
     if (!shared && JSON.stringify(cfg.crowdsec) !== JSON.stringify(current.cfg.crowdsec)) log.warn({ event: 'config.reload' }, 'crowdsec changed: it takes effect after a restart');
     const previous = current;
     current = next;
     previous.env.groups?.close();
     current.env.groups?.watch();
     attackMode?.reconfigure(cfg.limits.attackMode);
+    tickets.retime(cfg.tls);
     log.level = cfg.log.level;
     capabilities.retarget(probeTargets(cfg));
     const wanted = new Map(cfg.listeners.map((l) => [l.name, l]));

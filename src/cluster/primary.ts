@@ -24,6 +24,7 @@ import { Groups } from '../groups/groups.js';
 import { createMetrics } from '../metrics/metrics.js';
 import { workerSessions } from './worker-sessions.js';
 import { loadServerTls } from '../server/tls.js';
+import { rotationOf, ticketNote, TicketRotation } from '../server/tls-tickets.js';
 import { createStore } from '../stores/factory.js';
 import { PortPins } from './port-pins.js';
 import { reloadWorkers } from './reload.js';
@@ -102,6 +103,7 @@ export async function runPrimary(file: string, initial: Config, log: Logger, cou
     for (const h of everyone()) h.link.notify('attack-mode', { active: status.active }, true);
   });
   const attackTick = setInterval(() => attackMode.active, ATTACK_TICK_MS);
+  const tickets = new TicketRotation(rotationOf(initial.tls), (k) => everyone().forEach((h) => h.link.notify('tls.ticket-keys', ticketNote(k)))); // one set for all workers
   const policyFor = (c: Config) => new Policy(c.limits, store, new KeyBuilder(c.limits.keySecret), clock, () => attackMode.active, hints);
   let policy = policyFor(sent);
   let queue = Promise.resolve();
@@ -155,6 +157,7 @@ export async function runPrimary(file: string, initial: Config, log: Logger, cou
     },
     async start(h) {
       relay?.welcome(h.link); // CrowdSec's decisions before the worker's first connection
+      h.link.notify('tls.ticket-keys', ticketNote(tickets.current));
       const r = await h.link.call('start', { cfg: sent }, START_MS);
       if (!r.ok) throw new WorkerStartError(`worker ${h.slot}: ${r.error}`, r.exitCode);
       h.report = r.report;
@@ -205,6 +208,7 @@ export async function runPrimary(file: string, initial: Config, log: Logger, cou
 
   async function cleanUp(): Promise<void> {
     clearInterval(attackTick);
+    tickets.stop();
     crowdsec?.stop();
     await endpoints.stop().catch(() => undefined);
     groups.close();
@@ -274,6 +278,7 @@ export async function runPrimary(file: string, initial: Config, log: Logger, cou
       log.error({ event: 'groups.error', error: (err as Error).message }, "the primary keeps its address groups (the workers' reloaded)");
     }
     attackMode.reconfigure(next.limits.attackMode);
+    tickets.retime(rotationOf(next.tls));
     log.level = next.log.level;
     outcome.reports.forEach((r, i) => r && (live[i]!.report = r));
     const notOpen = [...new Set(outcome.reports.flatMap((r) => r?.failed ?? []))];

@@ -125,6 +125,10 @@ export type PrimaryNotes = {
   /** CrowdSec decisions pulled by the primary (integrations/crowdsec-relay.ts): the full set
    *  (reset) before a worker starts, then every change. */
   crowdsec: CsDelta;
+  /** The TLS session-ticket keys every worker seals and opens tickets with (server/
+   *  tls-tickets.ts), base64 of 48 bytes: before a worker starts, then at each rotation. A
+   *  secret: never logged. */
+  'tls.ticket-keys': { keys: string };
   /** Drain and exit (SIGTERM reached the primary). */
   shutdown: null;
 };

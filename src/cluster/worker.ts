@@ -15,6 +15,7 @@ import { IpcStore, type WorkerChannel } from './ipc-store.js';
 import { RemoteConnections } from './remote-connections.js';
 import { SharedHints } from './shared-hints.js';
 import { DecisionReplica } from '../integrations/crowdsec-relay.js';
+import { TicketKeys, toldTickets } from '../server/tls-tickets.js';
 
 /** Deadline of a worker's call to the primary (a store decision, a connection admission).
  *  The primary answers in microseconds; this only bounds a stalled or dying one. */
@@ -71,6 +72,8 @@ export function runWorker(): void {
   const crowdsec = new DecisionReplica(systemClock);
   channel.on('hint', (n) => hints.apply(n));
   channel.on('crowdsec', (d) => crowdsec.apply(d));
+  const tickets = new TicketKeys(); // the primary's arrive before 'start'
+  channel.on('tls.ticket-keys', ({ keys }) => tickets.set(Buffer.from(keys, 'base64')));
   channel.on('attack-mode', ({ active }) => (attackMode.active = active));
   channel.on('shutdown', stop);
   channel.handle('start', async ({ cfg: first }) => {
@@ -81,7 +84,7 @@ export function runWorker(): void {
     const store = first.store.type === 'memory' ? new ResilientStore(new IpcStore(channel, IPC_CALL_MS), new MemoryStore(systemClock), 'local', STORE_BACKSTOP_MS, log) : undefined;
     const connections = new RemoteConnections(channel, () => cfg!.limits.connections, workers, IPC_CALL_MS, log);
     try {
-      proxy = await startProxy(first, { log, worker: { store, connections, attackMode, hints, crowdsec: first.crowdsec?.bouncerKey ? crowdsec : undefined, alert: (e) => channel.notify('alert', e) } });
+      proxy = await startProxy(first, { log, worker: { store, connections, attackMode, hints, crowdsec: first.crowdsec?.bouncerKey ? crowdsec : undefined, alert: (e) => channel.notify('alert', e), tickets: toldTickets(tickets) } });
     } catch (err) {
       return { ok: false, error: (err as Error).message, exitCode: exitCodeOf(err) };
     }

@@ -149,6 +149,13 @@ export const configSchema = z
           .refine(knownCiphers, 'expected an OpenSSL cipher list that names at least one cipher this OpenSSL has')
           .optional()
           .describe("OpenSSL cipher list for TLS 1.2 and older (TLS 1.3 suites are OpenSSL's defaults). Default: Node's."),
+        sessionTickets: z
+          .boolean()
+          .default(true)
+          .describe('Let clients resume a TLS session (TLS 1.3 and 1.2 session tickets, valid up to 2h) instead of a full handshake: a phone that reconnects every few minutes skips the certificate signature. The ticket keys are drawn in memory at start (worker mode: by the primary, for every worker) and kept across reloads.'),
+        ticketRotation: duration('How often new ticket keys are drawn (1s to 7d): a stolen key set opens only the sessions of its period. A ticket from before a rotation gets a full handshake (and a new ticket).', 7 * 86_400_000)
+          .refine((ms) => ms >= 1_000, 'expected at least 1s')
+          .prefault('12h'),
         sni: z
           .array(
             z.strictObject({

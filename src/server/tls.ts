@@ -1,6 +1,8 @@
 // TLS for client-facing listeners: the certificates (and a clearly marked self-signed
-// development certificate when configured to and the files are missing), and the server side
-// of a handshake on an accepted connection.
+// development certificate when configured to and the files are missing), session resumption
+// by tickets (keys: tls-tickets.ts), and the server side of a handshake on an accepted
+// connection.
+import { constants as crypto } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { dirname } from 'node:path';
@@ -10,6 +12,7 @@ import type { Config } from '../config/schema.js';
 import { MailgateError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import { printable } from '../protocols/identity.js';
+import type { TicketKeys } from './tls-tickets.js';
 
 export const DEV_CERT_CN = 'mailgate development certificate - not for production';
 
@@ -48,18 +51,37 @@ export function sniSelector(entries: { names: readonly string[]; context: tls.Se
   };
 }
 
+/** How long a session ticket opens (the lifetime hint clients are given, RFC 8446 §4.6.1):
+ *  OpenSSL's default for a context Node makes outside a tls.Server, said here. A rotation ends
+ *  it sooner (one key set). */
+export const TICKET_LIFETIME_SEC = 7_200;
+
+type Protocol = Pick<tls.SecureContextOptions, 'minVersion' | 'ciphers' | 'secureOptions' | 'sessionTimeout'>;
+
 /** One certificate and key, read now, with the protocol settings every context shares: a bad
  *  file or cipher list fails at start-up (or reload), not at the first client. `where` names
- *  the config keys in the error. */
-function context(certPath: string, keyPath: string, protocol: Pick<tls.SecureContextOptions, 'minVersion' | 'ciphers'>, where: string): tls.SecureContext {
+ *  the config keys in the error. Every context (tls.sni's too) seals and opens tickets with
+ *  the process's keys, whichever of them OpenSSL asks. */
+function context(certPath: string, keyPath: string, protocol: Protocol, where: string, tickets?: TicketKeys): tls.SecureContext {
+  let ctx: tls.SecureContext;
   try {
-    return tls.createSecureContext({ cert: readFileSync(certPath), key: readFileSync(keyPath), ...protocol });
+    ctx = tls.createSecureContext({ cert: readFileSync(certPath), key: readFileSync(keyPath), ...protocol });
   } catch (err) {
     throw new MailgateError('MG_TLS_MATERIAL', `${where}: ${(err as Error).message}`);
   }
+  tickets?.adopt(ctx);
+  return ctx;
 }
 
-export async function loadServerTls(cfg: Config['tls'], log: Logger): Promise<ServerTls | null> {
+/** Resumption is by session tickets only: a TLSSocket made outside a tls.Server has no
+ *  newSession/resumeSession events and Node turns OpenSSL's own session cache off, so a TLS 1.2
+ *  session id never resumes. Off: no ticket (TLS 1.3's stateful tickets would need that cache
+ *  too), a full handshake every time. */
+const resumption = (cfg: NonNullable<Config['tls']>): Protocol =>
+  cfg.sessionTickets ? { sessionTimeout: TICKET_LIFETIME_SEC } : { secureOptions: crypto.SSL_OP_NO_TICKET };
+
+/** `tickets`: the process's ticket keys (absent: the primary, which only checks the files). */
+export async function loadServerTls(cfg: Config['tls'], log: Logger, tickets?: TicketKeys): Promise<ServerTls | null> {
   if (!cfg) return null;
   if (cfg.devCertificate) {
     if (!existsSync(cfg.cert) && !existsSync(cfg.key)) {
@@ -70,10 +92,10 @@ export async function loadServerTls(cfg: Config['tls'], log: Logger): Promise<Se
       'using a self-signed development certificate (tls.devCertificate: true); clients will not trust it: configure a real certificate for production',
     );
   }
-  const protocol = { minVersion: cfg.minVersion, ...(cfg.ciphers ? { ciphers: cfg.ciphers } : {}) };
-  const fallback = context(cfg.cert, cfg.key, protocol, 'tls.cert/tls.key');
+  const protocol = { minVersion: cfg.minVersion, ...(cfg.ciphers ? { ciphers: cfg.ciphers } : {}), ...resumption(cfg) };
+  const fallback = context(cfg.cert, cfg.key, protocol, 'tls.cert/tls.key', tickets);
   if (cfg.sni.length === 0) return { context: fallback };
-  const select = sniSelector(cfg.sni.map((e, i) => ({ names: e.names, context: context(e.cert, e.key, protocol, `tls.sni.${i}.cert/key`) })));
+  const select = sniSelector(cfg.sni.map((e, i) => ({ names: e.names, context: context(e.cert, e.key, protocol, `tls.sni.${i}.cert/key`, tickets) })));
   return { context: fallback, SNICallback: (servername, cb) => cb(null, select(servername) ?? fallback) };
 }
 
