@@ -3,6 +3,9 @@
 // JSON result line on stdout (the idle mode prints "ready" and waits for "close" on stdin).
 // Modes: logins (closed loop, or open loop with `rate`), idle (hold N connections), transfer
 // (IMAP FETCH / POP3 RETR of one big message), append (store that message, straight to Dovecot).
+// `tls`: none | starttls | implicit; `resume: true`: each client (a closed loop's slot, an open
+// loop's source address) offers the TLS session its last connection got, as a phone does;
+// `maxVersion`: the newest TLS the client offers (default Node's, TLSv1.3).
 import net from 'node:net';
 import tls from 'node:tls';
 import { createInterface } from 'node:readline';
@@ -11,9 +14,24 @@ import { Conn, pct, summary } from './loadgen-conn.mjs';
 const spec = JSON.parse(process.argv[2] ?? '{}');
 const out = (o) => process.stdout.write(`${JSON.stringify(o)}\n`);
 
-/** Connect, greet, optional STARTTLS/STLS: the session as a client sees it before login. */
-async function open({ host, port, proto = 'imap', tls: tlsMode = 'none', source }) {
-  const sock = net.connect({ host, port, ...(source ? { localAddress: source } : {}) });
+/** TLS on `sock` (or a new connection), offering `slot`'s session and keeping the newest one
+ *  the server hands out in it; resolves once the handshake is done. */
+async function secureOn(opts, slot) {
+  const secure = tls.connect({ ...opts, rejectUnauthorized: false, servername: 'localhost', ...(slot?.session ? { session: slot.session } : {}) });
+  if (slot) secure.on('session', (sess) => (slot.session = sess));
+  await new Promise((resolve, reject) => {
+    secure.once('secureConnect', resolve);
+    secure.once('error', reject);
+  });
+  return secure;
+}
+
+/** Connect, greet, optional STARTTLS/STLS (or implicit TLS): the session as a client sees it
+ *  before login; `resumed`: the server took the session `slot` offered. */
+async function open({ host, port, proto = 'imap', tls: tlsMode = 'none', source, maxVersion }, slot) {
+  const local = source ? { localAddress: source } : {};
+  const version = maxVersion ? { maxVersion } : {};
+  const sock = tlsMode === 'implicit' ? await secureOn({ host, port, ...local, ...version }, slot) : net.connect({ host, port, ...local });
   sock.setNoDelay(true);
   let c = new Conn(sock);
   await c.connected();
@@ -30,14 +48,9 @@ async function open({ host, port, proto = 'imap', tls: tlsMode = 'none', source 
       if (!r.startsWith('+OK')) throw new Error(`STLS refused: ${r}`);
     }
     c.detach();
-    const secure = tls.connect({ socket: sock, rejectUnauthorized: false, servername: 'localhost' });
-    await new Promise((resolve, reject) => {
-      secure.once('secureConnect', resolve);
-      secure.once('error', reject);
-    });
-    c = new Conn(secure);
+    c = new Conn(await secureOn({ socket: sock, ...version }, slot));
   }
-  return { c, refused: null };
+  return { c, refused: null, resumed: c.sock.isSessionReused?.() ?? false };
 }
 
 /** Classify a login reply: ok, fail (wrong password), limited (temporary refusal), other. */
@@ -71,15 +84,16 @@ async function logout(c, proto) {
   c.destroy();
 }
 
-/** One full session: connect, (STARTTLS), LOGIN, LOGOUT. Returns what happened and timings. */
-async function session(s, i) {
+/** One full session: connect, (STARTTLS), LOGIN, LOGOUT. Returns what happened and timings.
+ *  `slot`: the client's TLS session store (resume: true). */
+async function session(s, i, slot) {
   const user = s.users[i % s.users.length];
   const source = s.sources?.length ? s.sources[i % s.sources.length] : undefined;
   const pass = s.wrongPassword ? `wrong-${i}-${Math.random().toString(36).slice(2)}` : user.pass;
   const t0 = performance.now();
   let c;
   try {
-    const o = await open({ ...s, source });
+    const o = await open({ ...s, source }, s.resume ? slot : undefined);
     c = o.c;
     if (o.refused) {
       c.destroy();
@@ -91,7 +105,7 @@ async function session(s, i) {
     const outcome = classify(reply, s.proto ?? 'imap');
     if (outcome === 'ok') await logout(c, s.proto ?? 'imap');
     else c.destroy();
-    return { outcome, ms: performance.now() - t0, loginMs, reply };
+    return { outcome, ms: performance.now() - t0, loginMs, reply, resumed: o.resumed };
   } catch (err) {
     c?.destroy();
     return { outcome: 'error', ms: performance.now() - t0, error: err.message };
@@ -99,11 +113,12 @@ async function session(s, i) {
 }
 
 function tally() {
-  return { counts: { ok: 0, fail: 0, limited: 0, other: 0, error: 0 }, ms: [], okMs: [], loginMs: [], samples: [] };
+  return { counts: { ok: 0, fail: 0, limited: 0, other: 0, error: 0 }, resumed: 0, ms: [], okMs: [], loginMs: [], samples: [] };
 }
 
 function record(t, r) {
   t.counts[r.outcome]++;
+  if (r.resumed) t.resumed++;
   t.ms.push(r.ms);
   if (r.outcome === 'ok') {
     t.okMs.push(r.ms);
@@ -118,6 +133,7 @@ function result(t, secs, s) {
     ...(s.raw ? { raw: { sessionMs: t.okMs.map((x) => +x.toFixed(2)) } } : {}),
     ...t.counts,
     total,
+    resumed: t.resumed,
     seconds: +secs.toFixed(3),
     perSec: +(t.counts.ok / secs).toFixed(1),
     attemptsPerSec: +(total / secs).toFixed(1),
@@ -141,8 +157,9 @@ async function closedLoop(s) {
     tStart = performance.now();
   }, s.warmupMs ?? 0);
   const worker = async () => {
+    const slot = {};
     while (performance.now() < end) {
-      const r = await session(s, i++);
+      const r = await session(s, i++, slot);
       if (measuring) record(t, r);
     }
   };
@@ -158,6 +175,7 @@ async function openLoop(s) {
   const inflight = new Set();
   let skipped = 0;
   const interval = 1000 / s.rate;
+  const slots = Array.from({ length: s.sources?.length || 1 }, () => ({}));
   const t0 = performance.now();
   for (let i = 0; ; i++) {
     const due = t0 + i * interval;
@@ -168,7 +186,7 @@ async function openLoop(s) {
       skipped++;
       continue;
     }
-    const p = session(s, i).then((r) => {
+    const p = session(s, i, slots[i % slots.length]).then((r) => {
       record(t, r);
       inflight.delete(p);
     });
