@@ -48,6 +48,9 @@ interface ImapState {
   tokens: string[];
   /** The same, upper-cased, for exact matches. */
   caps: Set<string>;
+  /** An ID not sent yet (forwardClientInfo auto): it goes in the login's own write, its
+   *  answer read and let go before the login's (pipelined, RFC 9051 §5.5). */
+  pendingId?: string;
 }
 
 const state = (tokens: string[]): ImapState => ({ tokens, caps: new Set(tokens.map((t) => t.toUpperCase())) });
@@ -81,25 +84,38 @@ async function sendClientId(conn: BackendConn, s: ImapState, ctx: LoginContext, 
     if (strict) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend does not offer ID (needed by forwardClientInfo: true)');
     return s;
   }
+  // Where its answer does not matter, ID rides with the login: one write and one round trip
+  // fewer per login. The server reads the two in order, so the login still carries the client.
+  if (!strict) return { ...s, pendingId: imapIdCommand(TAG, ctx.client) };
   conn.write(imapIdCommand(TAG, ctx.client));
   const { tagged } = await untilTagged(conn, TAG);
   if (strict && !/^\S+ OK/i.test(tagged)) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend refused ID');
   return s;
 }
 
+/** The pending ID, sent on its own where the login cannot carry it; its answer let go. */
+async function flushId(conn: BackendConn, s: ImapState): Promise<void> {
+  if (s.pendingId === undefined) return;
+  conn.write(s.pendingId);
+  await untilTagged(conn, TAG);
+}
+
 /** LOGIN with both values as literals; every buffer holding the password goes to `secrets`. */
-async function passwordLogin(conn: BackendConn, { caps }: ImapState, c: Credentials, ctx: LoginContext, secrets: Buffer[]): Promise<FinalBackendLoginResult> {
+async function passwordLogin(conn: BackendConn, s: ImapState, c: Credentials, ctx: LoginContext, secrets: Buffer[]): Promise<FinalBackendLoginResult> {
+  const { caps } = s;
   // LITERAL+ (or LITERAL- for small values) saves two round trips per login.
   const nonSync = caps.has('LITERAL+') || (caps.has('LITERAL-') && c.user.length <= 4096 && c.password.length <= 4096);
   if (nonSync) {
     const command = Buffer.concat([
-      Buffer.from(`${TAG} LOGIN {${c.user.length}+}\r\n`), c.user,
+      Buffer.from(`${s.pendingId ?? ''}${TAG} LOGIN {${c.user.length}+}\r\n`), c.user,
       Buffer.from(` {${c.password.length}+}\r\n`), c.password, Buffer.from('\r\n'),
     ]);
     secrets.push(command);
     conn.write(command);
+    if (s.pendingId !== undefined) await untilTagged(conn, TAG); // ID's answer, first in line
     return verdict(conn, await untilTagged(conn, TAG), ctx);
   }
+  await flushId(conn, s);
   const expectContinue = async () => {
     const line = await conn.readLine();
     if (!line.startsWith('+')) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend did not accept the literal');
@@ -130,8 +146,10 @@ function verdict(conn: BackendConn, { untagged, tagged }: { untagged: string[]; 
 /** AUTHENTICATE with the client's own message, in the command (SASL-IR, RFC 4959) where the
  *  backend offers it, else after its "+". A "+ …" instead of the tagged reply is the error
  *  challenge of a refused token (RFC 7628 §3.2.2), relayed to the client. */
-async function tokenLogin(conn: BackendConn, { caps }: ImapState, c: TokenCredentials, ctx: LoginContext, secrets: Buffer[]): Promise<BackendLoginResult> {
+async function tokenLogin(conn: BackendConn, s: ImapState, c: TokenCredentials, ctx: LoginContext, secrets: Buffer[]): Promise<BackendLoginResult> {
+  const { caps } = s;
   if (!caps.has(`AUTH=${c.mechanism}`)) throw new MailgateError('MG_BACKEND_PROTOCOL', `backend does not offer ${c.mechanism}`);
+  await flushId(conn, s);
   const message = encodedMessage(c);
   secrets.push(message);
   const line = (head: string) => {
