@@ -92,12 +92,12 @@ class SubmissionRelay {
     client.on('data', (chunk: Buffer) => {
       this.stats.bytesIn += chunk.length;
       this.touch();
-      this.fromClient(chunk);
+      this.guarded(() => this.fromClient(chunk));
     });
     backend.on('data', (chunk: Buffer) => {
       this.stats.bytesOut += chunk.length;
       this.touch();
-      this.fromBackend(chunk);
+      this.guarded(() => this.fromBackend(chunk));
     });
     backend.on('drain', () => {
       this.backendFull = false;
@@ -105,7 +105,19 @@ class SubmissionRelay {
     });
     client.on('drain', () => backend.resume());
     client.once('close', () => this.stopHoldTimer());
-    if (pipelined.length) this.fromClient(pipelined);
+    if (pipelined.length) this.guarded(() => this.fromClient(pipelined));
+  }
+
+  /** A bug of ours (the tracker throws on misuse) ends this session, logged with its stack,
+   *  never the process with every other session in it. */
+  private guarded(step: () => void): void {
+    try {
+      step();
+    } catch (err) {
+      this.deps.log.error({ event: 'auth.bug', err: (err as Error).stack ?? String(err) }, 'submission tracking failed: session ended');
+      this.client.destroy();
+      this.backend.destroy();
+    }
   }
 
   private fromClient(chunk: Buffer): void {
@@ -187,9 +199,11 @@ class SubmissionRelay {
       .then((v) => {
         this.checking = false;
         if (this.client.destroyed || this.backend.destroyed) return;
-        if (v.ok) this.forward(piece, v.print !== undefined ? { print: v.print, isNew: v.isNew === true } : undefined);
-        else this.refuse(piece, v);
-        this.work();
+        this.guarded(() => {
+          if (v.ok) this.forward(piece, v.print !== undefined ? { print: v.print, isNew: v.isNew === true } : undefined);
+          else this.refuse(piece, v);
+          this.work();
+        });
       });
   }
 
@@ -242,7 +256,7 @@ class SubmissionRelay {
    *  or the backend is full. */
   private flow(): void {
     const holding = this.tracker.holding;
-    if (holding && !this.holdTimer) this.holdTimer = setTimeout(() => this.abandon(), this.deps.holdLimitMs ?? HOLD_LIMIT_MS).unref();
+    if (holding && !this.holdTimer) this.holdTimer = setTimeout(() => this.guarded(() => this.abandon()), this.deps.holdLimitMs ?? HOLD_LIMIT_MS).unref();
     else if (!holding) this.stopHoldTimer();
     if (this.checking || this.backendFull || holding) this.client.pause();
     else this.client.resume();

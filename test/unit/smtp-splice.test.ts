@@ -5,7 +5,7 @@
 // test/integration/sending-limits.test.ts. Checks: no byte lost or changed, our 451 in its
 // place, the session goes on after the tracker gives up.
 import net, { type Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import { parseConfig } from '../../src/config/load.js';
 import { offersChunking, submissionRelay } from '../../src/backend/smtp-splice.js';
@@ -13,7 +13,7 @@ import { splice } from '../../src/backend/splice.js';
 import { KeyBuilder } from '../../src/limits/keys.js';
 import { sendingLimits } from '../../src/limits/sending.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
-import { TRACKER_MAX_HELD_BYTES } from '../../src/protocols/smtp/tracker.js';
+import { SmtpTracker, TRACKER_MAX_HELD_BYTES } from '../../src/protocols/smtp/tracker.js';
 import { MemoryStore } from '../../src/stores/memory.js';
 import { captureLogger } from '../helpers/log-capture.js';
 import { until } from '../helpers/until.js';
@@ -134,6 +134,22 @@ describe('submission relay', () => {
     await until(() => r.got().match(/^250/gm)!.length === 4, "the NOOP's reply");
     expect(r.backend.received()).toBe('MAIL FROM:<alice@x>\r\nRCPT TO:<b@y>\r\nDATA\r\nline one\n.\nline two\r\n.\r\nNOOP\r\n');
     expect(r.captured.lines.find((l) => l.event === 'smtp.tracker-lost')).toMatchObject({ reason: expect.stringMatching(/no reply in time/) });
+  });
+
+  it('a bug of ours in the tracker ends that session, logged with its stack, and nothing else', async () => {
+    const r = await rig({ messagesPerDay: 10 }, ok);
+    const spy = vi.spyOn(SmtpTracker.prototype, 'fromBackend').mockImplementationOnce(() => {
+      throw new Error('tracker bug for the test');
+    });
+    let closed = false;
+    r.client.on('close', () => (closed = true));
+    r.client.write('NOOP\r\n');
+    await until(() => closed, 'the session ended');
+    spy.mockRestore();
+    expect(r.captured.lines.find((l) => l.event === 'auth.bug')).toMatchObject({ err: expect.stringMatching(/tracker bug for the test/) });
+    const other = await rig({ messagesPerDay: 10 }, ok);
+    other.client.write('NOOP\r\n');
+    await until(() => /^250/m.test(other.got()), 'another session served');
   });
 
   it('CHUNKING is read from the backend EHLO as probed', () => {
