@@ -24,7 +24,7 @@ export function createMetrics(opts: MetricsSources = {}) {
   const health = opts.storeHealth ?? (() => ({ up: true, fallbacks: 0 }));
   const attack = opts.attackMode ?? (() => null);
   const registry = new Registry();
-  if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'mailgate_process_' });
+  if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'mailgate_' });
   const r = [registry];
   return {
     registry,
