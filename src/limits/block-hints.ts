@@ -2,19 +2,24 @@
 // check ask the store only about clients this process saw blocked. Only a hint: the store has
 // the last word. Bounded; on the injected clock, the store's, so both agree on when a block ends.
 import type { Clock } from '../clock.js';
+import { HalvingCache } from '../halving-cache.js';
 
 /** Hints kept at most, so a flood from many addresses cannot grow the map without bound. Past
- *  it the oldest hint makes room: that client is then refused at login instead of at connect. */
+ *  it the older half goes at once (halving-cache.ts: O(1) when full, where evicting one from a
+ *  Map's front walks its deleted slots): those clients are then refused at login instead of at
+ *  connect until they are seen blocked again. */
 export const MAX_BLOCK_HINTS = 100_000;
 
 export class BlockHints {
-  /** Client key → end of its (probable) block, ms since the epoch; in insertion order. */
-  private readonly until = new Map<string, number>();
+  /** Client key → end of its (probable) block, ms since the epoch. */
+  private readonly until: HalvingCache<string, number>;
 
   constructor(
     private readonly clock: Clock,
-    private readonly max = MAX_BLOCK_HINTS,
-  ) {}
+    max = MAX_BLOCK_HINTS,
+  ) {
+    this.until = new HalvingCache(max);
+  }
 
   get size(): number {
     return this.until.size;
@@ -22,7 +27,7 @@ export class BlockHints {
 
   /** The client key is (probably) blocked for the next forMs. */
   note(key: string, forMs: number): void {
-    if (this.until.size >= this.max && !this.until.has(key)) this.until.delete(this.until.keys().next().value!);
+    this.until.delete(key);
     this.until.set(key, this.clock.now() + forMs);
   }
 

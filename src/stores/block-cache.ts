@@ -6,6 +6,7 @@
 // this attempt is never refused from here (the exemption lives in Redis). Pure apart from the
 // injected clock; bounded.
 import type { Clock } from '../clock.js';
+import { HalvingCache } from '../halving-cache.js';
 import type { CounterSpec, HitOptions, HitResult } from './store.js';
 
 /** Longest an entry is trusted: a missed unblock message (subscriber down before it noticed)
@@ -13,7 +14,8 @@ import type { CounterSpec, HitOptions, HitResult } from './store.js';
 export const BLOCK_CACHE_MAX_TTL_MS = 60_000;
 
 /** Entries kept at most, so blocks of a flood of addresses cannot grow the map without bound;
- *  past it the oldest entry makes room (that key is then asked of Redis again). */
+ *  past it the older half goes at once (halving-cache.ts: O(1) when full), and those keys are
+ *  asked of Redis again. */
 export const MAX_CACHED_BLOCKS = 100_000;
 
 interface Entry {
@@ -26,7 +28,7 @@ interface Entry {
 }
 
 export class BlockCache {
-  private readonly entries = new Map<string, Entry>();
+  private readonly entries: HalvingCache<string, Entry>;
   /** Bumped by every unblock: a Redis answer that left before it may describe a lifted block. */
   private epoch = 0;
   /** Whether entries can be trusted: only while the block channel is subscribed. */
@@ -35,8 +37,10 @@ export class BlockCache {
   constructor(
     private readonly clock: Clock,
     private readonly maxTtlMs = BLOCK_CACHE_MAX_TTL_MS,
-    private readonly max = MAX_CACHED_BLOCKS,
-  ) {}
+    max = MAX_CACHED_BLOCKS,
+  ) {
+    this.entries = new HalvingCache(max);
+  }
 
   get size(): number {
     return this.entries.size;
@@ -64,8 +68,7 @@ export class BlockCache {
   note(key: string, ms: number, since = this.epoch, extra: { count?: number; successes?: { key: string; n: number } } = {}): void {
     if (!this.live || since !== this.epoch || ms <= 0) return;
     const now = this.clock.now();
-    if (this.entries.size >= this.max && !this.entries.has(key)) this.entries.delete(this.entries.keys().next().value!);
-    this.entries.delete(key); // re-inserted last: the oldest entry is the first
+    this.entries.delete(key); // one copy, in the recent half
     this.entries.set(key, { until: now + Math.min(ms, this.maxTtlMs), endsAt: now + ms, count: extra.count ?? 0, successes: extra.successes });
   }
 

@@ -73,11 +73,14 @@ describe('BlockCache', () => {
     expect(cache.size).toBe(0);
   });
 
-  it('is bounded: the oldest entry makes room', () => {
-    const { cache } = live(3);
-    for (const k of ['a', 'b', 'c', 'd']) cache.note(k, 60_000);
-    expect(cache.size).toBe(3);
-    expect(cache.refusal([spec('a')], {})).toBeNull();
-    expect(cache.refusal([spec('d')], {})).toMatchObject({ ok: false });
+  it('is bounded: past its bound the older half goes at once, the newest stay', () => {
+    const { cache } = live(4);
+    for (const k of ['a', 'b', 'c', 'd', 'e']) cache.note(k, 60_000);
+    expect(cache.size).toBeLessThanOrEqual(4);
+    expect(['a', 'b'].map((k) => cache.refusal([spec(k)], {}))).toEqual([null, null]);
+    for (const k of ['c', 'd', 'e']) expect(cache.refusal([spec(k)], {})).toMatchObject({ ok: false });
+    for (let i = 0; i < 10_000; i++) cache.note(`k${i}`, 60_000);
+    expect(cache.size).toBeLessThanOrEqual(4);
+    expect(cache.refusal([spec('k9999')], {})).toMatchObject({ ok: false });
   });
 });
