@@ -51,7 +51,8 @@ const REFUSALS: { [K in Refusal['kind']]: RefusalSpec<Extract<Refusal, { kind: K
 
 /** Decides whether `conn` may speak. Once the connection limits admit it, `conn` holds a slot
  *  (welcome and blocked) until the caller releases it, when the connection ends. */
-export async function admit(conn: TrackedConnection, protocol: ProtocolName, ip: string, env: AdmissionEnv, log: Logger): Promise<Admission> {
+/** `log`: the session's logger, asked for only when there is a line to write. */
+export async function admit(conn: TrackedConnection, protocol: ProtocolName, ip: string, env: AdmissionEnv, log: () => Logger): Promise<Admission> {
   if (env.isDenied(ip)) return { kind: 'denied' };
   // Before the connection limits: a client CrowdSec bans holds no slot. trustedNetworks are
   // never refused (as with mailgate's own blocks).
@@ -65,7 +66,7 @@ export async function admit(conn: TrackedConnection, protocol: ProtocolName, ip:
     if (refused) return { kind: 'blocked', ...refused };
   } catch (err) {
     // The store has the last word at login: a failed hint check lets the client in to ask.
-    log.warn({ event: 'session.admission-failed', err: (err as Error).message }, 'connect-time block check failed; the login decides');
+    log().warn({ event: 'session.admission-failed', err: (err as Error).message }, 'connect-time block check failed; the login decides');
   }
   // Blocklists answer while the client says hello and logs in (not asked for a client
   // turned away here).

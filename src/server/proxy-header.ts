@@ -174,11 +174,11 @@ export function readProxyHeader(socket: Socket): Promise<Exclude<ProxyHeaderStep
 
 /** A listener behind a load balancer: the first bytes must be a PROXY header from a trusted
  *  peer. Null (logged): anything else, and the connection is to be cut without a word. */
-export async function acceptProxyHeader(socket: Socket, trustedPeer: boolean, log: Logger): Promise<ProxyHeader | null> {
+export async function acceptProxyHeader(socket: Socket, trustedPeer: boolean, log: () => Logger): Promise<ProxyHeader | null> {
   // A stranger is internet noise (info); a trusted balancer without a valid header is a
   // misconfiguration someone must see (warn).
   const refuse = (reason: string, level: 'info' | 'warn' = 'warn') => {
-    log[level]({ event: 'proxy.refused', reason }, 'connection closed: no acceptable PROXY header');
+    log()[level]({ event: 'proxy.refused', reason }, 'connection closed: no acceptable PROXY header');
     return null;
   };
   if (!trustedPeer) return refuse('peer not in limits.trustedProxies', 'info');

@@ -5,7 +5,6 @@
 import type { Socket } from 'node:net';
 import type { ListenerConfig } from '../config/schema.js';
 import type { Logger } from '../logging/logger.js';
-import { canonicalIp } from '../config/address.js';
 import type { Effect, GoodbyeReason, ProtocolMachine } from '../protocols/protocol.js';
 import type { ClientAddress } from '../backend/types.js';
 import { handOver } from '../backend/splice.js';
@@ -16,6 +15,7 @@ import { authAttempt, type AuthOutcome } from './auth-path.js';
 import { ClientFlow } from './client-flow.js';
 import { SplicedSession } from './live-sessions.js';
 import { acceptProxyHeader } from './proxy-header.js';
+import { clientAddress, sessionLogger, type Proxied } from './session-client.js';
 import type { SessionEnv } from './env.js';
 import { handshake, reportInjection } from './client-tls.js';
 
@@ -33,7 +33,9 @@ export class Session {
   private socket: Socket;
   /** Who the client is: the socket's peer, or the PROXY header's source once read. */
   private client: ClientAddress;
-  private log: Logger;
+  /** The session's child logger, made at its first line (most connections never log one). */
+  private logger: Logger | null = null;
+  private proxied: Proxied | null = null;
   private readonly machine: ProtocolMachine;
   private readonly flow: ClientFlow;
   private readonly deadline: NodeJS.Timeout;
@@ -48,22 +50,12 @@ export class Session {
     private readonly listener: ListenerConfig,
     private readonly protocol: ProtocolBinding,
     private readonly env: SessionEnv,
-    log: Logger,
+    private readonly parentLog: Logger,
     sessionId: string,
   ) {
     this.socket = raw;
-    this.client = {
-      ip: canonicalIp(raw.remoteAddress) ?? raw.remoteAddress ?? '',
-      port: raw.remotePort ?? 0,
-      localIp: canonicalIp(raw.localAddress) ?? raw.localAddress ?? '',
-      localPort: raw.localPort ?? 0,
-      sessionId,
-    };
-    // Behind a load balancer the client is known only from the header: until then the logs
-    // name the balancer as `proxy`, never as the client.
-    const who = listener.proxyProtocol ? { proxy: this.client.ip } : { ip: this.client.ip, port: this.client.port };
-    this.log = log.child({ session: sessionId, listener: listener.name, protocol: listener.protocol, ...who });
-    this.log.debug({ event: 'session.open' }, 'connection');
+    this.client = clientAddress(raw, sessionId);
+    if (parentLog.isLevelEnabled('debug')) this.log.debug({ event: 'session.open' }, 'connection');
     this.done = new Promise((r) => (this.resolveDone = r));
     this.machine = protocol.protocol.createMachine({
       tlsMode: listener.tls,
@@ -107,7 +99,7 @@ export class Session {
 
   async start(): Promise<void> {
     if (this.listener.proxyProtocol && !(await this.proxyHeader())) return;
-    const admission = await admit(this, this.protocol.protocol.name, this.client.ip, this.env, this.log);
+    const admission = await admit(this, this.protocol.protocol.name, this.client.ip, this.env, () => this.log);
     if (this.isClosed()) return;
     const cut = admission.kind === 'crowdsec' && this.listener.tls === 'implicit'; // no handshake for a CrowdSec ban: a TCP close (README)
     if (this.listener.tls === 'implicit' && !cut && !(await this.upgrade())) return;
@@ -153,7 +145,7 @@ export class Session {
       connections.dec({ listener: this.listener.name, state: was === 'spliced' ? 'spliced' : 'preauth' });
       this.env.connections.release(this); // a no-op unless admission gave this session a slot
       this.relayed?.(null);
-      this.log.debug({ event: 'session.close' }, 'closed');
+      if (this.parentLog.isLevelEnabled('debug')) this.log.debug({ event: 'session.close' }, 'closed');
       this.resolveDone();
     }
   }
@@ -161,16 +153,19 @@ export class Session {
   /** Behind a load balancer: the client is who the PROXY header says. */
   private async proxyHeader(): Promise<boolean> {
     this.enter('proxy-header');
-    const header = await acceptProxyHeader(this.socket, this.env.isTrustedProxy(this.socket.remoteAddress), this.log);
+    const header = await acceptProxyHeader(this.socket, this.env.isTrustedProxy(this.socket.remoteAddress), () => this.log);
     if (!header || this.isClosed()) {
       this.destroy();
       return false;
     }
+    const balancer = this.client.ip;
     if (header.kind === 'proxy') {
       const { source, destination } = header;
       this.client = { ...this.client, ip: source.ip, port: source.port, localIp: destination.ip, localPort: destination.port };
     }
-    this.log = this.log.child({ ip: this.client.ip, port: this.client.port, proxyHeader: header.kind === 'local' ? 'local' : `v${header.version}` });
+    const proxyHeader = header.kind === 'local' ? 'local' : `v${header.version}`;
+    if (this.logger) this.logger = this.logger.child({ ip: this.client.ip, port: this.client.port, proxyHeader });
+    else this.proxied = { proxy: balancer, proxyHeader };
     this.enter('preauth');
     return true;
   }
@@ -219,7 +214,7 @@ export class Session {
       this.destroy();
       return false;
     }
-    this.log = done.log;
+    this.logger = done.log;
     this.enter('preauth');
     this.socket = done.secure;
     done.secure.on('error', () => this.destroy());
@@ -294,6 +289,10 @@ export class Session {
     if (this.phase === 'spliced') return; // the splice owns the sockets now
     this.socket.destroy();
     this.enter('closed');
+  }
+
+  private get log(): Logger {
+    return (this.logger ??= sessionLogger(this.parentLog, this.listener, this.client, this.proxied));
   }
 
   private readonly isClosed = (): boolean => this.phase === 'closed';
