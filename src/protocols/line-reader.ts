@@ -4,6 +4,10 @@
 // buffers more than the bound plus one chunk. Bytes after the last complete line stay raw
 // (takeBuffered) so commands pipelined behind a login reach the backend unchanged.
 
+/** What every reader holds while it holds nothing: one zero-length buffer for the process (a
+ *  buffer per connection, however empty, cost 0.2 KiB; nothing can be written into this one). */
+export const EMPTY_BUFFER: Buffer = Buffer.alloc(0);
+
 export type LineEvent = { type: 'line'; text: string } | { type: 'too-long' };
 
 /** Where the text of the line at the start of `buf` ends: before its CRLF or bare LF (`lf`:
@@ -15,7 +19,7 @@ export function lineEnd(buf: Buffer, lf: number): number {
 }
 
 export class LineReader {
-  private buf: Buffer = Buffer.alloc(0);
+  private buf: Buffer = EMPTY_BUFFER;
   private overflowed = false;
 
   /** `limit`: the longest line accepted, CRLF excluded, asked afresh for each line from its
@@ -39,26 +43,27 @@ export class LineReader {
     const end = lineEnd(this.buf, lf);
     if (end > this.limit(this.buf)) {
       this.overflowed = true;
-      this.buf = Buffer.alloc(0);
+      this.buf = EMPTY_BUFFER;
       return { type: 'too-long' };
     }
     if (lf < 0) return null;
     // latin1 keeps every byte as one char, so nothing is lost or merged; callers decode.
     const text = this.buf.toString('latin1', 0, end);
-    this.buf = this.buf.subarray(lf + 1);
+    // Nothing left: the chunk read from the socket is not kept alive by an empty view of it.
+    this.buf = lf + 1 < this.buf.length ? this.buf.subarray(lf + 1) : EMPTY_BUFFER;
     return { type: 'line', text };
   }
 
   /** Raw bytes not yet returned as lines; the reader is empty afterwards. */
   takeBuffered(): Buffer {
     const rest = Buffer.from(this.buf);
-    this.buf = Buffer.alloc(0);
+    this.buf = EMPTY_BUFFER;
     return rest;
   }
 
   /** Drop everything buffered (STARTTLS: plaintext read ahead must never run). */
   discard(): void {
     this.buf.fill(0);
-    this.buf = Buffer.alloc(0);
+    this.buf = EMPTY_BUFFER;
   }
 }

@@ -11,7 +11,7 @@ import {
   IMAP_MAX_LITERAL_BYTES,
   IMAP_MAX_LITERAL_DIGITS,
 } from '../../bounds.js';
-import { lineEnd } from '../line-reader.js';
+import { EMPTY_BUFFER, lineEnd } from '../line-reader.js';
 
 export type ImapArg =
   | { kind: 'atom'; value: string }
@@ -52,7 +52,7 @@ export interface ImapParserOptions {
 export class ImapParser {
   constructor(private readonly options: ImapParserOptions = {}) {}
 
-  private buf: Buffer = Buffer.alloc(0);
+  private buf: Buffer = EMPTY_BUFFER;
   private pending: Pending | null = null;
   /** Set by expectLine(): the next line is raw, at most this long. */
   private lineLimit: number | null = null;
@@ -72,13 +72,13 @@ export class ImapParser {
   /** Raw bytes not yet parsed (only meaningful between commands). */
   takeBuffered(): Buffer {
     const b = this.buf;
-    this.buf = Buffer.alloc(0);
+    this.buf = EMPTY_BUFFER;
     return b;
   }
 
   /** Forget everything buffered (STARTTLS: plaintext after the command must never run). */
   discard(): void {
-    this.buf = Buffer.alloc(0);
+    this.buf = EMPTY_BUFFER;
     this.pending = null;
     this.lineLimit = null;
   }
@@ -103,7 +103,8 @@ export class ImapParser {
       if (this.tooLong(nl)) return this.fatal(this.currentTag(), 'Line too long');
       if (nl < 0) return null;
       const line = this.buf.subarray(0, lineEnd(this.buf, nl));
-      this.buf = this.buf.subarray(nl + 1);
+      // Nothing left: the chunk read from the socket is not kept alive by an empty view of it.
+      this.buf = nl + 1 < this.buf.length ? this.buf.subarray(nl + 1) : EMPTY_BUFFER;
       if (this.lineLimit !== null) {
         this.lineLimit = null;
         return { type: 'line', text: line.toString('latin1') };
@@ -136,7 +137,7 @@ export class ImapParser {
 
   private fatal(tag: string, text: string, code?: 'TOOBIG'): ImapEvent {
     this.dead = true;
-    this.buf = Buffer.alloc(0);
+    this.buf = EMPTY_BUFFER;
     this.pending = null;
     return code ? { type: 'bad', tag, text, fatal: true, code } : { type: 'bad', tag, text, fatal: true };
   }
