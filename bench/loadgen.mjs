@@ -3,9 +3,8 @@
 // JSON result line on stdout (the idle mode prints "ready" and waits for "close" on stdin).
 // Modes: logins (closed loop, or open loop with `rate`), idle (hold N connections), transfer
 // (IMAP FETCH / POP3 RETR of one big message), append (store that message, straight to Dovecot).
-// `tls`: none | starttls | implicit; `resume: true`: each client (a closed loop's slot, an open
-// loop's source address) offers the TLS session its last connection got, as a phone does;
-// `maxVersion`: the newest TLS the client offers (default Node's, TLSv1.3).
+// `tls`: none | starttls | implicit, `maxVersion` (default TLSv1.3); `resume: true`: each client
+// (a closed loop's slot, an open loop's source address) offers the TLS session it got last.
 import net from 'node:net';
 import tls from 'node:tls';
 import { createInterface } from 'node:readline';
@@ -29,8 +28,7 @@ async function secureOn(opts, slot) {
 /** Connect, greet, optional STARTTLS/STLS (or implicit TLS): the session as a client sees it
  *  before login; `resumed`: the server took the session `slot` offered. */
 async function open({ host, port, proto = 'imap', tls: tlsMode = 'none', source, maxVersion }, slot) {
-  const local = source ? { localAddress: source } : {};
-  const version = maxVersion ? { maxVersion } : {};
+  const [local, version] = [source ? { localAddress: source } : {}, maxVersion ? { maxVersion } : {}];
   const sock = tlsMode === 'implicit' ? await secureOn({ host, port, ...local, ...version }, slot) : net.connect({ host, port, ...local });
   sock.setNoDelay(true);
   let c = new Conn(sock);
@@ -84,8 +82,7 @@ async function logout(c, proto) {
   c.destroy();
 }
 
-/** One full session: connect, (STARTTLS), LOGIN, LOGOUT. Returns what happened and timings.
- *  `slot`: the client's TLS session store (resume: true). */
+/** One full session: connect, (STARTTLS), LOGIN, LOGOUT; `slot` holds the client's TLS session. */
 async function session(s, i, slot) {
   const user = s.users[i % s.users.length];
   const source = s.sources?.length ? s.sources[i % s.sources.length] : undefined;
