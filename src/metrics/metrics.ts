@@ -79,8 +79,8 @@ export function createMetrics(opts: MetricsSources = {}) {
     tlsFailures: new Counter({ name: 'mailgate_tls_handshake_failures_total', help: 'Client TLS handshakes that failed or timed out.', labelNames: ['listener'] as const, registers: r }),
     tlsHandshakes: new Counter({
       name: 'mailgate_tls_handshakes_total',
-      help: 'Client TLS handshakes completed, by protocol version (TLSv1 … TLSv1.3): who still needs an old one before tls.minVersion goes up.',
-      labelNames: ['listener', 'version'] as const,
+      help: 'Client TLS handshakes completed, by protocol version (TLSv1 … TLSv1.3: who still needs an old one before tls.minVersion goes up) and whether the client resumed a session (a ticket: no certificate sent).',
+      labelNames: ['listener', 'version', 'resumed'] as const,
       registers: r,
     }),
     starttlsInjections: new Counter({ name: 'mailgate_starttls_injection_total', help: 'Plaintext pipelined after STARTTLS/STLS and discarded.', labelNames: ['listener'] as const, registers: r }),

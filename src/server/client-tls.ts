@@ -21,7 +21,7 @@ export async function handshake(raw: Socket, env: SessionEnv, listener: string, 
     return null;
   }
   const facts = tlsFacts(secure);
-  env.metrics.tlsHandshakes.inc({ listener, version: facts.tls });
+  env.metrics.tlsHandshakes.inc({ listener, version: facts.tls, resumed: secure.isSessionReused() ? 'yes' : 'no' });
   // Later lines (the login, the session's end) say which TLS and which name the client asked for.
   return { secure, log: log.child(facts) };
 }

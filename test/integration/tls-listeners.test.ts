@@ -185,8 +185,8 @@ describe('tls.minVersion', () => {
     expect(await handshake(strict.port('imaps'), 'TLSv1.3')).toBe('TLSv1.3');
     expect(strict.log.lines.some((l) => l.event === 'tls.failed')).toBe(true);
     // Who connects with which version, for the operator deciding on minVersion.
-    expect(await byDefault.metrics.registry.metrics()).toMatch(/^mailgate_tls_handshakes_total\{listener="imaps",version="TLSv1\.2"\} 1$/m);
-    expect(await strict.metrics.registry.metrics()).toMatch(/^mailgate_tls_handshakes_total\{listener="imaps",version="TLSv1\.3"\} 1$/m);
+    expect(await byDefault.metrics.registry.metrics()).toMatch(/^mailgate_tls_handshakes_total\{listener="imaps",version="TLSv1\.2",resumed="no"\} 1$/m);
+    expect(await strict.metrics.registry.metrics()).toMatch(/^mailgate_tls_handshakes_total\{listener="imaps",version="TLSv1\.3",resumed="no"\} 1$/m);
     expect(await strict.metrics.registry.metrics()).not.toMatch(/version="TLSv1\.2"/);
   });
 });

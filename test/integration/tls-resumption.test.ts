@@ -34,6 +34,14 @@ const config = (tlsExtra: Record<string, unknown> = {}) => ({
   backends: { imap: { host: '127.0.0.1', port: rig.dovecot.ports.imap } },
 });
 
+/** Resumed handshakes of that TLS version so far, over every listener, from /metrics. */
+async function resumedCount(proxy: TestProxy, version: string): Promise<number> {
+  const text = await proxy.metrics.registry.metrics();
+  let n = 0;
+  for (const m of text.matchAll(/^mailgate_tls_handshakes_total\{listener="[^"]+",version="([^"]+)",resumed="yes"\} (\d+)$/gm)) if (m[1] === version) n += Number(m[2]);
+  return n;
+}
+
 const portOf = (proxy: TestProxy, mode: ResumeOptions['mode']) => proxy.port(mode === 'implicit' ? 'imaps' : 'imap');
 
 describe('with session tickets (the default)', () => {
@@ -55,9 +63,12 @@ describe('with session tickets (the default)', () => {
     expect(first).toMatchObject({ reused: false, protocol: maxVersion });
     expect(first.login).toMatch(/^a OK /m);
     expect(first.session).toBeDefined();
+    const resumedBefore = await resumedCount(proxy, maxVersion);
     const again = await reconnect(portOf(proxy, mode), { ...opts, session: first.session! }, 10);
     expect(again.map((r) => r.reused)).toEqual(Array(10).fill(true));
     for (const r of again) expect(r.login).toMatch(/^a OK /m);
+    // The operator sees them: mailgate_tls_handshakes_total{resumed="yes"}.
+    expect((await resumedCount(proxy, maxVersion)) - resumedBefore).toBe(10);
   });
 
   it('a reload keeps the ticket keys: a session from before it resumes after it', async () => {
