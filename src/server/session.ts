@@ -13,6 +13,7 @@ import type { ProtocolBinding } from '../registry.js';
 import { admit, reportRefusal } from './admission.js';
 import { authAttempt, type AuthOutcome } from './auth-path.js';
 import { ClientFlow } from './client-flow.js';
+import { machineOptions } from './machine-options.js';
 import { SplicedSession } from './live-sessions.js';
 import { acceptProxyHeader } from './proxy-header.js';
 import { clientAddress, sessionLogger, type Proxied } from './session-client.js';
@@ -57,14 +58,7 @@ export class Session {
     this.client = clientAddress(raw, sessionId);
     if (parentLog.isLevelEnabled('debug')) this.log.debug({ event: 'session.open' }, 'connection');
     this.done = new Promise((r) => (this.resolveDone = r));
-    this.machine = protocol.protocol.createMachine({
-      tlsMode: listener.tls,
-      requireTls: listener.requireTls,
-      maxBadCommands: env.maxBadCommands,
-      maxAuthAttempts: env.maxAuthAttempts,
-      hostname: listener.hostname,
-      backendCapabilities: env.capabilities(listener.backend),
-    });
+    this.machine = protocol.protocol.createMachine(machineOptions(listener, env));
     this.flow = new ClientFlow(this.machine, {
       reading: () => this.phase === 'preauth' || this.relayed !== null,
       run: (effects) => this.run(effects),
