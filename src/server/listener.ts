@@ -22,6 +22,13 @@ export function newSessionId(): string {
 export class Listener {
   private readonly server: net.Server;
   readonly sessions = new Set<Session>();
+  /** drained() callers, told once no session is left. */
+  private readonly drainWaiters: (() => void)[] = [];
+  /** Each session's end (one function for the listener, not a closure per session). */
+  private readonly ended = (s: Session): void => {
+    this.sessions.delete(s);
+    if (this.sessions.size === 0) for (const resolve of this.drainWaiters.splice(0)) resolve();
+  };
 
   constructor(
     readonly cfg: ListenerConfig,
@@ -39,9 +46,8 @@ export class Listener {
   private accept(socket: net.Socket): void {
     const id = newSessionId();
     // The session makes its one child logger (the client is known only after a PROXY header).
-    const session = new Session(socket, this.cfg, this.protocol, this.env(), this.log, id);
+    const session = new Session(socket, this.cfg, this.protocol, this.env(), this.log, id, this.ended);
     this.sessions.add(session);
-    void session.done.then(() => this.sessions.delete(session));
     void session.start();
   }
 
@@ -81,6 +87,6 @@ export class Listener {
 
   /** Resolves when every session of this listener has ended. */
   async drained(): Promise<void> {
-    await Promise.all([...this.sessions].map((s) => s.done));
+    if (this.sessions.size > 0) await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
   }
 }

@@ -28,8 +28,6 @@ const CLOSE_GRACE_MS = 2_000;
 type Phase = 'proxy-header' | 'tls-handshake' | 'preauth' | 'login' | 'spliced' | 'closed';
 
 export class Session {
-  readonly done: Promise<void>;
-  private resolveDone!: () => void;
   private phase: Phase = 'preauth';
   private socket: Socket;
   /** Who the client is: the socket's peer, or the PROXY header's source once read. */
@@ -53,11 +51,12 @@ export class Session {
     private readonly env: SessionEnv,
     private readonly parentLog: Logger,
     sessionId: string,
+    /** Told once, when the session has ended (a callback, not a promise: 0.25 KiB less each). */
+    private readonly onEnded: (s: Session) => void,
   ) {
     this.socket = raw;
     this.client = clientAddress(raw, sessionId);
     if (parentLog.isLevelEnabled('debug')) this.log.debug({ event: 'session.open' }, 'connection');
-    this.done = new Promise((r) => (this.resolveDone = r));
     this.machine = protocol.protocol.createMachine(machineOptions(listener, env));
     this.flow = new ClientFlow(this.machine, {
       reading: () => this.phase === 'preauth' || this.relayed !== null,
@@ -140,7 +139,7 @@ export class Session {
       this.env.connections.release(this); // a no-op unless admission gave this session a slot
       this.relayed?.(null);
       if (this.parentLog.isLevelEnabled('debug')) this.log.debug({ event: 'session.close' }, 'closed');
-      this.resolveDone();
+      this.onEnded(this);
     }
   }
 
