@@ -12,7 +12,7 @@ import { offersChunking, submissionRelay } from '../backend/smtp-splice.js';
 import type { ProtocolBinding } from '../registry.js';
 import { admit, reportRefusal } from './admission.js';
 import { authAttempt, type AuthOutcome } from './auth-path.js';
-import { ClientFlow } from './client-flow.js';
+import { ClientFlow, type FlowHost } from './client-flow.js';
 import { machineOptions } from './machine-options.js';
 import { SplicedSession } from './live-sessions.js';
 import { acceptProxyHeader } from './proxy-header.js';
@@ -27,7 +27,7 @@ const CLOSE_GRACE_MS = 2_000;
  *  gauge counts every phase before spliced as `preauth`. */
 type Phase = 'proxy-header' | 'tls-handshake' | 'preauth' | 'login' | 'spliced' | 'closed';
 
-export class Session {
+export class Session implements FlowHost {
   private phase: Phase = 'preauth';
   private socket: Socket;
   /** Who the client is: the socket's peer, or the PROXY header's source once read. */
@@ -58,17 +58,12 @@ export class Session {
     this.client = clientAddress(raw, sessionId);
     if (parentLog.isLevelEnabled('debug')) this.log.debug({ event: 'session.open' }, 'connection');
     this.machine = protocol.protocol.createMachine(machineOptions(listener, env));
-    this.flow = new ClientFlow(this.machine, {
-      reading: () => this.phase === 'preauth' || this.relayed !== null,
-      run: (effects) => this.run(effects),
-      unreadTooLong: (unread) => this.dropUnread(unread, true),
-    });
+    this.flow = new ClientFlow(this.machine, this);
     env.metrics.connections.inc({ listener: listener.name, state: 'preauth' });
     // Absolute: not reset by traffic, so a byte every few seconds does not keep a client here.
     this.deadline = setTimeout(() => this.goodbye('timeout'), env.timeouts.preauth);
     raw.setNoDelay(true);
-    raw.on('error', () => this.destroy());
-    raw.on('close', () => this.destroy());
+    raw.on('error', this.ended).on('close', this.ended);
   }
 
   get state(): Phase {
@@ -165,22 +160,29 @@ export class Session {
 
   private attach(afterHandshake = false): void {
     this.flow.attach(this.socket, afterHandshake);
-    this.socket.on('end', () => this.destroy());
+    this.socket.on('end', this.ended);
   }
 
-  /** A client that does not read its replies: the protocol's goodbye (its deadline passed)
-   *  while one can still reach it, else cut. */
-  private dropUnread(unread: number, goodbye: boolean): void {
+  /** A client that does not read its replies (FlowHost): the protocol's goodbye (its deadline
+   *  passed) while one can still reach it, else cut. */
+  unreadTooLong(unread: number, goodbye = true): void {
     this.log.info({ event: 'session.close', reason: 'replies not read', unread, queued: this.socket.writableLength }, 'client does not read its replies; dropped');
     return goodbye ? this.goodbye('timeout') : this.destroy();
   }
 
-  private run(effects: Effect[]): void {
+  /** FlowHost: the client's input is taken before login, or while a login waits for the
+   *  client's answer to a backend's challenge. */
+  reading(): boolean {
+    return this.phase === 'preauth' || this.relayed !== null;
+  }
+
+  /** The effect loop (FlowHost's run). */
+  run(effects: Effect[]): void {
     for (const e of effects) {
       if (this.isClosed()) return;
       switch (e.type) {
         case 'send':
-          if (!this.flow.send(e.data)) return this.dropUnread(this.socket.writableLength, false);
+          if (!this.flow.send(e.data)) return this.unreadTooLong(this.socket.writableLength, false);
           break;
         case 'close':
           return this.close();
@@ -288,5 +290,10 @@ export class Session {
     return (this.logger ??= sessionLogger(this.parentLog, this.listener, this.client, this.proxied));
   }
 
-  private readonly isClosed = (): boolean => this.phase === 'closed';
+  /** One listener for the client socket's error, close and end, made once per session. */
+  private readonly ended = (): void => this.destroy();
+
+  private isClosed(): boolean {
+    return this.phase === 'closed';
+  }
 }
