@@ -14,6 +14,7 @@ import { admit, reportRefusal } from './admission.js';
 import { authAttempt, type AuthOutcome } from './auth-path.js';
 import { ClientFlow, type FlowHost } from './client-flow.js';
 import { machineOptions } from './machine-options.js';
+import { cancelDeadline, DeadlineEntry, startDeadline } from './deadlines.js';
 import { SplicedSession } from './live-sessions.js';
 import { acceptProxyHeader } from './proxy-header.js';
 import { clientAddress, sessionLogger, type Proxied } from './session-client.js';
@@ -27,7 +28,7 @@ const CLOSE_GRACE_MS = 2_000;
  *  gauge counts every phase before spliced as `preauth`. */
 type Phase = 'proxy-header' | 'tls-handshake' | 'preauth' | 'login' | 'spliced' | 'closed';
 
-export class Session implements FlowHost {
+export class Session extends DeadlineEntry implements FlowHost {
   private phase: Phase = 'preauth';
   private socket: Socket;
   /** Who the client is: the socket's peer, or the PROXY header's source once read. */
@@ -37,7 +38,6 @@ export class Session implements FlowHost {
   private proxied: Proxied | null = null;
   private readonly machine: ProtocolMachine;
   private readonly flow: ClientFlow;
-  private readonly deadline: NodeJS.Timeout;
   /** The client key connection limits count, fixed from admission to release. */
   private key: string | null = null;
   private spliced: SplicedSession | null = null;
@@ -54,6 +54,7 @@ export class Session implements FlowHost {
     /** Told once, when the session has ended (a callback, not a promise: 0.25 KiB less each). */
     private readonly onEnded: (s: Session) => void,
   ) {
+    super();
     this.socket = raw;
     this.client = clientAddress(raw, sessionId);
     if (parentLog.isLevelEnabled('debug')) this.log.debug({ event: 'session.open' }, 'connection');
@@ -61,7 +62,7 @@ export class Session implements FlowHost {
     this.flow = new ClientFlow(this.machine, this);
     env.metrics.connections.inc({ listener: listener.name, state: 'preauth' });
     // Absolute: not reset by traffic, so a byte every few seconds does not keep a client here.
-    this.deadline = setTimeout(() => this.goodbye('timeout'), env.timeouts.preauth);
+    startDeadline(this, env.timeouts.preauth);
     raw.setNoDelay(true);
     raw.on('error', this.ended).on('close', this.ended);
   }
@@ -122,14 +123,15 @@ export class Session implements FlowHost {
     if (was === 'closed' || was === next) return;
     this.phase = next;
     const { connections } = this.env.metrics;
-    if (next === 'spliced' || next === 'closed') this.flow.stop();
+    if (next === 'spliced' || next === 'closed') {
+      this.flow.stop();
+      cancelDeadline(this);
+    }
     if (next === 'spliced') {
-      clearTimeout(this.deadline);
       connections.dec({ listener: this.listener.name, state: 'preauth' });
       connections.inc({ listener: this.listener.name, state: 'spliced' });
       this.env.connections.spliced?.(this); // never evicted for limits.connections.total now
     } else if (next === 'closed') {
-      clearTimeout(this.deadline);
       connections.dec({ listener: this.listener.name, state: was === 'spliced' ? 'spliced' : 'preauth' });
       this.env.connections.release(this); // a no-op unless admission gave this session a slot
       this.relayed?.(null);
@@ -163,8 +165,7 @@ export class Session implements FlowHost {
     this.socket.on('end', this.ended);
   }
 
-  /** A client that does not read its replies (FlowHost): the protocol's goodbye (its deadline
-   *  passed) while one can still reach it, else cut. */
+  /** Replies left unread past the deadline (FlowHost): the goodbye while it reaches the client, else cut. */
   unreadTooLong(unread: number, goodbye = true): void {
     this.log.info({ event: 'session.close', reason: 'replies not read', unread, queued: this.socket.writableLength }, 'client does not read its replies; dropped');
     return goodbye ? this.goodbye('timeout') : this.destroy();
