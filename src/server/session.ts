@@ -254,8 +254,8 @@ export class Session extends DeadlineEntry implements FlowHost {
     const relay = sending ? submissionRelay({ limits: sending, user: outcome.user, log: this.log, metrics: this.env.metrics, chunking: offersChunking(this.env.capabilities(this.listener.backend)) }) : undefined;
     const splice = handOver(this.socket, outcome, this.machine.takeBuffered(), this.env.timeouts.idle, relay);
     this.spliced = new SplicedSession(splice, this.socket, this.client, this.listener, outcome.user);
-    await this.spliced.run(this.env.sessions, this.env.metrics, this.log);
-    this.enter('closed');
+    // Not awaited: this frame (the attempt, its outcome, the backend's last chunk) ends here.
+    void this.spliced.run(this.env.sessions, this.env.metrics, this.log).then(() => this.enter('closed'));
   }
 
   /** During a login, a backend's challenge goes to the client and its one answer line comes
