@@ -45,8 +45,10 @@ async function ehlo(conn: BackendConn, name: string): Promise<string[]> {
   return r.lines.slice(1).map((l) => l.slice(4));
 }
 
-const keyword = (keywords: string[], name: string) => keywords.find((k) => k.split(' ')[0]!.toUpperCase() === name);
-const has = (keywords: string[], name: string) => keyword(keywords, name) !== undefined;
+/** The EHLO line of keyword `name` (upper case), as the backend wrote it. */
+const keyword = (keywords: readonly string[], name: string) => keywords.find((k) => k.split(' ')[0]!.toUpperCase() === name);
+/** Whether the backend's EHLO lines offer keyword `name` (upper case). */
+export const offersKeyword = (keywords: readonly string[], name: string) => keyword(keywords, name) !== undefined;
 
 interface SmtpState {
   /** EHLO keywords, as written. */
@@ -81,7 +83,7 @@ async function open(conn: BackendConn, server: ServerTarget, name: string): Prom
   await expectCode(conn, 220, 'the connection');
   const keywords = await ehlo(conn, name);
   if (server.tls !== 'starttls') return { keywords, name };
-  if (!has(keywords, 'STARTTLS')) throw new MailgateError('MG_BACKEND_TLS', 'backend does not offer STARTTLS');
+  if (!offersKeyword(keywords, 'STARTTLS')) throw new MailgateError('MG_BACKEND_TLS', 'backend does not offer STARTTLS');
   conn.write('STARTTLS\r\n');
   await expectCode(conn, 220, 'STARTTLS');
   await conn.startTls();

@@ -9,6 +9,7 @@ import type { Logger } from '../logging/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { SendingLimits, SendingVerdict } from '../limits/sending.js';
 import { SmtpTracker, type Piece, type TrackerEvent } from '../protocols/smtp/tracker.js';
+import { offersKeyword } from './login-smtp.js';
 import type { Relay } from './splice.js';
 
 const EMPTY = Buffer.alloc(0);
@@ -47,7 +48,7 @@ interface Recipient {
 /** From the backend's EHLO lines as last probed: whether it offers CHUNKING (undefined when
  *  nothing was probed yet: the tracker then reads BDAT as Dovecot does). */
 export function offersChunking(ehlo: readonly string[]): boolean | undefined {
-  return ehlo.length === 0 ? undefined : ehlo.some((l) => l.split(' ')[0]!.toUpperCase() === 'CHUNKING');
+  return ehlo.length === 0 ? undefined : offersKeyword(ehlo, 'CHUNKING');
 }
 
 /** The relay for handOver: the commands pipelined behind AUTH go first through the tracker. */
