@@ -2,7 +2,9 @@
 // backend proxyProtocol / forwardClientInfo, their defaults and cross-field rules; and the
 // address helpers behind them. Pure.
 import { describe, expect, it } from 'vitest';
-import { canonicalIp, cidrMatcher } from '../../src/config/address.js';
+import fc from 'fast-check';
+import ipaddr from 'ipaddr.js';
+import { canonicalIp, cidrMatcher, isPlainIpv4 } from '../../src/config/address.js';
 import { parseConfig } from '../../src/config/load.js';
 import { MailgateError } from '../../src/errors.js';
 
@@ -62,6 +64,27 @@ describe('address helpers', () => {
     expect(canonicalIp('192.0.2.1')).toBe('192.0.2.1');
     expect(canonicalIp('example.org')).toBeNull();
     expect(canonicalIp(undefined)).toBeNull();
+  });
+
+  // The slow path canonicalIp had before its IPv4 fast path: every answer must stay this one.
+  const reference = (x: string | undefined) => (!x || !ipaddr.isValid(x) ? null : ipaddr.process(x).toString());
+
+  it('canonicalIp: the IPv4 fast path answers as ipaddr.js does, and only for text it can', () => {
+    const table = [
+      '1.2.3.4', '0.0.0.0', '255.255.255.255', '127.0.1.4', '10.0.0.10', '01.2.3.4', '1.2.3.04', '1.2.3', '1.2.3.4.5', '256.1.1.1', '1.2.3.256',
+      '1000.1.1.1', '0x7f.1.1.1', '127.1', '2130706433', '1.2.3.4 ', ' 1.2.3.4', '1..2.3', '1.2.3.', '.1.2.3', '', '::ffff:1.2.3.4',
+      '::FFFF:1.2.3.4', '::ffff:01.2.3.4', '::ffff:256.1.1.1', '::ffff:1.2.3', '::ffff:', '::ffff:7f00:1', '::1.2.3.4', '::1', '::',
+      '2001:db8::1', 'fe80::1%eth0', '1.2.3.4%eth0', '١.٢.٣.٤', '1.2.3.4\n', 'example.org',
+    ];
+    for (const x of table) expect([x, canonicalIp(x)]).toEqual([x, reference(x)]);
+    expect(isPlainIpv4('1.2.3.4')).toBe(true);
+    for (const x of ['01.2.3.4', '0x7f.1.1.1', '127.1', '1.2.3.4 ', '256.1.1.1', '']) expect([x, isPlainIpv4(x)]).toEqual([x, false]);
+  });
+
+  it('canonicalIp: fast and slow paths agree on random dotted text', () => {
+    const part = fc.oneof(fc.integer({ min: 0, max: 300 }).map(String), fc.stringMatching(/^[0-9x]{0,4}$/));
+    const text = fc.tuple(fc.constantFrom('', '::ffff:', '::'), fc.array(part, { minLength: 1, maxLength: 5 })).map(([pre, parts]) => pre + parts.join('.'));
+    fc.assert(fc.property(text, (x) => canonicalIp(x) === reference(x)), { numRuns: 2000 });
   });
 
   it('cidrMatcher: ranges, single addresses and IPv4-mapped forms on either side', () => {
