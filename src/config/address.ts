@@ -63,14 +63,21 @@ export function isPlainIpv4(input: string, from = 0): boolean {
 /** How a dual-stack socket spells an IPv4 client. */
 const MAPPED = '::ffff:';
 
+/** The IPv4 address of a socket's text for an IPv4 peer ("a.b.c.d" or "::ffff:a.b.c.d", each
+ *  in canonical form: isPlainIpv4), as canonicalIp spells it; null for any other text. */
+export function plainIpv4(input: string): string | null {
+  if (isPlainIpv4(input)) return input;
+  return input.startsWith(MAPPED) && isPlainIpv4(input, MAPPED.length) ? input.slice(MAPPED.length) : null;
+}
+
 /** An address in one spelling: IPv4-mapped IPv6 (::ffff:1.2.3.4, what a dual-stack socket
  *  reports for IPv4 clients) becomes IPv4; IPv6 is compressed. Null when not an address.
  *  Asked twice per connection: the two spellings sockets give for IPv4 answer without
  *  ipaddr.js's parser (issue 22: 1.4 -> 0.05 µs a call for IPv4, measured). */
 export function canonicalIp(input: string | undefined): string | null {
   if (!input) return null;
-  if (isPlainIpv4(input)) return input;
-  if (input.startsWith(MAPPED) && isPlainIpv4(input, MAPPED.length)) return input.slice(MAPPED.length);
+  const v4 = plainIpv4(input);
+  if (v4 !== null) return v4;
   if (!ipaddr.isValid(input)) return null;
   return ipaddr.process(input).toString();
 }

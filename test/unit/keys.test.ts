@@ -26,6 +26,27 @@ describe('client keys', () => {
     expect(clientKey('10.1.2.3', 64, 24)).toBe('10.1.2.0/24');
   });
 
+  it('an IPv4 network (ipv4Prefix) is masked as the ipaddr.js path masks it, mapped spellings too', () => {
+    // The ipaddr.js path clientKey had before its IPv4 fast path.
+    const reference = (address: string, bits: number) => {
+      const a = ipaddr.process(address);
+      if (a.kind() !== 'ipv4' || bits === 32) return a.kind() === 'ipv4' ? a.toString() : null;
+      const bytes = a.toByteArray();
+      for (let bit = bits; bit < 32; bit++) bytes[bit >> 3]! &= ~(0x80 >> (bit & 7));
+      return `${ipaddr.fromByteArray(bytes).toString()}/${bits}`;
+    };
+    fc.assert(
+      fc.property(fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)), fc.nat(32), fc.constantFrom('', '::ffff:', '::FFFF:', '0'), (octets, bits, pre) => {
+        const address = pre + octets.join('.');
+        if (ipaddr.isValid(address)) expect(clientKey(address, 64, bits)).toBe(reference(address, bits));
+      }),
+      { numRuns: 3000 },
+    );
+    expect(clientKey('255.255.255.255', 64, 1)).toBe('128.0.0.0/1');
+    expect(clientKey('255.255.255.255', 64, 0)).toBe('0.0.0.0/0');
+    expect(clientKey('::ffff:10.1.2.3', 64, 24)).toBe('10.1.2.0/24');
+  });
+
   it('user hashes are keyed and stable, past the memo\'s bound too', () => {
     const k = new KeyBuilder('s1');
     const first = k.userHash('alice');
