@@ -8,6 +8,7 @@ import { MailgateError } from '../errors.js';
 import { BACKEND_MAX_PRELOGIN_BYTES } from '../bounds.js';
 import type { ClientAddress } from './types.js';
 import { proxyHeader } from './client-info.js';
+import { SharedReads } from './shared-reads.js';
 
 function tlsOptions(cfg: ServerTarget): tls.ConnectionOptions {
   const servername = cfg.servername ?? (net.isIP(cfg.host) ? undefined : cfg.host);
@@ -54,7 +55,11 @@ export class BackendConn {
   static async open(cfg: ServerTarget, client: ClientAddress | null = null): Promise<BackendConn> {
     // Built before connecting: an address that cannot be encoded fails without a connection.
     const header = cfg.proxyProtocol ? proxyHeader(cfg.proxyProtocol, client) : null;
-    let s: Socket = net.connect({ host: cfg.host, port: cfg.port });
+    // A plaintext backend reads into the process's shared buffer (shared-reads.ts); TLS keeps
+    // Node's own reads, under the TLS layer.
+    const reads = cfg.tls === 'none' ? new SharedReads() : null;
+    let s: Socket = net.connect({ host: cfg.host, port: cfg.port, ...(reads ? { onread: reads.options } : {}) });
+    reads?.attach(s);
     let tcpUp = false;
     const socket = await new Promise<Socket>((resolve, reject) => {
       const timer = setTimeout(() => {

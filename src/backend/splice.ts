@@ -2,6 +2,7 @@
 // sent around the login reply, backpressure both ways, half-close passed on, one idle
 // deadline for the pair, and which side ended it. Never parses what it forwards.
 import type { Socket } from 'node:net';
+import { sharedReadsOf, writeRead } from './shared-reads.js';
 
 export interface SpliceStats {
   /** Bytes from the client to the backend. */
@@ -45,7 +46,18 @@ export function splice(client: Socket, backend: Socket, idleMs: number, relay?: 
   };
 
   const pump = (from: Socket, to: Socket, count: (n: number) => void, side: 'client' | 'backend') => {
-    if (!relay) {
+    const reads = relay ? undefined : sharedReadsOf(from);
+    if (reads) {
+      // A plaintext backend: its reads, straight from the shared buffer (shared-reads.ts).
+      reads.sink = (n, buf) => {
+        count(n);
+        lastActivity = Date.now();
+        if (writeRead(to, buf, n)) return true;
+        from.pause();
+        return false;
+      };
+      to.on('drain', () => from.resume());
+    } else if (!relay) {
       from.on('data', (chunk: Buffer) => {
         count(chunk.length);
         lastActivity = Date.now();
