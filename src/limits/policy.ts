@@ -18,7 +18,8 @@ export interface Attempt {
   ip: string;
   /** Canonical user name (identity.ts). */
   user: string;
-  /** The password tried: only ever hashed with the key (hint, spray, dedupe), never kept. */
+  /** The password tried: only ever hashed with the key (hint, spray, dedupe), never copied;
+   *  held by the decision until record() (a failure's dedupe fingerprint). */
   password?: Buffer;
   /** false: the password is a per-user hash (Dovecot's pwhash), useless to spray rules. */
   sprayable?: boolean;
@@ -56,8 +57,10 @@ interface Settlement {
   knownGoodKey?: string;
   /** The attempt's hint: becomes the account's if the login succeeds. */
   hint?: { key: string; value: string };
-  /** Keyed hash of (client, user, password) for stale-password dedupe. */
-  fingerprint?: string;
+  /** The attempt's password where a dedupe rule applies: record() hashes it into the
+   *  stale-password fingerprint on a failure only, so a success costs no HMAC (issue 22). The
+   *  caller's buffer, never a copy: the auth path wipes it after record(), never before. */
+  password?: Buffer;
   route?: StoreRoute;
   /** hit reserved failures (false when a refusal was let through in dry-run). */
   reserved: boolean;
@@ -236,7 +239,7 @@ export class Policy {
       user: a.user,
       knownGoodKey: kg ? this.keys.knownGoodKey(clientKey(a.ip, this.cfg.ipv6Prefix, kg.ipv4Prefix), a.user) : undefined,
       hint: ph && a.password ? { key: this.keys.hintKey(a.user), value: this.keys.passwordHint(a.user, a.password, ph.bits) } : undefined,
-      fingerprint: a.password && specs.some((s) => s.dedupe) ? this.keys.fingerprint(client, a.user, a.password) : undefined,
+      password: a.password && specs.some((s) => s.dedupe) ? a.password : undefined,
     };
     const opts: HitOptions = { knownGoodKey: base.knownGoodKey, hint: base.hint, successesKey: this.keys.successesKey(client) };
     const r = await this.store.hit(specs, opts);
@@ -279,7 +282,7 @@ export class Policy {
       {
         failed: !ok,
         reserved: st.reserved,
-        fingerprint: ok ? undefined : st.fingerprint,
+        fingerprint: ok || !st.password ? undefined : this.keys.fingerprint(st.client, st.user, st.password),
         members: st.pairs.map((p) => (p.rule.distinct === 'ip' ? st.client : p.rule.distinct === 'user' ? user : null)),
         knownGood: ok && kg && st.knownGoodKey ? { key: st.knownGoodKey, ttlMs: kg.ttl } : undefined,
         hint: ok && ph && st.hint ? { ...st.hint, ttlMs: ph.ttl } : undefined,

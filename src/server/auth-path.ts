@@ -157,7 +157,8 @@ export async function checkLogin(deps: AuthDeps, log: Logger, s: LoginSubject): 
   // Blocklists were asked at connect; a trusted client needs no groups.
   const groups = deps.groups?.active && !deps.policy.isTrusted(s.clientIp) ? await deps.groups.of(s.clientIp) : undefined;
   if (groups) Object.assign(base, { groups: groups.names.length ? groups.names : undefined, asn: groups.asn, country: groups.country });
-  // The password is hashed with the key for the hint, spray and dedupe checks, then forgotten.
+  // The password is hashed with the key for the hint and spray checks; a failure's dedupe
+  // fingerprint is hashed when it is settled (before authAttempt wipes the credentials).
   const decision = await deps.policy.check({ protocol: s.protocol, ip: s.clientIp, user: user.canonical, password: s.secret, sprayable: !s.secretIsUserHash, groups });
   for (const group of groups?.names ?? []) metrics.groupDecisions.inc({ group, result: decision.kind });
   if (decision.kind === 'refuse') {

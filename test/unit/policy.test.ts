@@ -1,6 +1,6 @@
 // The policy core: rule order, counting per key kind, failures and blocks, trusted networks,
 // the connect-time block check. Memory store on a ManualClock: no waiting on the wall clock.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import { parseConfig } from '../../src/config/load.js';
 import { KeyBuilder } from '../../src/limits/keys.js';
@@ -55,6 +55,21 @@ describe('policy', () => {
     for (let i = 0; i < 5; i++) await policy.record(await policy.check(a('10.0.0.1')), 'unavailable');
     await policy.record(await policy.check(a('10.0.0.1')), 'fail');
     expect((await policy.check(a('10.0.0.1'))).kind).toBe('allow');
+  });
+
+  it('dedupe: a failure is fingerprinted when it is settled, a success never; the same wrong password counts once', async () => {
+    const { policy } = policyWith({ rules: [{ name: 'f', key: 'ip', count: 'failures', limit: 2, window: '10m' }] });
+    const fingerprint = vi.spyOn(policy.keys, 'fingerprint');
+    const tried = (pw: string) => ({ ...a('10.0.0.1'), password: Buffer.from(pw) });
+    for (let i = 0; i < 3; i++) await policy.record(await policy.check(tried('right')), 'ok');
+    expect(fingerprint).not.toHaveBeenCalled();
+    for (let i = 0; i < 3; i++) await policy.record(await policy.check(tried('stale')), 'fail');
+    expect(fingerprint).toHaveBeenCalledTimes(3);
+    const d = await policy.check(tried('stale'));
+    expect(d.kind).toBe('allow');
+    await policy.record(d, 'unavailable');
+    await policy.record(await policy.check(tried('guess')), 'fail');
+    expect(await policy.check(tried('guess'))).toMatchObject({ kind: 'refuse', rule: 'f' });
   });
 
   it('block holds from the moment the limit is reached, then lifts', async () => {
