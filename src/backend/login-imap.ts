@@ -21,6 +21,29 @@ function capTokens(line: string): string[] | null {
   return (m[1] ?? m[2]!).split(' ').filter(Boolean);
 }
 
+/** The capability lines read lately and what they say: a backend writes the same greeting (and,
+ *  after STARTTLS, the same CAPABILITY line) login after login, so each is parsed once (issue
+ *  22). Keyed by the exact text: a line that differs in any byte is parsed afresh; emptied when
+ *  full (one entry per backend's greeting and CAPABILITY line is what it is for). The states
+ *  are frozen: every login shares them. */
+const parsedLines = new Map<string, ImapState | null>();
+const PARSED_LINES = 8;
+/** Longer lines are parsed every time, never kept (a backend's line has no length limit). */
+const PARSED_LINE_CHARS = 4096;
+
+/** The capabilities a greeting or CAPABILITY line states (null: it states none). */
+export function capabilityState(line: string): ImapState | null {
+  let s = parsedLines.get(line);
+  if (s === undefined) {
+    const tokens = capTokens(line);
+    s = tokens ? state(tokens) : null;
+    if (line.length > PARSED_LINE_CHARS) return s;
+    if (parsedLines.size >= PARSED_LINES) parsedLines.clear();
+    parsedLines.set(line, s);
+  }
+  return s;
+}
+
 /** Read untagged lines until the tagged reply to `tag`. */
 async function untilTagged(conn: BackendConn, tag: string): Promise<{ untagged: string[]; tagged: string }> {
   const untagged: string[] = [];
@@ -32,28 +55,28 @@ async function untilTagged(conn: BackendConn, tag: string): Promise<{ untagged: 
   }
 }
 
-async function askCapabilities(conn: BackendConn): Promise<string[]> {
+async function askCapabilities(conn: BackendConn): Promise<ImapState> {
   conn.write(`${TAG} CAPABILITY\r\n`);
   const { untagged, tagged } = await untilTagged(conn, TAG);
   if (!/^\S+ OK/i.test(tagged)) throw new MailgateError('MG_BACKEND_PROTOCOL', 'backend refused CAPABILITY');
   for (const l of untagged) {
-    const c = capTokens(l);
+    const c = capabilityState(l);
     if (c) return c;
   }
-  return capTokens(`* CAPABILITY ${/\[CAPABILITY ([^\]]*)\]/i.exec(tagged)?.[1] ?? ''}`) ?? [];
+  return capabilityState(`* CAPABILITY ${/\[CAPABILITY ([^\]]*)\]/i.exec(tagged)?.[1] ?? ''}`)!;
 }
 
-interface ImapState {
+export interface ImapState {
   /** Capability tokens, as written. */
-  tokens: string[];
+  readonly tokens: readonly string[];
   /** The same, upper-cased, for exact matches. */
-  caps: Set<string>;
+  readonly caps: ReadonlySet<string>;
   /** An ID not sent yet (forwardClientInfo auto): it goes in the login's own write, its
    *  answer read and let go before the login's (pipelined, RFC 9051 §5.5). */
-  pendingId?: string;
+  readonly pendingId?: string;
 }
 
-const state = (tokens: string[]): ImapState => ({ tokens, caps: new Set(tokens.map((t) => t.toUpperCase())) });
+const state = (tokens: string[]): ImapState => Object.freeze({ tokens: Object.freeze(tokens), caps: new Set(tokens.map((t) => t.toUpperCase())) });
 
 /** Greeting, STARTTLS when configured (never a plaintext fallback) and the capabilities as
  *  they stand before the login: the session as the client will find it. */
@@ -61,18 +84,16 @@ async function open(conn: BackendConn, server: ServerTarget): Promise<ImapState>
   const greeting = await conn.readLine();
   // A PREAUTH greeting would skip the login we must see; BYE means the server is refusing.
   if (!/^\* OK\b/i.test(greeting)) throw new MailgateError('MG_BACKEND_PROTOCOL', `unexpected greeting: ${greeting.slice(0, 80)}`);
-  let tokens = capTokens(greeting) ?? [];
+  const offered = capabilityState(greeting);
   if (server.tls === 'starttls') {
-    if (!tokens.some((t) => t.toUpperCase() === 'STARTTLS') && tokens.length > 0) throw new MailgateError('MG_BACKEND_TLS', 'backend does not offer STARTTLS');
+    if (offered && offered.tokens.length > 0 && !offered.caps.has('STARTTLS')) throw new MailgateError('MG_BACKEND_TLS', 'backend does not offer STARTTLS');
     conn.write(`${TAG} STARTTLS\r\n`);
     const { tagged } = await untilTagged(conn, TAG);
     if (!/^\S+ OK/i.test(tagged)) throw new MailgateError('MG_BACKEND_TLS', 'backend refused STARTTLS');
     await conn.startTls();
-    tokens = await askCapabilities(conn);
-  } else if (tokens.length === 0) {
-    tokens = await askCapabilities(conn);
+    return askCapabilities(conn);
   }
-  return state(tokens);
+  return offered && offered.tokens.length > 0 ? offered : askCapabilities(conn);
 }
 
 /** forwardClientInfo: ID with the client's address before LOGIN, where the server offers ID
@@ -182,7 +203,7 @@ export const imapReplay: BackendReplay = replay<ImapState>({
   tellClient: sendClientId,
   passwordLogin,
   tokenLogin,
-  capabilities: (s) => s.tokens,
+  capabilities: (s) => [...s.tokens],
   goodbye: `${TAG} LOGOUT\r\n`,
 });
 
