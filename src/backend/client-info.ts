@@ -5,6 +5,7 @@
 import net from 'node:net';
 import ipaddr from 'ipaddr.js';
 import { Command, INETProtocol, IPv4Address, IPv4ProxyAddress, IPv6Address, IPv6ProxyAddress, Peer, TransportProtocol, UnspecProxyAddress, V1ProxyProtocol, V2ProxyProtocol } from 'proxy-protocol-js';
+import { ipv4Octets, plainIpv4 } from '../config/address.js';
 import { MailgateError } from '../errors.js';
 import type { ClientAddress } from './types.js';
 
@@ -43,6 +44,18 @@ export function peerOf(a: IpAddress): IpAddress | string {
   return addr;
 }
 
+/** peerOf for an IPv4 address in canonical text (plainIpv4), without ipaddr.js's parser and
+ *  range table: asked for both ends of every forwarded login (issue 22). ipaddr.js tries
+ *  unspecified (0/8), broadcast and multicast (224/4) first, so these three decide alone. */
+function ipv4Peer(v4: string): IpAddress | string {
+  const octets = ipv4Octets(v4);
+  const [first, b, c, d] = octets;
+  if (first === 0) return NOT_A_PEER.unspecified!;
+  if ((first & b & c & d) === 255) return NOT_A_PEER.broadcast!;
+  if (first >= 224 && first <= 239) return NOT_A_PEER.multicast!;
+  return new ipaddr.IPv4(octets);
+}
+
 /** ipaddr.js reads "::1.2.3.4" as IPv4-mapped (::ffff:1.2.3.4); inet_pton, as Dovecot and
  *  haproxy use it, as IPv4-compatible ::102:304. */
 const COMPATIBLE_SPELLING = /^::\d+\.\d+\.\d+\.\d+$/;
@@ -55,6 +68,8 @@ const COMPATIBLE_SPELLING = /^::\d+\.\d+\.\d+\.\d+$/;
  * inet_pton refuses it), `refuse` for text from another host (a PROXY header).
  */
 export function peerAddress(text: string, zone: 'strip' | 'refuse'): IpAddress | string {
+  const v4 = plainIpv4(text);
+  if (v4 !== null) return ipv4Peer(v4);
   if (net.isIP(text) === 0) return 'not an IP address';
   const at = text.indexOf('%');
   if (at >= 0 && zone === 'refuse') return 'an address with a zone id, which names an interface of the sender\'s host';
@@ -118,17 +133,18 @@ function quoted(v: string): string {
   return `"${v}"`;
 }
 
-/** IMAP ID with the fields Dovecot's imap-login believes from its login_trusted_networks. */
+/** The ID fields Dovecot's imap-login believes from its login_trusted_networks, each written
+ *  as its quoted name and a space, once: the values follow per login. */
+const ID_FIELDS = ['x-originating-ip', 'x-originating-port', 'x-connected-ip', 'x-connected-port', 'x-session-id'].map((k) => `${quoted(k)} `);
+
+/** IMAP ID with those fields. The values are what check() let through (addresses as ipaddr.js
+ *  writes them, ports, an alphanumeric session id), quoted all the same. */
 export function imapIdCommand(tag: string, client: ClientAddress): string {
   const c = check(client);
-  const fields: [string, string][] = [
-    ['x-originating-ip', c.ip.toString()],
-    ['x-originating-port', String(c.port)],
-    ['x-connected-ip', c.localIp.toString()],
-    ['x-connected-port', String(c.localPort)],
-    ['x-session-id', c.sessionId],
-  ];
-  return `${tag} ID (${fields.map(([k, v]) => `${quoted(k)} ${quoted(v)}`).join(' ')})\r\n`;
+  const values = [c.ip.toString(), String(c.port), c.localIp.toString(), String(c.localPort), c.sessionId];
+  let out = `${tag} ID (`;
+  for (let i = 0; i < values.length; i++) out += `${i > 0 ? ' ' : ''}${ID_FIELDS[i]}${quoted(values[i]!)}`;
+  return `${out})\r\n`;
 }
 
 /** A client's EHLO/HELO name as its machine checked it (printable ASCII, no space, at most

@@ -60,6 +60,17 @@ export function isPlainIpv4(input: string, from = 0): boolean {
   return i === end;
 }
 
+/** The four octets of a canonical dotted quad (isPlainIpv4 text only). */
+export function ipv4Octets(v4: string): [number, number, number, number] {
+  const o: [number, number, number, number] = [0, 0, 0, 0];
+  for (let i = 0, k = 0; i < v4.length; i++) {
+    const c = v4.charCodeAt(i);
+    if (c === 0x2e) k++;
+    else o[k] = o[k]! * 10 + c - 0x30;
+  }
+  return o;
+}
+
 /** How a dual-stack socket spells an IPv4 client. */
 const MAPPED = '::ffff:';
 

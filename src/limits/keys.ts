@@ -3,7 +3,7 @@
 // Pure apart from the HMAC. User names enter keys only as keyed hashes, never in clear.
 import { createHmac, randomBytes } from 'node:crypto';
 import ipaddr from 'ipaddr.js';
-import { plainIpv4 } from '../config/address.js';
+import { ipv4Octets, plainIpv4 } from '../config/address.js';
 import type { RuleConfig } from '../config/schema.js';
 
 /** Normalise a socket address: IPv4-mapped IPv6 → IPv4; IPv6 grouped by prefix (/64 by
@@ -11,7 +11,7 @@ import type { RuleConfig } from '../config/schema.js';
  *  address itself). Unparseable input is returned as is. */
 export function clientKey(address: string, ipv6Prefix: number, ipv4Prefix = 32): string {
   // The common case, an IPv4 socket address, is masked without ipaddr.js's parser: the history
-  // asks for its /24 on every login (issue 22: 1.37 -> 0.11 µs a call, measured).
+  // asks for its /24 on every login (issue 22: 1.37 -> 0.1-0.2 µs a call, measured).
   const v4 = Number.isInteger(ipv4Prefix) && ipv4Prefix >= 0 && ipv4Prefix <= 32 ? plainIpv4(address) : null;
   if (v4 !== null) return ipv4Prefix === 32 ? v4 : ipv4Network(v4, ipv4Prefix);
   if (!ipaddr.isValid(address)) return address;
@@ -27,18 +27,9 @@ export function clientKey(address: string, ipv6Prefix: number, ipv4Prefix = 32):
 /** "a.b.c.0/bits" of a canonical dotted quad (plainIpv4), 0 <= bits < 32: what the ipaddr.js
  *  path writes for it. */
 function ipv4Network(v4: string, bits: number): string {
-  let n = 0;
-  let octet = 0;
-  for (let i = 0; i < v4.length; i++) {
-    const c = v4.charCodeAt(i);
-    if (c === 0x2e) {
-      n = n * 256 + octet;
-      octet = 0;
-    } else octet = octet * 10 + c - 0x30;
-  }
-  n = n * 256 + octet;
+  const [a, b, c, d] = ipv4Octets(v4);
   // Unsigned 32-bit arithmetic: the top bit stays a value, never a sign.
-  const masked = bits === 0 ? 0 : (n & (0xffffffff << (32 - bits))) >>> 0;
+  const masked = bits === 0 ? 0 : (((a << 24) | (b << 16) | (c << 8) | d) & (0xffffffff << (32 - bits))) >>> 0;
   return `${masked >>> 24}.${(masked >>> 16) & 0xff}.${(masked >>> 8) & 0xff}.${masked & 0xff}/${bits}`;
 }
 

@@ -1,7 +1,9 @@
 // Unit tests for the PROXY header reader (inbound) and the identity builders (outbound): every
 // input twice, as one chunk and byte by byte; headers we build are read back by our reader.
+import fc from 'fast-check';
+import ipaddr from 'ipaddr.js';
 import { describe, expect, it } from 'vitest';
-import { imapIdCommand, proxyHeader, xclientCommand, xtext } from '../../src/backend/client-info.js';
+import { imapIdCommand, peerAddress, peerOf, proxyHeader, xclientCommand, xtext } from '../../src/backend/client-info.js';
 import { PROXY_V1_MAX_BYTES, PROXY_V2_MAX_BYTES } from '../../src/bounds.js';
 import type { ClientAddress } from '../../src/backend/types.js';
 import { sslTlv, v2Header } from '../helpers/proxy-bytes.js';
@@ -273,6 +275,20 @@ describe('PROXY header out', () => {
       expect(() => imapIdCommand('t', { ...client, localIp: ip })).toThrow(/cannot forward the client: local address/);
     },
   );
+
+  it('an IPv4 socket address (a.b.c.d, ::ffff:a.b.c.d) is judged as ipaddr.js judges it, without its parser', () => {
+    const show = (a: ReturnType<typeof peerAddress>) => (typeof a === 'string' ? a : `${a.kind()} ${a.toString()}`);
+    const octet = fc.oneof(fc.nat(255), fc.constantFrom(0, 223, 224, 239, 240, 255));
+    fc.assert(
+      fc.property(fc.tuple(octet, octet, octet, octet), fc.constantFrom('', '::ffff:'), fc.constantFrom('strip', 'refuse') as fc.Arbitrary<'strip' | 'refuse'>, (octets, pre, zone) => {
+        const text = pre + octets.join('.');
+        expect(show(peerAddress(text, zone))).toBe(show(peerOf(ipaddr.parse(text))));
+      }),
+      { numRuns: 3000 },
+    );
+    for (const odd of ['0.1.2.3', '255.255.255.255', '239.255.255.255', '::ffff:224.0.0.1']) expect(typeof peerAddress(odd, 'strip')).toBe('string');
+    expect(show(peerAddress('255.255.255.254', 'strip'))).toBe('ipv4 255.255.255.254');
+  });
 
   it('refuses to build from anything that is not an address, a port or a plain session id', () => {
     for (const bad of [{ ip: '6.6.6.6\r\nx' }, { ip: 'localhost' }, { port: 70000 }, { localPort: -1 }, { sessionId: 'a b' }, { sessionId: '' }, { sessionId: 'x'.repeat(65) }]) {
