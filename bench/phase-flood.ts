@@ -85,3 +85,43 @@ export async function floodPhase(targets: (FloodTarget & { scenarios?: string[] 
   }
   return rows;
 }
+
+export interface CostRow {
+  target: string;
+  kind: 'served' | 'refused-at-login' | 'refused-at-connect';
+  attempts: number;
+  /** How many of them reached the backend (the first guesses, before a block). */
+  reachedBackend: number;
+  cpuMsPerAttempt: number | null;
+}
+
+/** What one attempt costs the proxy, at a steady open-loop rate: a login served (right
+ *  password, the backend says OK, the session spliced and ended), an attempt refused at login
+ *  (a guessed account whose ip+user pair is blocked: the pair-failures rule, checked after the
+ *  LOGIN command), and one refused at connect (an address the ip-failures rule blocks: the
+ *  goodbye before the greeting). Issue 22 wants a refusal an order of magnitude cheaper than
+ *  a served login. Each kind from its own addresses, so no block carries into the next. */
+export async function attemptCosts(targets: FloodTarget[], o: { rate: number; durationMs: number; users: DovecotUser[]; log: (s: string) => void }): Promise<CostRow[]> {
+  const rows: CostRow[] = [];
+  const kinds = [
+    // 20 addresses, the bench's users, right passwords.
+    { kind: 'served', sources: loopbackSources(20, 20), users: o.users, wrong: false },
+    // 5 addresses guessing one account: 5 failures each block the pair, never the address.
+    { kind: 'refused-at-login', sources: loopbackSources(5, 21), users: o.users.slice(0, 1), wrong: true },
+    // 5 addresses guessing every account: 10 failures each block the address.
+    { kind: 'refused-at-connect', sources: loopbackSources(5, 22), users: o.users, wrong: true },
+  ] as const;
+  for (const t of targets) {
+    for (const k of kinds) {
+      const pids = t.pids();
+      const cpu0 = cpuSeconds(pids);
+      const r = await loadgen({ mode: 'logins', host: '127.0.0.1', port: t.port, tls: 'none', rate: o.rate, durationMs: o.durationMs, users: k.users, sources: k.sources, ...(k.wrong ? { wrongPassword: true, maxInflight: 2000 } : {}) });
+      const cpu = cpuSeconds(pids) - cpu0;
+      const attempts = r.total as number;
+      const reached = k.wrong ? (r.fail as number) : (r.ok as number);
+      rows.push({ target: t.name, kind: k.kind, attempts, reachedBackend: reached, cpuMsPerAttempt: attempts ? round((cpu * 1000) / attempts, 3) : null });
+      o.log(`  cost ${k.kind.padEnd(18)} ${t.name.padEnd(16)} ${rows.at(-1)!.cpuMsPerAttempt} ms CPU per attempt (${attempts} attempts, ${reached} reached the backend)`);
+    }
+  }
+  return rows;
+}

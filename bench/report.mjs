@@ -119,6 +119,17 @@ function floodTable(rows) {
   );
 }
 
+/** What one attempt costs the proxy (bench/phase-flood.ts attemptCosts, issue 22). */
+function costTable(rows) {
+  return table(
+    ['target', 'attempt', 'attempts', 'reached the backend', 'proxy CPU ms/attempt', 'vs served'],
+    rows.map((r) => {
+      const served = rows.find((x) => x.target === r.target && x.kind === 'served')?.cpuMsPerAttempt;
+      return [r.target, r.kind, r.attempts, r.reachedBackend, f(r.cpuMsPerAttempt, 3), r.kind === 'served' || !served ? '–' : `${f((r.cpuMsPerAttempt / served) * 100)}%`];
+    }),
+  );
+}
+
 /** The no-read flood (bench/phase-noread.ts, issue 15): one row per target and flooder count. */
 function noreadTable(rows) {
   return table(
@@ -278,6 +289,11 @@ export function checkTargets(res) {
     const all = r.underFlood.ok === r.underFlood.attempts;
     add(`under the flood every legitimate login succeeds, p99 ≤ 2× unloaded (${r.target}, attack from ${r.attackSources} addresses)`, all && r.p99Ratio <= 2, `${r.underFlood.ok}/${r.underFlood.attempts} ok, p99 ${f(r.underFlood.p99ms, 1)} vs ${f(r.unloaded.p99ms, 1)} ms (${f(r.p99Ratio, 2)}×)`);
   }
+  for (const r of (res.attemptCosts ?? []).filter((x) => x.kind !== 'served')) {
+    const served = res.attemptCosts.find((x) => x.target === r.target && x.kind === 'served')?.cpuMsPerAttempt;
+    const ratio = served && r.cpuMsPerAttempt !== null ? r.cpuMsPerAttempt / served : null;
+    add(`an attempt ${r.kind.replace(/-/g, ' ')} costs ≤ 1/10 of a served login (${r.target})`, ratio !== null && ratio <= 0.1, `${f(r.cpuMsPerAttempt, 3)} vs ${f(served, 3)} ms CPU (${f(ratio === null ? null : ratio * 100)}%)`);
+  }
   for (const r of (res.submission ?? []).filter((x) => x.target === 'mailgate-tracked')) {
     const s = res.submission.find((x) => x.load === r.load && x.target === 'mailgate-splice');
     const ratio = s?.medianMsgsPerSec ? r.medianMsgsPerSec / s.medianMsgsPerSec : null;
@@ -321,6 +337,7 @@ export function render(res) {
   if (res.limiter) parts.push('### Limiter decisions in process (check + record)', limiterTable(res.limiter));
   if (res.limiterIpc) parts.push('### Limiter with the memory store in the primary, over IPC (worker mode; check + record = 2 calls)', limiterIpcTable(res.limiterIpc));
   if (res.flood) parts.push(`### Brute-force flood (${res.settings?.flood?.attackRate ?? '?'} failing logins/s; legitimate logins ${res.settings?.flood?.legitRate ?? '?'}/s from other addresses)`, floodTable(res.flood));
+  if (res.attemptCosts) parts.push(`### What an attempt costs the proxy (${res.settings?.flood?.costRate ?? '?'} attempts/s, plaintext IMAP)`, costTable(res.attemptCosts));
   if (res.noread) parts.push(`### No-read flood (\`a CAPABILITY\` pipelined, never read; legitimate IMAP logins ${res.settings?.noread?.rate ?? '?'}/s, connect to LOGIN answer)`, noreadTable(res.noread));
   if (res.policy) parts.push(`### Policy server (plaintext IMAP LOGIN+LOGOUT, ${res.policy.settings.concurrency} clients; Dovecot and nginx alone vs asking mailgate)`, policyTables(res.policy));
   if (res.groups) parts.push(`### Address groups (plaintext IMAP LOGIN+LOGOUT through a PROXY listener, ${res.groups.settings.concurrency} clients; blocklist timeout ${res.groups.timeoutMs} ms)`, groupsTables(res.groups));

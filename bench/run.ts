@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { startRedis } from '../test/helpers/redis.js';
 import { dovecotPids, fdLimit, round } from './lib.js';
 import { attacksPhase } from './phase-attacks.js';
-import { floodPhase } from './phase-flood.js';
+import { attemptCosts, floodPhase } from './phase-flood.js';
 import { groupsPhase } from './phase-groups.js';
 import { loginPhase, type Target } from './phase-logins.js';
 import { memoryPhase } from './phase-memory.js';
@@ -56,7 +56,7 @@ const settings = quick
       transfer: { bytes: 50 * 1048576, reps: 3 },
       memory: { counts: [1000] },
       limiter: { decisions: 5000 },
-      flood: { legitRate: 50, attackRate: 500, durationMs: 2500, scenarios: FLOOD_SCENARIOS },
+      flood: { legitRate: 50, attackRate: 500, durationMs: 2500, scenarios: FLOOD_SCENARIOS, costRate: 300, costMs: 2000 },
       noread: { flooders: [3, 15, 60], addresses: 20, rate: 20, durationMs: 2000, warmupMs: 500 },
       policy: { rounds: 1, warmupMs: 250, durationMs: 1000, concurrency: POLICY_CLIENTS, warmPassMs: 1000 },
       groups: { rounds: 1, warmupMs: 250, durationMs: 1000, concurrency: GROUPS_CLIENTS, warmPassMs: 500, lookups: 20_000 },
@@ -69,7 +69,7 @@ const settings = quick
       transfer: { bytes: 50 * 1048576, reps: 9 },
       memory: { counts: [1000, 10000] },
       limiter: { decisions: 20000 },
-      flood: { legitRate: 50, attackRate: 500, durationMs: 6000, scenarios: FLOOD_SCENARIOS },
+      flood: { legitRate: 50, attackRate: 500, durationMs: 6000, scenarios: FLOOD_SCENARIOS, costRate: 300, costMs: 5000 },
       noread: { flooders: [3, 15, 60], addresses: 20, rate: 20, durationMs: 8000, warmupMs: 1000 },
       policy: { rounds: 4, warmupMs: 500, durationMs: 3000, concurrency: POLICY_CLIENTS, warmPassMs: 3000 },
       groups: { rounds: 6, warmupMs: 500, durationMs: 3000, concurrency: GROUPS_CLIENTS, warmPassMs: 1500, lookups: 100_000 },
@@ -195,6 +195,14 @@ try {
         ...(quick ? [] : [{ name: 'direct', port: dovecot.ports.imap, pids: () => [], scenarios: ['many-ips'] }]),
       ],
       { ...settings.flood, users, log },
+    );
+    log(`what an attempt costs the proxy: served, refused at login, refused at connect (${settings.flood.costRate}/s)`);
+    res.attemptCosts = await attemptCosts(
+      [
+        { name: 'mailgate-memory', port: mgMem.ports.imap, pids: mgMem.pids },
+        { name: 'mailgate-redis', port: mgRedis.ports.imap, pids: mgRedis.pids },
+      ],
+      { rate: settings.flood.costRate, durationMs: settings.flood.costMs, users, log },
     );
   }
   if (wants('noread')) {
