@@ -11,8 +11,31 @@ const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
 // line read differently from what it contains (Trojan Source, CVE-2021-42574).
 const LOG_UNSAFE_RE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu;
 
+/** What the first `end` bytes are: 0 anything else, PLAIN printable ASCII without a
+ *  backslash (every character its own rendering), or ASCII with one (escaped in logs). */
+const PLAIN = 1;
+const ASCII_WITH_BACKSLASH = 2;
+function asciiKind(raw: Buffer, end: number): number {
+  let kind = PLAIN;
+  for (let i = 0; i < end; i++) {
+    const b = raw[i]!;
+    if (b < 0x20 || b > 0x7e) return 0;
+    if (b === 0x5c) kind = ASCII_WITH_BACKSLASH;
+  }
+  return kind;
+}
+
 /** A log-safe rendering: printable Unicode kept, controls as \xNN, bidi/separators as \uNNNN. */
 export function printable(raw: Buffer, max = 256): string {
+  // Plain ASCII (most names) is its own rendering: the loops below would keep every character
+  // (issue 22, measured).
+  const end = Math.min(max, raw.length);
+  if (asciiKind(raw, end) === PLAIN) return raw.toString('latin1', 0, end) + (raw.length > max ? '…' : '');
+  return printableGeneral(raw, max);
+}
+
+/** printable without its fast path: what the fast path must agree with (tested). */
+export function printableGeneral(raw: Buffer, max = 256): string {
   let out = '';
   const text = raw.subarray(0, max).toString('latin1');
   for (const ch of text) {
@@ -39,6 +62,21 @@ export function printable(raw: Buffer, max = 256): string {
 
 export function checkUser(raw: Buffer): UserCheck {
   const display = printable(raw);
+  // Printable ASCII decodes to itself, holds no control and is its own NFC form; its only
+  // whitespace trim() takes is the space.
+  if (asciiKind(raw, raw.length) !== 0) {
+    const canonical = raw.toString('latin1').trim().toLowerCase();
+    return canonical.length === 0 ? { ok: false, reason: 'empty', display } : { ok: true, canonical, display };
+  }
+  return canonicalOf(raw, display);
+}
+
+/** checkUser without its fast paths: what they must agree with (tested). */
+export function checkUserGeneral(raw: Buffer): UserCheck {
+  return canonicalOf(raw, printableGeneral(raw));
+}
+
+function canonicalOf(raw: Buffer, display: string): UserCheck {
   let text: string;
   try {
     text = utf8.decode(raw);

@@ -1,7 +1,8 @@
 // Unit tests for user-name validation and canonicalisation (limits, logs, keys) and the
 // log-safe rendering of client bytes. Pure.
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { checkUser, printable } from '../../src/protocols/identity.js';
+import { checkUser, checkUserGeneral, printable, printableGeneral } from '../../src/protocols/identity.js';
 
 const u = (s: string) => Buffer.from(s, 'utf8');
 const canonical = (raw: Buffer) => {
@@ -107,5 +108,23 @@ describe('printable: log-safe rendering beyond C0/C1', () => {
     const raw = Buffer.from('ab\u00e9\u00e9', 'utf8'); // a b é(2) é(2) = 6 bytes
     expect(printable(raw, 3)).toBe('ab…');
     expect(printable(raw, 4)).toBe('abé…');
+  });
+});
+
+describe('identity: the plain ASCII fast path', () => {
+  const bytes = fc.array(fc.oneof(fc.integer({ min: 0x20, max: 0x7e }), fc.constantFrom(0x20, 0x5c, 0x41, 0x09, 0x00, 0x7f, 0xc3, 0xa9, 0xe2, 0x80, 0xae)), { maxLength: 40 });
+
+  it('renders and canonicalises every name as the general path does', () => {
+    fc.assert(
+      fc.property(bytes, fc.constantFrom(256, 255, 8, 1, 0), (b, max) => {
+        const raw = Buffer.from(b);
+        expect(printable(raw, max)).toBe(printableGeneral(raw, max));
+        expect(checkUser(raw)).toEqual(checkUserGeneral(raw));
+      }),
+      { numRuns: 3000 },
+    );
+    expect(printable(Buffer.from('a\\b'))).toBe('a\\x5cb');
+    expect(checkUser(Buffer.from(' Alice '))).toEqual({ ok: true, canonical: 'alice', display: ' Alice ' });
+    expect(checkUser(Buffer.from('   '))).toMatchObject({ ok: false, reason: 'empty' });
   });
 });
