@@ -56,7 +56,7 @@ export class Session extends DeadlineEntry implements FlowHost {
   ) {
     super();
     this.socket = raw;
-    this.client = clientAddress(raw, sessionId);
+    this.client = clientAddress(raw, sessionId, listener);
     if (parentLog.isLevelEnabled('debug')) this.log.debug({ event: 'session.open' }, 'connection');
     this.machine = protocol.protocol.createMachine(machineOptions(listener, env));
     this.flow = new ClientFlow(this.machine, this);
