@@ -7,6 +7,7 @@
 // per private address among them, so "most" is exact over that sample whatever the traffic.
 import ipaddr from 'ipaddr.js';
 import type { Clock } from '../clock.js';
+import { ipv4Octets, plainIpv4 } from '../config/address.js';
 import type { Logger } from '../logging/logger.js';
 
 export interface FrontDoorOptions {
@@ -32,8 +33,23 @@ export const FRONT_DOOR_DEFAULTS: FrontDoorOptions = { windowMs: 10 * 60_000, mi
  *  fc00::/7, loopback, link-local, CGNAT 100.64.0.0/10 (RFC 6598). */
 const PRIVATE_RANGES = new Set(['private', 'uniqueLocal', 'loopback', 'linkLocal', 'carrierGradeNat']);
 
+/** The same ranges for IPv4, by octets: asked at every login, and ipaddr.js's range() walks a
+ *  table of CIDRs (1.3 µs against 0.05, issue 22). */
+function privateIpv4(v4: string): boolean {
+  const [a, b] = ipv4Octets(v4);
+  return a === 10 || a === 127 || (a === 172 && b >= 16 && b < 32) || (a === 192 && b === 168) || (a === 169 && b === 254) || (a === 100 && b >= 64 && b < 128);
+}
+
 /** The address in its canonical form when it is private (an IPv4-mapped IPv6 as IPv4), else null. */
 export function privateAddress(ip: string): string | null {
+  const v4 = plainIpv4(ip);
+  if (v4 !== null) return privateIpv4(v4) ? v4 : null;
+  return privateAddressGeneral(ip);
+}
+
+/** Any spelling of any address, through ipaddr.js (exported for the test that the IPv4 path
+ *  agrees with it). */
+export function privateAddressGeneral(ip: string): string | null {
   if (!ipaddr.isValid(ip)) return null;
   const a = ipaddr.process(ip);
   return PRIVATE_RANGES.has(a.range()) ? a.toString() : null;

@@ -2,7 +2,7 @@
 // reported once per episode; public addresses, mixes and small samples are not.
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
-import { FrontDoor, privateAddress, type SingleSource } from '../../src/server/front-door.js';
+import { FrontDoor, privateAddress, privateAddressGeneral, type SingleSource } from '../../src/server/front-door.js';
 
 function tracker() {
   const clock = new ManualClock();
@@ -25,6 +25,19 @@ describe('front door', () => {
     }
     expect(privateAddress('::ffff:10.0.0.1')).toBe('10.0.0.1');
     for (const ip of ['8.8.8.8', '100.128.0.1', '2001:db8::1', '2a00:1450::1', 'not an ip']) expect(privateAddress(ip), ip).toBeNull();
+  });
+
+  it('the IPv4 path answers as ipaddr.js does, at every range edge and on random addresses', () => {
+    const edges = [[9, 255], [10, 0], [10, 255], [11, 0], [126, 255], [127, 0], [127, 255], [128, 0], [172, 15], [172, 16], [172, 31], [172, 32], [192, 167], [192, 168], [192, 169],
+      [169, 253], [169, 254], [169, 255], [100, 63], [100, 64], [100, 127], [100, 128], [0, 0], [255, 255]];
+    const ips = edges.map(([a, b]) => `${a}.${b}.1.2`);
+    let seed = 7;
+    const octet = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % 256;
+    for (let i = 0; i < 5000; i++) ips.push(`${octet()}.${octet()}.${octet()}.${octet()}`);
+    for (const ip of ips) {
+      expect(privateAddress(ip), ip).toBe(privateAddressGeneral(ip));
+      expect(privateAddress(`::ffff:${ip}`), ip).toBe(privateAddressGeneral(`::ffff:${ip}`));
+    }
   });
 
   it('a load balancer without PROXY: reported once, after enough logins', () => {
