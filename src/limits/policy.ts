@@ -183,14 +183,21 @@ export class Policy {
     };
   }
 
-  specsFor(a: Attempt, password = '', shared = false): RuleSpec[] {
+  /** `password`: the sprayed password's key, or how to make it: asked only when a password
+   *  rule applies to the attempt (an HMAC, issue 22), at most once. */
+  specsFor(a: Attempt, password: string | (() => string) = '', shared = false): RuleSpec[] {
     const out: RuleSpec[] = [];
     for (const rule of this.rules) {
       if (rule.protocols && !rule.protocols.includes(a.protocol as ProtocolName)) continue;
-      if (rule.key === 'password' && !password) continue;
       if (!appliesTo(rule, a.groups)) continue;
+      let sprayed = '';
+      if (rule.key === 'password') {
+        if (typeof password !== 'string') password = password();
+        if (!password) continue;
+        sprayed = password;
+      }
       const client = this.ruleClient(rule, a.ip, a.groups?.together);
-      if (client !== null) out.push(this.ruleSpec(rule, client, a.user, password, shared));
+      if (client !== null) out.push(this.ruleSpec(rule, client, a.user, sprayed, shared));
     }
     return out;
   }
@@ -227,7 +234,8 @@ export class Policy {
     if (this.isTrusted(a.ip)) return { kind: 'allow', specs: [], trusted: true, knownGood: false };
     const client = this.clientOf(a.ip);
     const { knownGood: kg, passwordHint: ph } = this.cfg;
-    const password = a.password && this.sprayRules && a.sprayable !== false ? this.keys.passwordKey(a.password) : '';
+    const tried = a.password;
+    const password = tried && this.sprayRules && a.sprayable !== false ? () => this.keys.passwordKey(tried) : '';
     const pairs = this.specsFor(a, password, this.shared.has(client));
     if (this.attackMode()) pairs.unshift(this.ruleSpec(ATTACK_MODE_RULE, client, a.user));
     const specs = pairs.map((p) => p.spec);

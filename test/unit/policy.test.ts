@@ -72,6 +72,22 @@ describe('policy', () => {
     expect(await policy.check(tried('guess'))).toMatchObject({ kind: 'refuse', rule: 'f' });
   });
 
+  it('spray: the password is keyed only for an attempt a password rule applies to, once', async () => {
+    const { policy } = policyWith({
+      rules: [
+        { name: 'spray', key: 'password', count: 'failures', distinct: 'user', limit: 2, window: '1h', protocols: ['smtp'] },
+        { name: 'spray-2', key: 'password', count: 'failures', distinct: 'user', limit: 9, window: '1h', protocols: ['smtp'] },
+      ],
+    });
+    const passwordKey = vi.spyOn(policy.keys, 'passwordKey');
+    const tried = (user: string, protocol: 'imap' | 'smtp') => ({ ...a('10.0.0.1', user, protocol), password: Buffer.from('Summer2026!') });
+    expect((await policy.check(tried('alice', 'imap'))).kind).toBe('allow');
+    expect(passwordKey).not.toHaveBeenCalled();
+    for (const user of ['alice', 'bob']) await policy.record(await policy.check(tried(user, 'smtp')), 'fail');
+    expect(passwordKey).toHaveBeenCalledTimes(2);
+    expect(await policy.check(tried('carol', 'smtp'))).toMatchObject({ kind: 'refuse', rule: 'spray' });
+  });
+
   it('block holds from the moment the limit is reached, then lifts', async () => {
     const { policy, clock } = policyWith({ rules: [{ name: 'f', key: 'ip', count: 'failures', limit: 2, window: '10m', block: '30m' }] });
     for (let i = 0; i < 2; i++) await policy.record(await policy.check(a('10.0.0.1')), 'fail');
