@@ -71,6 +71,15 @@ export function ipv4Octets(v4: string): [number, number, number, number] {
   return o;
 }
 
+/** The same as one unsigned 32-bit number. */
+export function ipv4Int(v4: string): number {
+  const [a, b, c, d] = ipv4Octets(v4);
+  return ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
+}
+
+/** The netmask of an IPv4 prefix length (0 to 32), unsigned. */
+export const ipv4Mask = (bits: number): number => (bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0);
+
 /** How a dual-stack socket spells an IPv4 client. */
 const MAPPED = '::ffff:';
 
@@ -108,7 +117,15 @@ export function cidrMatcher(list: readonly string[]): (address: string | undefin
   // An empty list (the default for every list) answers without parsing the address: the
   // trusted networks are asked on every login.
   if (ranges.length === 0) return () => false;
+  // An IPv4 socket address is matched as a number against the IPv4 ranges (an IPv6 range
+  // never holds one): the lists are asked at every connection and login (issue 22).
+  const v4 = ranges.flatMap(([net, bits]) => (net.kind() === 'ipv4' ? [{ net: (ipv4Int(net.toString()) & ipv4Mask(bits)) >>> 0, mask: ipv4Mask(bits) }] : []));
   return (address) => {
+    const plain = address ? plainIpv4(address) : null;
+    if (plain !== null) {
+      const n = ipv4Int(plain);
+      return v4.some((r) => ((n & r.mask) >>> 0) === r.net);
+    }
     if (!address || !ipaddr.isValid(address)) return false;
     const a = ipaddr.process(address);
     return ranges.some(([net, bits]) => net.kind() === a.kind() && a.match(net, bits));

@@ -3,7 +3,7 @@
 // Pure apart from the HMAC. User names enter keys only as keyed hashes, never in clear.
 import { createHmac, randomBytes } from 'node:crypto';
 import ipaddr from 'ipaddr.js';
-import { ipv4Octets, plainIpv4 } from '../config/address.js';
+import { ipv4Int, ipv4Mask, plainIpv4 } from '../config/address.js';
 import type { RuleConfig } from '../config/schema.js';
 
 /** Normalise a socket address: IPv4-mapped IPv6 → IPv4; IPv6 grouped by prefix (/64 by
@@ -27,9 +27,8 @@ export function clientKey(address: string, ipv6Prefix: number, ipv4Prefix = 32):
 /** "a.b.c.0/bits" of a canonical dotted quad (plainIpv4), 0 <= bits < 32: what the ipaddr.js
  *  path writes for it. */
 function ipv4Network(v4: string, bits: number): string {
-  const [a, b, c, d] = ipv4Octets(v4);
   // Unsigned 32-bit arithmetic: the top bit stays a value, never a sign.
-  const masked = bits === 0 ? 0 : (((a << 24) | (b << 16) | (c << 8) | d) & (0xffffffff << (32 - bits))) >>> 0;
+  const masked = (ipv4Int(v4) & ipv4Mask(bits)) >>> 0;
   return `${masked >>> 24}.${(masked >>> 16) & 0xff}.${(masked >>> 8) & 0xff}.${masked & 0xff}/${bits}`;
 }
 

@@ -100,4 +100,25 @@ describe('address helpers', () => {
     expect(m('junk')).toBe(false);
     expect(cidrMatcher([])('10.0.0.1')).toBe(false);
   });
+
+  it('cidrMatcher: an IPv4 socket address is matched as ipaddr.js matches it', () => {
+    // "::FFFF:a.b.c.d" is the same address, but only the lower-case spellings sockets give take
+    // the fast path: the upper-case one is answered by ipaddr.js.
+    const octets = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((o) => o.join('.'));
+    const range = fc.oneof(fc.tuple(octets, fc.nat(32)).map(([a, bits]) => `${a}/${bits}`), octets, fc.tuple(octets, fc.integer({ min: 96, max: 128 })).map(([a, bits]) => `::ffff:${a}/${bits}`), fc.constant('2001:db8::/32'));
+    fc.assert(
+      fc.property(fc.array(range, { minLength: 1, maxLength: 4 }), octets, (list, address) => {
+        const m = cidrMatcher(list);
+        const inside = list.find((r) => !r.includes(':') && r.includes('/'));
+        for (const x of [address, inside?.split('/')[0] ?? address]) {
+          expect(m(x)).toBe(m(`::FFFF:${x}`));
+          expect(m(`::ffff:${x}`)).toBe(m(`::FFFF:${x}`));
+        }
+      }),
+      { numRuns: 2000 },
+    );
+    expect(cidrMatcher(['0.0.0.0/0'])('255.255.255.255')).toBe(true);
+    expect(cidrMatcher(['128.0.0.0/1'])('200.1.1.1')).toBe(true);
+    expect(cidrMatcher(['128.0.0.0/1'])('127.255.255.255')).toBe(false);
+  });
 });
