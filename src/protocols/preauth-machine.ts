@@ -16,6 +16,10 @@ import {
   type SaslMechanism,
   type SaslStep,
 } from './sasl.js';
+import { perList } from './per-list.js';
+
+/** Per backend mechanism list (each protocol's list is itself kept per probed list). */
+const offeredFor = perList(offeredMechanisms);
 
 /** sasl: our challenge awaits the client's answer; relay: during a login, the backend's does. */
 export type PreauthState = 'ready' | 'sasl' | 'login' | 'relay' | 'tls' | 'closed';
@@ -87,7 +91,7 @@ export abstract class PreauthMachine implements ProtocolMachine {
   /** Private, so every transition stays in this file. */
   private state: PreauthState = 'ready';
   private tlsOn: boolean;
-  protected readonly mechanisms: SaslMechanism[];
+  protected readonly mechanisms: readonly SaslMechanism[];
   private sasl: { tag: string; exchange: SaslExchange } | null = null;
   private loginTag = '';
   private badCommands = 0;
@@ -104,7 +108,7 @@ export abstract class PreauthMachine implements ProtocolMachine {
     backendMechanisms: readonly string[],
   ) {
     this.tlsOn = opts.tlsMode === 'implicit';
-    this.mechanisms = offeredMechanisms(backendMechanisms);
+    this.mechanisms = offeredFor(backendMechanisms);
   }
 
   abstract start(): Effect[];

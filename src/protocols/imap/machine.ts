@@ -7,6 +7,10 @@ import { PreauthMachine, send, type CommandTable } from '../preauth-machine.js';
 import type { Effect, MachineLoginContext, MachineOptions } from '../protocol.js';
 import { ImapParser, type ImapArg } from './parser.js';
 import { backendMechanisms, capabilities, literalMinus, R, REPLIES } from './replies.js';
+import { perList } from '../per-list.js';
+
+const literalMinusOf = perList(literalMinus);
+const mechanismsOf = perList(backendMechanisms);
 
 /** The client's ID name kept (RFC 2971 §3.3 allows 1024 octets a value): a name, not a text. */
 const ID_NAME_CHARS = 64;
@@ -44,8 +48,8 @@ export class ImapMachine extends PreauthMachine {
 
   constructor(opts: MachineOptions) {
     // The literal form is fixed for the session (a snapshot of the backend's list).
-    const parser = new ImapParser({ literalMinus: literalMinus(opts.backendCapabilities) });
-    super(opts, parser, REPLIES, backendMechanisms(opts.backendCapabilities));
+    const parser = new ImapParser({ literalMinus: literalMinusOf(opts.backendCapabilities) });
+    super(opts, parser, REPLIES, mechanismsOf(opts.backendCapabilities));
     this.parser = parser;
   }
 

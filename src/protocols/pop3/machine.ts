@@ -7,6 +7,9 @@ import { COMMAND_RE, LineMachine } from '../line-machine.js';
 import { send, type CommandTable } from '../preauth-machine.js';
 import type { Effect, MachineOptions } from '../protocol.js';
 import { backendMechanisms, capabilities, R, REPLIES } from './replies.js';
+import { perList } from '../per-list.js';
+
+const mechanismsOf = perList(backendMechanisms);
 
 export class Pop3Machine extends LineMachine {
   /** Arguments are the words after the keyword, split at each space (RFC 1939 §3). USER and
@@ -25,7 +28,7 @@ export class Pop3Machine extends LineMachine {
   private pendingUser: Buffer | null = null;
 
   constructor(opts: MachineOptions) {
-    super(opts, REPLIES, () => POP3_MAX_LINE_BYTES, backendMechanisms(opts.backendCapabilities));
+    super(opts, REPLIES, () => POP3_MAX_LINE_BYTES, mechanismsOf(opts.backendCapabilities));
   }
 
   start(): Effect[] {

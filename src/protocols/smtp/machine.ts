@@ -7,6 +7,9 @@ import { COMMAND_RE, LineMachine } from '../line-machine.js';
 import { send, type CommandTable } from '../preauth-machine.js';
 import type { Effect, MachineLoginContext, MachineOptions } from '../protocol.js';
 import { backendMechanisms, ehlo, passThroughKeywords, R, replies } from './replies.js';
+import { perList } from '../per-list.js';
+
+const mechanismsOf = perList(backendMechanisms);
 
 /** AUTH with an initial response may be far longer than an ordinary command (RFC 4954 §4). */
 const MAX_AUTH_LINE_BYTES = SASL_MAX_TOKEN_BYTES + 32;
@@ -46,7 +49,7 @@ export class SmtpMachine extends LineMachine {
   private helo: string | undefined;
 
   constructor(opts: MachineOptions) {
-    super(opts, replies(opts.hostname), commandLimit, backendMechanisms(opts.backendCapabilities));
+    super(opts, replies(opts.hostname), commandLimit, mechanismsOf(opts.backendCapabilities));
   }
 
   start(): Effect[] {
