@@ -100,8 +100,10 @@ export interface CostRow {
  *  (a guessed account whose ip+user pair is blocked: the pair-failures rule, checked after the
  *  LOGIN command), and one refused at connect (an address the ip-failures rule blocks: the
  *  goodbye before the greeting). Issue 22 wants a refusal an order of magnitude cheaper than
- *  a served login. Each kind from its own addresses, so no block carries into the next. */
-export async function attemptCosts(targets: FloodTarget[], o: { rate: number; durationMs: number; users: DovecotUser[]; log: (s: string) => void }): Promise<CostRow[]> {
+ *  a served login. Each kind from its own addresses, so no block carries into the next. A
+ *  target may measure some kinds only (the Node floors: the bare relay serves, the bare
+ *  refuser refuses every connection). */
+export async function attemptCosts(targets: (FloodTarget & { kinds?: CostRow['kind'][] })[], o: { rate: number; durationMs: number; users: DovecotUser[]; log: (s: string) => void }): Promise<CostRow[]> {
   const rows: CostRow[] = [];
   const kinds = [
     // 20 addresses, the bench's users, right passwords.
@@ -112,7 +114,7 @@ export async function attemptCosts(targets: FloodTarget[], o: { rate: number; du
     { kind: 'refused-at-connect', sources: loopbackSources(5, 22), users: o.users, wrong: true },
   ] as const;
   for (const t of targets) {
-    for (const k of kinds) {
+    for (const k of kinds.filter((x) => !t.kinds || t.kinds.includes(x.kind))) {
       const pids = t.pids();
       const cpu0 = cpuSeconds(pids);
       const r = await loadgen({ mode: 'logins', host: '127.0.0.1', port: t.port, tls: 'none', rate: o.rate, durationMs: o.durationMs, users: k.users, sources: k.sources, ...(k.wrong ? { wrongPassword: true, maxInflight: 2000 } : {}) });

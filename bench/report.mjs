@@ -124,7 +124,9 @@ function costTable(rows) {
   return table(
     ['target', 'attempt', 'attempts', 'reached the backend', 'proxy CPU ms/attempt', 'vs served'],
     rows.map((r) => {
-      const served = rows.find((x) => x.target === r.target && x.kind === 'served')?.cpuMsPerAttempt;
+      // The bare refuser is compared with the bare relay's served login.
+      const of = r.target === 'node-floor-refuse' ? 'node-floor' : r.target;
+      const served = rows.find((x) => x.target === of && x.kind === 'served')?.cpuMsPerAttempt;
       return [r.target, r.kind, r.attempts, r.reachedBackend, f(r.cpuMsPerAttempt, 3), r.kind === 'served' || !served ? '–' : `${f((r.cpuMsPerAttempt / served) * 100)}%`];
     }),
   );
@@ -271,7 +273,9 @@ export function roundTwoTargets(res) {
       add(`CPU per plaintext login ≤ 1.3× the bare Node relay (${r.concurrency} clients)`, rf !== null && rf <= 1.3, `${f(r.cpuMsPerLogin, 3)} vs ${f(fl?.cpuMsPerLogin, 3)} ms (${f(rf, 2)}×)`);
       add(`CPU per plaintext login ≤ 1.5× nginx (${r.concurrency} clients)`, rn !== null && rn <= 1.5, `${f(r.cpuMsPerLogin, 3)} vs ${f(n?.cpuMsPerLogin, 3)} ms (${f(rn, 2)}×)`);
     } else {
-      add(`CPU per STARTTLS login ≤ 1.3× nginx (${r.concurrency} clients, full handshakes)`, rn !== null && rn <= 1.3, `${f(r.cpuMsPerLogin, 3)} vs ${f(n?.cpuMsPerLogin, 3)} ms (${f(rn, 2)}×)`);
+      const fl = by(r.tls, r.concurrency, 'node-floor');
+      const floorTxt = fl ? `; the bare Node relay ${f(fl.cpuMsPerLogin, 3)} ms (${f(ratio(fl.cpuMsPerLogin, n?.cpuMsPerLogin), 2)}× nginx)` : '';
+      add(`CPU per STARTTLS login ≤ 1.3× nginx (${r.concurrency} clients, full handshakes)`, rn !== null && rn <= 1.3, `${f(r.cpuMsPerLogin, 3)} vs ${f(n?.cpuMsPerLogin, 3)} ms (${f(rn, 2)}×)${floorTxt}`);
     }
   }
   const T = res.transfer ?? [];
@@ -331,10 +335,14 @@ export function checkTargets(res) {
     const all = r.underFlood.ok === r.underFlood.attempts;
     add(`under the flood every legitimate login succeeds, p99 ≤ 2× unloaded (${r.target}, attack from ${r.attackSources} addresses)`, all && r.p99Ratio <= 2, `${r.underFlood.ok}/${r.underFlood.attempts} ok, p99 ${f(r.underFlood.p99ms, 1)} vs ${f(r.unloaded.p99ms, 1)} ms (${f(r.p99Ratio, 2)}×)`);
   }
-  for (const r of (res.attemptCosts ?? []).filter((x) => x.kind !== 'served')) {
+  for (const r of (res.attemptCosts ?? []).filter((x) => x.kind !== 'served' && MG.includes(x.target))) {
     const served = res.attemptCosts.find((x) => x.target === r.target && x.kind === 'served')?.cpuMsPerAttempt;
     const ratio = served && r.cpuMsPerAttempt !== null ? r.cpuMsPerAttempt / served : null;
-    add(`an attempt ${r.kind.replace(/-/g, ' ')} costs ≤ 1/10 of a served login (${r.target})`, ratio !== null && ratio <= 0.1, `${f(r.cpuMsPerAttempt, 3)} vs ${f(served, 3)} ms CPU (${f(ratio === null ? null : ratio * 100)}%)`);
+    const C = res.attemptCosts;
+    const bare = C.find((x) => x.target === 'node-floor-refuse')?.cpuMsPerAttempt;
+    const bareServed = C.find((x) => x.target === 'node-floor' && x.kind === 'served')?.cpuMsPerAttempt;
+    const floorTxt = bare && bareServed ? `; bare Node: ${f(bare, 3)} ms to refuse, ${f(bareServed, 3)} to serve (${f((bare / bareServed) * 100)}%)` : '';
+    add(`an attempt ${r.kind.replace(/-/g, ' ')} costs ≤ 1/10 of a served login (${r.target})`, ratio !== null && ratio <= 0.1, `${f(r.cpuMsPerAttempt, 3)} vs ${f(served, 3)} ms CPU (${f(ratio === null ? null : ratio * 100)}%)${floorTxt}`);
   }
   for (const r of (res.submission ?? []).filter((x) => x.target === 'mailgate-tracked')) {
     const s = res.submission.find((x) => x.load === r.load && x.target === 'mailgate-splice');

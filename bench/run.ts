@@ -150,7 +150,7 @@ try {
     { name: 'nginx', port: nginx.ports.imap, pids: nginx.pids },
     { name: 'mailgate-memory', port: mgMem.ports.imap, pids: mgMem.pids },
     { name: 'mailgate-redis', port: mgRedis.ports.imap, pids: mgRedis.pids, redisPort: redis.port },
-    { name: 'node-floor', port: floor.ports.imap, pids: floor.pids, plainOnly: true },
+    { name: 'node-floor', port: floor.ports.imap, pids: floor.pids },
     ...(before ? [{ name: 'mailgate-before', port: before.ports.imap, pids: before.pids }] : []),
   ];
   const loginTargets: Target[] = [...targets, ...[mgWorkers, beforeWorkers].flatMap((p) => (p ? [{ name: p.name, port: p.ports.imap, pids: p.pids }] : []))];
@@ -197,10 +197,15 @@ try {
       { ...settings.flood, users, log },
     );
     log(`what an attempt costs the proxy: served, refused at login, refused at connect (${settings.flood.costRate}/s)`);
+    const refuser = await startFloor(dovecot, 'refuse');
+    running.push(refuser);
     res.attemptCosts = await attemptCosts(
       [
         { name: 'mailgate-memory', port: mgMem.ports.imap, pids: mgMem.pids },
         { name: 'mailgate-redis', port: mgRedis.ports.imap, pids: mgRedis.pids },
+        // The Node floors: a bare relay serving, and a bare server refusing every connection.
+        { name: 'node-floor', port: floor.ports.imap, pids: floor.pids, kinds: ['served'] },
+        { name: 'node-floor-refuse', port: refuser.ports.imap, pids: refuser.pids, kinds: ['refused-at-connect'] },
       ],
       { rate: settings.flood.costRate, durationMs: settings.flood.costMs, users, log },
     );

@@ -283,11 +283,14 @@ export async function startMailgate(o: MailgateOptions): Promise<Proc> {
 }
 
 /** The Node floor (bench/floor-proxy.mjs): the least a Node process does to pass an IMAP login
- *  through, plaintext only, as a reference for mailgate's CPU per login. Not a product. */
-export async function startFloor(dovecot: DovecotInstance): Promise<Proc> {
+ *  through, plaintext or after STARTTLS, as a reference for mailgate's CPU per login; or
+ *  (`refuse`) to turn a connection away. Not a product. */
+export async function startFloor(dovecot: DovecotInstance, mode: 'relay' | 'refuse' = 'relay'): Promise<Proc> {
   const [imap] = (await freePorts(1)) as [number];
   const script = new URL('./floor-proxy.mjs', import.meta.url).pathname;
-  const child = spawn(process.execPath, [script, String(imap), String(dovecot.ports.imap)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // The relay offers STARTTLS with the bench's certificate (the handshake floor).
+  const extra = mode === 'refuse' ? ['refuse'] : [dovecot.cert.certPath, dovecot.cert.keyPath];
+  const child = spawn(process.execPath, [script, String(imap), String(dovecot.ports.imap), ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   await started(child, [imap], 'floor proxy', () => stderr);
