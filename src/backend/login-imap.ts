@@ -4,6 +4,7 @@
 // tagged reply under the client's tag. The skeleton around it is replay.ts.
 import type { ServerTarget } from '../config/schema.js';
 import { MailgateError } from '../errors.js';
+import { HalvingCache } from '../halving-cache.js';
 import type { BackendLoginResult, BackendReplay, FinalBackendLoginResult, LoginContext } from './types.js';
 import type { Credentials, TokenCredentials } from '../protocols/sasl.js';
 import { imapIdCommand } from './client-info.js';
@@ -23,11 +24,11 @@ function capTokens(line: string): string[] | null {
 
 /** The capability lines read lately and what they say: a backend writes the same greeting (and,
  *  after STARTTLS, the same CAPABILITY line) login after login, so each is parsed once (issue
- *  22). Keyed by the exact text: a line that differs in any byte is parsed afresh; emptied when
- *  full (one entry per backend's greeting and CAPABILITY line is what it is for). The states
- *  are frozen: every login shares them. */
-const parsedLines = new Map<string, ImapState | null>();
+ *  22). Keyed by the exact text: a line that differs in any byte is parsed afresh. A few lines
+ *  at most (a greeting and a CAPABILITY line per backend is what it is for). The states are
+ *  frozen: every login shares them. */
 const PARSED_LINES = 8;
+const parsedLines = new HalvingCache<string, ImapState | null>(PARSED_LINES);
 /** Longer lines are parsed every time, never kept (a backend's line has no length limit). */
 const PARSED_LINE_CHARS = 4096;
 
@@ -37,9 +38,7 @@ export function capabilityState(line: string): ImapState | null {
   if (s === undefined) {
     const tokens = capTokens(line);
     s = tokens ? state(tokens) : null;
-    if (line.length > PARSED_LINE_CHARS) return s;
-    if (parsedLines.size >= PARSED_LINES) parsedLines.clear();
-    parsedLines.set(line, s);
+    if (line.length <= PARSED_LINE_CHARS) parsedLines.set(line, s);
   }
   return s;
 }

@@ -1,6 +1,7 @@
 // Canned IMAP replies (RFC 9051 §7, response codes RFC 5530). Never echo client text
 // except the tag, which the parser has validated as printable ASCII without spaces.
 import type { PreauthReplies } from '../preauth-machine.js';
+import { perList } from '../per-list.js';
 import type { SaslFailure } from '../sasl.js';
 
 /** Backend capabilities passed on before login: extensions the backend serves after login
@@ -65,8 +66,7 @@ export function literalMinus(backend: readonly string[]): boolean {
  */
 export function capabilities(opts: CapabilityOptions): string {
   // Every greeting asks, with the same few option sets per probed list: built once each.
-  let memo = MEMO.get(opts.backend);
-  if (!memo) MEMO.set(opts.backend, (memo = new Map()));
+  const memo = memoOf(opts.backend);
   const key = `${opts.secure}|${opts.tlsMode}|${opts.requireTls}|${opts.mechanisms?.join(' ') ?? ''}`;
   let caps = memo.get(key);
   if (caps === undefined) memo.set(key, (caps = build(opts)));
@@ -74,7 +74,7 @@ export function capabilities(opts: CapabilityOptions): string {
 }
 
 /** Per probed capability list (replaced, not mutated, on each probe). */
-const MEMO = new WeakMap<readonly string[], Map<string, string>>();
+const memoOf = perList(() => new Map<string, string>());
 
 function build(opts: CapabilityOptions): string {
   const backend = opts.backend.filter((c) => CAPABILITY_ATOM.test(c));
