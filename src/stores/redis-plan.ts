@@ -1,6 +1,7 @@
 // How one attempt is split over Redis Cluster slots: its specs grouped by hash tag
 // (limits/keys.ts' slotTag), each with the extra keys (known-good pair, hint, successes) that
-// share its tag, and the groups' hit replies merged into one decision. Pure: no I/O; redis.ts
+// share its tag, and the groups' hit replies merged into one decision. On one server (or
+// Sentinel) there are no slots: everything is one group (ONE_SERVER). Pure: no I/O; redis.ts
 // sends one script per group, all in parallel.
 import { slotTag } from '../limits/keys.js';
 import type { CounterSpec, HitOptions, HitResult } from './store.js';
@@ -12,6 +13,12 @@ export interface Extras {
   successesKey?: string;
 }
 
+/** The group a key goes to: its hash tag on a Cluster (slotTag, the default); on one server
+ *  (or Sentinel) every key of an attempt can share one script, so one hit and one settle, as
+ *  one script over every key is atomic over all of them. */
+export type Grouping = (key: string) => string;
+export const ONE_SERVER: Grouping = () => '';
+
 /** The specs and extra keys of one attempt that live in one slot. */
 export interface Group extends Extras {
   tag: string;
@@ -22,7 +29,7 @@ export interface Group extends Extras {
 
 /** Groups by tag, in the order of their first spec; a group for extra keys whose tag no spec
  *  has comes last (a small script that only reads or writes them). */
-export function planGroups(specs: readonly CounterSpec[], extras: Extras): Group[] {
+export function planGroups(specs: readonly CounterSpec[], extras: Extras, tagOf: Grouping = slotTag): Group[] {
   const byTag = new Map<string, Group>();
   const group = (tag: string) => {
     let g = byTag.get(tag);
@@ -30,13 +37,13 @@ export function planGroups(specs: readonly CounterSpec[], extras: Extras): Group
     return g;
   };
   specs.forEach((s, i) => {
-    const g = group(slotTag(s.key));
+    const g = group(tagOf(s.key));
     g.indexes.push(i);
     g.specs.push(s);
   });
   for (const name of ['knownGoodKey', 'hintKey', 'successesKey'] as const) {
     const key = extras[name];
-    if (key !== undefined) group(slotTag(key))[name] = key;
+    if (key !== undefined) group(tagOf(key))[name] = key;
   }
   return [...byTag.values()];
 }

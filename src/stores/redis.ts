@@ -1,7 +1,8 @@
 // Redis limit store: the same semantics as the memory store, shared by every instance, on one
-// server or sharded over a Redis Cluster. Each subject's keys share a hash tag (keys.ts'
-// slotTag), so one decision is one Lua script per subject (slot) sent in parallel, and at most
-// one per subject per outcome (settle); redis-plan.ts splits and merges. A refusal in one slot
+// server or sharded over a Redis Cluster. On one server (or Sentinel) a decision is one Lua
+// script (hit) and its outcome one more (settle). On a Cluster each subject's keys share a hash
+// tag (keys.ts' slotTag), so a decision is one script per subject (slot) sent in parallel, and
+// at most one per subject per outcome; redis-plan.ts splits and merges. A refusal in one slot
 // aborts what the others counted. Windows and blocks are Redis TTLs on Redis' clock; blocks are
 // also cached here (block-cache.ts) and announced to every instance (block-channel.ts). What
 // travels to the scripts, and in which order, is wire.ts'.
@@ -13,7 +14,7 @@ import { parseHostPort } from '../config/address.js';
 import { slotTag } from '../limits/keys.js';
 import { BlockCache } from './block-cache.js';
 import { BlockChannel, subscriberFactory } from './block-channel.js';
-import { decide, decodeHit, hitCall, planGroups, settles, type Group, type GroupReply } from './redis-plan.js';
+import { decide, decodeHit, hitCall, ONE_SERVER, planGroups, settles, type Group, type GroupReply, type Grouping } from './redis-plan.js';
 import type { BlockEntry, CounterSpec, CounterState, HitOptions, HitResult, LimitStore, SettleRequest } from './store.js';
 import { redisRecords, type RecordOps } from './redis-records.js';
 import { redisSending, type SendingOps } from './redis-sending.js';
@@ -78,6 +79,8 @@ export class RedisStore implements LimitStore {
   private readonly prefix: string;
   private readonly cache: BlockCache;
   private readonly channel: BlockChannel | null;
+  /** How an attempt's keys group into scripts: by hash tag on a Cluster, all in one elsewhere. */
+  private readonly grouping: Grouping;
   /** Aborts and announcements sent after a decision returned: awaited before anything reads
    *  counts (peek, blocks) or the store closes, so this instance sees its own accounting. */
   private readonly pending = new Set<Promise<unknown>>();
@@ -92,6 +95,7 @@ export class RedisStore implements LimitStore {
     client.defineCommand('mgPeek', { numberOfKeys: 3, lua: script('peek', PLAIN_WIRE) });
     client.defineCommand('mgBlock', { numberOfKeys: 1, lua: script('block', PLAIN_WIRE) });
     this.prefix = (client instanceof Cluster ? client.options.keyPrefix : client.options.keyPrefix) ?? '';
+    this.grouping = client instanceof Cluster ? slotTag : ONE_SERVER;
     // Errors surface per command (and through the resilient wrapper); an unhandled 'error'
     // event would crash the process.
     client.on('error', () => undefined);
@@ -172,7 +176,7 @@ export class RedisStore implements LimitStore {
     const cached = this.cache.refusal(specs, opts);
     if (cached) return cached;
     const since = this.cache.generation;
-    const groups = planGroups(specs, { knownGoodKey: opts.knownGoodKey, hintKey: opts.hint?.key, successesKey: opts.successesKey });
+    const groups = planGroups(specs, { knownGoodKey: opts.knownGoodKey, hintKey: opts.hint?.key, successesKey: opts.successesKey }, this.grouping);
     const settled = await Promise.allSettled(groups.map((g) => this.client.mgHit(...this.args(g, encodeArgs(HIT_WIRE, g.specs, hitCall(g, opts), () => ({}))))));
     const replies = settled.map((s, i) => (fulfilled(s) ? decodeHit(groups[i]!, s.value) : undefined));
     const failed = settled.find((s) => !fulfilled(s));
@@ -214,7 +218,7 @@ export class RedisStore implements LimitStore {
     const kg = ok && req.knownGood && req.knownGood.ttlMs > 0 ? req.knownGood : undefined;
     const hint = ok && req.hint && req.hint.ttlMs > 0 ? req.hint : undefined;
     const success = ok && req.success && req.success.ttlMs > 0 ? req.success : undefined;
-    const groups = planGroups(specs, { knownGoodKey: kg?.key, hintKey: hint?.key, successesKey: success?.key }).filter((g) => settles(g, req.failed));
+    const groups = planGroups(specs, { knownGoodKey: kg?.key, hintKey: hint?.key, successesKey: success?.key }, this.grouping).filter((g) => settles(g, req.failed));
     const settled = await Promise.allSettled(
       groups.map((g) => {
         const call = {

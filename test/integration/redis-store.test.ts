@@ -1,5 +1,6 @@
 // The store contract against a real redis-server, plus what only Redis has to prove: two
-// stores (two instances) racing on one limit, and every key with a TTL and no user name.
+// stores (two instances) racing on one limit, every key with a TTL and no user name, and one
+// script per hit and per settle on one server.
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock, type Clock } from '../../src/clock.js';
@@ -86,7 +87,7 @@ describe('Redis store across instances', () => {
     expect(found.some((k) => k.key.endsWith(':b'))).toBe(true);
   });
 
-  it('one round trip per decision: hit is one EVALSHA per subject, sent together', async () => {
+  it('one server: an attempt is one hit script and one settle script whatever its subjects', async () => {
     const s = store('rt:');
     // The block channel's subscriber is up first (it says SUBSCRIBE once, then PING now and then).
     await until(() => s.blockCacheLive, 'the block channel');
@@ -100,17 +101,25 @@ describe('Redis store across instances', () => {
       await until(() => seen.some((a) => a[0]!.toLowerCase() === 'echo' && a[1] === marker), `MONITOR to show ${marker}`);
       return seen.splice(0).map((a) => a[0]!.toLowerCase()).filter((c) => c !== 'echo');
     };
-    // One subject's rules (one client's ip rules): one script; a user's rules too: one more,
-    // sent alongside (the same round trip).
+    // An address's rules and a user's: two subjects (two Cluster slots), one script here.
     const keys = new KeyBuilder('a-secret-of-enough-length');
     const ipSpecs = [keys.ruleKey({ name: 'a', key: 'ip' }, '192.0.2.7', ''), keys.ruleKey({ name: 'f', key: 'ip' }, '192.0.2.7', '')].map((key, i) => ({ ...spec(i ? 'failures' : 'attempts', 10), key }));
-    const userSpec = { ...spec('attempts', 10), key: keys.ruleKey({ name: 'u', key: 'user' }, '192.0.2.7', 'carol') };
-    await s.hit([...ipSpecs, userSpec]); // the first calls may load the script
+    const userSpec = { ...spec('failures', 10), key: keys.ruleKey({ name: 'u', key: 'user' }, '192.0.2.7', 'carol') };
+    const specs = [...ipSpecs, userSpec];
+    const opts = { knownGoodKey: keys.knownGoodKey('192.0.2.0', 'carol'), successesKey: keys.successesKey('192.0.2.7') };
+    await s.hit(specs, opts); // the first calls may load the scripts
+    await s.settle(specs, { failed: true, reserved: true });
     await drained('first');
-    await s.hit(ipSpecs);
-    expect(await drained('second')).toEqual(['evalsha']);
-    await s.hit([...ipSpecs, userSpec]);
-    expect(await drained('third')).toEqual(['evalsha', 'evalsha']);
+    expect(await s.hit(specs, opts)).toMatchObject({ ok: true });
+    expect(await drained('hit')).toEqual(['evalsha']);
+    const success = { key: opts.successesKey, member: keys.userHash('carol'), ttlMs: 60_000 };
+    await s.settle(specs, { failed: false, reserved: true, knownGood: { key: opts.knownGoodKey, ttlMs: 60_000 }, success, countsUnread: true });
+    expect(await drained('settle')).toEqual(['evalsha']);
+    // A refusal by the user's rule counts nothing on the address's: no abort to send.
+    const tight = { ...userSpec, limit: 1 };
+    expect(await s.hit([...ipSpecs, tight])).toMatchObject({ ok: false, index: 2 });
+    expect(await drained('refused')).toEqual(['evalsha']);
+    expect((await s.peek(ipSpecs[0]!.key)).count).toBe(2);
     monitor.disconnect();
   });
 });

@@ -1,11 +1,11 @@
 // How the Redis store splits an attempt over Cluster slots and merges the answers
 // (stores/redis-plan.ts): groups by subject, replies mapped back to the attempt's spec
 // indexes, exemptions read in the user's slot deciding provisional refusals elsewhere, the
-// lowest index named, and which groups are aborted. Pure: replies are written by hand in
-// hit.lua's layout.
+// lowest index named, and which groups are aborted; on one server, one group for everything.
+// Pure: replies are written by hand in hit.lua's layout.
 import { describe, expect, it } from 'vitest';
 import { KeyBuilder } from '../../src/limits/keys.js';
-import { decide, decodeHit, hitCall, planGroups, settles, type Group } from '../../src/stores/redis-plan.js';
+import { decide, decodeHit, hitCall, ONE_SERVER, planGroups, settles, type Group } from '../../src/stores/redis-plan.js';
 import type { CounterSpec, HitOptions } from '../../src/stores/store.js';
 
 const keys = new KeyBuilder('plan-secret-0123456789');
@@ -59,6 +59,16 @@ describe('planGroups', () => {
     const groups = planGroups([specs[0]!], extras);
     expect(groups).toHaveLength(2);
     expect(groups[1]).toMatchObject({ specs: [], indexes: [], knownGoodKey: opts.knownGoodKey, hintKey: opts.hint!.key });
+  });
+
+  it('one server (ONE_SERVER): every spec and extra key in one group, which reads every exemption itself', () => {
+    const groups = planGroups(specs, extras, ONE_SERVER);
+    expect(groups).toHaveLength(1);
+    expect(groups[0]).toMatchObject({ indexes: [0, 1, 2, 3, 4], ...extras });
+    expect(hitCall(groups[0]!, opts)).toEqual({ count: true, knownGood: true, hint: 'abc', successes: true, knownGoodElsewhere: false, hintElsewhere: false });
+    // A refusal there counted nothing anywhere: nothing to abort.
+    expect(decide(specs, groups, [decodeHit(groups[0]!, reply({ refused: [4, 1000, 5, 0] }))], opts)).toEqual({ result: { ok: false, index: 3, retryAfterMs: 1000, count: 5, blocked: false }, abort: [] });
+    expect(decide(specs, groups, [decodeHit(groups[0]!, reply({ kg: 1, successes: 2, started: [[3, 5, 1000]] }))], opts).result).toEqual({ ok: true, knownGood: true, hintMatch: false, successes: 2, blockedNow: [2] });
   });
 
   it('tells each group which exemptions it reads and which live elsewhere', () => {
