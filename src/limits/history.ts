@@ -1,13 +1,14 @@
-// An account's login history and what it tells (history, notify): after the verdict and off the
-// login's critical path, one entry per (client network, protocol, result, IMAP ID name) in a
-// capped record of the store; the keyed prints of the passwords that succeeded last
+// An account's login history and what it tells (history, notify): after the verdict, one entry
+// per (client network, protocol, result, IMAP ID name) in a capped record of the store, carried
+// by the login's settle where the store can (row(): one script on one Redis server), else
+// written off the login's critical path; the keyed prints of the passwords that succeeded last
 // (retired-password); the alert waiting for the owner's next IMAP login. Never throws into a
 // login: store errors are logged.
 import type { Clock } from '../clock.js';
 import type { HistoryConfig, NotifyConfig } from '../config/accounts-schema.js';
 import type { AlertEvent } from '../integrations/alerts.js';
 import type { Logger } from '../logging/logger.js';
-import type { LimitStore, RecordEntry } from '../stores/store.js';
+import type { LimitStore, RecordEntry, RecordRow } from '../stores/store.js';
 import { clientKey, type KeyBuilder } from './keys.js';
 
 export type HistoryResult = 'ok' | 'fail';
@@ -102,16 +103,29 @@ export class AccountHistory {
     return this.cfg.notify?.retiredPassword && secret ? this.keys.passwordPrint(user, secret) : undefined;
   }
 
-  /** Fire and forget: the login never waits for it, and a store error is only logged. */
-  record(f: LoginFacts): void {
-    if (!this.store.historyAdd || !this.store.historyGet) return;
+  /** The login's history row when it is all this login writes here (history on; neither
+   *  newNetwork's read of the account's successes nor retired-password's prints): the store
+   *  may write it with the login's settle (Policy.record), after everything else it writes
+   *  there. Undefined: record() writes what there is itself. */
+  row(f: LoginFacts): RecordRow | undefined {
+    const n = this.cfg.notify;
+    if (!this.cfg.history.enabled || !this.store.historyAdd || !this.store.historyGet) return undefined;
+    if ((f.result === 'ok' && n?.newNetwork) || (f.print && n?.retiredPassword)) return undefined;
+    return this.rowOf(f, this.clock.now());
+  }
+
+  /** Fire and forget: the login never waits for it, and a store error is only logged. `row`:
+   *  the row() the settle carried; one it wrote leaves nothing to do, one it did not is written
+   *  here. */
+  record(f: LoginFacts, row?: RecordRow): void {
+    if (!this.store.historyAdd || !this.store.historyGet || row?.written) return;
     void this.write(f).catch((err: Error) => this.log.error({ event: 'auth.record-failed', err: err.message }, 'could not record the login history'));
   }
 
   private async write(f: LoginFacts): Promise<void> {
     const store = this.store as Required<LimitStore>;
     const now = this.clock.now();
-    const { enabled, keep, maxEntries } = this.cfg.history;
+    const { enabled, keep } = this.cfg.history;
     const n = this.cfg.notify;
     const network = networkOf(f.ip);
     const geo = geoOf(f);
@@ -125,12 +139,22 @@ export class AccountHistory {
     const prints = f.print && n?.retiredPassword ? this.keys.printsKey(f.user) : undefined;
     // The history row last: once it shows, everything this login wrote is there.
     if (prints && f.result === 'ok') await store.historyAdd(prints, f.print!, { atMs: now, ttlMs: keep, cap: n!.passwords });
-    // A failure is kept for an account with a history only: a spray of made-up names stores nothing.
-    if (enabled) await store.historyAdd(key, historyField(network, f.protocol, f.result, f.client, geo), { atMs: now, ttlMs: keep, cap: maxEntries, existing: f.result === 'fail' });
+    if (enabled) {
+      const row = this.rowOf(f, now);
+      await store.historyAdd(row.key, row.field, row.bounds);
+    }
     if (!prints || f.result === 'ok' || !isRetired(await store.historyGet(prints), f.print!)) return;
     // Written before the event goes out: whoever acts on the event finds the alert waiting.
     if (n!.imapAlert) await store.historyAdd(this.keys.pendingKey(f.user), PENDING, { atMs: now, ttlMs: keep, cap: 1 });
     this.emit({ kind: 'retired-password', ...event });
+  }
+
+  /** The history row of a login at `now`. A failure is kept for an account with a history only
+   *  (existing): a spray of made-up names stores nothing. */
+  private rowOf(f: LoginFacts, now: number): RecordRow {
+    const { keep, maxEntries } = this.cfg.history;
+    const field = historyField(networkOf(f.ip), f.protocol, f.result, f.client, geoOf(f));
+    return { key: this.keys.historyKey(f.user), field, bounds: { atMs: now, ttlMs: keep, cap: maxEntries, existing: f.result === 'fail' } };
   }
 
   /** The [ALERT] wording for the owner's successful IMAP login, taken once (undefined: none

@@ -5,7 +5,7 @@
 import type { Clock } from '../clock.js';
 import { cidrMatcher } from '../config/address.js';
 import type { LimitsConfig, ProtocolName, RuleConfig } from '../config/schema.js';
-import type { CounterSpec, HitOptions, LimitStore, StoreRoute } from '../stores/store.js';
+import type { CounterSpec, HitOptions, LimitStore, RecordRow, StoreRoute } from '../stores/store.js';
 import { BlockHints } from './block-hints.js';
 import { clientKey, KeyBuilder } from './keys.js';
 import { tarpitDelayMs } from './tarpit.js';
@@ -271,8 +271,10 @@ export class Policy {
 
   /** Settle what check reserved and count the outcome. A backend that could not be reached
    *  is not the user's failure. A success remembers the pair, the hint and the address's user.
-   *  Returns the tarpit delay for a failure (0 otherwise). */
-  async record(decision: Decision, outcome: Outcome): Promise<number> {
+   *  `row`: the login's history row (AccountHistory.row), for the store to write with the
+   *  settle of a verdict (it marks the row written if it did). Returns the tarpit delay for a
+   *  failure (0 otherwise). */
+  async record(decision: Decision, outcome: Outcome, row?: RecordRow): Promise<number> {
     const st = decision.kind === 'allow' ? decision.settlement : undefined;
     if (!st || outcome === 'unavailable') {
       // Reservations still go back: nothing was learnt about the credentials.
@@ -296,6 +298,7 @@ export class Policy {
         hint: ok && ph && st.hint ? { ...st.hint, ttlMs: ph.ttl } : undefined,
         success: ok ? { key: this.keys.successesKey(st.client), member: user, ttlMs: sharedEgress.window } : undefined,
         countsUnread: ok || undefined,
+        record: row,
       },
       st.route,
     );

@@ -15,6 +15,7 @@ import type { BackendPools } from '../backend/pool.js';
 import type { BackendLoginResult, FinalBackendLoginResult, LoginContext } from '../backend/types.js';
 import type { Groups } from '../groups/groups.js';
 import type { AccountHistory } from '../limits/history.js';
+import type { RecordRow } from '../stores/store.js';
 import { imapAlert } from '../protocols/imap/replies.js';
 import { checkUser } from '../protocols/identity.js';
 import type { LoginResult } from '../protocols/protocol.js';
@@ -184,8 +185,11 @@ export async function settleLogin(deps: AuthDeps, check: Extract<LoginCheck, { k
   deps.metrics.loginAttempts.inc({ protocol, outcome: v.metric });
   // Attack mode learns from the backend's verdicts only, never from mailgate's refusals.
   if (v.policy !== 'unavailable') deps.attackMode?.record(v.policy);
-  const delayMs = await record(deps.policy, log, decision, v.policy);
-  if (v.policy !== 'unavailable') deps.history?.record({ user: check.user, ...check.facts, result: v.policy });
+  const facts = v.policy !== 'unavailable' ? { user: check.user, ...check.facts, result: v.policy } : undefined;
+  // The history row goes with the settle where the store can carry it (history.ts' row()).
+  const row = facts && deps.history?.row(facts);
+  const delayMs = await record(deps.policy, log, decision, v.policy, row);
+  if (facts) deps.history?.record(facts, row);
   const allowed = decision.kind === 'allow' ? decision : undefined;
   log[v.level](
     {
@@ -259,9 +263,9 @@ export async function* authAttempt(deps: AuthDeps, log: Logger, req: AuthRequest
 }
 
 /** Settles the counters; a store that fails here costs the tarpit, never the login. */
-async function record(policy: Policy, log: Logger, decision: Decision, outcome: Outcome): Promise<number> {
+async function record(policy: Policy, log: Logger, decision: Decision, outcome: Outcome, row?: RecordRow): Promise<number> {
   try {
-    return await policy.record(decision, outcome);
+    return await policy.record(decision, outcome, row);
   } catch (err) {
     log.error({ event: 'auth.record-failed', err: (err as Error).message }, 'could not record outcome');
     return 0;

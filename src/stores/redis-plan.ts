@@ -1,8 +1,8 @@
 // How one attempt is split over Redis Cluster slots: its specs grouped by hash tag
-// (limits/keys.ts' slotTag), each with the extra keys (known-good pair, hint, successes) that
-// share its tag, and the groups' hit replies merged into one decision. On one server (or
-// Sentinel) there are no slots: everything is one group (ONE_SERVER). Pure: no I/O; redis.ts
-// sends one script per group, all in parallel.
+// (limits/keys.ts' slotTag), each with the extra keys (known-good pair, hint, successes, the
+// history row's record) that share its tag, and the groups' hit replies merged into one
+// decision. On one server (or Sentinel) there are no slots: everything is one group
+// (ONE_SERVER). Pure: no I/O; redis.ts sends one script per group, all in parallel.
 import { slotTag } from '../limits/keys.js';
 import type { CounterSpec, HitOptions, HitResult } from './store.js';
 
@@ -11,7 +11,11 @@ export interface Extras {
   knownGoodKey?: string;
   hintKey?: string;
   successesKey?: string;
+  /** Settle only: the record (login history) its row goes to (SettleRequest.record). */
+  recordKey?: string;
 }
+
+const EXTRA_NAMES = ['knownGoodKey', 'hintKey', 'successesKey', 'recordKey'] as const;
 
 /** The group a key goes to: its hash tag on a Cluster (slotTag, the default); on one server
  *  (or Sentinel) every key of an attempt can share one script, so one hit and one settle, as
@@ -41,7 +45,7 @@ export function planGroups(specs: readonly CounterSpec[], extras: Extras, tagOf:
     g.indexes.push(i);
     g.specs.push(s);
   });
-  for (const name of ['knownGoodKey', 'hintKey', 'successesKey'] as const) {
+  for (const name of EXTRA_NAMES) {
     const key = extras[name];
     if (key !== undefined) group(tagOf(key))[name] = key;
   }
@@ -131,9 +135,9 @@ export function decide(specs: readonly CounterSpec[], groups: readonly Group[], 
 }
 
 /** Whether a group is settled: it has a failures spec (a reservation to give back, a failure
- *  to count, or its count to report), a key to clear on success, or an extra key to write. A
- *  group of attempts specs alone has nothing to settle. */
+ *  to count, or its count to report), a key to clear on success, or an extra key to write (a
+ *  record's row included). A group of attempts specs alone has nothing to settle. */
 export function settles(g: Group, failed: boolean): boolean {
-  if (g.knownGoodKey !== undefined || g.hintKey !== undefined || g.successesKey !== undefined) return true;
+  if (EXTRA_NAMES.some((name) => g[name] !== undefined)) return true;
   return g.specs.some((s) => s.kind === 'failures' || (!failed && s.resetOnSuccess));
 }

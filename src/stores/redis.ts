@@ -1,12 +1,12 @@
 // Redis limit store: the same semantics as the memory store, shared by every instance, on one
 // server or sharded over a Redis Cluster. On one server (or Sentinel) a decision is one Lua
-// script (hit) and its outcome one more (settle). On a Cluster each subject's keys share a hash
-// tag (keys.ts' slotTag), so a decision is one script per subject (slot) sent in parallel, and
-// at most one per subject per outcome; redis-plan.ts splits and merges. A refusal in one slot
+// script (hit) and its outcome one more (settle), which also writes the login's history row.
+// On a Cluster each subject's keys share a hash tag (keys.ts' slotTag), so a decision is one
+// script per subject (slot) sent in parallel, and at most one per subject per outcome, the
+// history row in its subject's; redis-plan.ts splits and merges. A refusal in one slot
 // aborts what the others counted. Windows and blocks are Redis TTLs on Redis' clock; blocks are
 // also cached here (block-cache.ts) and announced to every instance (block-channel.ts). What
 // travels to the scripts, and in which order, is wire.ts'.
-import { readFileSync } from 'node:fs';
 import { Cluster, Redis } from 'ioredis';
 import { systemClock, type Clock } from '../clock.js';
 import type { RedisStoreConfig } from '../config/schema.js';
@@ -14,18 +14,12 @@ import { parseHostPort } from '../config/address.js';
 import { slotTag } from '../limits/keys.js';
 import { BlockCache } from './block-cache.js';
 import { BlockChannel, subscriberFactory } from './block-channel.js';
+import { luaScript as script } from './lua-scripts.js';
 import { decide, decodeHit, hitCall, ONE_SERVER, planGroups, settles, type Group, type GroupReply, type Grouping } from './redis-plan.js';
-import type { BlockEntry, CounterSpec, CounterState, HitOptions, HitResult, LimitStore, SettleRequest } from './store.js';
-import { redisRecords, type RecordOps } from './redis-records.js';
+import type { BlockEntry, CounterSpec, CounterState, HitOptions, HitResult, LimitStore, RecordRow, SettleRequest } from './store.js';
+import { recordArgs, redisRecords, type RecordOps } from './redis-records.js';
 import { redisSending, type SendingOps } from './redis-sending.js';
-import { ABORT_WIRE, encodeArgs, HIT_WIRE, luaHeader, PLAIN_WIRE, SETTLE_WIRE, SPEC_KEYS, type ScriptWire, type SpecKey } from './wire.js';
-
-// Next to this module: src/stores/lua, or dist/stores/lua (copied by scripts/copy-assets.mjs).
-const lua = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
-
-/** A script as Redis runs it: the layout and constants from wire.ts, the shared prelude, the
- *  script. */
-const script = (name: string, wire: ScriptWire) => `${luaHeader(wire)}${lua('lib')}${lua(name)}`;
+import { ABORT_WIRE, encodeArgs, HIT_WIRE, PLAIN_WIRE, SETTLE_WIRE, SPEC_KEYS, type SpecKey } from './wire.js';
 
 interface Scripts {
   mgHit(...args: (string | number)[]): Promise<number[]>;
@@ -73,6 +67,12 @@ export interface RedisStoreOptions {
 }
 
 const fulfilled = <T>(s: PromiseSettledResult<T>): s is PromiseFulfilledResult<T> => s.status === 'fulfilled';
+
+/** A settle's record values (SETTLE_WIRE): the row, for the group holding its key. */
+function rowCall(row: RecordRow | undefined) {
+  const b = row && recordArgs(row.bounds);
+  return { recordField: row?.field, recordAtMs: b?.atMs, recordTtlMs: b?.ttlMs, recordCap: b?.cap, recordExisting: b?.existing };
+}
 
 export class RedisStore implements LimitStore {
   private readonly client: Client;
@@ -151,7 +151,7 @@ export class RedisStore implements LimitStore {
    *  ARGV (wire.ts' encodeArgs over the group's specs). */
   private args(g: Group, argv: (string | number)[]): (string | number)[] {
     const extra = (key: string | undefined) => (key !== undefined ? `${slotTag(key)}${key}` : `${g.tag}-`);
-    const keys = [...g.specs.flatMap((s) => this.keys(s.key)), extra(g.knownGoodKey), extra(g.hintKey), extra(g.successesKey)];
+    const keys = [...g.specs.flatMap((s) => this.keys(s.key)), extra(g.knownGoodKey), extra(g.hintKey), extra(g.successesKey), extra(g.recordKey)];
     return [keys.length, ...keys, ...argv];
   }
 
@@ -218,7 +218,10 @@ export class RedisStore implements LimitStore {
     const kg = ok && req.knownGood && req.knownGood.ttlMs > 0 ? req.knownGood : undefined;
     const hint = ok && req.hint && req.hint.ttlMs > 0 ? req.hint : undefined;
     const success = ok && req.success && req.success.ttlMs > 0 ? req.success : undefined;
-    const groups = planGroups(specs, { knownGoodKey: kg?.key, hintKey: hint?.key, successesKey: success?.key }, this.grouping).filter((g) => settles(g, req.failed));
+    // The history row goes with the settle of the group holding its key (on one server, the one).
+    const row = req.record;
+    const extras = { knownGoodKey: kg?.key, hintKey: hint?.key, successesKey: success?.key, recordKey: row?.key };
+    const groups = planGroups(specs, extras, this.grouping).filter((g) => settles(g, req.failed));
     const settled = await Promise.allSettled(
       groups.map((g) => {
         const call = {
@@ -226,6 +229,7 @@ export class RedisStore implements LimitStore {
           knownGoodTtlMs: g.knownGoodKey !== undefined ? kg?.ttlMs : undefined,
           hint: g.hintKey !== undefined ? hint?.value : undefined, hintTtlMs: g.hintKey !== undefined ? hint?.ttlMs : undefined,
           successMember: g.successesKey !== undefined ? success?.member : undefined, successesTtlMs: g.successesKey !== undefined ? success?.ttlMs : undefined,
+          ...rowCall(g.recordKey !== undefined ? row : undefined),
         };
         return this.client.mgSettle(...this.args(g, encodeArgs(SETTLE_WIRE, g.specs, call, (j) => ({ member: req.members?.[g.indexes[j]!] }))));
       }),
@@ -237,8 +241,10 @@ export class RedisStore implements LimitStore {
       if (!fulfilled(s)) return;
       const g = groups[gi]!;
       g.indexes.forEach((i, j) => (counts[i] = s.value[j]!));
-      // Then the blocks it started or lifted, as (spec, ms).
-      const changed = s.value.slice(g.indexes.length);
+      // Then whether it wrote the row (a failed one is the caller's to write again), then the
+      // blocks it started or lifted, as (spec, ms).
+      if (g.recordKey !== undefined && s.value[g.indexes.length] === 1) row!.written = true;
+      const changed = s.value.slice(g.indexes.length + 1);
       for (let e = 0; e < changed.length; e += 2) this.announce(g.specs[changed[e]! - 1]!.key, changed[e + 1]!, s.value[changed[e]! - 1]!);
     });
     const failed = settled.find((s) => !fulfilled(s));

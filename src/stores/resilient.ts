@@ -88,7 +88,10 @@ export class ResilientStore implements LimitStore {
   async settle(specs: readonly CounterSpec[], req: SettleRequest, route: StoreRoute = 'primary'): Promise<number[]> {
     if (route === 'none') return specs.map(() => 0);
     if (route === 'local') return this.local.settle(specs, req);
-    // A reservation taken in Redis that cannot be settled expires with its TTL.
+    // A reservation taken in Redis that cannot be settled expires with its TTL. A history row
+    // (req.record) the primary did not write is left unwritten here, for the caller's
+    // historyAdd, which falls back like any record; so is one a route other than the primary's
+    // gets (the local store writes none with a settle).
     return this.guarded(() => this.primary.settle(specs, req), async () => specs.map(() => 0));
   }
 

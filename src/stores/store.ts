@@ -92,6 +92,20 @@ export interface SettleRequest {
   success?: { key: string; member: string; ttlMs: number };
   /** The caller does not read the counts (a success): a store across IPC need not answer. */
   countsUnread?: boolean;
+  /** The login's history row (limits/history.ts), for a store that can write it with this
+   *  settle, after everything else the settle writes (see RecordRow). */
+  record?: RecordRow;
+}
+
+/** A record row a settle may carry: what historyAdd(key, field, bounds) would write. A store
+ *  that writes it with the settle (Redis: in the script of the slot holding its key) sets
+ *  `written`; any other leaves it unset, and so does one whose write failed, and the caller then
+ *  writes it with historyAdd after the settle. A row never fails the settle. */
+export interface RecordRow {
+  key: string;
+  field: string;
+  bounds: RecordBounds;
+  written?: boolean;
 }
 
 export interface CounterState {

@@ -43,10 +43,11 @@ export interface ScriptWire<C extends Fields = Fields, E extends Fields = Fields
   each: E;
 }
 
-/** The three keys every hit and settle sends after the specs' keys (in Lua: KNOWN_GOOD_KEY…),
- *  the attempt's known-good pair, its account's password hint, its address's successes; one
- *  not given travels as a placeholder in the same slot, and its call flag (or '') says so. */
-export const EXTRA_KEYS = { knownGoodKey: 1, hintKey: 2, successesKey: 3 } as const;
+/** The four keys every hit and settle sends after the specs' keys (in Lua: KNOWN_GOOD_KEY…),
+ *  the attempt's known-good pair, its account's password hint, its address's successes, and
+ *  (settle) the record its history row goes to; one not given travels as a placeholder in the
+ *  same slot, and its call flag (or '') says so. */
+export const EXTRA_KEYS = { knownGoodKey: 1, hintKey: 2, successesKey: 3, recordKey: 4 } as const;
 
 /** hit: count (false: check only, at connect); knownGood and successes say whether those keys
  *  are real; hint is the attempt's password hint ('' none). knownGoodElsewhere and
@@ -59,12 +60,14 @@ export const HIT_WIRE = {
 } as const satisfies ScriptWire;
 
 /** settle: the SettleRequest. On success only: knownGoodTtlMs > 0 remembers the pair, hint (with
- *  hintTtlMs) becomes the account's hint, successMember joins the address's successes. Per spec:
- *  the member a distinct spec counts. */
+ *  hintTtlMs) becomes the account's hint, successMember joins the address's successes. Success
+ *  or failure: recordField ('' none) is a row counted in the record at RECORD_KEY, last, with
+ *  historyAdd's bounds (record.lua's rules). Per spec: the member a distinct spec counts. */
 export const SETTLE_WIRE = {
   call: {
     failed: 'flag', reserved: 'flag', fingerprint: 'word', knownGoodTtlMs: 'number',
     hint: 'word', hintTtlMs: 'number', successMember: 'word', successesTtlMs: 'number',
+    recordField: 'word', recordAtMs: 'number', recordTtlMs: 'number', recordCap: 'number', recordExisting: 'flag',
   },
   each: { member: 'word' },
 } as const satisfies ScriptWire;

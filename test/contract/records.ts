@@ -2,7 +2,7 @@
 // with keys as limits/keys.ts builds them (one user's slot in a Redis Cluster).
 import { describe, expect, it } from 'vitest';
 import { KeyBuilder } from '../../src/limits/keys.js';
-import type { LimitStore } from '../../src/stores/store.js';
+import type { CounterSpec, LimitStore, RecordRow } from '../../src/stores/store.js';
 import type { StoreHarness } from './harness.js';
 
 const keys = new KeyBuilder('contract-records-secret-01');
@@ -51,6 +51,32 @@ export function recordContract(make: () => Promise<StoreHarness>): void {
       await store.historyAdd(key, 'ok', { atMs: T0, ttlMs: 60_000, cap: 5 });
       await store.historyAdd(key, 'fail', { atMs: T0 + 1, ttlMs: 60_000, cap: 5, existing: true });
       expect((await store.historyGet(key)).map((r) => [r.field, r.count])).toEqual([['fail', 1], ['ok', 1]]);
+    });
+
+    it("a settle's row (a login's history): written with it, or by historyAdd after it when the store left it, the same record", async () => {
+      const { store: s } = await make();
+      const store = ops(s);
+      const user = `user-${Math.random().toString(36).slice(2)}`;
+      const key = keys.historyKey(user);
+      // The user's rule: on a Redis Cluster in the same slot as the record.
+      const specs: CounterSpec[] = [{ key: keys.ruleKey({ name: 'u', key: 'user' }, '192.0.2.1', user), kind: 'failures', limit: 10, windowMs: 60_000, blockMs: null }];
+      const login = async (failed: boolean, field: string, atMs: number) => {
+        await s.hit(specs);
+        const row: RecordRow = { key, field, bounds: { atMs, ttlMs: 60_000, cap: 5, existing: failed } };
+        const counts = await s.settle(specs, { failed, reserved: true, record: row });
+        if (!row.written) await store.historyAdd(row.key, row.field, row.bounds);
+        return counts;
+      };
+      // A failure of an account without a history leaves none (existing), and still counts.
+      expect(await login(true, 'fail', T0)).toEqual([1]);
+      expect(await store.historyGet(key)).toEqual([]);
+      await login(false, 'ok', T0 + 1);
+      expect(await login(true, 'fail', T0 + 2)).toEqual([2]);
+      expect(await login(true, 'fail', T0 + 3)).toEqual([3]);
+      expect(await store.historyGet(key)).toEqual([
+        { field: 'fail', count: 2, firstMs: T0 + 2, lastMs: T0 + 3 },
+        { field: 'ok', count: 1, firstMs: T0 + 1, lastMs: T0 + 1 },
+      ]);
     });
 
     it('takes a row once', async () => {

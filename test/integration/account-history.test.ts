@@ -2,7 +2,8 @@
 // kept per (network, protocol, result) with counts; her password is changed in Dovecot's
 // passwd file, and the old one tried again raises the retired-password webhook (a local HTTP
 // receiver) and one "* OK [ALERT]" before the tagged OK of her next IMAP login. History in a
-// real Redis too, with its TTL and without the user name in any key.
+// real Redis too, with its TTL and without the user name in any key, and on one server written
+// by the login's settle script (two scripts a login).
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { adminMain } from '../../src/admin/client.js';
@@ -142,6 +143,44 @@ describe('login history in Redis', () => {
       expect((await redis.keys(`${prefix}*`)).join(' ')).not.toContain('alice');
     } finally {
       redis.disconnect();
+    }
+  });
+});
+
+describe('login history on one Redis server', () => {
+  it('a login is two scripts, one hit and one settle, the settle writing the history row before the answer', async () => {
+    const prefix = 'scripts:';
+    const rules = [
+      { name: 'ip-logins', key: 'ip', count: 'attempts', limit: 100, window: '1h' },
+      { name: 'ip-failures', key: 'ip', count: 'failures', limit: 100, window: '1h' },
+      { name: 'user-failures', key: 'user', count: 'failures', limit: 100, window: '1h' },
+    ];
+    const p = await rig.proxy({
+      ...config({ store: { type: 'redis', redis: { url: store.redis.url, keyPrefix: prefix, timeout: '500ms' } } }),
+      limits: { keySecret: 'history-key-secret-0123456789', knownGood: { ttl: '1d' }, rules },
+    });
+    // The first login loads the scripts (EVAL after a NOSCRIPT).
+    expect(await login(p, '127.0.77.1', 'alice', 'alice-pass')).toMatch(/^a OK/m);
+    await waitRow(p, 'ok', 1);
+    const admin = new Redis(store.redis.url);
+    const monitor = await admin.monitor();
+    const seen: string[] = [];
+    monitor.on('monitor', (_t: string, args: string[], source: string) => source !== 'lua' && seen.push(`${args[0]!.toLowerCase()} ${args[1] ?? ''}`));
+    try {
+      for (let i = 0; i < 3; i++) {
+        expect(await login(p, '127.0.77.1', 'alice', 'alice-pass')).toMatch(/^a OK/m);
+        // Written with the settle, before the answer: there as soon as the client has it.
+        expect(row((await history(p, 'alice')).entries, 'ok')?.count).toBe(2 + i);
+      }
+      for (let i = 0; i < 3; i++) expect(await login(p, '127.0.78.1', 'alice', 'wrong')).toMatch(/^a NO/m);
+      await waitRow(p, 'fail', 3);
+      // MONITOR is asynchronous but in order: once our marker shows, every script before it has.
+      await admin.echo('done');
+      await until(() => seen.includes('echo done'), 'MONITOR to show the marker', 10_000);
+      expect(seen.filter((c) => c.startsWith('eval'))).toHaveLength(12);
+    } finally {
+      monitor.disconnect();
+      admin.disconnect();
     }
   });
 });

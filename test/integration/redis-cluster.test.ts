@@ -2,7 +2,8 @@
 // (cluster-require-full-coverage no): the store contract; keys spread over every primary;
 // no overshoot when one attempt's subjects live on different primaries; a refusal gives back
 // what the other subject counted; under-shoot while refused partners hold reservations, made
-// up by later attempts; the block cache and its channel across two instances; and
+// up by later attempts; the login's history row in its user's slot's settle; the block cache
+// and its channel across two instances; and
 // SIGKILL of one primary, where only its subjects fall back to onError until its replica takes
 // over.
 import { afterAll, describe, expect, it } from 'vitest';
@@ -13,7 +14,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { MemoryStore } from '../../src/stores/memory.js';
 import type { RedisStore } from '../../src/stores/redis.js';
 import { ResilientStore } from '../../src/stores/resilient.js';
-import type { CounterSpec, LimitStore } from '../../src/stores/store.js';
+import type { CounterSpec, LimitStore, RecordRow } from '../../src/stores/store.js';
 import { storeContract } from '../contract/store-contract.js';
 import { clusterStores, onPrimary, primaryOf, scriptCalls } from '../helpers/cluster-store.js';
 import { captureLogger } from '../helpers/log-capture.js';
@@ -144,6 +145,27 @@ describe('one attempt over two primaries', () => {
     for (const ip of addresses) counted += (await a.peek(specsOf(ip)[0]!.key)).count;
     expect(counted).toBe(8);
     for (const ip of addresses) expect((await a.peek(specsOf(ip)[1]!.key)).inflight).toBe(results[addresses.indexOf(ip)]!.ok ? 1 : 0);
+  });
+});
+
+describe("the login's history row on a Cluster", () => {
+  it("goes with the settle of the user's slot: one settle script per slot, none for the row; alone in a group of its own when no rule is the user's", async () => {
+    const store = await stores.open('row:');
+    const [user] = await onPrimary(rc.cluster, users('row'), (u) => rule('u', 'user', '', u), (await rc.cluster.topology()).find((t) => t.primary)!.port, 1);
+    const [ip] = await onPrimary(rc.cluster, ips('10.40'), (i) => rule('i', 'ip', i, ''), await primaryOf(rc.cluster, rule('u', 'user', '', user!)), 1, true);
+    const ipFailures = spec(rule('ip-failures', 'ip', ip!, user!), { kind: 'failures', limit: 100 });
+    const userFailures = spec(rule('user-failures', 'user', ip!, user!), { kind: 'failures', limit: 100 });
+    const settled = async (specs: CounterSpec[], field: string) => {
+      await store.hit(specs);
+      const row: RecordRow = { key: keys.historyKey(user!), field, bounds: { atMs: Date.now(), ttlMs: 60_000, cap: 5 } };
+      const before = await scriptCalls(rc.cluster);
+      expect(await store.settle(specs, { failed: true, reserved: true, record: row })).toEqual(specs.map(() => expect.any(Number)));
+      expect(row.written).toBe(true);
+      return (await scriptCalls(rc.cluster)) - before;
+    };
+    expect(await settled([ipFailures, userFailures], 'both')).toBe(2);
+    expect(await settled([ipFailures], 'ip only')).toBe(2);
+    expect((await store.historyGet(keys.historyKey(user!))).map((r) => r.field).sort()).toEqual(['both', 'ip only']);
   });
 });
 

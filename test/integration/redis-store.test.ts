@@ -1,12 +1,12 @@
 // The store contract against a real redis-server, plus what only Redis has to prove: two
 // stores (two instances) racing on one limit, every key with a TTL and no user name, and one
-// script per hit and per settle on one server.
+// script per hit and per settle (the history row in it) on one server.
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock, type Clock } from '../../src/clock.js';
-import { KeyBuilder } from '../../src/limits/keys.js';
+import { KeyBuilder, slotTag } from '../../src/limits/keys.js';
 import { RedisStore } from '../../src/stores/redis.js';
-import type { CounterSpec } from '../../src/stores/store.js';
+import type { CounterSpec, RecordRow } from '../../src/stores/store.js';
 import { storeContract } from '../contract/store-contract.js';
 import { advanceRedis, scanKeys, startRedis, type RedisServer } from '../helpers/redis.js';
 import { until } from '../helpers/until.js';
@@ -87,7 +87,7 @@ describe('Redis store across instances', () => {
     expect(found.some((k) => k.key.endsWith(':b'))).toBe(true);
   });
 
-  it('one server: an attempt is one hit script and one settle script whatever its subjects', async () => {
+  it('one server: an attempt is one hit script and one settle script whatever its subjects, the settle carrying the history row', async () => {
     const s = store('rt:');
     // The block channel's subscriber is up first (it says SUBSCRIBE once, then PING now and then).
     await until(() => s.blockCacheLive, 'the block channel');
@@ -108,18 +108,36 @@ describe('Redis store across instances', () => {
     const specs = [...ipSpecs, userSpec];
     const opts = { knownGoodKey: keys.knownGoodKey('192.0.2.0', 'carol'), successesKey: keys.successesKey('192.0.2.7') };
     await s.hit(specs, opts); // the first calls may load the scripts
-    await s.settle(specs, { failed: true, reserved: true });
+    await s.settle(specs, { failed: true, reserved: true, record: { key: keys.historyKey('carol'), field: 'first', bounds: { atMs: Date.now(), ttlMs: 60_000, cap: 5 } } });
     await drained('first');
     expect(await s.hit(specs, opts)).toMatchObject({ ok: true });
     expect(await drained('hit')).toEqual(['evalsha']);
+    const row: RecordRow = { key: keys.historyKey('carol'), field: '192.0.2.0/24|imap|ok', bounds: { atMs: Date.now(), ttlMs: 60_000, cap: 5 } };
     const success = { key: opts.successesKey, member: keys.userHash('carol'), ttlMs: 60_000 };
-    await s.settle(specs, { failed: false, reserved: true, knownGood: { key: opts.knownGoodKey, ttlMs: 60_000 }, success, countsUnread: true });
+    await s.settle(specs, { failed: false, reserved: true, knownGood: { key: opts.knownGoodKey, ttlMs: 60_000 }, success, record: row, countsUnread: true });
     expect(await drained('settle')).toEqual(['evalsha']);
+    expect(row.written).toBe(true);
+    expect((await s.historyGet(keys.historyKey('carol'))).map((r) => [r.field, r.count])).toEqual([['192.0.2.0/24|imap|ok', 1], ['first', 1]]);
+    await drained('read');
     // A refusal by the user's rule counts nothing on the address's: no abort to send.
     const tight = { ...userSpec, limit: 1 };
     expect(await s.hit([...ipSpecs, tight])).toMatchObject({ ok: false, index: 2 });
     expect(await drained('refused')).toEqual(['evalsha']);
     expect((await s.peek(ipSpecs[0]!.key)).count).toBe(2);
     monitor.disconnect();
+  });
+
+  it("a row the settle cannot write (a foreign value at the record's key) fails neither the settle nor its counts: left for historyAdd", async () => {
+    const s = store('row:');
+    const keys = new KeyBuilder('a-secret-of-enough-length');
+    const userSpec = { ...spec('failures', 10), key: keys.ruleKey({ name: 'u', key: 'user' }, '192.0.2.8', 'dave') };
+    await admin.set(`row:${slotTag(keys.historyKey('dave'))}${keys.historyKey('dave')}`, 'not a hash');
+    await s.hit([userSpec]);
+    const row: RecordRow = { key: keys.historyKey('dave'), field: 'f', bounds: { atMs: Date.now(), ttlMs: 60_000, cap: 5 } };
+    expect(await s.settle([userSpec], { failed: true, reserved: true, record: row })).toEqual([1]);
+    expect(row.written).toBeUndefined();
+    expect(await s.peek(userSpec.key)).toMatchObject({ count: 1, inflight: 0 });
+    // The caller's historyAdd then reports the error (history.ts logs it).
+    await expect(s.historyAdd(row.key, row.field, row.bounds)).rejects.toThrow(/WRONGTYPE/);
   });
 });

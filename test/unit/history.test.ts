@@ -10,13 +10,14 @@ import { imapAlert } from '../../src/protocols/imap/replies.js';
 import { MemoryStore } from '../../src/stores/memory.js';
 
 const keys = new KeyBuilder('history-test-secret-0001');
+const log = createLogger('silent');
 
 function setup(notify: Record<string, unknown> = {}) {
   const clock = new ManualClock();
   const store = new MemoryStore(clock);
   const events: AlertEvent[] = [];
   const cfg = configSchema.parse({ listeners: [], policyServer: { listen: '127.0.0.1:0' }, notify });
-  const history = new AccountHistory(store, keys, clock, cfg, createLogger('silent'), (e) => events.push(e));
+  const history = new AccountHistory(store, keys, clock, cfg, log, (e) => events.push(e));
   /** record() is fire and forget: let its store calls run. */
   const settle = () => new Promise((r) => setImmediate(r));
   return { clock, store, events, history, cfg, settle };
@@ -128,6 +129,32 @@ describe('AccountHistory', () => {
     expect(await history.takeAlert('alice')).toBe('Someone tried your old password');
     expect(await history.takeAlert('alice')).toBeUndefined();
     expect(await history.takeAlert('bob')).toBeUndefined();
+  });
+
+  it("row(): the login's history row for its settle when it is all there is to write; a row the settle wrote is not written again", async () => {
+    const { history, clock, settle } = setup();
+    clock.advance(5_000);
+    const row = history.row({ ...ok, result: 'fail' })!;
+    expect(row).toEqual({ key: keys.historyKey('alice'), field: historyField('192.0.2.0/24', 'imap', 'fail'), bounds: { atMs: clock.now(), ttlMs: expect.any(Number), cap: expect.any(Number), existing: true } });
+    expect(history.row(ok)!.bounds.existing).toBe(false);
+    // The store wrote it (Policy.record's settle): record() leaves it.
+    history.record(ok, { ...history.row(ok)!, written: true });
+    await settle();
+    expect(await history.entries('alice')).toEqual([]);
+    // It did not (a store that cannot): record() writes it.
+    history.record(ok, history.row(ok));
+    await settle();
+    expect(await history.entries('alice')).toMatchObject([{ result: 'ok', count: 1 }]);
+  });
+
+  it('row(): none when the login needs reads (new-network, retired-password) or history is off', () => {
+    expect(setup({ newNetwork: true }).history.row(ok)).toBeUndefined();
+    expect(setup({ newNetwork: true }).history.row({ ...ok, result: 'fail' })).toBeDefined();
+    const retired = setup({ retiredPassword: true }).history;
+    expect(retired.row({ ...ok, print: retired.print('alice', Buffer.from('A')) })).toBeUndefined();
+    const clock = new ManualClock();
+    const off = configSchema.parse({ listeners: [], policyServer: { listen: '127.0.0.1:0' }, history: { enabled: false } });
+    expect(new AccountHistory(new MemoryStore(clock), keys, clock, off, log, () => undefined).row(ok)).toBeUndefined();
   });
 
   it('keeps no print and raises nothing while notify is off', async () => {

@@ -61,10 +61,19 @@ describe('planGroups', () => {
     expect(groups[1]).toMatchObject({ specs: [], indexes: [], knownGoodKey: opts.knownGoodKey, hintKey: opts.hint!.key });
   });
 
+  it("the history row's record goes to the user's group, which then settles", () => {
+    const groups = planGroups([specs[0]!, specs[3]!], { recordKey: keys.historyKey('alice') });
+    expect(groups.map((g) => [g.tag[1], g.indexes, g.recordKey])).toEqual([
+      ['i', [0], undefined],
+      ['u', [1], keys.historyKey('alice')],
+    ]);
+    expect(settles(groups[1]!, false)).toBe(true);
+  });
+
   it('one server (ONE_SERVER): every spec and extra key in one group, which reads every exemption itself', () => {
-    const groups = planGroups(specs, extras, ONE_SERVER);
+    const groups = planGroups(specs, { ...extras, recordKey: keys.historyKey('alice') }, ONE_SERVER);
     expect(groups).toHaveLength(1);
-    expect(groups[0]).toMatchObject({ indexes: [0, 1, 2, 3, 4], ...extras });
+    expect(groups[0]).toMatchObject({ indexes: [0, 1, 2, 3, 4], ...extras, recordKey: keys.historyKey('alice') });
     expect(hitCall(groups[0]!, opts)).toEqual({ count: true, knownGood: true, hint: 'abc', successes: true, knownGoodElsewhere: false, hintElsewhere: false });
     // A refusal there counted nothing anywhere: nothing to abort.
     expect(decide(specs, groups, [decodeHit(groups[0]!, reply({ refused: [4, 1000, 5, 0] }))], opts)).toEqual({ result: { ok: false, index: 3, retryAfterMs: 1000, count: 5, blocked: false }, abort: [] });

@@ -6,7 +6,8 @@
 -- block's start (the Lua copy of store.ts' grownBlockMs).
 
 -- How many specs the call has (each brings SPEC_KEYC keys; hit and settle send EXTRA_KEYC
--- more after theirs: KNOWN_GOOD_KEY, HINT_KEY, SUCCESSES_KEY, placeholders when not given).
+-- more after theirs: KNOWN_GOOD_KEY, HINT_KEY, SUCCESSES_KEY, RECORD_KEY, placeholders when
+-- not given).
 local N = math.max(0, math.floor((#KEYS - EXTRA_KEYC) / SPEC_KEYC))
 local function extra(place) return KEYS[N * SPEC_KEYC + place] end
 

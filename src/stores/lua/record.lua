@@ -1,31 +1,3 @@
--- A capped record (an account's login history, its password prints; stores/records.ts is the
--- memory copy): KEYS[1] a hash, field -> "count:first:last" (ms). ARGV: field, at (ms), ttl
--- (ms), cap, existing (1: only in a record that exists). Counts one event of the field, drops
--- rows whose last event is over ttl ago, keeps at most cap rows (those seen least lately go
--- first), and keeps the record ttl from now.
-local key, field, at = KEYS[1], ARGV[1], ARGV[2]
-if ARGV[5] == '1' and redis.call('EXISTS', key) == 0 then
-  return 0
-end
-local now, ttl, cap = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local all = redis.call('HGETALL', key)
-local others = {}
-local value = '1:' .. at .. ':' .. at
-for i = 1, #all, 2 do
-  local f, v = all[i], all[i + 1]
-  local c, first, last = string.match(v, '^(%d+):(%d+):(%d+)$')
-  if c == nil or tonumber(last) <= now - ttl then
-    redis.call('HDEL', key, f)
-  elseif f == field then
-    value = (tonumber(c) + 1) .. ':' .. first .. ':' .. (tonumber(last) > now and last or at)
-  else
-    others[#others + 1] = { f, tonumber(last) }
-  end
-end
-redis.call('HSET', key, field, value)
-table.sort(others, function(a, b) return a[2] < b[2] end)
-for i = 1, #others + 1 - cap do
-  redis.call('HDEL', key, others[i][1])
-end
-redis.call('PEXPIRE', key, ttl)
-return 1
+-- A capped record's row on its own (historyAdd), after row.lua: KEYS[1] the record (a hash).
+-- ARGV: field, at (ms), ttl (ms), cap, existing (1: only in a record that exists).
+return record_row(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5] == '1')

@@ -1,9 +1,12 @@
 -- Settle one attempt (see LimitStore.settle), on the layout of src/stores/wire.ts
 -- (SETTLE_WIRE): the specs, then FAILED, RESERVED (hit reserved a failure per failures
 -- spec), FINGERPRINT ('' none), KNOWN_GOOD_TTL_MS, HINT and HINT_TTL_MS,
--- SUCCESS_MEMBER and SUCCESSES_TTL_MS (on success: '' / 0 none), then each spec's MEMBER
--- ('' none). On success a spec with RESET_ON_SUCCESS loses its count and block.
--- Returns each spec's count afterwards, then the blocks it changed as (i, block ms): spec i's
+-- SUCCESS_MEMBER and SUCCESSES_TTL_MS (on success: '' / 0 none), RECORD_FIELD ('' none) and
+-- the record's bounds, then each spec's MEMBER ('' none). On success a spec with
+-- RESET_ON_SUCCESS loses its count and block. The record's row (the login's history, row.lua)
+-- is written last, so once it shows everything this settle wrote is there.
+-- Returns each spec's count afterwards, then 1 if the row was written (or had nothing to write)
+-- and 0 if there was none or it failed, then the blocks it changed as (i, block ms): spec i's
 -- block started, or lifted for 0 ms (the store tells the other instances). Every key
 -- written gets a TTL here.
 local failed, fingerprint = flag(CALL, FAILED), word(CALL, FINGERPRINT)
@@ -64,5 +67,13 @@ if not failed then
     redis.call('PEXPIRE', extra(SUCCESSES_KEY), num(CALL, SUCCESSES_TTL_MS))
   end
 end
+-- A row that fails (a foreign value at its key) is not the settle's failure: the counts above
+-- stand, and the caller writes the row on its own (historyAdd), which reports the error.
+local row = 0
+local field = word(CALL, RECORD_FIELD)
+if field ~= '' and pcall(record_row, extra(RECORD_KEY), field, word(CALL, RECORD_AT_MS), num(CALL, RECORD_TTL_MS), num(CALL, RECORD_CAP), flag(CALL, RECORD_EXISTING)) then
+  row = 1
+end
+counts[#counts + 1] = row
 for _, i in ipairs(changed) do counts[#counts + 1] = i end
 return counts
