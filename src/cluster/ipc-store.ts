@@ -21,10 +21,15 @@ export class IpcStore implements LimitStore {
 
   /** The route is the resilient wrapper's business: what reaches this store settles here.
    *  Counts nobody reads (a success's) settle by a note: no reply, no wake-up for it, and the
-   *  next call from this worker reaches the primary after it. */
+   *  next call from this worker reaches the primary after it. The history row travels with the
+   *  settle and the primary writes it after (store-host.ts): taken as written here, as a
+   *  historyAdd note would be (one message a login instead of two). */
   settle(specs: readonly CounterSpec[], req: SettleRequest): Promise<number[]> {
-    if (!req.countsUnread) return this.channel.call('store.settle', [[...specs], req], this.timeoutMs);
-    this.channel.notify('store.settled', [[...specs], req]);
+    const row = req.record;
+    const sent: SettleRequest = row ? { ...req, record: { key: row.key, field: row.field, bounds: row.bounds } } : req;
+    if (row) row.written = true;
+    if (!req.countsUnread) return this.channel.call('store.settle', [[...specs], sent], this.timeoutMs);
+    this.channel.notify('store.settled', [[...specs], sent]);
     return Promise.resolve(specs.map(() => 0));
   }
 

@@ -78,9 +78,10 @@ export type WorkerNotes = {
   /** The connection logged in: never evicted for the total from now on. */
   'conn.spliced': { cid: number };
   hint: HintNote;
-  /** store.settle whose counts are not read (SettleRequest.countsUnread): no reply. */
+  /** store.settle whose counts are not read (SettleRequest.countsUnread): no reply. A settle's
+   *  history row (SettleRequest.record, here and in store.settle) is written after it. */
   'store.settled': [specs: CounterSpec[], req: SettleRequest];
-  /** historyAdd (login history): no reply. */
+  /** historyAdd (login history that no settle carried): no reply. */
   'store.record': { key: string; field: string; bounds: RecordBounds };
   /** An account event (new-network, retired-password, sending-limit) for the primary's alert
    *  webhooks. */

@@ -98,9 +98,10 @@ export interface SettleRequest {
 }
 
 /** A record row a settle may carry: what historyAdd(key, field, bounds) would write. A store
- *  that writes it with the settle (Redis: in the script of the slot holding its key) sets
- *  `written`; any other leaves it unset, and so does one whose write failed, and the caller then
- *  writes it with historyAdd after the settle. A row never fails the settle. */
+ *  that writes it with the settle (Redis: in the script of the slot holding its key; across IPC:
+ *  the primary, after the settle) sets `written`; any other leaves it unset, and so does one
+ *  whose write failed, and the caller then writes it with historyAdd after the settle. A row
+ *  never fails the settle. */
 export interface RecordRow {
   key: string;
   field: string;

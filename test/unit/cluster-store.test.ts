@@ -1,6 +1,6 @@
 // The primary's memory store served to workers over IPC (src/cluster/ipc-store.ts, store-host.ts):
 // the whole store contract holds through the channel (JSON both ways), two workers share one
-// limit, and a primary that stops answering gives each call its deadline and then the
+// limit, a success's settle and history row are one message, and a primary that stops answering gives each call its deadline and then the
 // resilient wrapper's logged local fallback: never a hang.
 import { describe, expect, it } from 'vitest';
 import { Channel } from '../../src/cluster/channel.js';
@@ -9,6 +9,7 @@ import { serveStore, type WorkerLink } from '../../src/cluster/store-host.js';
 import { ManualClock } from '../../src/clock.js';
 import { MemoryStore } from '../../src/stores/memory.js';
 import { ResilientStore } from '../../src/stores/resilient.js';
+import type { RecordRow } from '../../src/stores/store.js';
 import { storeContract } from '../contract/store-contract.js';
 import { captureLogger } from '../helpers/log-capture.js';
 import { portPair } from '../helpers/ipc-pair.js';
@@ -47,6 +48,20 @@ describe('the memory store over IPC', () => {
     expect(await ipc.settle([failures], { failed: false, reserved: true, countsUnread: true })).toEqual([0]);
     expect(await ipc.peek(failures.key)).toMatchObject({ count: 0, inflight: 0 }); // after the note
     expect(p.sent.b).toBe(replies + 1); // the peek's reply only
+  });
+
+  it("a success's history row travels with its settle note: one message, written by the primary after the settle", async () => {
+    const clock = new ManualClock();
+    const { p, ipc } = linked(new MemoryStore(clock));
+    await ipc.hit([failures]);
+    const sent = p.sent.a;
+    const at = clock.now();
+    const row: RecordRow = { key: 'lh:bob', field: '192.0.2.0/24|imap|ok', bounds: { atMs: at, ttlMs: 60_000, cap: 5 } };
+    expect(await ipc.settle([failures], { failed: false, reserved: true, countsUnread: true, record: row })).toEqual([0]);
+    expect(row.written).toBe(true);
+    expect(await ipc.historyGet('lh:bob')).toEqual([{ field: row.field, count: 1, firstMs: at, lastMs: at }]);
+    expect(p.sent.a).toBe(sent + 2); // the settle note, then the read's call
+    expect(await ipc.peek(failures.key)).toMatchObject({ inflight: 0 });
   });
 
   it('a primary that stops answering: the call fails at its deadline, the wrapper falls back to local counters, logged once', async () => {
