@@ -56,7 +56,7 @@ export function sniSelector(entries: { names: readonly string[]; context: tls.Se
  *  it sooner (one key set). */
 export const TICKET_LIFETIME_SEC = 7_200;
 
-type Protocol = Pick<tls.SecureContextOptions, 'minVersion' | 'ciphers' | 'secureOptions' | 'sessionTimeout'>;
+type Protocol = Pick<tls.SecureContextOptions, 'minVersion' | 'ciphers' | 'ecdhCurve' | 'secureOptions' | 'sessionTimeout'>;
 
 /** One certificate and key, read now, with the protocol settings every context shares: a bad
  *  file or cipher list fails at start-up (or reload), not at the first client. `where` names
@@ -92,7 +92,7 @@ export async function loadServerTls(cfg: Config['tls'], log: Logger, tickets?: T
       'using a self-signed development certificate (tls.devCertificate: true); clients will not trust it: configure a real certificate for production',
     );
   }
-  const protocol = { minVersion: cfg.minVersion, ...(cfg.ciphers ? { ciphers: cfg.ciphers } : {}), ...resumption(cfg) };
+  const protocol = { minVersion: cfg.minVersion, ...(cfg.ciphers ? { ciphers: cfg.ciphers } : {}), ...(cfg.groups ? { ecdhCurve: cfg.groups } : {}), ...resumption(cfg) };
   const fallback = context(cfg.cert, cfg.key, protocol, 'tls.cert/tls.key', tickets);
   if (cfg.sni.length === 0) return { context: fallback };
   const select = sniSelector(cfg.sni.map((e, i) => ({ names: e.names, context: context(e.cert, e.key, protocol, `tls.sni.${i}.cert/key`, tickets) })));

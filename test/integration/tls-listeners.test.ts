@@ -2,7 +2,7 @@
 // certificate by the name the client asks for (exact, then a one-label wildcard), on implicit
 // TLS and after STARTTLS, and the session goes on to a real Dovecot login; an unknown name or
 // none gets tls.cert (also the selector alone). tls.minVersion turns older clients away in the
-// handshake.
+// handshake; tls.groups chooses the key exchange (by default the post-quantum hybrid).
 import { X509Certificate } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -17,6 +17,24 @@ import { dovecotForFile } from '../helpers/rig.js';
 import { certFor } from '../helpers/tls.js';
 
 const rig = dovecotForFile();
+
+/** Implicit TLS as a client with Node's defaults (asking for `servername`, if given): the common
+ *  name of the certificate served, the key exchange group agreed, then a login's answer (the
+ *  proxy serves, not only shakes hands). */
+async function loginOverTls(port: number, servername?: string): Promise<{ cn: string; group: string | undefined; login: string }> {
+  const socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...(servername ? { servername } : {}) }, () => resolve(s));
+    s.once('error', reject);
+  });
+  const cn = String(socket.getPeerCertificate().subject.CN);
+  const info = socket.getEphemeralKeyInfo();
+  const c = RawClient.wrap(socket);
+  await c.waitFor(/^\* OK /m);
+  c.write('a LOGIN alice alice-pass\r\n');
+  const login = await c.waitFor(/^a (OK|NO|BAD)/m);
+  c.close();
+  return { cn, group: info && 'name' in info ? info.name : undefined, login };
+}
 
 describe('sniSelector', () => {
   const [a, b, c] = [{}, {}, {}] as tls.SecureContext[];
@@ -75,19 +93,7 @@ describe('tls.sni through the proxy', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   /** Implicit TLS with `servername`: the common name of the certificate served, then a login. */
-  async function implicit(servername: string | undefined): Promise<{ cn: string; login: string }> {
-    const socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
-      const s = tls.connect({ host: '127.0.0.1', port: proxy.port('imaps'), rejectUnauthorized: false, ...(servername ? { servername } : {}) }, () => resolve(s));
-      s.once('error', reject);
-    });
-    const cn = String(socket.getPeerCertificate().subject.CN);
-    const c = RawClient.wrap(socket);
-    await c.waitFor(/^\* OK /m);
-    c.write('a LOGIN alice alice-pass\r\n');
-    const login = await c.waitFor(/^a (OK|NO|BAD)/m);
-    c.close();
-    return { cn, login };
-  }
+  const implicit = (servername: string | undefined) => loginOverTls(proxy.port('imaps'), servername);
 
   it.each([
     ['mail.example.org', 'mail.example.org'],
@@ -146,7 +152,7 @@ describe('tls.sni through the proxy', () => {
   });
 });
 
-describe('tls.minVersion', () => {
+describe('tls.minVersion and tls.groups', () => {
   let dir: string;
   let certs = 0;
 
@@ -155,11 +161,11 @@ describe('tls.minVersion', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  async function proxyWith(minVersion?: string): Promise<TestProxy> {
+  async function proxyWith(minVersion?: string, groups?: string): Promise<TestProxy> {
     const cert = await certFor(dir, [`v${certs++}.example.com`]);
     return rig.proxy({
       listeners: [{ name: 'imaps', protocol: 'imap', listen: '127.0.0.1:0', tls: 'implicit', backend: 'imap' }],
-      tls: { cert: cert.certPath, key: cert.keyPath, ...(minVersion ? { minVersion } : {}) },
+      tls: { cert: cert.certPath, key: cert.keyPath, ...(minVersion ? { minVersion } : {}), ...(groups ? { groups } : {}) },
       backends: { imap: { host: '127.0.0.1', port: rig.dovecot.ports.imap } },
     });
   }
@@ -188,5 +194,14 @@ describe('tls.minVersion', () => {
     expect(await byDefault.metrics.registry.metrics()).toMatch(/^mailgate_tls_handshakes_total\{listener="imaps",version="TLSv1\.2",resumed="no"\} 1$/m);
     expect(await strict.metrics.registry.metrics()).toMatch(/^mailgate_tls_handshakes_total\{listener="imaps",version="TLSv1\.3",resumed="no"\} 1$/m);
     expect(await strict.metrics.registry.metrics()).not.toMatch(/version="TLSv1\.2"/);
+  });
+
+  it('the default key exchange is the post-quantum hybrid; tls.groups chooses another, and the login goes on', async () => {
+    const byDefault = await loginOverTls((await proxyWith()).port('imaps'));
+    expect(byDefault.group).toBe('X25519MLKEM768');
+    expect(byDefault.login).toMatch(/^a OK/m);
+    const classic = await loginOverTls((await proxyWith(undefined, 'P-256')).port('imaps'));
+    expect(classic.group).toBe('prime256v1');
+    expect(classic.login).toMatch(/^a OK/m);
   });
 });

@@ -288,4 +288,10 @@ describe('tls protocol settings', () => {
     expect(parseConfig(base({ tls: { cert: 'c', key: 'k', ciphers: 'ECDHE+AESGCM' } }, { tls: 'implicit' })).tls!.ciphers).toBe('ECDHE+AESGCM');
     expect(configError(base({ tls: { cert: 'c', key: 'k', ciphers: 'NO-SUCH-CIPHER' } }, { tls: 'implicit' })).message).toMatch(/^tls\.ciphers: expected an OpenSSL cipher list/m);
   });
+
+  it('groups must name key exchange groups OpenSSL has', () => {
+    expect(parseConfig(base({ tls: { cert: 'c', key: 'k', groups: 'X25519:P-256' } }, { tls: 'implicit' })).tls!.groups).toBe('X25519:P-256');
+    expect(parseConfig(base({ tls: { cert: 'c', key: 'k' } }, { tls: 'implicit' })).tls!.groups).toBeUndefined();
+    expect(configError(base({ tls: { cert: 'c', key: 'k', groups: 'X25519:NO-SUCH-GROUP' } }, { tls: 'implicit' })).message).toMatch(/^tls\.groups: expected a colon-separated list of key exchange groups/m);
+  });
 });
