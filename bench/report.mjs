@@ -288,14 +288,17 @@ export function roundTwoTargets(res) {
       `${pctTxt(rd)} of direct, ${pctTxt(rn)} of nginx; ${f(r.cpuMsPerMB, 2)} vs nginx ${f(n?.cpuMsPerMB, 2)} ms CPU/MiB`);
   }
   const M = res.memory ?? [];
+  const same = (r, proxy) => M.find((x) => x.proxy === proxy && x.kind === r.kind && x.requested === r.requested);
+  // The bare Node relay's figure, where the run measured it: Node's own share.
+  const floorKiB = (r) => (same(r, 'node-floor') ? `; the bare Node relay ${f(same(r, 'node-floor').perConnKiB, 1)} KiB` : '');
   for (const r of M.filter((x) => x.proxy === 'mailgate' && x.kind === 'preauth-plain')) {
     const m = marginalKiB(M, r);
-    add(`≤ 3 KiB per idle pre-auth plaintext connection (${r.held} connections)`, r.perConnKiB !== null && r.perConnKiB <= 3, `${f(r.perConnKiB, 1)} KiB${m !== null ? ` (marginal ${f(m, 1)} KiB)` : ''}`);
+    add(`≤ 3 KiB per idle pre-auth plaintext connection (${r.held} connections)`, r.perConnKiB !== null && r.perConnKiB <= 3, `${f(r.perConnKiB, 1)} KiB${m !== null ? ` (marginal ${f(m, 1)} KiB)` : ''}${floorKiB(r)}`);
   }
   for (const r of M.filter((x) => x.proxy === 'mailgate' && x.kind === 'spliced-tls')) {
-    const n = M.find((x) => x.proxy === 'nginx' && x.kind === r.kind && x.requested === r.requested);
+    const n = same(r, 'nginx');
     const rn = ratio(r.perConnKiB, n?.perConnKiB);
-    add(`idle spliced TLS ≤ 1.25× nginx (${r.held} connections)`, rn !== null && rn <= 1.25, `${f(r.perConnKiB, 1)} vs ${f(n?.perConnKiB, 1)} KiB (${f(rn, 2)}×)`);
+    add(`idle spliced TLS ≤ 1.25× nginx (${r.held} connections)`, rn !== null && rn <= 1.25, `${f(r.perConnKiB, 1)} vs ${f(n?.perConnKiB, 1)} KiB (${f(rn, 2)}×)${floorKiB(r)}`);
   }
   return out;
 }

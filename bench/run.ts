@@ -52,7 +52,7 @@ const POLICY_CLIENTS = Number(argv.find((a) => a.startsWith('--policy-clients=')
 const GROUPS_CLIENTS = 16;
 const settings = quick
   ? {
-      logins: { rounds: 1, warmupMs: 250, durationMs: 1000, concurrencies: [8, 64] },
+      logins: { rounds: 1, warmupMs: 250, warmPassMs: 500, durationMs: 1000, concurrencies: [8, 64] },
       transfer: { bytes: 50 * 1048576, reps: 3 },
       memory: { counts: [1000] },
       limiter: { decisions: 5000 },
@@ -65,7 +65,7 @@ const settings = quick
       profile: { seconds: 3 },
     }
   : {
-      logins: { rounds: 2, warmupMs: 500, durationMs: 3000, concurrencies: [8, 64] },
+      logins: { rounds: 2, warmupMs: 500, warmPassMs: 3000, durationMs: 3000, concurrencies: [8, 64] },
       transfer: { bytes: 50 * 1048576, reps: 9 },
       memory: { counts: [1000, 10000] },
       limiter: { decisions: 20000 },
@@ -250,6 +250,9 @@ try {
         { name: 'mailgate', singleProcess: true, start: () => startMailgate({ name: 'mailgate-idle', dir: join(dir, 'mailgate'), dovecot }) },
         ...(baseline ? [{ name: 'mailgate-before', singleProcess: true, start: () => startMailgate({ name: 'mailgate-before-idle', dir: join(dir, 'mailgate'), dovecot, dist: baseline }) }] : []),
         { name: 'nginx', singleProcess: false, start: () => startNginx(join(dir, 'nginx-idle'), dovecot) },
+        // Node's own share (bench/floor-proxy.mjs: greeting, STARTTLS, relay): what a Node process
+        // holds per connection before mailgate adds anything.
+        { name: 'node-floor', singleProcess: true, start: () => startFloor(dovecot) },
       ],
       { counts: settings.memory.counts, users, fdLimit: res.machine.fdLimit, log },
     );
