@@ -15,7 +15,9 @@ import tls from 'node:tls';
 const [listenPort, backendPort] = process.argv.slice(2, 4).map(Number);
 const [cert, key] = process.argv.slice(4);
 const refuse = cert === 'refuse';
-const context = cert && !refuse ? tls.createSecureContext({ cert: readFileSync(cert), key: readFileSync(key) }) : null;
+// FLOOR_GROUPS: key exchange groups (mailgate's tls.groups), for bench/floor-memory.ts.
+const groups = process.env.FLOOR_GROUPS ? { ecdhCurve: process.env.FLOOR_GROUPS } : {};
+const context = cert && !refuse ? tls.createSecureContext({ cert: readFileSync(cert), key: readFileSync(key), ...groups }) : null;
 const GREETING = `* OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ ${context ? 'STARTTLS ' : ''}AUTH=PLAIN] floor ready\r\n`;
 const BYE = Buffer.from('* BYE [UNAVAILABLE] Too many failed logins from your address, try again later\r\n');
 
