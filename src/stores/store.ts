@@ -93,7 +93,8 @@ export interface SettleRequest {
   /** The caller does not read the counts (a success): a store across IPC need not answer. */
   countsUnread?: boolean;
   /** The login's history row (limits/history.ts), for a store that can write it with this
-   *  settle, after everything else the settle writes (see RecordRow). */
+   *  settle, after everything else the settle writes (on a Redis Cluster: in the row's slot;
+   *  the other slots' settles run beside it, as they do with each other). See RecordRow. */
   record?: RecordRow;
 }
 
