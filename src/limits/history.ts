@@ -119,34 +119,35 @@ export class AccountHistory {
    *  here. */
   record(f: LoginFacts, row?: RecordRow): void {
     if (!this.store.historyAdd || !this.store.historyGet || row?.written) return;
-    void this.write(f).catch((err: Error) => this.log.error({ event: 'auth.record-failed', err: err.message }, 'could not record the login history'));
+    void this.write(f, row).catch((err: Error) => this.log.error({ event: 'auth.record-failed', err: err.message }, 'could not record the login history'));
   }
 
-  private async write(f: LoginFacts): Promise<void> {
+  /** `made`: the row row() made for this login, if it did (written as it is, not made twice). */
+  private async write(f: LoginFacts, made?: RecordRow): Promise<void> {
     const store = this.store as Required<LimitStore>;
     const now = this.clock.now();
     const { enabled, keep } = this.cfg.history;
     const n = this.cfg.notify;
     const network = networkOf(f.ip);
     const geo = geoOf(f);
-    const event = { subject: this.keys.userHash(f.user), network, protocol: f.protocol };
-    const key = this.keys.historyKey(f.user);
+    // Made for an event only (most logins send none).
+    const event = () => ({ subject: this.keys.userHash(f.user), network, protocol: f.protocol });
     if (enabled && f.result === 'ok' && n?.newNetwork) {
-      const oks = (await store.historyGet(key)).filter((r) => r.lastMs > now - keep).map((r) => parseHistoryField(r.field)).filter((p) => p.result === 'ok');
+      const oks = (await store.historyGet(this.keys.historyKey(f.user))).filter((r) => r.lastMs > now - keep).map((r) => parseHistoryField(r.field)).filter((p) => p.result === 'ok');
       const parts = newParts({ network, ...geo }, oks);
-      if (parts.length > 0) this.emit({ kind: 'new-network', ...event, ...geo, new: parts });
+      if (parts.length > 0) this.emit({ kind: 'new-network', ...event(), ...geo, new: parts });
     }
     const prints = f.print && n?.retiredPassword ? this.keys.printsKey(f.user) : undefined;
     // The history row last: once it shows, everything this login wrote is there.
     if (prints && f.result === 'ok') await store.historyAdd(prints, f.print!, { atMs: now, ttlMs: keep, cap: n!.passwords });
     if (enabled) {
-      const row = this.rowOf(f, now);
+      const row = made ?? this.rowOf(f, now);
       await store.historyAdd(row.key, row.field, row.bounds);
     }
     if (!prints || f.result === 'ok' || !isRetired(await store.historyGet(prints), f.print!)) return;
     // Written before the event goes out: whoever acts on the event finds the alert waiting.
     if (n!.imapAlert) await store.historyAdd(this.keys.pendingKey(f.user), PENDING, { atMs: now, ttlMs: keep, cap: 1 });
-    this.emit({ kind: 'retired-password', ...event });
+    this.emit({ kind: 'retired-password', ...event() });
   }
 
   /** The history row of a login at `now`. A failure is kept for an account with a history only
