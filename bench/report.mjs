@@ -397,7 +397,7 @@ export function render(res) {
   if (res.submission) parts.push('### Submission (messages through the submission listener to Dovecot relaying to a sink; median of the rounds)', submissionTable(res.submission));
   if (res.redisTrips) {
     const t = res.redisTrips;
-    parts.push('### Redis scripts per login (MONITOR; one hit and one settle per subject, two round trips)', table(['login', 'attempts', 'subjects', 'scripts', 'per login', 'commands'], Object.entries(t).map(([k, v]) => [k === 'successfulLogin' ? 'successful' : 'wrong password', v.attempts, v.subjects ?? 1, v.roundTrips, f(v.perAttempt, 2), Object.entries(v.byCommand).map(([c, n]) => `${c} ${n}`).join(', ')])));
+    parts.push('### Redis scripts per login (MONITOR, one Redis server: one hit and one settle script, the settle writing the history row; two round trips)', table(['login', 'attempts', 'subjects', 'scripts', 'per login', 'commands'], Object.entries(t).map(([k, v]) => [k === 'successfulLogin' ? 'successful' : 'wrong password', v.attempts, v.subjects ?? 1, v.roundTrips, f(v.perAttempt, 2), Object.entries(v.byCommand).map(([c, n]) => `${c} ${n}`).join(', ')])));
   }
   if (res.profile) parts.push('### Profiles (mailgate, memory store, node --cpu-prof; % of busy samples, self time)', profileText(res.profile));
   if (res.attacks) {
