@@ -13,7 +13,7 @@ export type RecordOps = Required<Pick<LimitStore, 'historyAdd' | 'historyGet' | 
 type WithRecord = { mgRecord(key: string, field: string, atMs: number, ttlMs: number, cap: number, existing: number): Promise<number> };
 
 /** A record's key as stored: its subject's hash tag, then the key. */
-export const storedRecord = (key: string) => `${slotTag(key)}${key}`;
+const storedRecord = (key: string) => `${slotTag(key)}${key}`;
 
 /** historyAdd's bounds as the scripts take them (row.lua), whichever script writes the row. */
 export function recordArgs(b: RecordBounds): { atMs: number; ttlMs: number; cap: number; existing: boolean } {
